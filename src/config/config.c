@@ -1,0 +1,2274 @@
+/* config.c: the configuration key table and everything driven by it:
+ * YAML (libfyaml events) to a small positioned tree, then one walk over the
+ * table that converts values, applies defaults, detects unknown and
+ * duplicate keys and runs the cross-key checks, collecting every error.
+ * Never prints, logs or exits; never trusts the input (size, depth and
+ * collection sizes are capped; user text in messages is escaped). */
+#include "config/config.h"
+#include "config/config_internal.h"
+
+#include "util/duration.h"
+#include "util/fsutil.h"
+#include "util/secret.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libfyaml.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_ITEMS 1024          /* entries of any one mapping or list */
+#define MAX_STRING 4096         /* bytes of any one scalar */
+#define MAX_KEYS 32             /* keys of any one section of the table */
+#define DURATION_MAX (30LL * 24 * 3600 * 1000)
+
+/* ---- positioned YAML tree ------------------------------------------- */
+
+enum ykind { YN_NULL, YN_SCALAR, YN_SEQ, YN_MAP, YN_BAD };
+
+struct ynode {
+        enum ykind kind;
+        bool quoted;            /* scalar was quoted or a block scalar */
+        int line, col;          /* 1-based; 0 for defaults */
+        char *s;                /* scalar text (NUL-terminated copy) */
+        size_t len;
+        struct ynode **kids;    /* SEQ: items; MAP: key, value, key, value... */
+        size_t n, cap;
+};
+
+static void ynode_free(struct ynode *y)
+{
+        if (!y)
+                return;
+        for (size_t i = 0; i < y->n; i++)
+                ynode_free(y->kids[i]);
+        free(y->kids);
+        free(y->s);
+        free(y);
+}
+
+static size_t map_pairs(const struct ynode *y)
+{
+        return y->n / 2;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+struct err {
+        int line, col;
+        size_t seq;
+        char *msg;
+};
+
+struct errlist {
+        struct err *v;
+        size_t n, cap;
+        size_t dropped;
+        bool oom;
+};
+
+static void errlist_done(struct errlist *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                free(l->v[i].msg);
+        free(l->v);
+        memset(l, 0, sizeof(*l));
+}
+
+static void errlist_addv(struct errlist *l, int line, int col,
+                         const char *fmt, va_list ap)
+{
+        char *msg;
+
+        if (l->n >= CONFIG_MAX_ERRORS) {
+                l->dropped++;
+                return;
+        }
+        if (vasprintf(&msg, fmt, ap) < 0) {
+                l->oom = true;
+                return;
+        }
+        if (l->n == l->cap) {
+                size_t ncap = l->cap ? l->cap * 2 : 16;
+                struct err *nv = realloc(l->v, ncap * sizeof(*nv));
+                if (!nv) {
+                        free(msg);
+                        l->oom = true;
+                        return;
+                }
+                l->v = nv;
+                l->cap = ncap;
+        }
+        l->v[l->n] = (struct err){ .line = line, .col = col, .seq = l->n, .msg = msg };
+        l->n++;
+}
+
+static void errlist_add(struct errlist *l, int line, int col, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void errlist_add(struct errlist *l, int line, int col, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        errlist_addv(l, line, col, fmt, ap);
+        va_end(ap);
+}
+
+static int err_cmp(const void *a, const void *b)
+{
+        const struct err *x = a, *y = b;
+
+        if (x->line != y->line)
+                return x->line < y->line ? -1 : 1;
+        if (x->col != y->col)
+                return x->col < y->col ? -1 : 1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int diag_push(struct config_diag *d, char *msg)
+{
+        char **nv = realloc(d->msgs, (d->n + 1) * sizeof(*nv));
+
+        if (!nv) {
+                free(msg);
+                return -ENOMEM;
+        }
+        d->msgs = nv;
+        d->msgs[d->n++] = msg;
+        return 0;
+}
+
+static int diag_addf(struct config_diag *d, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static int diag_addf(struct config_diag *d, const char *fmt, ...)
+{
+        va_list ap;
+        char *msg;
+        int r;
+
+        if (!d)
+                return 0;
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        return diag_push(d, msg);
+}
+
+/* Moves the sorted messages of l into d, formatted with the file name. */
+static int errlist_flush(struct errlist *l, const char *file, struct config_diag *d)
+{
+        int r = 0;
+
+        if (l->n)
+                qsort(l->v, l->n, sizeof(l->v[0]), err_cmp);
+        for (size_t i = 0; d && i < l->n && r >= 0; i++) {
+                if (l->v[i].line > 0)
+                        r = diag_addf(d, "%s:%d:%d: %s", file, l->v[i].line,
+                                      l->v[i].col, l->v[i].msg);
+                else
+                        r = diag_addf(d, "%s: %s", file, l->v[i].msg);
+        }
+        if (d && r >= 0 && l->dropped)
+                r = diag_addf(d, "%s: %zu more errors not shown", file, l->dropped);
+        if (l->oom)
+                r = -ENOMEM;
+        return r;
+}
+
+void config_diag_done(struct config_diag *d)
+{
+        if (!d)
+                return;
+        for (size_t i = 0; i < d->n; i++)
+                free(d->msgs[i]);
+        free(d->msgs);
+        d->msgs = NULL;
+        d->n = 0;
+}
+
+/* Escapes user text for a message: quotes, backslashes and control bytes
+ * are escaped, and long values are cut with "...". */
+static const char *quote_into(char *buf, size_t n, const char *s)
+{
+        /* Room after the loop: one 2-byte escape past max, "...", '"', NUL. */
+        size_t o = 0, max = n - 7;
+
+        buf[o++] = '"';
+        for (; s && *s && o < max; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '"' || c == '\\') {
+                        buf[o++] = '\\';
+                        buf[o++] = (char)c;
+                } else if (c < 0x20 || c == 0x7f) {
+                        if (o + 4 >= max)
+                                break;
+                        snprintf(buf + o, n - o, "\\x%02x", c);
+                        o += 4;
+                } else {
+                        buf[o++] = (char)c;
+                }
+        }
+        if (s && *s) {
+                memcpy(buf + o, "...", 3);
+                o += 3;
+        }
+        buf[o++] = '"';
+        buf[o] = '\0';
+        return buf;
+}
+
+#define QBUF 96
+#define Q(s) quote_into((char[QBUF]){ 0 }, QBUF, (s))
+
+/* ---- building the tree from libfyaml events ------------------------------ */
+
+struct builder {
+        struct errlist *errs;
+        struct ynode *root;
+        struct ynode *stack[CONFIG_MAX_DEPTH + 1];
+        size_t depth;
+        int docs;
+        bool failed;
+        int last_line, last_col;
+};
+
+static void noop_diag_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+}
+
+static bool is_null_text(const char *s)
+{
+        return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+               strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+static int attach(struct builder *b, struct ynode *y)
+{
+        struct ynode *top;
+
+        if (b->depth == 0) {
+                if (b->root) {
+                        ynode_free(y);
+                        return -EINVAL;
+                }
+                b->root = y;
+                return 0;
+        }
+        top = b->stack[b->depth - 1];
+        if (top->n == top->cap) {
+                size_t ncap = top->cap ? top->cap * 2 : 8;
+                struct ynode **nk = realloc(top->kids, ncap * sizeof(*nk));
+                if (!nk) {
+                        ynode_free(y);
+                        return -ENOMEM;
+                }
+                top->kids = nk;
+                top->cap = ncap;
+        }
+        top->kids[top->n++] = y;
+        return 0;
+}
+
+static void position_of(struct builder *b, struct fy_event *e, struct ynode *y)
+{
+        const struct fy_mark *m = fy_event_start_mark(e);
+
+        if (m && m->line >= 0) {
+                y->line = m->line + 1;
+                y->col = m->column + 1;
+                b->last_line = y->line;
+                b->last_col = y->col;
+        } else {
+                /* An empty value has no token: point at its key. */
+                y->line = b->last_line;
+                y->col = b->last_col;
+        }
+}
+
+static int on_event(struct builder *b, struct fy_event *e)
+{
+        struct fy_token *tag = NULL, *tok = NULL;
+        struct ynode *y;
+        int r;
+
+        switch (e->type) {
+        case FYET_DOCUMENT_START:
+                if (++b->docs > 1) {
+                        const struct fy_mark *m = fy_event_start_mark(e);
+                        errlist_add(b->errs, m ? m->line + 1 : b->last_line + 1, 1,
+                                    "more than one YAML document; put the whole configuration in one document");
+                        return -EINVAL;
+                }
+                return 0;
+        case FYET_MAPPING_END:
+        case FYET_SEQUENCE_END:
+                if (b->depth > 0)
+                        b->depth--;
+                return 0;
+        case FYET_MAPPING_START:
+        case FYET_SEQUENCE_START:
+        case FYET_SCALAR:
+        case FYET_ALIAS:
+                break;
+        default:
+                return 0;
+        }
+
+        y = calloc(1, sizeof(*y));
+        if (!y)
+                return -ENOMEM;
+        position_of(b, e, y);
+        if (e->type == FYET_MAPPING_START) {
+                y->kind = YN_MAP;
+                tag = e->mapping_start.tag;
+        } else if (e->type == FYET_SEQUENCE_START) {
+                y->kind = YN_SEQ;
+                tag = e->sequence_start.tag;
+        } else if (e->type == FYET_ALIAS) {
+                /* The alias mark is at the name; point at the '*'. */
+                y->kind = YN_BAD;
+                errlist_add(b->errs, y->line, y->col > 1 ? y->col - 1 : y->col,
+                            "YAML aliases (*name) are not supported; write the value out");
+        } else {
+                size_t len = 0;
+                const char *text = NULL;
+
+                tok = e->scalar.value;
+                tag = e->scalar.tag;
+                if (tok)
+                        text = fy_token_get_text(tok, &len);
+                if (!text) {
+                        text = "";
+                        len = 0;
+                }
+                if (len > MAX_STRING) {
+                        errlist_add(b->errs, y->line, y->col,
+                                    "value is longer than %d bytes", MAX_STRING);
+                        y->kind = YN_BAD;
+                } else {
+                        y->s = malloc(len + 1);
+                        if (!y->s) {
+                                free(y);
+                                return -ENOMEM;
+                        }
+                        memcpy(y->s, text, len);
+                        y->s[len] = '\0';
+                        y->len = len;
+                        y->quoted = tok && fy_token_scalar_style(tok) != FYSS_PLAIN;
+                        y->kind = (!y->quoted && is_null_text(y->s)) ? YN_NULL : YN_SCALAR;
+                }
+        }
+        if (tag) {
+                const struct fy_mark *tm = fy_token_start_mark(tag);
+                errlist_add(b->errs, tm ? tm->line + 1 : y->line, tm ? tm->column + 1 : y->col,
+                            "YAML tags (!!type) are not supported; remove the tag");
+                if (y->kind == YN_SCALAR || y->kind == YN_NULL)
+                        y->kind = YN_BAD;
+        }
+        r = attach(b, y);
+        if (r < 0)
+                return r;
+        if (y->kind == YN_MAP || y->kind == YN_SEQ) {
+                if (b->depth >= CONFIG_MAX_DEPTH) {
+                        errlist_add(b->errs, y->line, y->col,
+                                    "YAML nesting is deeper than %d levels", CONFIG_MAX_DEPTH);
+                        return -EINVAL;
+                }
+                b->stack[b->depth++] = y;
+        }
+        return 0;
+}
+
+/* Length of the UTF-8 sequence at p (at most n bytes), or 0 when it is not
+ * valid UTF-8 (overlong forms, surrogates and values above U+10FFFF are
+ * invalid). */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+        unsigned c = p[0];
+        size_t l;
+        unsigned cp, min;
+
+        if (c < 0x80)
+                return 1;
+        if ((c & 0xe0) == 0xc0) {
+                l = 2;
+                cp = c & 0x1f;
+                min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+                l = 3;
+                cp = c & 0x0f;
+                min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+                l = 4;
+                cp = c & 0x07;
+                min = 0x10000;
+        } else {
+                return 0;
+        }
+        if (l > n)
+                return 0;
+        for (size_t i = 1; i < l; i++) {
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return l;
+}
+
+static bool is_blank_at(const unsigned char *p, size_t i, size_t len)
+{
+        return i >= len || p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r';
+}
+
+/* Column (0-based offset) of an explicit-key indicator ("? " or the ": "
+ * that follows it on the next line) that starts a block-context node on the
+ * line at p[i], or SIZE_MAX. Only indentation,
+ * "- " sequence markers and a "---" document marker may precede it. */
+static size_t explicit_key_at(const unsigned char *p, size_t i, size_t len)
+{
+        size_t j = i;
+
+        if (i == 0 && len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+                i = j = 3;      /* byte order mark */
+
+        for (;;) {
+                while (j < len && (p[j] == ' ' || p[j] == '\t'))
+                        j++;
+                if (j == i && j + 3 <= len && memcmp(p + j, "---", 3) == 0 &&
+                    is_blank_at(p, j + 3, len)) {
+                        j += 3;
+                        continue;
+                }
+                if (j + 1 < len && p[j] == '-' && (p[j + 1] == ' ' || p[j + 1] == '\t')) {
+                        j++;
+                        continue;
+                }
+                break;
+        }
+        /* "? key" and its ": value" line are the explicit-key form. */
+        if (j < len && (p[j] == '?' || p[j] == ':') && is_blank_at(p, j + 1, len))
+                return j - i;
+        return SIZE_MAX;
+}
+
+/* Returns true (with the position and a reason) when text is not valid
+ * UTF-8, holds a control character YAML does not allow, or uses block
+ * explicit keys, which crash libfyaml 0.7 in some tab/block-scalar forms
+ * and are never needed in this configuration. */
+static bool text_check(const char *text, size_t len, int *ret_line, int *ret_col,
+                       const char **ret_what)
+{
+        const unsigned char *p = (const unsigned char *)text;
+        int line = 1, col = 1;
+
+        for (size_t i = 0; i < len;) {
+                size_t l = utf8_len(p + i, len - i);
+                if (col == 1) {
+                        size_t k = explicit_key_at(p, i, len);
+                        if (k != SIZE_MAX) {
+                                *ret_what = "explicit mapping keys (\"? key\") are not supported; write key: value";
+                                col += (int)k;
+                                goto bad;
+                        }
+                }
+                if (l == 0) {
+                        *ret_what = "the file is not valid UTF-8 text";
+                        goto bad;
+                }
+                if (p[i] == 0) {
+                        *ret_what = "the file contains a NUL byte; it is not a text file";
+                        goto bad;
+                }
+                if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t' && p[i] != '\r') || p[i] == 0x7f) {
+                        *ret_what = "the file contains a control character; it is not a text file";
+                        goto bad;
+                }
+                if (p[i] == '\n') {
+                        line++;
+                        col = 1;
+                } else {
+                        col++;
+                }
+                i += l;
+        }
+        return false;
+bad:
+        *ret_line = line;
+        *ret_col = col;
+        return true;
+}
+
+/* Parses text into a tree. Returns 0 with *ret (NULL for an empty
+ * document), -EINVAL after adding errors, or -ENOMEM. */
+static int build_tree(const char *text, size_t len, struct errlist *errs,
+                      struct ynode **ret)
+{
+        struct builder b = { .errs = errs };
+        struct fy_diag_cfg dcfg;
+        struct fy_diag *diag = NULL;
+        struct fy_parser *fyp = NULL;
+        struct fy_event *e;
+        const char *what = NULL;
+        int bline = 0, bcol = 0;
+        bool bad;
+        int r = 0;
+
+        /* libfyaml 0.7 can loop forever on invalid UTF-8 (seen in
+         * directives), so the text is checked before it sees it. */
+        bad = text_check(text, len, &bline, &bcol, &what);
+        if (bad) {
+                errlist_add(errs, bline, bcol, "%s", what);
+                return -EINVAL;
+        }
+
+        fy_diag_cfg_default(&dcfg);
+        dcfg.fp = NULL;
+        dcfg.output_fn = noop_diag_output;
+        dcfg.colorize = false;
+        diag = fy_diag_create(&dcfg);
+        if (!diag)
+                return -ENOMEM;
+        fy_diag_set_collect_errors(diag, true);
+
+        struct fy_parse_cfg pcfg = {
+                .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_DISABLE_MMAP_OPT |
+                         FYPCF_JSON_NONE,
+                .diag = diag,
+        };
+        fyp = fy_parser_create(&pcfg);
+        if (!fyp) {
+                r = -ENOMEM;
+                goto out;
+        }
+        /* An empty string is not accepted as input by libfyaml. */
+        if (len == 0)
+                goto out;
+        if (fy_parser_set_string(fyp, text, len) != 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        while ((e = fy_parser_parse(fyp))) {
+                r = on_event(&b, e);
+                fy_parser_event_free(fyp, e);
+                if (r < 0)
+                        break;
+        }
+        if (r == 0 && fy_parser_get_stream_error(fyp)) {
+                struct fy_diag_error *de;
+                void *it = NULL;
+                bool any = false;
+
+                while ((de = fy_diag_errors_iterate(diag, &it))) {
+                        if (de->type < FYET_ERROR)
+                                continue;
+                        errlist_add(errs, de->line > 0 ? de->line : 1,
+                                    de->column > 0 ? de->column : 1,
+                                    "YAML syntax error: %s", de->msg ? de->msg : "invalid YAML");
+                        any = true;
+                }
+                if (!any)
+                        errlist_add(errs, b.last_line ? b.last_line : 1,
+                                    b.last_col ? b.last_col : 1, "YAML syntax error");
+                r = -EINVAL;
+        }
+out:
+        /* Errors recorded so far (aliases, tags) leave a well-formed tree:
+         * the caller still walks it, so every other problem is reported too. */
+        if (r == 0) {
+                *ret = b.root;
+                b.root = NULL;
+        }
+        ynode_free(b.root);
+        fy_parser_destroy(fyp);
+        fy_diag_destroy(diag);
+        return r;
+}
+
+/* ---- the walk -------------------------------------------------------------- */
+
+struct walk {
+        struct errlist *errs;
+        struct config *cfg;
+        const char *dir;
+        char who[128];          /* `pool "linux": ` */
+        char path[64];          /* `runner.` */
+        char kbuf[128];
+        bool forges_bad;        /* forges is malformed: skip reference checks */
+        bool providers_bad;
+};
+
+static void werr(struct walk *w, const struct ynode *at, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void werr(struct walk *w, const struct ynode *at, const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        errlist_add(w->errs, at ? at->line : 0, at ? at->col : 0, "%s%s", w->who, msg);
+}
+
+/* Appends "name." to the key path of nested sections; the caller saves and
+ * restores the previous path. Section names are short table constants. */
+static void path_push(struct walk *w, const char *name)
+{
+        size_t l = strlen(w->path);
+        int r = snprintf(w->path + l, sizeof(w->path) - l, "%s.", name);
+
+        if (r < 0 || (size_t)r >= sizeof(w->path) - l)
+                w->path[l] = '\0';
+}
+
+static const char *kp(struct walk *w, const struct key *k)
+{
+        snprintf(w->kbuf, sizeof(w->kbuf), "%s%s", w->path, k->name);
+        return w->kbuf;
+}
+
+static bool is_int_text(const char *s)
+{
+        if (*s == '-' || *s == '+')
+                s++;
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (!isdigit((unsigned char)*s))
+                        return false;
+        return true;
+}
+
+static bool is_bool_text(const char *s, bool *ret)
+{
+        static const char *const t[] = { "true", "True", "TRUE" };
+        static const char *const f[] = { "false", "False", "FALSE" };
+
+        for (size_t i = 0; i < 3; i++) {
+                if (strcmp(s, t[i]) == 0) {
+                        *ret = true;
+                        return true;
+                }
+                if (strcmp(s, f[i]) == 0) {
+                        *ret = false;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* "a list", "a string ("x")", ... for "got ..." in messages. */
+static const char *describe(const struct ynode *y, char *buf, size_t n)
+{
+        bool bv;
+
+        switch (y->kind) {
+        case YN_MAP:
+                return "a mapping";
+        case YN_SEQ:
+                return "a list";
+        case YN_NULL:
+                return "nothing";
+        case YN_BAD:
+                return "an unsupported value";
+        case YN_SCALAR:
+                break;
+        }
+        if (!y->quoted && is_int_text(y->s))
+                snprintf(buf, n, "an integer (%s)", Q(y->s));
+        else if (!y->quoted && is_bool_text(y->s, &bv))
+                snprintf(buf, n, "a boolean (%s)", Q(y->s));
+        else
+                snprintf(buf, n, "a string (%s)", Q(y->s));
+        return buf;
+}
+
+#define DESC(y) describe((y), (char[160]){ 0 }, 160)
+
+static void *field(void *obj, const struct key *k)
+{
+        return (char *)obj + k->off;
+}
+
+static void strv_done(struct config_strv *v)
+{
+        for (size_t i = 0; i < v->n; i++)
+                free(v->v[i]);
+        free(v->v);
+        v->v = NULL;
+        v->n = 0;
+}
+
+static void envv_done(struct config_envv *v)
+{
+        for (size_t i = 0; i < v->n; i++) {
+                free(v->v[i].name);
+                free(v->v[i].value);
+        }
+        free(v->v);
+        v->v = NULL;
+        v->n = 0;
+}
+
+static void walk_map(struct walk *w, const struct section *sec, void *obj,
+                     const struct ynode *map, const struct ynode *where);
+static const struct section forge_section;
+static const struct section provider_section;
+
+static bool string_ok(struct walk *w, const struct key *k, const struct ynode *v)
+{
+        if (v->len != strlen(v->s)) {
+                werr(w, v, "%s contains a NUL character", kp(w, k));
+                return false;
+        }
+        return true;
+}
+
+static bool wrong_type(struct walk *w, const struct key *k, const struct ynode *v,
+                       const char *want)
+{
+        werr(w, v, "%s must be %s, got %s", kp(w, k), want, DESC(v));
+        return false;
+}
+
+static bool convert_list(struct walk *w, const struct key *k, const struct ynode *v,
+                         struct config_strv *out)
+{
+        struct config_strv nv = { 0 };
+        bool ok = true;
+
+        if (v->kind != YN_SEQ)
+                return wrong_type(w, k, v, "a list of strings");
+        if (v->n > MAX_ITEMS) {
+                werr(w, v, "%s has more than %d items", kp(w, k), MAX_ITEMS);
+                return false;
+        }
+        nv.v = calloc(v->n ? v->n : 1, sizeof(char *));
+        if (!nv.v) {
+                w->errs->oom = true;
+                return false;
+        }
+        for (size_t i = 0; i < v->n; i++) {
+                const struct ynode *it = v->kids[i];
+                if (it->kind != YN_SCALAR) {
+                        werr(w, it, "%s item %zu must be a string, got %s",
+                             kp(w, k), i + 1, DESC(it));
+                        ok = false;
+                        continue;
+                }
+                if (!string_ok(w, k, it)) {
+                        ok = false;
+                        continue;
+                }
+                nv.v[nv.n] = strdup(it->s);
+                if (!nv.v[nv.n]) {
+                        w->errs->oom = true;
+                        ok = false;
+                        break;
+                }
+                nv.n++;
+        }
+        if (!ok) {
+                strv_done(&nv);
+                return false;
+        }
+        strv_done(out);
+        *out = nv;
+        return true;
+}
+
+static bool env_name_ok(const char *s)
+{
+        if (!*s || !(isalpha((unsigned char)*s) || *s == '_'))
+                return false;
+        for (; *s; s++)
+                if (!(isalnum((unsigned char)*s) || *s == '_'))
+                        return false;
+        return true;
+}
+
+static bool convert_env(struct walk *w, const struct key *k, const struct ynode *v,
+                        struct config_envv *out)
+{
+        struct config_envv nv = { 0 };
+        size_t np;
+        bool ok = true;
+
+        if (v->kind != YN_MAP)
+                return wrong_type(w, k, v, "a mapping of NAME: value");
+        np = map_pairs(v);
+        if (np > MAX_ITEMS) {
+                werr(w, v, "%s has more than %d entries", kp(w, k), MAX_ITEMS);
+                return false;
+        }
+        nv.v = calloc(np ? np : 1, sizeof(*nv.v));
+        if (!nv.v) {
+                w->errs->oom = true;
+                return false;
+        }
+        for (size_t i = 0; i < np; i++) {
+                const struct ynode *ky = v->kids[2 * i], *vy = v->kids[2 * i + 1];
+                bool dup = false;
+
+                if (ky->kind != YN_SCALAR || !env_name_ok(ky->s) || ky->len != strlen(ky->s)) {
+                        werr(w, ky, "%s: %s is not a valid environment variable name; use letters, digits and '_', not starting with a digit",
+                             kp(w, k), ky->kind == YN_SCALAR ? Q(ky->s) : DESC(ky));
+                        ok = false;
+                        continue;
+                }
+                for (size_t j = 0; j < i; j++) {
+                        const struct ynode *pk = v->kids[2 * j];
+                        if (pk->kind == YN_SCALAR && strcmp(pk->s, ky->s) == 0) {
+                                werr(w, ky, "%s: duplicate variable %s (first at %d:%d)",
+                                     kp(w, k), Q(ky->s), pk->line, pk->col);
+                                dup = true;
+                                break;
+                        }
+                }
+                if (dup) {
+                        ok = false;
+                        continue;
+                }
+                if (vy->kind != YN_SCALAR && vy->kind != YN_NULL) {
+                        werr(w, vy, "%s.%s must be a string, got %s", kp(w, k), ky->s, DESC(vy));
+                        ok = false;
+                        continue;
+                }
+                if (vy->kind == YN_SCALAR && vy->len != strlen(vy->s)) {
+                        werr(w, vy, "%s.%s contains a NUL character", kp(w, k), ky->s);
+                        ok = false;
+                        continue;
+                }
+                nv.v[nv.n].name = strdup(ky->s);
+                nv.v[nv.n].value = strdup(vy->kind == YN_SCALAR ? vy->s : "");
+                nv.n++;
+                if (!nv.v[nv.n - 1].name || !nv.v[nv.n - 1].value) {
+                        w->errs->oom = true;
+                        ok = false;
+                        break;
+                }
+        }
+        if (!ok) {
+                envv_done(&nv);
+                return false;
+        }
+        envv_done(out);
+        *out = nv;
+        return true;
+}
+
+static bool name_ok(const char *s, size_t len)
+{
+        if (len == 0 || len > CONFIG_NAME_MAX || len != strlen(s))
+                return false;
+        for (; *s; s++)
+                if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_' || *s == '.'))
+                        return false;
+        return true;
+}
+
+static void convert_named(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const struct section *sub = k->sub;
+        void **arr = field(obj, k);
+        size_t *cnt = (size_t *)((char *)obj + k->count_off);
+        char saved_who[sizeof(w->who)];
+        size_t np;
+        char *base;
+
+        if (v->kind != YN_MAP) {
+                wrong_type(w, k, v, "a mapping of NAME: settings");
+                goto bad;
+        }
+        np = map_pairs(v);
+        if (np == 0) {
+                werr(w, v, "%s is empty; define at least one %s", kp(w, k), sub->name);
+                goto bad;
+        }
+        if (np > MAX_ITEMS) {
+                werr(w, v, "%s has more than %d entries", kp(w, k), MAX_ITEMS);
+                goto bad;
+        }
+        base = calloc(np, sub->size);
+        if (!base) {
+                w->errs->oom = true;
+                return;
+        }
+        *arr = base;
+        *cnt = 0;
+        memcpy(saved_who, w->who, sizeof(saved_who));
+        for (size_t i = 0; i < np; i++) {
+                const struct ynode *ky = v->kids[2 * i], *vy = v->kids[2 * i + 1];
+                char *entry = base + *cnt * sub->size;
+                struct config_pos *pos = (struct config_pos *)(entry + sub->pos_off);
+                bool dup = false;
+
+                if (ky->kind != YN_SCALAR) {
+                        werr(w, ky, "%s names must be strings, got %s", sub->name, DESC(ky));
+                        continue;
+                }
+                for (size_t j = 0; j < i; j++) {
+                        const struct ynode *pk = v->kids[2 * j];
+                        if (pk->kind == YN_SCALAR && strcmp(pk->s, ky->s) == 0) {
+                                werr(w, ky, "duplicate %s %s (first at %d:%d)",
+                                     sub->name, Q(ky->s), pk->line, pk->col);
+                                dup = true;
+                                break;
+                        }
+                }
+                if (dup)
+                        continue;
+                if (!name_ok(ky->s, ky->len))
+                        werr(w, ky, "%s name %s is invalid; use 1 to %d letters, digits, '-', '_' or '.'",
+                             sub->name, Q(ky->s), CONFIG_NAME_MAX);
+                /* The name is the first member of every named entry. */
+                *(char **)entry = strdup(ky->s);
+                if (!*(char **)entry) {
+                        w->errs->oom = true;
+                        break;
+                }
+                pos->line = ky->line;
+                pos->col = ky->col;
+                (*cnt)++;
+                snprintf(w->who, sizeof(w->who), "%s %s: ", sub->name, Q(ky->s));
+                if (vy->kind == YN_MAP || vy->kind == YN_NULL) {
+                        walk_map(w, sub, entry, vy->kind == YN_MAP ? vy : NULL, ky);
+                } else if (vy->kind != YN_BAD) {
+                        memcpy(w->who, saved_who, sizeof(saved_who));
+                        werr(w, vy, "%s %s must be a mapping of settings, got %s",
+                             sub->name, Q(ky->s), DESC(vy));
+                }
+                memcpy(w->who, saved_who, sizeof(saved_who));
+        }
+        return;
+bad:
+        if (sub == &forge_section)
+                w->forges_bad = true;
+        else if (sub == &provider_section)
+                w->providers_bad = true;
+}
+
+static bool convert(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        void *f = field(obj, k);
+        int64_t n;
+        bool b;
+        int r;
+
+        if (v->kind == YN_BAD)
+                return false;   /* already reported */
+
+        switch (k->type) {
+        case KT_STR:
+                if (v->kind != YN_SCALAR)
+                        return wrong_type(w, k, v, "a string");
+                if (!string_ok(w, k, v))
+                        return false;
+                if (v->len == 0) {
+                        werr(w, v, "%s must not be empty", kp(w, k));
+                        return false;
+                }
+                {
+                        char *s = strdup(v->s);
+                        if (!s) {
+                                w->errs->oom = true;
+                                return false;
+                        }
+                        free(*(char **)f);
+                        *(char **)f = s;
+                }
+                break;
+        case KT_INT: {
+                char *end;
+                if (v->kind != YN_SCALAR || v->quoted || !is_int_text(v->s))
+                        return wrong_type(w, k, v, "an integer");
+                errno = 0;
+                n = strtoll(v->s, &end, 10);
+                if (errno == ERANGE || *end || n < k->min || n > k->max) {
+                        if (k->max < INT64_MAX)
+                                werr(w, v, "%s must be between %lld and %lld (got %s)", kp(w, k),
+                                     (long long)k->min, (long long)k->max, v->s);
+                        else
+                                werr(w, v, "%s must be ≥ %lld (got %s)", kp(w, k),
+                                     (long long)k->min, v->s);
+                        return false;
+                }
+                *(int64_t *)f = n;
+                break;
+        }
+        case KT_DURATION: {
+                char a[32], b2[32];
+                if (v->kind != YN_SCALAR)
+                        return wrong_type(w, k, v, "a duration such as 30s");
+                r = duration_parse(v->s, &n);
+                if (r == -ERANGE || (r == 0 && n > k->max)) {
+                        duration_format(k->max, a, sizeof(a));
+                        werr(w, v, "%s %s is too long; the maximum is %s", kp(w, k), Q(v->s), a);
+                        return false;
+                }
+                if (r < 0) {
+                        werr(w, v, "%s %s is not a duration; write a number and a unit (ms, s, m, h, d), e.g. 30s or 1h30m",
+                             kp(w, k), Q(v->s));
+                        return false;
+                }
+                if (n < k->min) {
+                        duration_format(k->min, a, sizeof(a));
+                        duration_format(n, b2, sizeof(b2));
+                        if (k->min == 1)
+                                werr(w, v, "%s must be greater than 0 (got %s)", kp(w, k), b2);
+                        else
+                                werr(w, v, "%s must be at least %s (got %s)", kp(w, k), a, b2);
+                        return false;
+                }
+                *(int64_t *)f = n;
+                break;
+        }
+        case KT_BOOL:
+                if (v->kind != YN_SCALAR || v->quoted || !is_bool_text(v->s, &b))
+                        return wrong_type(w, k, v, "true or false");
+                *(bool *)f = b;
+                break;
+        case KT_ENUM: {
+                size_t i, cnt = 0;
+                char list[256];
+                size_t o = 0;
+                const char *sug;
+                if (v->kind != YN_SCALAR)
+                        return wrong_type(w, k, v, "a string");
+                for (i = 0; k->enums[i]; i++)
+                        if (strcmp(k->enums[i], v->s) == 0) {
+                                *(int *)f = (int)i;
+                                return k->check ? k->check(w, k, v, obj) : true;
+                        }
+                cnt = i;
+                list[0] = '\0';
+                for (i = 0; i < cnt; i++) {
+                        int wr = snprintf(list + o, sizeof(list) - o, "%s%s",
+                                          i == 0 ? "" : (i + 1 == cnt ? " or " : ", "),
+                                          k->enums[i]);
+                        if (wr < 0 || (size_t)wr >= sizeof(list) - o)
+                                break;
+                        o += (size_t)wr;
+                }
+                sug = config_suggest(v->s, k->enums, cnt);
+                if (sug)
+                        werr(w, v, "%s %s is invalid; did you mean \"%s\"? (use %s)",
+                             kp(w, k), Q(v->s), sug, list);
+                else
+                        werr(w, v, "%s %s is invalid; use %s", kp(w, k), Q(v->s), list);
+                return false;
+        }
+        case KT_LIST:
+                if (!convert_list(w, k, v, f))
+                        return false;
+                break;
+        case KT_ENV:
+                if (!convert_env(w, k, v, f))
+                        return false;
+                break;
+        case KT_SECTION: {
+                char saved[sizeof(w->path)];
+                if (v->kind != YN_MAP)
+                        return wrong_type(w, k, v, "a mapping");
+                memcpy(saved, w->path, sizeof(saved));
+                path_push(w, k->name);
+                walk_map(w, k->sub, f, v, v);
+                memcpy(w->path, saved, sizeof(saved));
+                return true;
+        }
+        case KT_NAMED:
+                convert_named(w, k, v, obj);
+                return true;
+        case KT_REFUSED:
+                return false;
+        }
+        return k->check ? k->check(w, k, v, obj) : true;
+}
+
+static void apply_default(struct walk *w, const struct key *k, void *obj)
+{
+        struct errlist derr = { 0 };
+        struct ynode *t = NULL;
+        int r;
+
+        r = build_tree(k->def, strlen(k->def), &derr, &t);
+        if (r < 0 || !t) {
+                if (r == -ENOMEM)
+                        w->errs->oom = true;
+                else
+                        werr(w, NULL, "internal error: the default of %s does not parse", kp(w, k));
+        } else {
+                /* Defaults have no position in the file. */
+                t->line = t->col = 0;
+                convert(w, k, t, obj);
+        }
+        ynode_free(t);
+        errlist_done(&derr);
+}
+
+static const char *key_names(const struct section *sec, char *buf, size_t n)
+{
+        size_t o = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < sec->n_keys; i++) {
+                int wr;
+                if (sec->keys[i].type == KT_REFUSED)
+                        continue;
+                wr = snprintf(buf + o, n - o, "%s%s", o ? ", " : "", sec->keys[i].name);
+                if (wr < 0 || (size_t)wr >= n - o)
+                        break;
+                o += (size_t)wr;
+        }
+        return buf;
+}
+
+static void unknown_key(struct walk *w, const struct section *sec, const struct ynode *ky)
+{
+        const char *cands[MAX_KEYS];
+        size_t nc = 0;
+        const char *sug;
+        char names[512];
+        const char *where = sec == &config__top ? " at top level" : "";
+
+        for (size_t i = 0; i < sec->n_keys && nc < MAX_KEYS; i++)
+                if (sec->keys[i].type != KT_REFUSED)
+                        cands[nc++] = sec->keys[i].name;
+        sug = config_suggest(ky->s, cands, nc);
+        if (sug)
+                werr(w, ky, "unknown key \"%s%s\"%s; did you mean \"%s%s\"?",
+                     w->path, ky->s, where, w->path, sug);
+        else
+                werr(w, ky, "unknown key \"%s%s\"%s; valid keys are: %s",
+                     w->path, ky->s, where, key_names(sec, names, sizeof(names)));
+}
+
+static void walk_map(struct walk *w, const struct section *sec, void *obj,
+                     const struct ynode *map, const struct ynode *where)
+{
+        const struct ynode *seen_k[MAX_KEYS] = { 0 }, *seen_v[MAX_KEYS] = { 0 };
+        size_t np = map ? map_pairs(map) : 0;
+
+        if (np > MAX_ITEMS) {
+                werr(w, map, "%s mapping has more than %d keys", sec->name, MAX_ITEMS);
+                np = 0;
+        }
+        for (size_t i = 0; i < np; i++) {
+                const struct ynode *ky = map->kids[2 * i], *vy = map->kids[2 * i + 1];
+                bool dup = false;
+                size_t idx;
+
+                if (ky->kind != YN_SCALAR || ky->len != strlen(ky->s)) {
+                        if (ky->kind != YN_BAD)
+                                werr(w, ky, "keys must be plain strings, got %s", DESC(ky));
+                        continue;
+                }
+                for (size_t j = 0; j < i; j++) {
+                        const struct ynode *pk = map->kids[2 * j];
+                        if (pk->kind == YN_SCALAR && strcmp(pk->s, ky->s) == 0) {
+                                werr(w, ky, "duplicate key \"%s%s\"%s (first at %d:%d)",
+                                     w->path, ky->s,
+                                     sec == &config__top ? " at top level" : "",
+                                     pk->line, pk->col);
+                                dup = true;
+                                break;
+                        }
+                }
+                if (dup)
+                        continue;
+                for (idx = 0; idx < sec->n_keys; idx++)
+                        if (strcmp(sec->keys[idx].name, ky->s) == 0)
+                                break;
+                if (idx == sec->n_keys) {
+                        unknown_key(w, sec, ky);
+                        continue;
+                }
+                seen_k[idx] = ky;
+                seen_v[idx] = vy;
+        }
+
+        for (size_t idx = 0; idx < sec->n_keys; idx++) {
+                const struct key *k = &sec->keys[idx];
+                const struct ynode *vy = seen_v[idx];
+
+                if (k->type == KT_REFUSED) {
+                        if (seen_k[idx])
+                                werr(w, seen_v[idx]->kind == YN_NULL ? seen_k[idx] : seen_v[idx],
+                                     "%s: %s", kp(w, k), k->doc);
+                        continue;
+                }
+                if (vy && vy->kind != YN_NULL) {
+                        convert(w, k, vy, obj);
+                } else if (k->type == KT_SECTION) {
+                        char saved[sizeof(w->path)];
+                        memcpy(saved, w->path, sizeof(saved));
+                        path_push(w, k->name);
+                        walk_map(w, k->sub, field(obj, k), NULL, seen_k[idx] ? seen_k[idx] : where);
+                        memcpy(w->path, saved, sizeof(saved));
+                } else if (k->def) {
+                        apply_default(w, k, obj);
+                } else if (k->flags & KF_REQUIRED) {
+                        if (seen_k[idx])
+                                werr(w, seen_k[idx], "%s has no value; e.g. %s", kp(w, k), k->example);
+                        else
+                                werr(w, where, "missing required key \"%s\"; e.g. %s",
+                                     kp(w, k), k->example);
+                }
+        }
+        if (sec->finish)
+                sec->finish(w, obj, seen_k, seen_v, where);
+}
+
+/* ---- validators --------------------------------------------------------------- */
+
+static const struct ynode *vpos(const struct ynode *const *k, const struct ynode *const *v,
+                                size_t i, const struct ynode *fallback)
+{
+        if (v[i] && v[i]->kind != YN_NULL)
+                return v[i];
+        if (k[i])
+                return k[i];
+        return fallback;
+}
+
+static char *resolve(const char *dir, const char *p)
+{
+        char *out;
+
+        if (p[0] == '/' || !dir || strcmp(dir, ".") == 0)
+                return strdup(p);
+        if (asprintf(&out, "%s/%s", dir, p) < 0)
+                return NULL;
+        return out;
+}
+
+int config_listen_parse(const char *s, char **ret_host, int *ret_port)
+{
+        const char *colon, *ps;
+        char host[64];
+        unsigned char bin[16];
+        size_t hl;
+        long port = 0;
+        char *h;
+
+        if (!s)
+                return -EINVAL;
+        if (s[0] == '[') {
+                const char *rb = strchr(s, ']');
+                if (!rb || rb[1] != ':')
+                        return -EINVAL;
+                hl = (size_t)(rb - s - 1);
+                if (hl == 0 || hl >= sizeof(host))
+                        return -EINVAL;
+                memcpy(host, s + 1, hl);
+                host[hl] = '\0';
+                if (inet_pton(AF_INET6, host, bin) != 1)
+                        return -EINVAL;
+                ps = rb + 2;
+        } else {
+                colon = strrchr(s, ':');
+                if (!colon)
+                        return -EINVAL;
+                hl = (size_t)(colon - s);
+                if (hl == 0 || hl >= sizeof(host))
+                        return -EINVAL;
+                memcpy(host, s, hl);
+                host[hl] = '\0';
+                if (strcmp(host, "localhost") != 0 && inet_pton(AF_INET, host, bin) != 1)
+                        return -EINVAL;
+                ps = colon + 1;
+        }
+        if (!*ps || strlen(ps) > 5)
+                return -EINVAL;
+        for (const char *p = ps; *p; p++) {
+                if (!isdigit((unsigned char)*p))
+                        return -EINVAL;
+                port = port * 10 + (*p - '0');
+        }
+        if (port > 65535)
+                return -EINVAL;
+        h = strdup(host);
+        if (!h)
+                return -ENOMEM;
+        *ret_host = h;
+        *ret_port = (int)port;
+        return 0;
+}
+
+static bool check_listen(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config *cfg = obj;
+        char *host;
+        int port, r;
+
+        r = config_listen_parse(cfg->listen, &host, &port);
+        if (r == -ENOMEM) {
+                w->errs->oom = true;
+                return false;
+        }
+        if (r < 0) {
+                werr(w, v, "%s %s is not a listen address; use HOST:PORT with an IP address or localhost, e.g. 127.0.0.1:9464 or [::1]:9464",
+                     kp(w, k), Q(cfg->listen));
+                return false;
+        }
+        free(cfg->listen_host);
+        cfg->listen_host = host;
+        cfg->listen_port = port;
+        return true;
+}
+
+static bool check_url(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_forge *f = obj;
+        char *u = f->url;
+        const char *sep = strstr(u, "://");
+        const char *auth = sep ? sep + 3 : u;
+        size_t skip, n, alen = strcspn(auth, "/?#");
+
+        /* Checked first, and the value is not echoed: it holds a password. */
+        if (memchr(auth, '@', alen)) {
+                werr(w, v, "%s must not hold credentials (user:password@); use token_file or token_env",
+                     kp(w, k));
+                return false;
+        }
+        if (strncasecmp(u, "https://", 8) == 0) {
+                skip = 8;
+        } else if (strncasecmp(u, "http://", 7) == 0) {
+                skip = 7;
+        } else {
+                werr(w, v, "%s %s must start with http:// or https://", kp(w, k), Q(u));
+                return false;
+        }
+        for (const char *p = u; *p; p++)
+                if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+                        werr(w, v, "%s %s contains whitespace or a control character", kp(w, k), Q(u));
+                        return false;
+                }
+        if (alen == 0) {
+                werr(w, v, "%s %s has no host name", kp(w, k), Q(u));
+                return false;
+        }
+        if (strpbrk(u, "?#")) {
+                werr(w, v, "%s %s must not have a query or fragment", kp(w, k), Q(u));
+                return false;
+        }
+        /* Normalise: lower-case scheme, no trailing slashes. */
+        for (size_t i = 0; i < skip; i++)
+                u[i] = (char)tolower((unsigned char)u[i]);
+        n = strlen(u);
+        while (n > skip && u[n - 1] == '/')
+                u[--n] = '\0';
+        return true;
+}
+
+int config_scope_parse(const char *s, struct config_scope *ret_scope)
+{
+        struct config_scope sc = { 0 };
+        const char *parts[3];
+        size_t lens[3];
+        size_t np = 0;
+        const char *p = s;
+
+        if (!s || !*s)
+                return -EINVAL;
+        for (;;) {
+                const char *slash = strchr(p, '/');
+                size_t l = slash ? (size_t)(slash - p) : strlen(p);
+                if (np == 3)
+                        return -EINVAL;
+                parts[np] = p;
+                lens[np++] = l;
+                if (!slash)
+                        break;
+                p = slash + 1;
+        }
+        for (size_t i = 1; i < np; i++) {
+                if (lens[i] == 0 || lens[i] > 100)
+                        return -EINVAL;
+                for (size_t j = 0; j < lens[i]; j++) {
+                        char c = parts[i][j];
+                        if (!(isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.'))
+                                return -EINVAL;
+                }
+        }
+#define IS(str) (lens[0] == strlen(str) && strncmp(parts[0], str, lens[0]) == 0)
+        if (IS("instance") && np == 1)
+                sc.kind = CONFIG_SCOPE_INSTANCE;
+        else if (IS("user") && np == 1)
+                sc.kind = CONFIG_SCOPE_USER;
+        else if (IS("org") && np == 2)
+                sc.kind = CONFIG_SCOPE_ORG;
+        else if (IS("repo") && np == 3)
+                sc.kind = CONFIG_SCOPE_REPO;
+        else
+                return -EINVAL;
+#undef IS
+        if (np >= 2) {
+                sc.owner = strndup(parts[1], lens[1]);
+                if (!sc.owner)
+                        return -ENOMEM;
+        }
+        if (np == 3) {
+                sc.repo = strndup(parts[2], lens[2]);
+                if (!sc.repo) {
+                        free(sc.owner);
+                        return -ENOMEM;
+                }
+        }
+        *ret_scope = sc;
+        return 0;
+}
+
+void config_scope_done(struct config_scope *s)
+{
+        if (!s)
+                return;
+        free(s->owner);
+        free(s->repo);
+        s->owner = s->repo = NULL;
+}
+
+static bool check_scope(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_pool *p = obj;
+        struct config_scope sc;
+        int r;
+
+        r = config_scope_parse(p->scope_text, &sc);
+        if (r == -ENOMEM) {
+                w->errs->oom = true;
+                return false;
+        }
+        if (r < 0) {
+                werr(w, v, "%s %s is invalid; use instance, user, org/NAME or repo/OWNER/NAME",
+                     kp(w, k), Q(p->scope_text));
+                return false;
+        }
+        config_scope_done(&p->scope);
+        p->scope = sc;
+        return true;
+}
+
+static bool check_labels(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_pool *p = obj;
+        bool ok = true;
+
+        if (p->labels.n == 0) {
+                werr(w, v, "%s is empty; a pool needs at least one label (jobs with an empty runs-on never match a runner)",
+                     kp(w, k));
+                return false;
+        }
+        /* The list converted without errors, so items map 1:1 to nodes. */
+        for (size_t i = 0; i < p->labels.n; i++) {
+                const char *l = p->labels.v[i];
+                const struct ynode *at = i < v->n ? v->kids[i] : v;
+                bool bad = false;
+
+                if (!*l) {
+                        werr(w, at, "%s item %zu is an empty string", kp(w, k), i + 1);
+                        ok = false;
+                        continue;
+                }
+                for (const char *c = l; *c; c++)
+                        if (isspace((unsigned char)*c) || *c == ',' || *c == ':' ||
+                            (unsigned char)*c < 0x20 || *c == 0x7f)
+                                bad = true;
+                if (bad || strlen(l) > 255) {
+                        werr(w, at, "%s: %s is not a valid label name; use no whitespace, ',' or ':' and at most 255 bytes (the scheme goes in runner.label_scheme)",
+                             kp(w, k), Q(l));
+                        ok = false;
+                        continue;
+                }
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(p->labels.v[j], l) == 0) {
+                                const struct ynode *first = j < v->n ? v->kids[j] : v;
+                                werr(w, at, "%s: %s is listed twice (first at %d:%d)",
+                                     kp(w, k), Q(l), first->line, first->col);
+                                ok = false;
+                                break;
+                        }
+        }
+        return ok;
+}
+
+static bool check_command(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_runner *rn = obj;
+
+        if (rn->command.n == 0) {
+                werr(w, v, "%s is empty; give the program and its arguments, e.g. [/usr/local/bin/forgejo-runner]",
+                     kp(w, k));
+                return false;
+        }
+        for (size_t i = 0; i < rn->command.n; i++)
+                if (!*rn->command.v[i]) {
+                        werr(w, i < v->n ? v->kids[i] : v, "%s item %zu is an empty string",
+                             kp(w, k), i + 1);
+                        return false;
+                }
+        return true;
+}
+
+static bool check_label_scheme(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_runner *rn = obj;
+        const char *s = rn->label_scheme;
+        bool ok;
+
+        ok = strcmp(s, "host") == 0 ||
+             ((strncmp(s, "docker://", 9) == 0 && s[9]) ||
+              (strncmp(s, "lxc://", 6) == 0 && s[6])) ||
+             strcmp(s, "docker") == 0 || strcmp(s, "lxc") == 0;
+        for (const char *c = s; ok && *c; c++)
+                if ((unsigned char)*c <= ' ' || *c == ',' || *c == 0x7f)
+                        ok = false;
+        if (!ok) {
+                werr(w, v, "%s %s is invalid; use host, docker://IMAGE or lxc://DISTRO:RELEASE",
+                     kp(w, k), Q(s));
+                return false;
+        }
+        return true;
+}
+
+static bool check_env_name(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)field(obj, k);
+
+        if (!env_name_ok(s)) {
+                werr(w, v, "%s %s is not a valid environment variable name; use letters, digits and '_', not starting with a digit",
+                     kp(w, k), Q(s));
+                return false;
+        }
+        return true;
+}
+
+static void forge_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                         const struct ynode *const *sv, const struct ynode *where);
+static void forge_done(void *obj);
+static void provider_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                            const struct ynode *const *sv, const struct ynode *where);
+static void pool_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                        const struct ynode *const *sv, const struct ynode *where);
+static void pool_done(void *obj);
+static void top_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                       const struct ynode *const *sv, const struct ynode *where);
+static void top_done(void *obj);
+
+/* ---- the key table ---------------------------------------------------------- */
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_formats[] = { "logfmt", "json", NULL };
+static const char *const forge_kinds[] = { "forgejo", "gitea", NULL };
+static const char *const provider_types[] = { "local", "container", "kubernetes", "ssh", "external", NULL };
+static const char *const pool_modes[] = { "queue", "broker", NULL };
+
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum config_forge_kind) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum config_provider_type) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum config_pool_mode) == sizeof(int), "enums are stored as int");
+_Static_assert(offsetof(struct config_forge, name) == 0, "name first");
+_Static_assert(offsetof(struct config_provider, name) == 0, "name first");
+_Static_assert(offsetof(struct config_pool, name) == 0, "name first");
+
+#define ENTRY(st, fld) .off = offsetof(st, fld)
+
+static const struct key log_keys[] = {
+        { .name = "level", .type = KT_ENUM, .def = "info", ENTRY(struct config_log, level),
+          .enums = log_levels,
+          .doc = "Lowest level written: error, warn, info or debug. `forgescale run --log-level` overrides it." },
+        { .name = "format", .type = KT_ENUM, .def = "logfmt", ENTRY(struct config_log, format),
+          .enums = log_formats,
+          .doc = "Line format on stderr: logfmt (key=value) or json (one object per line). `--log-format` overrides it." },
+};
+
+static const struct section log_section = {
+        .name = "log", .title = "log",
+        .doc = "Logging of `forgescale run`. Registered secrets (tokens) are replaced by `[REDACTED]` in every line.",
+        .keys = log_keys, .n_keys = sizeof(log_keys) / sizeof(log_keys[0]),
+};
+
+enum { FK_URL, FK_TOKEN_FILE, FK_TOKEN_ENV, FK_TOKEN, FK_KIND, FK_TIMEOUT, FK_CA_FILE, FK_INSECURE };
+
+static const struct key forge_keys[] = {
+        [FK_URL] = { .name = "url", .type = KT_STR, .flags = KF_REQUIRED,
+          ENTRY(struct config_forge, url), .check = check_url, .type_doc = "URL",
+          .example = "url: https://forgejo.example.org",
+          .doc = "Base URL of the Forgejo or Gitea instance, http:// or https://. Trailing slashes are dropped." },
+        [FK_TOKEN_FILE] = { .name = "token_file", .type = KT_STR, ENTRY(struct config_forge, token_file),
+          .type_doc = "path",
+          .doc = "File holding the API token alone on one line (at most 4096 bytes). Relative paths are resolved against the configuration file's folder. Exactly one of `token_file` and `token_env` is required." },
+        [FK_TOKEN_ENV] = { .name = "token_env", .type = KT_STR, ENTRY(struct config_forge, token_env),
+          .check = check_env_name, .type_doc = "variable name",
+          .doc = "Name of the environment variable holding the API token." },
+        [FK_TOKEN] = { .name = "token", .type = KT_REFUSED,
+          .doc = "an inline token is refused; put it in a file and use token_file, or use token_env" },
+        [FK_KIND] = { .name = "kind", .type = KT_ENUM, .def = "forgejo", ENTRY(struct config_forge, kind),
+          .enums = forge_kinds,
+          .doc = "Server software. Queue mode needs Forgejo ≥ 15; a gitea forge can only serve broker-mode pools." },
+        [FK_TIMEOUT] = { .name = "timeout", .type = KT_DURATION, .def = "10s",
+          ENTRY(struct config_forge, timeout_ms), .min = 100, .max = 10 * 60 * 1000,
+          .doc = "Time limit of one API request." },
+        [FK_CA_FILE] = { .name = "ca_file", .type = KT_STR, ENTRY(struct config_forge, ca_file),
+          .type_doc = "path",
+          .doc = "PEM file of certificate authorities to trust instead of the system store. TLS verification is always on unless `insecure_skip_verify` is true." },
+        [FK_INSECURE] = { .name = "insecure_skip_verify", .type = KT_BOOL, .def = "false",
+          ENTRY(struct config_forge, insecure_skip_verify),
+          .doc = "Skip TLS certificate verification. For tests only." },
+};
+
+static const struct section forge_section = {
+        .name = "forge", .title = "forges.NAME",
+        .doc = "A Forgejo or Gitea instance and the token forgescale uses on it. Pools refer to forges by NAME.",
+        .keys = forge_keys, .n_keys = sizeof(forge_keys) / sizeof(forge_keys[0]),
+        .size = sizeof(struct config_forge), .pos_off = offsetof(struct config_forge, pos),
+        .finish = forge_finish, .done = forge_done,
+};
+
+static const struct key provider_keys[] = {
+        { .name = "type", .type = KT_ENUM, .flags = KF_REQUIRED, ENTRY(struct config_provider, type),
+          .enums = provider_types, .example = "type: local",
+          .doc = "How instances are made: local (processes on this machine), container, kubernetes, ssh or external." },
+        { .name = "max_instances", .type = KT_INT, .flags = KF_ZERO_UNSET,
+          ENTRY(struct config_provider, max_instances), .min = 1, .max = 100000,
+          .doc = "Most instances alive at once across every pool using this provider. Unset means unlimited." },
+};
+
+static const struct section provider_section = {
+        .name = "provider", .title = "providers.NAME",
+        .doc = "Where runner instances are created. When `providers` is absent, one provider named `local` of type local exists.",
+        .keys = provider_keys, .n_keys = sizeof(provider_keys) / sizeof(provider_keys[0]),
+        .size = sizeof(struct config_provider), .pos_off = offsetof(struct config_provider, pos),
+        .finish = provider_finish,
+};
+
+static const struct key runner_keys[] = {
+        { .name = "command", .type = KT_LIST, .def = "[forgejo-runner]",
+          ENTRY(struct config_runner, command), .check = check_command, .type_doc = "list of strings",
+          .doc = "Program and leading arguments (argv, no shell). forgescale appends `one-job --url … --label NAME:SCHEME … --handle … --wait`." },
+        { .name = "env", .type = KT_ENV, .def = "{}", ENTRY(struct config_runner, env),
+          .doc = "Extra environment variables for the runner process." },
+        { .name = "label_scheme", .type = KT_STR, .def = "host", ENTRY(struct config_runner, label_scheme),
+          .check = check_label_scheme, .type_doc = "string",
+          .doc = "How the runner executes jobs: host, docker://IMAGE or lxc://DISTRO:RELEASE. Each pool label is passed as `--label LABEL:SCHEME`." },
+};
+
+static const struct section runner_section = {
+        .name = "runner", .title = "pools.NAME.runner",
+        .doc = "How a runner process is started for one job. Optional: the default runs `forgejo-runner one-job` from PATH with host labels.",
+        .keys = runner_keys, .n_keys = sizeof(runner_keys) / sizeof(runner_keys[0]),
+};
+
+enum {
+        PK_FORGE, PK_SCOPE, PK_LABELS, PK_MODE, PK_PROVIDER, PK_MIN_IDLE, PK_MAX_RUNNERS,
+        PK_POLL, PK_IDLE, PK_BOOTSTRAP, PK_RUNNER,
+};
+
+static const struct key pool_keys[] = {
+        [PK_FORGE] = { .name = "forge", .type = KT_STR, ENTRY(struct config_pool, forge_name),
+          .type_doc = "forge name",
+          .doc = "Forge whose jobs this pool serves. May be left out when exactly one forge is defined." },
+        [PK_SCOPE] = { .name = "scope", .type = KT_STR, .flags = KF_REQUIRED,
+          ENTRY(struct config_pool, scope_text), .check = check_scope, .type_doc = "scope",
+          .example = "scope: org/acme",
+          .doc = "Where runners are registered and jobs are looked for: `instance` (needs a site admin token), `org/NAME`, `user` (the token's user) or `repo/OWNER/NAME`." },
+        [PK_LABELS] = { .name = "labels", .type = KT_LIST, .flags = KF_REQUIRED,
+          ENTRY(struct config_pool, labels), .check = check_labels, .type_doc = "list of strings",
+          .example = "labels: [docker, ubuntu-latest]",
+          .doc = "Label names the pool's runners declare. A job is served when every value of its runs-on is among them. Names are non-empty, unique, without whitespace, ',' or ':'." },
+        [PK_MODE] = { .name = "mode", .type = KT_ENUM, .def = "queue", ENTRY(struct config_pool, mode),
+          .enums = pool_modes,
+          .doc = "queue: poll the forge's waiting-jobs API and start one runner per job (needs Forgejo ≥ 15). broker: forgescale answers the runner protocol itself." },
+        [PK_PROVIDER] = { .name = "provider", .type = KT_STR, ENTRY(struct config_pool, provider_name),
+          .type_doc = "provider name",
+          .doc = "Provider that creates this pool's instances. May be left out when exactly one provider exists (including the implicit `local`)." },
+        [PK_MIN_IDLE] = { .name = "min_idle", .type = KT_INT, .def = "0", ENTRY(struct config_pool, min_idle),
+          .min = 0, .max = 10000,
+          .doc = "Idle runners kept waiting for jobs at all times; at most max_runners." },
+        [PK_MAX_RUNNERS] = { .name = "max_runners", .type = KT_INT, .def = "10",
+          ENTRY(struct config_pool, max_runners), .min = 1, .max = 10000,
+          .doc = "Most runners of this pool alive at once, idle or busy." },
+        [PK_POLL] = { .name = "poll_interval", .type = KT_DURATION, .def = "2s",
+          ENTRY(struct config_pool, poll_interval_ms), .min = 100, .max = DURATION_MAX,
+          .doc = "Time between two polls of the waiting-jobs API." },
+        [PK_IDLE] = { .name = "idle_timeout", .type = KT_DURATION, .def = "5m",
+          ENTRY(struct config_pool, idle_timeout_ms), .min = 0, .max = DURATION_MAX,
+          .doc = "An idle runner beyond min_idle is removed after this long without a job." },
+        [PK_BOOTSTRAP] = { .name = "bootstrap_timeout", .type = KT_DURATION, .def = "10m",
+          ENTRY(struct config_pool, bootstrap_timeout_ms), .min = 1000, .max = DURATION_MAX,
+          .doc = "An instance that has not started its runner within this time is destroyed." },
+        [PK_RUNNER] = { .name = "runner", .type = KT_SECTION, ENTRY(struct config_pool, runner),
+          .sub = &runner_section, .type_doc = "mapping",
+          .doc = "How the runner process is started; see below." },
+};
+
+static const struct section pool_section = {
+        .name = "pool", .title = "pools.NAME",
+        .doc = "A set of runners with the same labels, serving one scope of one forge.",
+        .keys = pool_keys, .n_keys = sizeof(pool_keys) / sizeof(pool_keys[0]),
+        .size = sizeof(struct config_pool), .pos_off = offsetof(struct config_pool, pos),
+        .finish = pool_finish, .done = pool_done,
+};
+
+enum { TK_LISTEN, TK_STATE_DIR, TK_LOG, TK_FORGES, TK_PROVIDERS, TK_POOLS };
+
+static const struct key top_keys[] = {
+        [TK_LISTEN] = { .name = "listen", .type = KT_STR, .def = "127.0.0.1:9464",
+          ENTRY(struct config, listen), .check = check_listen, .type_doc = "address",
+          .doc = "HOST:PORT of the HTTP endpoint for /metrics, /healthz and /v1/…; HOST is an IP address (IPv6 in brackets) or localhost. Port 0 picks a free port." },
+        [TK_STATE_DIR] = { .name = "state_dir", .type = KT_STR, .def = "./forgescale-state",
+          ENTRY(struct config, state_dir), .type_doc = "path",
+          .doc = "Folder for the SQLite database and per-instance files, created with mode 0700. Relative paths are resolved against the configuration file's folder." },
+        [TK_LOG] = { .name = "log", .type = KT_SECTION, ENTRY(struct config, log), .sub = &log_section,
+          .type_doc = "mapping", .doc = "Logging; see below." },
+        [TK_FORGES] = { .name = "forges", .type = KT_NAMED, .flags = KF_REQUIRED, ENTRY(struct config, forges),
+          .count_off = offsetof(struct config, n_forges), .sub = &forge_section,
+          .example = "forges: {main: {url: https://forgejo.example.org, token_file: /etc/forgescale/token}}",
+          .doc = "The forges, by name." },
+        [TK_PROVIDERS] = { .name = "providers", .type = KT_NAMED, .def = "{local: {type: local}}",
+          ENTRY(struct config, providers), .count_off = offsetof(struct config, n_providers),
+          .sub = &provider_section,
+          .doc = "The providers, by name. When absent: one provider `local` of type local." },
+        [TK_POOLS] = { .name = "pools", .type = KT_NAMED, .flags = KF_REQUIRED, ENTRY(struct config, pools),
+          .count_off = offsetof(struct config, n_pools), .sub = &pool_section,
+          .example = "pools: {linux: {scope: org/acme, labels: [docker]}}",
+          .doc = "The pools, by name." },
+};
+
+const struct section config__top = {
+        .name = "top level", .title = "Top level",
+        .doc = "Keys at the top of the file.",
+        .keys = top_keys, .n_keys = sizeof(top_keys) / sizeof(top_keys[0]),
+        .finish = top_finish, .done = top_done,
+};
+
+/* ---- cross-key checks ---------------------------------------------------------- */
+
+static void forge_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                         const struct ynode *const *sv, const struct ynode *where)
+{
+        struct config_forge *f = obj;
+
+        if (f->token_file && f->token_env) {
+                const struct ynode *a = sk[FK_TOKEN_FILE], *b = sk[FK_TOKEN_ENV];
+                const struct ynode *second = (a->line > b->line ||
+                                              (a->line == b->line && a->col > b->col)) ? a : b;
+                werr(w, second, "token_file and token_env are both set; keep only one");
+        } else if (!f->token_file && !f->token_env && !sk[FK_TOKEN] &&
+                   !(sv[FK_TOKEN_FILE] && sv[FK_TOKEN_FILE]->kind != YN_NULL) &&
+                   !(sv[FK_TOKEN_ENV] && sv[FK_TOKEN_ENV]->kind != YN_NULL)) {
+                werr(w, where, "missing token: set token_file (a file holding the token) or token_env (an environment variable holding it)");
+        }
+        if (f->token_file) {
+                f->token_path = resolve(w->dir, f->token_file);
+                if (!f->token_path)
+                        w->errs->oom = true;
+                f->token_pos = (struct config_pos){ sv[FK_TOKEN_FILE]->line, sv[FK_TOKEN_FILE]->col };
+        } else if (f->token_env) {
+                f->token_pos = (struct config_pos){ sv[FK_TOKEN_ENV]->line, sv[FK_TOKEN_ENV]->col };
+        }
+        if (f->ca_file) {
+                f->ca_path = resolve(w->dir, f->ca_file);
+                if (!f->ca_path)
+                        w->errs->oom = true;
+                f->ca_pos = (struct config_pos){ sv[FK_CA_FILE]->line, sv[FK_CA_FILE]->col };
+        }
+}
+
+static void forge_done(void *obj)
+{
+        struct config_forge *f = obj;
+
+        free(f->token_path);
+        free(f->ca_path);
+        secret_free(f->token);
+        f->token_path = f->ca_path = f->token = NULL;
+}
+
+static void provider_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                            const struct ynode *const *sv, const struct ynode *where)
+{
+}
+
+static char *names_list(const void *arr, size_t n, size_t size, char *buf, size_t cap)
+{
+        size_t o = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                const char *name = *(char *const *)((const char *)arr + i * size);
+                int wr = snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", name ? name : "");
+                if (wr < 0 || (size_t)wr >= cap - o) {
+                        if (cap > 4)
+                                memcpy(buf + cap - 4, "...", 4);
+                        break;
+                }
+                o += (size_t)wr;
+        }
+        return buf;
+}
+
+/* Resolves a pool's reference to a forge or provider. Returns the index or
+ * SIZE_MAX (error reported). */
+static size_t resolve_ref(struct walk *w, const char *what, char **name,
+                          const void *arr, size_t n, size_t size, bool broken,
+                          const struct ynode *at_value, const struct ynode *where)
+{
+        char list[256];
+        const char *cands[MAX_ITEMS];
+        const char *sug;
+
+        if (broken || n == 0)
+                return SIZE_MAX;
+        if (!*name) {
+                if (n == 1) {
+                        *name = strdup(*(char *const *)arr);
+                        if (!*name)
+                                w->errs->oom = true;
+                        return *name ? 0 : SIZE_MAX;
+                }
+                werr(w, where, "missing key \"%s\"; there is more than one %s (%s), name the one to use",
+                     what, what, names_list(arr, n, size, list, sizeof(list)));
+                return SIZE_MAX;
+        }
+        for (size_t i = 0; i < n; i++) {
+                cands[i] = *(char *const *)((const char *)arr + i * size);
+                if (cands[i] && strcmp(cands[i], *name) == 0)
+                        return i;
+        }
+        sug = config_suggest(*name, cands, n);
+        if (sug)
+                werr(w, at_value, "%s %s is not defined; did you mean \"%s\"?", what, Q(*name), sug);
+        else
+                werr(w, at_value, "%s %s is not defined; defined %ss: %s", what, Q(*name), what,
+                     names_list(arr, n, size, list, sizeof(list)));
+        return SIZE_MAX;
+}
+
+static void pool_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                        const struct ynode *const *sv, const struct ynode *where)
+{
+        struct config_pool *p = obj;
+        struct config *cfg = w->cfg;
+        size_t i;
+
+        i = resolve_ref(w, "forge", &p->forge_name, cfg->forges, cfg->n_forges,
+                        sizeof(struct config_forge), w->forges_bad,
+                        vpos(sk, sv, PK_FORGE, where), where);
+        if (i != SIZE_MAX) {
+                p->forge_idx = i;
+                p->forge = &cfg->forges[i];
+        }
+        i = resolve_ref(w, "provider", &p->provider_name, cfg->providers, cfg->n_providers,
+                        sizeof(struct config_provider), w->providers_bad,
+                        vpos(sk, sv, PK_PROVIDER, where), where);
+        if (i != SIZE_MAX) {
+                p->provider_idx = i;
+                p->provider = &cfg->providers[i];
+        }
+
+        if (sv[PK_MIN_IDLE] && sv[PK_MAX_RUNNERS] && p->min_idle > p->max_runners)
+                werr(w, vpos(sk, sv, PK_MAX_RUNNERS, where),
+                     "max_runners must be ≥ min_idle (min_idle is %lld, max_runners is %lld)",
+                     (long long)p->min_idle, (long long)p->max_runners);
+        else if (p->min_idle > p->max_runners)
+                werr(w, vpos(sk, sv, sv[PK_MIN_IDLE] ? PK_MIN_IDLE : PK_MAX_RUNNERS, where),
+                     "max_runners must be ≥ min_idle (min_idle is %lld, max_runners is %lld%s)",
+                     (long long)p->min_idle, (long long)p->max_runners,
+                     sv[PK_MAX_RUNNERS] ? "" : " by default");
+
+        if (p->forge && p->forge->kind == CONFIG_FORGE_GITEA && p->mode == CONFIG_MODE_QUEUE) {
+                if (sv[PK_MODE] && sv[PK_MODE]->kind != YN_NULL)
+                        werr(w, sv[PK_MODE],
+                             "mode queue needs Forgejo ≥ 15 (the waiting-jobs API), but forge %s has kind gitea; use mode: broker",
+                             Q(p->forge->name));
+                else
+                        werr(w, vpos(sk, sv, PK_FORGE, where),
+                             "mode defaults to queue, which needs Forgejo ≥ 15 (the waiting-jobs API), but forge %s has kind gitea; set mode: broker",
+                             Q(p->forge->name));
+        }
+}
+
+static void pool_done(void *obj)
+{
+        struct config_pool *p = obj;
+
+        config_scope_done(&p->scope);
+        p->forge = NULL;
+        p->provider = NULL;
+}
+
+static void top_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                       const struct ynode *const *sv, const struct ynode *where)
+{
+        struct config *cfg = obj;
+
+        if (!sv[TK_PROVIDERS] || sv[TK_PROVIDERS]->kind == YN_NULL)
+                for (size_t i = 0; i < cfg->n_providers; i++)
+                        cfg->providers[i].implicit = true;
+        if (cfg->state_dir) {
+                cfg->state_path = resolve(w->dir, cfg->state_dir);
+                if (!cfg->state_path)
+                        w->errs->oom = true;
+        }
+}
+
+static void top_done(void *obj)
+{
+        struct config *cfg = obj;
+
+        free(cfg->listen_host);
+        free(cfg->state_path);
+        free(cfg->path);
+        free(cfg->dir);
+        cfg->listen_host = cfg->state_path = cfg->path = cfg->dir = NULL;
+}
+
+/* ---- generic free ------------------------------------------------------------------ */
+
+void config__section_done(const struct section *sec, void *obj)
+{
+        for (size_t i = 0; i < sec->n_keys; i++) {
+                const struct key *k = &sec->keys[i];
+                void *f = field(obj, k);
+
+                switch (k->type) {
+                case KT_STR:
+                        free(*(char **)f);
+                        *(char **)f = NULL;
+                        break;
+                case KT_LIST:
+                        strv_done(f);
+                        break;
+                case KT_ENV:
+                        envv_done(f);
+                        break;
+                case KT_SECTION:
+                        config__section_done(k->sub, f);
+                        break;
+                case KT_NAMED: {
+                        char *arr = *(char **)f;
+                        size_t *cnt = (size_t *)((char *)obj + k->count_off);
+                        for (size_t j = 0; arr && j < *cnt; j++)
+                                config__section_done(k->sub, arr + j * k->sub->size);
+                        free(arr);
+                        *(char **)f = NULL;
+                        *cnt = 0;
+                        break;
+                }
+                default:
+                        break;
+                }
+        }
+        /* Named entries carry their name first, outside the key table. */
+        if (sec->size) {
+                free(*(char **)obj);
+                *(char **)obj = NULL;
+        }
+        if (sec->done)
+                sec->done(obj);
+}
+
+void config_free(struct config *cfg)
+{
+        if (!cfg)
+                return;
+        config__section_done(&config__top, cfg);
+        free(cfg);
+}
+
+/* ---- entry points -------------------------------------------------------------------- */
+
+int config_parse(const char *name, const char *text, size_t len, const char *dir,
+                 struct config **ret_cfg, struct config_diag *reterr_diag)
+{
+        struct errlist errs = { 0 };
+        struct ynode *root = NULL;
+        struct config *cfg = NULL;
+        struct walk w = { .errs = &errs, .dir = dir };
+        int r, fr;
+
+        if (len > CONFIG_MAX_FILE_SIZE) {
+                errlist_add(&errs, 0, 0, "the file is larger than %u bytes; this is not a forgescale configuration",
+                            CONFIG_MAX_FILE_SIZE);
+                r = -EFBIG;
+                goto out;
+        }
+        r = build_tree(text, len, &errs, &root);
+        if (r < 0)
+                goto out;
+        if (!root || root->kind == YN_NULL) {
+                errlist_add(&errs, 0, 0, "the configuration is empty; it needs at least forges and pools");
+                r = -EINVAL;
+                goto out;
+        }
+        if (root->kind == YN_BAD) {
+                r = -EINVAL;    /* already reported */
+                goto out;
+        }
+        if (root->kind != YN_MAP) {
+                char d[160];
+                errlist_add(&errs, root->line, root->col,
+                            "the configuration must be a mapping of keys (listen, forges, pools, ...), got %s",
+                            describe(root, d, sizeof(d)));
+                r = -EINVAL;
+                goto out;
+        }
+        cfg = calloc(1, sizeof(*cfg));
+        if (!cfg) {
+                r = -ENOMEM;
+                goto out;
+        }
+        cfg->path = strdup(name);
+        cfg->dir = strdup(dir ? dir : ".");
+        if (!cfg->path || !cfg->dir) {
+                r = -ENOMEM;
+                goto out;
+        }
+        w.cfg = cfg;
+        walk_map(&w, &config__top, cfg, root, root);
+        if (errs.oom)
+                r = -ENOMEM;
+        else if (errs.n || errs.dropped)
+                r = -EINVAL;
+out:
+        fr = errlist_flush(&errs, name, reterr_diag);
+        if (r == 0 && fr < 0)
+                r = fr;
+        if (r == 0) {
+                *ret_cfg = cfg;
+                cfg = NULL;
+        }
+        config_free(cfg);
+        ynode_free(root);
+        errlist_done(&errs);
+        return r;
+}
+
+int config_load(const char *path, struct config **ret_cfg, struct config_diag *reterr_diag)
+{
+        char *text = NULL, *dir = NULL, *slash;
+        size_t len = 0;
+        int r;
+
+        r = fs_read_file(path, CONFIG_MAX_FILE_SIZE, &text, &len);
+        if (r == -EFBIG) {
+                diag_addf(reterr_diag, "%s: the file is larger than %u bytes; this is not a forgescale configuration",
+                          path, CONFIG_MAX_FILE_SIZE);
+                return r;
+        }
+        if (r < 0) {
+                if (diag_addf(reterr_diag, "%s: cannot read the configuration: %s", path,
+                              strerror(-r)) < 0)
+                        return -ENOMEM;
+                return r;
+        }
+        dir = strdup(path);
+        if (!dir) {
+                free(text);
+                return -ENOMEM;
+        }
+        slash = strrchr(dir, '/');
+        if (!slash) {
+                free(dir);
+                dir = strdup(".");
+                if (!dir) {
+                        free(text);
+                        return -ENOMEM;
+                }
+        } else if (slash == dir)
+                slash[1] = '\0';
+        else
+                *slash = '\0';
+        r = config_parse(path, text, len, dir, ret_cfg, reterr_diag);
+        free(dir);
+        free(text);
+        return r;
+}
+
+/* ---- referenced files and tokens ---------------------------------------------------- */
+
+static int token_error(struct errlist *errs, const struct config_forge *f, int r)
+{
+        const struct config_pos *p = &f->token_pos;
+        char q1[QBUF], q2[QBUF];
+
+        quote_into(q1, sizeof(q1), f->name);
+        if (f->token_file) {
+                quote_into(q2, sizeof(q2), f->token_file);
+                if (r == -ENODATA)
+                        errlist_add(errs, p->line, p->col, "forge %s: token_file %s is empty", q1, q2);
+                else if (r == -EINVAL)
+                        errlist_add(errs, p->line, p->col,
+                                    "forge %s: token_file %s has more than one line; it must hold the token alone",
+                                    q1, q2);
+                else if (r == -EFBIG)
+                        errlist_add(errs, p->line, p->col,
+                                    "forge %s: token_file %s is larger than %d bytes", q1, q2, SECRET_MAX);
+                else
+                        errlist_add(errs, p->line, p->col, "forge %s: token_file %s: %s",
+                                    q1, q2, strerror(-r));
+        } else {
+                quote_into(q2, sizeof(q2), f->token_env);
+                if (r == -ENOENT)
+                        errlist_add(errs, p->line, p->col,
+                                    "forge %s: token_env: environment variable %s is not set", q1, q2);
+                else if (r == -ENODATA)
+                        errlist_add(errs, p->line, p->col,
+                                    "forge %s: token_env: environment variable %s is empty", q1, q2);
+                else if (r == -EINVAL)
+                        errlist_add(errs, p->line, p->col,
+                                    "forge %s: token_env: environment variable %s has more than one line",
+                                    q1, q2);
+                else
+                        errlist_add(errs, p->line, p->col, "forge %s: token_env: %s: %s",
+                                    q1, q2, strerror(-r));
+        }
+        return r;
+}
+
+static int load_token(const struct config_forge *f, char **ret)
+{
+        if (f->token_file)
+                return secret_load_file(f->token_path, ret);
+        if (f->token_env)
+                return secret_load_env(f->token_env, ret);
+        return -ENOENT;
+}
+
+int config_check_files(const struct config *cfg, struct config_diag *reterr_diag)
+{
+        struct errlist errs = { 0 };
+        int r = 0, fr;
+
+        for (size_t i = 0; i < cfg->n_forges; i++) {
+                const struct config_forge *f = &cfg->forges[i];
+                char *tok = NULL;
+                int lr = load_token(f, &tok);
+
+                if (lr == -ENOMEM) {
+                        r = lr;
+                        break;
+                }
+                if (lr < 0)
+                        token_error(&errs, f, lr);
+                secret_free(tok);
+                if (f->ca_path) {
+                        int fd = open(f->ca_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                        char q1[QBUF], q2[QBUF];
+                        if (fd < 0) {
+                                quote_into(q1, sizeof(q1), f->name);
+                                quote_into(q2, sizeof(q2), f->ca_file);
+                                errlist_add(&errs, f->ca_pos.line, f->ca_pos.col,
+                                            "forge %s: ca_file %s: %s", q1, q2, strerror(errno));
+                        } else {
+                                close(fd);
+                        }
+                }
+        }
+        if (r == 0 && (errs.n || errs.dropped))
+                r = -EINVAL;
+        fr = errlist_flush(&errs, cfg->path, reterr_diag);
+        if (r == 0 && fr < 0)
+                r = fr;
+        errlist_done(&errs);
+        return r;
+}
+
+int config_load_tokens(struct config *cfg, struct config_diag *reterr_diag)
+{
+        struct errlist errs = { 0 };
+        int r = 0, fr;
+
+        for (size_t i = 0; i < cfg->n_forges; i++) {
+                struct config_forge *f = &cfg->forges[i];
+                char *tok = NULL;
+                int lr = load_token(f, &tok);
+
+                if (lr == -ENOMEM) {
+                        r = lr;
+                        break;
+                }
+                if (lr < 0) {
+                        token_error(&errs, f, lr);
+                        continue;
+                }
+                secret_free(f->token);
+                f->token = tok;
+        }
+        if (r == 0 && (errs.n || errs.dropped))
+                r = -EINVAL;
+        if (r < 0)
+                for (size_t i = 0; i < cfg->n_forges; i++) {
+                        secret_free(cfg->forges[i].token);
+                        cfg->forges[i].token = NULL;
+                }
+        fr = errlist_flush(&errs, cfg->path, reterr_diag);
+        if (r == 0 && fr < 0)
+                r = fr;
+        errlist_done(&errs);
+        return r;
+}
+
+/* ---- small pure helpers ----------------------------------------------------------------- */
+
+size_t config_levenshtein(const char *a, const char *b)
+{
+        size_t la = strlen(a), lb = strlen(b);
+        size_t rows[3][65];
+        size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+
+        if (la > 64 || lb > 64)
+                return SIZE_MAX;
+        for (size_t j = 0; j <= lb; j++)
+                prev[j] = j;
+        for (size_t i = 1; i <= la; i++) {
+                size_t *t;
+                cur[0] = i;
+                for (size_t j = 1; j <= lb; j++) {
+                        size_t best = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+                        if (prev[j] + 1 < best)
+                                best = prev[j] + 1;
+                        if (cur[j - 1] + 1 < best)
+                                best = cur[j - 1] + 1;
+                        /* An adjacent transposition ("lgo" for "log") is one edit. */
+                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                            prev2[j - 2] + 1 < best)
+                                best = prev2[j - 2] + 1;
+                        cur[j] = best;
+                }
+                t = prev2;
+                prev2 = prev;
+                prev = cur;
+                cur = t;
+        }
+        return prev[lb];
+}
+
+const char *config_suggest(const char *word, const char *const *cands, size_t n)
+{
+        size_t len = strlen(word), best = SIZE_MAX, limit;
+        const char *pick = NULL;
+
+        limit = len <= 3 ? 1 : len <= 8 ? 2 : 3;
+        for (size_t i = 0; i < n; i++) {
+                size_t d;
+                if (!cands[i])
+                        continue;
+                d = config_levenshtein(word, cands[i]);
+                if (d < best && d <= limit && d < strlen(cands[i])) {
+                        best = d;
+                        pick = cands[i];
+                }
+        }
+        return pick;
+}

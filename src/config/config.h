@@ -1,0 +1,221 @@
+/* config.h: the forgescale configuration as a typed, owned struct, and the
+ * parser that builds it from YAML. Every key is declared once in a table
+ * (config.c) that drives parsing, defaults, validation, printing and the
+ * reference documentation. Never prints, logs or exits: every problem comes
+ * back as a "FILE:LINE:COL: message" string in a struct config_diag. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/log.h"
+
+#define CONFIG_MAX_FILE_SIZE (1u << 20) /* larger files are refused */
+#define CONFIG_MAX_DEPTH 32             /* deeper YAML nesting is refused */
+#define CONFIG_MAX_ERRORS 100           /* later errors are summarised */
+#define CONFIG_NAME_MAX 63              /* forge, provider and pool names */
+
+/* A 1-based position in the configuration file; 0/0 when the value came
+ * from a default. */
+struct config_pos {
+        int line;
+        int col;
+};
+
+/* Collected messages, each "FILE:LINE:COL: message" (or "FILE: message"
+ * when no position applies), sorted by position. Owned; release with
+ * config_diag_done(). A zeroed struct is an empty list. */
+struct config_diag {
+        char **msgs;
+        size_t n;
+};
+
+void config_diag_done(struct config_diag *d);
+
+struct config_strv {
+        char **v;
+        size_t n;
+};
+
+struct config_env {
+        char *name;
+        char *value;
+};
+
+struct config_envv {
+        struct config_env *v;
+        size_t n;
+};
+
+/* The numeric values of these enums are the index of their name in the
+ * key table; do not reorder without changing config.c. */
+enum config_forge_kind { CONFIG_FORGE_FORGEJO = 0, CONFIG_FORGE_GITEA };
+
+enum config_provider_type {
+        CONFIG_PROVIDER_LOCAL = 0,
+        CONFIG_PROVIDER_CONTAINER,
+        CONFIG_PROVIDER_KUBERNETES,
+        CONFIG_PROVIDER_SSH,
+        CONFIG_PROVIDER_EXTERNAL,
+};
+
+enum config_pool_mode { CONFIG_MODE_QUEUE = 0, CONFIG_MODE_BROKER };
+
+enum config_scope_kind {
+        CONFIG_SCOPE_INSTANCE = 0,
+        CONFIG_SCOPE_ORG,
+        CONFIG_SCOPE_USER,
+        CONFIG_SCOPE_REPO,
+};
+
+/* instance: no names; org: owner = organisation; user: no names (the
+ * token's user); repo: owner and repo. Strings are owned. */
+struct config_scope {
+        enum config_scope_kind kind;
+        char *owner;
+        char *repo;
+};
+
+struct config_log {
+        enum log_level level;
+        enum log_format format;
+};
+
+struct config_forge {
+        char *name;                     /* first member: see config.c */
+        char *url;                      /* scheme://host[:port][/path], no trailing '/' */
+        char *token_file;               /* as written, or NULL */
+        char *token_env;                /* or NULL; exactly one of the two is set */
+        enum config_forge_kind kind;
+        int64_t timeout_ms;
+        char *ca_file;                  /* as written, or NULL */
+        bool insecure_skip_verify;
+
+        /* Derived. */
+        char *token_path;               /* token_file resolved against the config's folder */
+        char *ca_path;                  /* ca_file resolved likewise, or NULL */
+        struct config_pos pos;          /* of the forge's name */
+        struct config_pos token_pos;    /* of the token_file/token_env value */
+        struct config_pos ca_pos;       /* of the ca_file value */
+        char *token;                    /* NULL until config_load_tokens(); secret */
+};
+
+struct config_provider {
+        char *name;
+        enum config_provider_type type;
+        int64_t max_instances;          /* 0 = unlimited */
+
+        bool implicit;                  /* the built-in "local" provider */
+        struct config_pos pos;
+};
+
+struct config_runner {
+        struct config_strv command;     /* argv prefix; "one-job ..." is appended */
+        struct config_envv env;
+        char *label_scheme;             /* passed as --label NAME:SCHEME */
+};
+
+struct config_pool {
+        char *name;
+        char *forge_name;               /* always set after parsing (key "forge") */
+        char *provider_name;            /* always set after parsing (key "provider") */
+        char *scope_text;               /* as written (key "scope") */
+        struct config_strv labels;
+        enum config_pool_mode mode;
+        int64_t min_idle;
+        int64_t max_runners;
+        int64_t poll_interval_ms;
+        int64_t idle_timeout_ms;
+        int64_t bootstrap_timeout_ms;
+        struct config_runner runner;
+
+        /* Derived. */
+        struct config_scope scope;
+        size_t forge_idx;               /* index into config.forges */
+        size_t provider_idx;            /* index into config.providers */
+        const struct config_forge *forge;       /* borrowed from the config */
+        const struct config_provider *provider; /* borrowed from the config */
+        struct config_pos pos;
+};
+
+struct config {
+        char *path;                     /* as given to config_load() */
+        char *dir;                      /* folder relative paths are resolved against */
+        char *listen;                   /* HOST:PORT, IPv6 hosts in brackets */
+        char *state_dir;                /* as written */
+        struct config_log log;
+        struct config_forge *forges;
+        size_t n_forges;
+        struct config_provider *providers;
+        size_t n_providers;
+        struct config_pool *pools;
+        size_t n_pools;
+
+        /* Derived. */
+        char *listen_host;              /* without brackets */
+        int listen_port;                /* 0 = any free port */
+        char *state_path;               /* state_dir resolved against dir */
+};
+
+/* Reads (at most CONFIG_MAX_FILE_SIZE bytes), parses and validates the
+ * file. Relative paths inside it are resolved against the file's folder.
+ * Returns 0 and *ret_cfg (the caller frees it with config_free()).
+ * On failure returns -EINVAL (invalid configuration), -EFBIG (file too
+ * large), -errno (unreadable) or -ENOMEM, and appends every problem found
+ * to *reterr_diag when it is not NULL. ret_cfg is untouched on failure. */
+int config_load(const char *path, struct config **ret_cfg,
+                struct config_diag *reterr_diag);
+
+/* The same for text already in memory. name is used in messages; dir is the
+ * folder relative paths are resolved against (NULL = current folder). */
+int config_parse(const char *name, const char *text, size_t len,
+                 const char *dir, struct config **ret_cfg,
+                 struct config_diag *reterr_diag);
+
+/* Accepts NULL. Overwrites loaded tokens before freeing them. */
+void config_free(struct config *cfg);
+
+/* Checks the files and variables the configuration refers to: every forge's
+ * token (file or environment variable; read, checked, discarded) and every
+ * ca_file (readable). Token values read are registered for log redaction.
+ * Returns 0, or -EINVAL with one message per problem. */
+int config_check_files(const struct config *cfg, struct config_diag *reterr_diag);
+
+/* Loads every forge's token into forge->token (registered for redaction).
+ * Returns 0, or -EINVAL with one message per unusable token; on failure no
+ * token is kept. */
+int config_load_tokens(struct config *cfg, struct config_diag *reterr_diag);
+
+/* Writes the effective configuration (defaults filled in, durations
+ * normalised) as YAML that config_load() accepts. Token values are never
+ * printed, only where they come from. Returns 0 or -EIO. */
+int config_print(const struct config *cfg, FILE *f);
+
+/* Writes the Markdown reference of every key (type, default, description),
+ * generated from the key table. */
+void config_print_reference(FILE *f);
+
+/* Pure helpers, exported for the tests. */
+
+/* Levenshtein edit distance (insert, delete, substitute), where swapping two
+ * adjacent characters also counts as one edit (optimal string alignment), so
+ * "lgo" is 1 away from "log". Strings longer than 64 bytes give SIZE_MAX. */
+size_t config_levenshtein(const char *a, const char *b);
+
+/* Returns the candidate closest to word when it is close enough to be a
+ * likely typo, else NULL. The result is borrowed from cands. */
+const char *config_suggest(const char *word, const char *const *cands, size_t n);
+
+/* Parses "instance", "user", "org/NAME" or "repo/OWNER/NAME". NAME and
+ * OWNER are 1-100 characters of [A-Za-z0-9_.-]. Returns 0 or -EINVAL,
+ * -ENOMEM. *ret_scope is set only on success; release it with
+ * config_scope_done(). */
+int config_scope_parse(const char *s, struct config_scope *ret_scope);
+void config_scope_done(struct config_scope *s);
+
+/* Parses "HOST:PORT" where HOST is an IPv4 literal, "[IPv6]" or "localhost"
+ * and PORT is 0-65535. Returns 0 with a malloc'd host (no brackets), or
+ * -EINVAL, -ENOMEM. */
+int config_listen_parse(const char *s, char **ret_host, int *ret_port);

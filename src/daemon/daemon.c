@@ -1,0 +1,877 @@
+/* daemon.c: queue-mode daemon set-up, demand polling and the reconcile tick.
+ * Owns: the loop, forge clients, demand groups (one listing per forge and
+ * scope, shared by the pools on it), forge version checks, and the tick that
+ * turns demand + instances into scaler actions. Instance side effects live
+ * in instance.c; HTTP and metrics in api.c. Never blocks the loop. */
+#include "daemon/daemon.h"
+#include "daemon/daemon_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forge/hmulti.h"
+#include "util/fsutil.h"
+#include "util/httpc.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+#define BACKOFF_MAX_MS 60000
+#define TICK_PERIOD_MS 1000
+#define MAX_ACTIONS 4096
+
+int64_t daemon_wall_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Exponential backoff with ±25 % jitter, so a fleet of daemons (or many
+ * groups) that failed together does not retry together. */
+static int64_t backoff_ms(int64_t base, int failures)
+{
+        int64_t d = base;
+
+        for (int i = 1; i < failures && d < BACKOFF_MAX_MS; i++)
+                d *= 2;
+        if (d > BACKOFF_MAX_MS)
+                d = BACKOFF_MAX_MS;
+        unsigned r = (unsigned)rand();
+        return d * 3 / 4 + (int64_t)(r % (unsigned)(d / 2 + 1));
+}
+
+/* ---- demand ----------------------------------------------------------- */
+
+struct seen {
+        char *handle;
+        int64_t wall_ms;
+        bool marked;
+};
+
+static void djobs_free(struct djob *jobs, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(jobs[i].handle);
+                for (size_t k = 0; k < jobs[i].n_runs_on; k++)
+                        free(jobs[i].runs_on[k]);
+                free(jobs[i].runs_on);
+        }
+        free(jobs);
+}
+
+static void poll_group(struct loop *l, void *ud);
+
+static void arm_poll(struct daemon *d, struct group *g, int64_t delay)
+{
+        if (g->timer)
+                loop_timer_cancel(d->loop, g->timer);
+        g->timer = loop_timer_add(d->loop, delay, poll_group, g);
+}
+
+static int copy_jobs(const struct forgejo_job_list *list, struct djob **ret, size_t *ret_n)
+{
+        struct djob *jobs = NULL;
+        size_t n = 0;
+
+        if (list->n) {
+                jobs = calloc(list->n, sizeof(*jobs));
+                if (!jobs)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < list->n; i++) {
+                const struct forgejo_job *j = &list->jobs[i];
+                if (j->state != FORGEJO_JOB_WAITING && j->state != FORGEJO_JOB_RUNNING)
+                        continue;
+                struct djob *o = &jobs[n];
+                o->id = j->id;
+                o->waiting = j->state == FORGEJO_JOB_WAITING;
+                o->handle = strdup(j->handle);
+                o->runs_on = j->n_runs_on ? calloc(j->n_runs_on, sizeof(char *)) : NULL;
+                if (!o->handle || (j->n_runs_on && !o->runs_on))
+                        goto oom;
+                n++;
+                for (size_t k = 0; k < j->n_runs_on; k++) {
+                        o->runs_on[k] = strdup(j->runs_on[k]);
+                        if (!o->runs_on[k])
+                                goto oom;
+                        o->n_runs_on++;
+                }
+        }
+        *ret = jobs;
+        *ret_n = n;
+        return 0;
+oom:
+        djobs_free(jobs, n + 1 <= list->n ? n + 1 : n);
+        return -ENOMEM;
+}
+
+static void on_jobs(void *ud, const struct forgejo_result *res, const struct forgejo_job_list *list)
+{
+        struct group *g = ud;
+        struct daemon *d = g->d;
+
+        g->inflight = false;
+        d->forges[g->forge].up = res->status != 0;
+        if (res->err < 0) {
+                g->failures++;
+                g->last_failed = true;
+                int64_t delay = backoff_ms(g->interval_ms, g->failures);
+                /* Log the first failure and then every tenth, so an outage
+                 * is visible without flooding the log. */
+                if (g->failures == 1 || g->failures % 10 == 0)
+                        log_warn("demand", "job listing failed; keeping instances as they are",
+                                 KS("forge", d->forges[g->forge].cfg->name), KS("scope", g->scope_text),
+                                 KS("reason", res->reason), KI("status", res->status),
+                                 KI("failures", g->failures), KI("retry_ms", delay));
+                arm_poll(d, g, delay);
+                daemon_schedule_tick(d);
+                return;
+        }
+        struct djob *jobs;
+        size_t n;
+        if (copy_jobs(list, &jobs, &n) < 0) {
+                g->failures++;
+                arm_poll(d, g, backoff_ms(g->interval_ms, g->failures));
+                return;
+        }
+        if (g->failures)
+                log_info("demand", "job listing recovered", KS("forge", d->forges[g->forge].cfg->name),
+                         KS("scope", g->scope_text), KI("after_failures", g->failures));
+        djobs_free(g->jobs, g->n_jobs);
+        g->jobs = jobs;
+        g->n_jobs = n;
+        g->failures = 0;
+        g->last_failed = false;
+        g->last_ok = loop_now_ms(d->loop);
+        arm_poll(d, g, g->interval_ms);
+        daemon_schedule_tick(d);
+}
+
+static void poll_group(struct loop *l, void *ud)
+{
+        struct group *g = ud;
+        struct daemon *d = g->d;
+        struct dforge *f = &d->forges[g->forge];
+        const char *labels[65];
+        int r;
+
+        g->timer = NULL;
+        if (g->inflight || d->stopping)
+                return;
+        if (f->version_major == 0) {
+                /* Pools on this forge wait for the version check. */
+                arm_poll(d, g, 500);
+                return;
+        }
+        for (size_t i = 0; i < g->n_labels && i < 64; i++)
+                labels[i] = g->labels[i];
+        labels[g->n_labels < 64 ? g->n_labels : 64] = NULL;
+        r = forgejo_list_jobs(f->client, &g->scope, labels, on_jobs, g, NULL);
+        if (r < 0) {
+                log_error("demand", "cannot start job listing", KS("scope", g->scope_text), KERR(r));
+                arm_poll(d, g, backoff_ms(g->interval_ms, ++g->failures));
+                return;
+        }
+        g->inflight = true;
+}
+
+/* A group's listing is usable for decisions that remove or verify only when
+ * the latest attempt succeeded and is recent. */
+static bool group_fresh(struct daemon *d, const struct group *g)
+{
+        return g->last_ok && !g->last_failed &&
+               loop_now_ms(d->loop) - g->last_ok <= 3 * g->interval_ms + 2000;
+}
+
+/* ---- forge version ------------------------------------------------------ */
+
+static void check_version(struct loop *l, void *ud);
+
+static void on_version(void *ud, const struct forgejo_result *res, const struct forgejo_version *v)
+{
+        struct dforge *f = ud;
+        struct daemon *d = f->d;
+
+        f->version_inflight = false;
+        f->up = res->status != 0;
+        if (res->err < 0 || !v->parsed) {
+                f->version_failures++;
+                int64_t delay = backoff_ms(1000, f->version_failures);
+                if (f->version_failures == 1 || f->version_failures % 10 == 0)
+                        log_warn("forge", "version check failed; pools on this forge wait",
+                                 KS("forge", f->cfg->name), KS("reason", res->err < 0 ? res->reason : "unparsable version"),
+                                 KS("version", v ? v->version : ""), KI("retry_ms", delay));
+                f->version_timer = loop_timer_add(d->loop, delay, check_version, f);
+                return;
+        }
+        f->version_major = v->major;
+        log_info("forge", "connected", KS("forge", f->cfg->name), KS("version", v->version));
+        for (size_t p = 0; p < d->n_pools; p++) {
+                struct dpool *dp = &d->pools[p];
+                if (dp->cfg->forge != f->cfg)
+                        continue;
+                if (dp->cfg->mode == CONFIG_MODE_QUEUE && v->major < 15) {
+                        dp->enabled = false;
+                        log_error("pool", "queue mode needs Forgejo 15 or newer (ephemeral runners via REST); "
+                                  "this pool is not started — use mode: broker for this Forgejo version",
+                                  KS("pool", dp->cfg->name), KS("forge", f->cfg->name), KS("version", v->version));
+                } else if (dp->cfg->mode == CONFIG_MODE_BROKER) {
+                        dp->enabled = false;
+                        log_error("pool", "broker mode is not available in this build; pool not started",
+                                  KS("pool", dp->cfg->name));
+                } else {
+                        dp->enabled = true;
+                }
+        }
+        daemon_schedule_tick(d);
+}
+
+static void check_version(struct loop *l, void *ud)
+{
+        struct dforge *f = ud;
+        int r;
+
+        f->version_timer = NULL;
+        if (f->version_inflight)
+                return;
+        r = forgejo_version(f->client, on_version, f, NULL);
+        if (r < 0) {
+                log_error("forge", "cannot start version check", KS("forge", f->cfg->name), KERR(r));
+                f->version_timer = loop_timer_add(f->d->loop, 5000, check_version, f);
+                return;
+        }
+        f->version_inflight = true;
+}
+
+/* ---- reconcile tick ------------------------------------------------------ */
+
+struct merged {
+        struct scaler_job *jobs;
+        const struct djob **src;
+        size_t n;
+        struct strmap by_key;      /* "forge:handle" → index+1 */
+        char (*keys)[80];
+};
+
+static bool backoff_allowed(void *ud, const char *handle)
+{
+        struct daemon *d = ud;
+        int64_t *until = strmap_get(&d->backoff, handle);
+
+        return !until || daemon_wall_ms() >= *until;
+}
+
+static int merge_jobs(struct daemon *d, struct merged *m)
+{
+        size_t total = 0;
+
+        memset(m, 0, sizeof(*m));
+        for (size_t g = 0; g < d->n_groups; g++)
+                if (group_fresh(d, &d->groups[g]))
+                        total += d->groups[g].n_jobs;
+        if (!total)
+                return 0;
+        m->jobs = calloc(total, sizeof(*m->jobs));
+        m->src = calloc(total, sizeof(*m->src));
+        m->keys = calloc(total, sizeof(*m->keys));
+        if (!m->jobs || !m->src || !m->keys)
+                return -ENOMEM;
+        for (size_t gi = 0; gi < d->n_groups; gi++) {
+                struct group *g = &d->groups[gi];
+                if (!group_fresh(d, g))
+                        continue;
+                for (size_t i = 0; i < g->n_jobs; i++) {
+                        const struct djob *j = &g->jobs[i];
+                        char key[80];
+                        snprintf(key, sizeof(key), "%d:%s", g->forge, j->handle);
+                        uintptr_t idx = (uintptr_t)strmap_get(&m->by_key, key);
+                        if (idx) {
+                                struct scaler_job *sj = &m->jobs[idx - 1];
+                                sj->groups |= UINT64_C(1) << gi;
+                                /* Listings taken at different moments may
+                                 * disagree; running is the later state. */
+                                sj->waiting = sj->waiting && j->waiting;
+                                continue;
+                        }
+                        memcpy(m->keys[m->n], key, sizeof(key));
+                        m->jobs[m->n] = (struct scaler_job){
+                                .id = j->id, .handle = j->handle,
+                                .runs_on = (const char *const *)j->runs_on, .n_runs_on = j->n_runs_on,
+                                .waiting = j->waiting, .groups = UINT64_C(1) << gi, .forge = g->forge,
+                        };
+                        m->src[m->n] = j;
+                        if (strmap_put(&m->by_key, m->keys[m->n], (void *)(uintptr_t)(m->n + 1)) < 0)
+                                return -ENOMEM;
+                        m->n++;
+                }
+        }
+        return 0;
+}
+
+static void merged_done(struct merged *m)
+{
+        strmap_done(&m->by_key);
+        free(m->jobs);
+        free(m->src);
+        free(m->keys);
+}
+
+static int cmp_job_id(const void *a, const void *b)
+{
+        const struct scaler_job *x = a, *y = b;
+
+        return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Tracks when each handle was first seen waiting (for the wait histogram
+ * and the instance row), forgetting handles no fresh listing returns. */
+static void update_first_seen(struct daemon *d, const struct merged *m, int64_t now_wall)
+{
+        size_t pos = 0;
+        const char *k;
+        void *v;
+
+        while (strmap_next(&d->first_seen, &pos, &k, &v))
+                ((struct seen *)v)->marked = false;
+        for (size_t i = 0; i < m->n; i++) {
+                struct seen *s = strmap_get(&d->first_seen, m->jobs[i].handle);
+                if (!s) {
+                        s = calloc(1, sizeof(*s));
+                        if (!s || !(s->handle = strdup(m->jobs[i].handle))) {
+                                free(s);
+                                continue;
+                        }
+                        s->wall_ms = now_wall;
+                        if (strmap_put(&d->first_seen, s->handle, s) < 0) {
+                                free(s->handle);
+                                free(s);
+                                continue;
+                        }
+                }
+                s->marked = true;
+        }
+        /* Only forget when every group is fresh: a listing that failed must
+         * not erase what it would have returned. */
+        for (size_t g = 0; g < d->n_groups; g++)
+                if (!group_fresh(d, &d->groups[g]))
+                        return;
+        pos = 0;
+        while (strmap_next(&d->first_seen, &pos, &k, &v)) {
+                struct seen *s = v;
+                if (!s->marked) {
+                        strmap_del(&d->first_seen, k);
+                        free(s->handle);
+                        free(s);
+                }
+        }
+}
+
+static void tick(struct loop *l, void *ud)
+{
+        struct daemon *d = ud;
+        struct merged m;
+        struct scaler_pool *sp = NULL;
+        struct scaler_provider *sprov = NULL;
+        struct scaler_inst *si = NULL;
+        struct scaler_action *acts = NULL;
+        struct scaler_pool_stats *stats = NULL;
+        struct inst **snap = NULL;
+        int64_t now = loop_now_ms(d->loop), wall = daemon_wall_ms();
+
+        d->tick_timer = NULL;
+        d->tick_scheduled = false;
+        if (d->stopping)
+                return;
+        if (merge_jobs(d, &m) < 0)
+                goto out;
+        qsort(m.jobs, m.n, sizeof(*m.jobs), cmp_job_id);
+        /* Sorting moved entries: rebuild the key index. */
+        strmap_done(&m.by_key);
+        for (size_t i = 0; i < m.n; i++) {
+                snprintf(m.keys[i], sizeof(m.keys[i]), "%d:%s", m.jobs[i].forge, m.jobs[i].handle);
+                if (strmap_put(&m.by_key, m.keys[i], (void *)(uintptr_t)(i + 1)) < 0)
+                        goto out;
+        }
+        update_first_seen(d, &m, wall);
+
+        sp = calloc(d->n_pools ? d->n_pools : 1, sizeof(*sp));
+        sprov = calloc(d->n_providers ? d->n_providers : 1, sizeof(*sprov));
+        si = calloc(d->n_insts ? d->n_insts : 1, sizeof(*si));
+        snap = calloc(d->n_insts ? d->n_insts : 1, sizeof(*snap));
+        acts = calloc(MAX_ACTIONS, sizeof(*acts));
+        stats = calloc(d->n_pools ? d->n_pools : 1, sizeof(*stats));
+        if (!sp || !sprov || !si || !snap || !acts || !stats)
+                goto out;
+
+        for (size_t p = 0; p < d->n_pools; p++) {
+                struct dpool *dp = &d->pools[p];
+                struct config_pool *c = dp->cfg;
+                sp[p] = (struct scaler_pool){
+                        .group = dp->group, .forge = (int)c->forge_idx, .provider = (int)c->provider_idx,
+                        .labels = dp->labels, .n_labels = c->labels.n,
+                        .min_idle = (int)c->min_idle, .max_runners = (int)c->max_runners,
+                        .idle_timeout_ms = c->idle_timeout_ms, .bootstrap_timeout_ms = c->bootstrap_timeout_ms,
+                        .demand_fresh = group_fresh(d, &d->groups[dp->group]), .enabled = dp->enabled,
+                };
+        }
+        for (size_t p = 0; p < d->n_providers; p++)
+                sprov[p].max_instances = d->providers[p].max_instances;
+
+        /* Jobs held by our handle instances are served. */
+        for (size_t i = 0; i < m.n; i++)
+                m.jobs[i].served = strmap_get(&d->by_handle, m.jobs[i].handle) != NULL;
+
+        size_t ni = 0;
+        for (size_t i = 0; i < d->n_insts; i++) {
+                struct inst *in = d->insts[i];
+                if (!store_state_live(in->row.state))
+                        continue;
+                enum scaler_job_state js = SCALER_JOB_UNKNOWN;
+                if (!in->row.warm && d->pools[in->pool].group >= 0 &&
+                    group_fresh(d, &d->groups[d->pools[in->pool].group])) {
+                        char key[80];
+                        snprintf(key, sizeof(key), "%d:%s", (int)d->pools[in->pool].cfg->forge_idx, in->row.handle);
+                        uintptr_t idx = (uintptr_t)strmap_get(&m.by_key, key);
+                        if (!idx || !(m.jobs[idx - 1].groups & (UINT64_C(1) << d->pools[in->pool].group)))
+                                js = SCALER_JOB_GONE;
+                        else
+                                js = m.jobs[idx - 1].waiting ? SCALER_JOB_WAITING : SCALER_JOB_RUNNING;
+                        if (js == SCALER_JOB_RUNNING && !in->job_running_since)
+                                in->job_running_since = now;
+                }
+                in->job_state = js;
+                inst_check_runner_gone(d, in);
+                si[ni] = (struct scaler_inst){
+                        .pool = in->pool, .state = in->row.state, .warm = in->row.warm,
+                        .handle = in->row.handle, .job_state = js,
+                        .created_ms = in->row.created_ms, .state_ms = in->row.state_ms,
+                        .idle_since_ms = in->idle_since, .stop_requested = in->stop_requested,
+                        .verify_inflight = in->op != OP_NONE,
+                        .verify_after_ms = in->verify_after,
+                };
+                snap[ni++] = in;
+        }
+        /* The scaler compares created/idle times with now in wall-clock
+         * milliseconds (rows survive restarts); verify_after is monotonic,
+         * so translate it. */
+        for (size_t i = 0; i < ni; i++)
+                si[i].verify_after_ms = snap[i]->verify_after > now ? wall + (snap[i]->verify_after - now) : 0;
+
+        struct scaler_input sin = {
+                .now_ms = wall, .pools = sp, .n_pools = d->n_pools,
+                .providers = sprov, .n_providers = d->n_providers,
+                .jobs = m.jobs, .n_jobs = m.n, .insts = si, .n_insts = ni,
+                .handle_allowed = backoff_allowed, .ud = d,
+        };
+        struct scaler_output sout = { .actions = acts, .cap = MAX_ACTIONS, .stats = stats };
+        scaler_plan(&sin, &sout);
+        for (size_t p = 0; p < d->n_pools; p++)
+                d->pools[p].stats = stats[p];
+
+        /* Apply: stops and verifies first (they free room or settle claims),
+         * then every launch's row in one transaction, then the launches'
+         * side effects — rows are durable before any POST goes out. */
+        for (size_t a = 0; a < sout.n; a++) {
+                struct scaler_action *ac = &acts[a];
+                if (ac->kind == SCALER_STOP)
+                        inst_stop(d, snap[ac->inst], scaler_reason_name(ac->reason), STORE_DONE);
+                else if (ac->kind == SCALER_VERIFY)
+                        inst_verify(d, snap[ac->inst]);
+        }
+        size_t first_new = d->n_insts;
+        bool txn = store_begin(d->store) == 0;
+        for (size_t a = 0; a < sout.n; a++) {
+                struct scaler_action *ac = &acts[a];
+                if (ac->kind == SCALER_LAUNCH_JOB) {
+                        const struct scaler_job *sj = &m.jobs[ac->job];
+                        struct seen *s = strmap_get(&d->first_seen, sj->handle);
+                        struct djob dj = { .id = sj->id, .handle = (char *)sj->handle, .waiting = true };
+                        inst_launch(d, ac->pool, &dj, s ? s->wall_ms : wall);
+                } else if (ac->kind == SCALER_LAUNCH_WARM) {
+                        inst_launch(d, ac->pool, NULL, 0);
+                }
+        }
+        if (txn && store_commit(d->store) < 0) {
+                /* Nothing durable: forget the new instances, retry next tick. */
+                log_error("store", "cannot commit launch rows; retrying");
+                store_rollback(d->store);
+                while (d->n_insts > first_new)
+                        inst_remove(d, d->insts[d->n_insts - 1]);
+        }
+        for (size_t i = first_new; i < d->n_insts; i++)
+                inst_start_registration(d, d->insts[i]);
+        if (sout.truncated)
+                daemon_schedule_tick(d);
+out:
+        merged_done(&m);
+        free(sp);
+        free(sprov);
+        free(si);
+        free(snap);
+        free(acts);
+        free(stats);
+}
+
+static void tick_cb(struct loop *l, void *ud)
+{
+        tick(l, ud);
+}
+
+void daemon_schedule_tick(struct daemon *d)
+{
+        if (d->tick_scheduled || d->stopping)
+                return;
+        d->tick_timer = loop_timer_add(d->loop, 0, tick_cb, d);
+        d->tick_scheduled = d->tick_timer != NULL;
+}
+
+static void periodic(struct loop *l, void *ud)
+{
+        struct daemon *d = ud;
+
+        d->periodic = loop_timer_add(l, TICK_PERIOD_MS, periodic, d);
+        daemon_schedule_tick(d);
+        /* Orphan sweep: once at start (retried until it succeeds), then
+         * every ten minutes to catch registrations leaked by anything. */
+        for (size_t g = 0; g < d->n_groups; g++) {
+                struct group *gr = &d->groups[g];
+                if (!gr->reap_inflight && d->forges[gr->forge].version_major &&
+                    (!gr->reap_done || (loop_now_ms(l) - d->started) % 600000 < TICK_PERIOD_MS))
+                        inst_reap_orphans(d, (int)g);
+        }
+}
+
+static void on_signal(struct loop *l, int signo, void *ud)
+{
+        struct daemon *d = ud;
+
+        log_info("daemon", "stopping; workers keep running and are adopted at the next start",
+                 KS("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+        d->stopping = true;
+        loop_stop(l);
+}
+
+/* ---- set-up ------------------------------------------------------------- */
+
+static int build_groups(struct daemon *d)
+{
+        d->groups = calloc(d->n_pools ? d->n_pools : 1, sizeof(*d->groups));
+        if (!d->groups)
+                return -ENOMEM;
+        for (size_t p = 0; p < d->n_pools; p++) {
+                struct config_pool *c = d->pools[p].cfg;
+                struct forgejo_scope sc;
+                size_t g;
+
+                if (forgejo_scope_parse(c->scope_text, &sc) < 0)
+                        return -EINVAL;
+                for (g = 0; g < d->n_groups; g++) {
+                        struct group *gr = &d->groups[g];
+                        if (gr->forge == (int)c->forge_idx && gr->scope.kind == sc.kind &&
+                            strcmp(gr->scope.owner, sc.owner) == 0 && strcmp(gr->scope.repo, sc.repo) == 0)
+                                break;
+                }
+                if (g == d->n_groups) {
+                        if (g >= 64)
+                                return -E2BIG;
+                        struct group *gr = &d->groups[d->n_groups++];
+                        gr->d = d;
+                        gr->forge = (int)c->forge_idx;
+                        gr->scope = sc;
+                        forgejo_scope_format(&sc, gr->scope_text, sizeof(gr->scope_text));
+                        gr->interval_ms = c->poll_interval_ms;
+                }
+                struct group *gr = &d->groups[g];
+                d->pools[p].group = (int)g;
+                if (c->poll_interval_ms < gr->interval_ms)
+                        gr->interval_ms = c->poll_interval_ms;
+                /* The listing asks for the union of the pools' labels: the
+                 * server drops jobs no pool could run, and each pool then
+                 * applies the same subset rule to its own labels. */
+                for (size_t k = 0; k < c->labels.n; k++) {
+                        bool dup = false;
+                        for (size_t e = 0; e < gr->n_labels && !dup; e++)
+                                dup = strcmp(gr->labels[e], c->labels.v[k]) == 0;
+                        if (dup)
+                                continue;
+                        char **nl = realloc(gr->labels, (gr->n_labels + 1) * sizeof(*nl));
+                        if (!nl)
+                                return -ENOMEM;
+                        gr->labels = nl;
+                        if (!(nl[gr->n_labels] = strdup(c->labels.v[k])))
+                                return -ENOMEM;
+                        gr->n_labels++;
+                }
+        }
+        return 0;
+}
+
+static int load_controller_id(struct daemon *d)
+{
+        int r = store_meta_get(d->store, "controller_id", d->ctrl, sizeof(d->ctrl));
+
+        if (r == -ENOENT) {
+                r = secret_random_hex(d->ctrl, 4);
+                if (r < 0)
+                        return r;
+                r = store_meta_set(d->store, "controller_id", d->ctrl);
+        }
+        if (r < 0)
+                return r;
+        snprintf(d->prefix, sizeof(d->prefix), "fs-%s-", d->ctrl);
+        return 0;
+}
+
+static int resume_rows(struct daemon *d)
+{
+        struct store_instance *rows = NULL;
+        size_t n = 0;
+        int r = store_instance_list_live(d->store, &rows, &n);
+
+        if (r < 0)
+                return r;
+        struct store_instance *undel = NULL;
+        size_t nu = 0;
+        r = store_instance_list_undeleted(d->store, &undel, &nu);
+        if (r < 0) {
+                free(rows);
+                return r;
+        }
+        size_t adopted = 0;
+        for (size_t pass = 0; pass < 2; pass++) {
+                struct store_instance *src = pass ? undel : rows;
+                size_t cnt = pass ? nu : n;
+                for (size_t i = 0; i < cnt; i++) {
+                        int pool = -1;
+                        for (size_t p = 0; p < d->n_pools; p++)
+                                if (strcmp(d->pools[p].cfg->name, src[i].pool) == 0)
+                                        pool = (int)p;
+                        struct inst *in = calloc(1, sizeof(*in));
+                        if (!in) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        in->row = src[i];
+                        in->pool = pool;
+                        in->d = d;
+                        in->final = STORE_DONE;
+                        in->counted = true; /* counted by the run that launched it */
+                        if (d->n_insts == d->cap_insts) {
+                                size_t nc = d->cap_insts ? d->cap_insts * 2 : 64;
+                                struct inst **ni = realloc(d->insts, nc * sizeof(*ni));
+                                if (!ni) {
+                                        free(in);
+                                        r = -ENOMEM;
+                                        goto out;
+                                }
+                                d->insts = ni;
+                                d->cap_insts = nc;
+                        }
+                        d->insts[d->n_insts++] = in;
+                        strmap_put(&d->by_name, in->row.name, in);
+                        if (!in->row.warm && in->row.handle[0] && store_state_live(in->row.state))
+                                strmap_put(&d->by_handle, in->row.handle, in);
+                        inst_resume(d, in);
+                        adopted++;
+                }
+        }
+        if (adopted)
+                log_info("daemon", "resumed instances from the state database", KI("instances", (long long)adopted));
+        r = 0;
+out:
+        free(rows);
+        free(undel);
+        return r;
+}
+
+static void daemon_free(struct daemon *d)
+{
+        if (!d)
+                return;
+        api_done(d);
+        inst_free_all(d);
+        for (size_t f = 0; f < d->n_forges; f++)
+                forgejo_free(d->forges[f].client);
+        hmulti_free(d->hm);
+        for (size_t p = 0; p < d->n_providers; p++) {
+                if (d->providers[p].ops && d->providers[p].ops->done)
+                        d->providers[p].ops->done(&d->providers[p]);
+                free(d->providers[p].name);
+        }
+        free(d->providers);
+        for (size_t g = 0; g < d->n_groups; g++) {
+                djobs_free(d->groups[g].jobs, d->groups[g].n_jobs);
+                for (size_t k = 0; k < d->groups[g].n_labels; k++)
+                        free(d->groups[g].labels[k]);
+                free(d->groups[g].labels);
+        }
+        free(d->groups);
+        size_t pos = 0;
+        const char *k;
+        void *v;
+        while (strmap_next(&d->first_seen, &pos, &k, &v)) {
+                free(((struct seen *)v)->handle);
+                free(v);
+        }
+        strmap_done(&d->first_seen);
+        pos = 0;
+        while (strmap_next(&d->backoff, &pos, &k, &v))
+                free(v);
+        strmap_done(&d->backoff);
+        for (size_t p = 0; p < d->n_pools; p++)
+                free(d->pools[p].labels);
+        free(d->pools);
+        free(d->forges);
+        store_close(d->store);
+        loop_free(d->loop);
+        free(d);
+}
+
+int daemon_run(struct config *cfg)
+{
+        struct daemon *d = calloc(1, sizeof(*d));
+        char path[4096];
+        int r;
+
+        if (!d)
+                return -ENOMEM;
+        d->cfg = cfg;
+        srand((unsigned)daemon_wall_ms() ^ (unsigned)getpid());
+        httpc_global_init();
+
+        r = fs_mkdir_p(cfg->state_path, 0700);
+        if (r < 0) {
+                log_error("daemon", "cannot create state_dir", KS("path", cfg->state_path), KERR(r));
+                goto out;
+        }
+        snprintf(path, sizeof(path), "%s/instances", cfg->state_path);
+        if ((r = fs_mkdir_p(path, 0700)) < 0) {
+                log_error("daemon", "cannot create the instances folder", KS("path", path), KERR(r));
+                goto out;
+        }
+        snprintf(path, sizeof(path), "%s/forgescale.db", cfg->state_path);
+        r = store_open(path, &d->store);
+        if (r < 0) {
+                log_error("store", "cannot open the state database", KS("path", path), KERR(r));
+                goto out;
+        }
+        if ((r = load_controller_id(d)) < 0) {
+                log_error("store", "cannot read or write the controller id", KERR(r));
+                goto out;
+        }
+        if ((r = loop_new(&d->loop)) < 0) {
+                log_error("daemon", "cannot create the event loop", KERR(r));
+                goto out;
+        }
+        d->started = loop_now_ms(d->loop);
+        if ((r = hmulti_new(d->loop, NULL, &d->hm)) < 0) {
+                log_error("daemon", "cannot set up the HTTP client", KERR(r));
+                goto out;
+        }
+
+        d->n_forges = cfg->n_forges;
+        d->forges = calloc(cfg->n_forges ? cfg->n_forges : 1, sizeof(*d->forges));
+        d->n_pools = cfg->n_pools;
+        d->pools = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof(*d->pools));
+        d->n_providers = cfg->n_providers;
+        d->providers = calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof(*d->providers));
+        if (!d->forges || !d->pools || !d->providers) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t f = 0; f < cfg->n_forges; f++) {
+                struct config_forge *cf = &cfg->forges[f];
+                struct forgejo_opts o = {
+                        .name = cf->name, .base_url = cf->url, .token = cf->token,
+                        .timeout_ms = cf->timeout_ms, .ca_file = cf->ca_path,
+                        .insecure = cf->insecure_skip_verify,
+                };
+                d->forges[f].cfg = cf;
+                d->forges[f].d = d;
+                r = forgejo_new(d->hm, &o, &d->forges[f].client);
+                if (r < 0) {
+                        log_error("forge", "cannot set up the forge client", KS("forge", cf->name), KERR(r));
+                        goto out;
+                }
+                forgejo_set_hook(d->forges[f].client, api_forge_hook, d);
+        }
+        for (size_t p = 0; p < cfg->n_providers; p++) {
+                struct config_provider *cp = &cfg->providers[p];
+                struct provider *pv = &d->providers[p];
+                static const char *const type_names[] = { "local", "container", "kubernetes", "ssh", "external" };
+                pv->ops = provider_ops_find(type_names[cp->type]);
+                pv->name = strdup(cp->name);
+                pv->max_instances = (int)cp->max_instances;
+                if (!pv->name) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                if (!pv->ops) {
+                        log_error("provider", "provider type is not available in this build",
+                                  KS("provider", cp->name), KS("type", type_names[cp->type]));
+                        r = -EOPNOTSUPP;
+                        goto out;
+                }
+                if ((r = pv->ops->init(pv, d->loop)) < 0) {
+                        log_error("provider", "cannot start provider", KS("provider", cp->name), KERR(r));
+                        pv->ops = NULL;
+                        goto out;
+                }
+        }
+        for (size_t p = 0; p < cfg->n_pools; p++) {
+                struct dpool *dp = &d->pools[p];
+                dp->cfg = &cfg->pools[p];
+                dp->labels = calloc(dp->cfg->labels.n + 1, sizeof(char *));
+                if (!dp->labels) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                for (size_t k = 0; k < dp->cfg->labels.n; k++)
+                        dp->labels[k] = dp->cfg->labels.v[k];
+        }
+        if ((r = build_groups(d)) < 0) {
+                log_error("daemon", "cannot group pools by forge and scope", KERR(r));
+                goto out;
+        }
+        if ((r = api_init(d)) < 0)
+                goto out;   /* logged by api_init */
+
+        loop_signal_add(d->loop, SIGINT, on_signal, d);
+        loop_signal_add(d->loop, SIGTERM, on_signal, d);
+        signal(SIGPIPE, SIG_IGN);
+
+        if ((r = resume_rows(d)) < 0) {
+                log_error("store", "cannot read instances from the state database", KERR(r));
+                goto out;
+        }
+        for (size_t f = 0; f < d->n_forges; f++)
+                check_version(d->loop, &d->forges[f]);
+        for (size_t g = 0; g < d->n_groups; g++)
+                arm_poll(d, &d->groups[g], 0);
+        d->periodic = loop_timer_add(d->loop, TICK_PERIOD_MS, periodic, d);
+
+        char pool_names[512] = "";
+        for (size_t p = 0, o = 0; p < d->n_pools && o < sizeof(pool_names); p++) {
+                int w = snprintf(pool_names + o, sizeof(pool_names) - o, "%s%s", p ? "," : "",
+                                 d->pools[p].cfg->name);
+                if (w < 0)
+                        break;
+                o += (size_t)w;
+        }
+        log_info("daemon", "started", KS("state_dir", cfg->state_path), KS("controller", d->ctrl),
+                 KS("pools", pool_names), KI("listings", (long long)d->n_groups));
+        r = loop_run(d->loop);
+        if (r < 0)
+                log_error("daemon", "event loop failed", KERR(r));
+        log_info("daemon", "stopped", KI("live_instances", (long long)d->n_insts));
+out:
+        daemon_free(d);
+        return r;
+}

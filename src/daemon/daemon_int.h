@@ -1,0 +1,155 @@
+/* daemon_int.h: the daemon's internal types, shared by daemon.c (setup,
+ * demand polling, the reconcile tick), instance.c (instance lifecycle) and
+ * api.c (HTTP endpoints and metrics). Not used outside src/daemon/. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "forge/forgejo.h"
+#include "loop/loop.h"
+#include "provider/provider.h"
+#include "scaler/scaler.h"
+#include "store/store.h"
+#include "util/strmap.h"
+
+struct hmulti;
+struct http_server;
+struct metrics;
+struct metric;
+
+/* Waiting/running job as last listed for one group. */
+struct djob {
+        int64_t id;
+        char *handle;
+        char **runs_on;
+        size_t n_runs_on;
+        bool waiting;
+};
+
+/* One demand listing: pools sharing (forge, scope) share it. */
+struct group {
+        struct daemon *d;
+        int forge;
+        struct forgejo_scope scope;
+        char scope_text[256];
+        char **labels;               /* union of the pools' labels */
+        size_t n_labels;
+        int64_t interval_ms;         /* smallest poll_interval of its pools */
+        bool inflight;
+        struct loop_timer *timer;
+        int failures;                /* consecutive */
+        int64_t last_ok;             /* monotonic ms of the last good listing */
+        bool last_failed;
+        struct djob *jobs;           /* last good snapshot */
+        size_t n_jobs;
+        bool reap_done;              /* startup orphan sweep finished */
+        bool reap_inflight;
+        int reap_page;
+};
+
+struct dforge {
+        struct daemon *d;
+        struct config_forge *cfg;
+        struct forgejo *client;
+        int version_major;           /* 0 until known */
+        bool version_inflight;
+        int version_failures;
+        struct loop_timer *version_timer;
+        bool up;                     /* last request got an HTTP answer */
+};
+
+struct dpool {
+        struct config_pool *cfg;
+        int group;
+        bool enabled;                /* queue mode allowed on this forge */
+        bool refused_logged;
+        const char **labels;         /* borrowed from cfg */
+        struct scaler_pool_stats stats;
+};
+
+struct inst {
+        struct store_instance row;
+        int pool;
+        struct daemon *d;
+        /* Runtime only; rebuilt after a restart. */
+        bool stop_requested;
+        bool provider_live;          /* provider tracks a running worker */
+        bool exited;                 /* worker has exited */
+        enum { OP_NONE = 0, OP_CREATE, OP_VERIFY, OP_DELETE } op;
+        struct forgejo_call *call;   /* the one forge call in flight */
+        bool starting;               /* provider create() issued, no event yet */
+        bool reg_was_gone;           /* DELETE found no registration (404) */
+        enum scaler_job_state job_state;
+        int64_t verify_after;        /* monotonic */
+        int64_t job_running_since;   /* monotonic, 0 = not seen running */
+        int64_t runner_gone_since;   /* monotonic, runner seen deleted */
+        int64_t idle_since;          /* wall ms, warm instances */
+        int cleanup_failures;
+        struct loop_timer *retry;
+        enum store_state final;      /* target once stopping completes */
+        bool counted;                /* launches_total recorded */
+};
+
+struct daemon {
+        struct config *cfg;
+        struct loop *loop;
+        struct hmulti *hm;
+        struct store *store;
+        struct http_server *http;
+        struct metrics *metrics;
+        struct metric *m_waiting, *m_runners, *m_wait, *m_requests, *m_launches,
+                      *m_forge_up, *m_desired;
+
+        struct dforge *forges;
+        size_t n_forges;
+        struct group *groups;
+        size_t n_groups;
+        struct dpool *pools;
+        size_t n_pools;
+        struct provider *providers;
+        size_t n_providers;
+
+        char ctrl[16];               /* controller id: names are "fs-<ctrl>-..." */
+        char prefix[32];             /* "fs-<ctrl>-" */
+
+        /* Instances: every live one, plus terminal ones still cleaning up. */
+        struct inst **insts;
+        size_t n_insts, cap_insts;
+        struct strmap by_name;       /* name → inst */
+        struct strmap by_handle;     /* handle → live non-warm inst */
+        struct strmap first_seen;    /* handle → struct seen */
+        struct strmap backoff;       /* handle → struct backoff */
+
+        struct loop_timer *tick_timer;
+        bool tick_scheduled;
+        struct loop_timer *periodic;
+        bool stopping;
+        int64_t started;
+};
+
+/* daemon.c */
+void daemon_schedule_tick(struct daemon *d);
+int64_t daemon_wall_ms(void);
+
+/* instance.c */
+int inst_launch(struct daemon *d, int pool, const struct djob *job, int64_t job_seen_ms);
+void inst_start_registration(struct daemon *d, struct inst *in);
+void inst_stop(struct daemon *d, struct inst *in, const char *reason, enum store_state final);
+void inst_verify(struct daemon *d, struct inst *in);
+void inst_resume(struct daemon *d, struct inst *in);
+void inst_reap_orphans(struct daemon *d, int group);
+void inst_remove(struct daemon *d, struct inst *in);
+void inst_check_runner_gone(struct daemon *d, struct inst *in);
+int inst_save(struct daemon *d, struct inst *in);
+const char *inst_launch_result(const struct inst *in);
+void inst_free_all(struct daemon *d);
+
+/* api.c */
+int api_init(struct daemon *d);
+void api_done(struct daemon *d);
+void api_count_launch(struct daemon *d, const struct inst *in, const char *result);
+void api_observe_wait(struct daemon *d, const struct inst *in, double seconds);
+void api_forge_hook(void *ud, const struct forgejo_event *ev);

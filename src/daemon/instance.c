@@ -1,0 +1,793 @@
+/* instance.c: the life of one instance — registration, worker start, claim
+ * checks, stop, registration cleanup — and recovery after a restart.
+ * Every transition is saved to the store before the side effect it leads
+ * to. Owns the instance folder (token file 0600, worker log). Never decides
+ * *whether* to launch or stop: that is the scaler's job (daemon.c). */
+#include "daemon/daemon_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+#define STOP_GRACE_MS 10000
+#define CLAIM_GRACE_MS 15000       /* a claimed runner reports within seconds */
+#define RUNNER_GONE_EXIT_MS 60000  /* worker should exit after its runner is gone */
+#define WORKER_LOG_MAX (4u << 20)
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static struct dforge *inst_forge(struct daemon *d, const struct inst *in)
+{
+        for (size_t f = 0; f < d->n_forges; f++)
+                if (strcmp(d->forges[f].cfg->name, in->row.forge) == 0)
+                        return &d->forges[f];
+        return NULL;
+}
+
+static struct provider *inst_provider(struct daemon *d, const struct inst *in)
+{
+        for (size_t p = 0; p < d->n_providers; p++)
+                if (strcmp(d->providers[p].name, in->row.provider) == 0 && d->providers[p].ops)
+                        return &d->providers[p];
+        return NULL;
+}
+
+static const char *pool_name(const struct inst *in)
+{
+        return in->row.pool;
+}
+
+static void inst_dir(struct daemon *d, const struct inst *in, char *buf, size_t n)
+{
+        snprintf(buf, n, "%s/instances/%s", d->cfg->state_path, in->row.name);
+}
+
+static void set_state(struct inst *in, enum store_state st)
+{
+        if (in->row.state != st) {
+                in->row.state = st;
+                in->row.state_ms = daemon_wall_ms();
+        }
+}
+
+int inst_save(struct daemon *d, struct inst *in)
+{
+        int r = store_instance_update(d->store, &in->row);
+
+        if (r < 0)
+                log_error("store", "cannot save instance", KS("instance", in->row.name),
+                          KS("state", store_state_name(in->row.state)), KERR(r));
+        return r;
+}
+
+static void set_reason(struct inst *in, const char *reason)
+{
+        if (!in->row.reason[0] && reason)
+                snprintf(in->row.reason, sizeof(in->row.reason), "%s", reason);
+}
+
+static void backoff_handle(struct daemon *d, const char *handle)
+{
+        struct hb { int64_t until; int attempts; char key[64]; } *b;
+
+        if (!handle || !handle[0])
+                return;
+        b = strmap_get(&d->backoff, handle);
+        if (!b) {
+                b = calloc(1, sizeof(*b));
+                if (!b)
+                        return;
+                snprintf(b->key, sizeof(b->key), "%s", handle);
+                if (strmap_put(&d->backoff, b->key, b) < 0) {
+                        free(b);
+                        return;
+                }
+        }
+        /* 5 s, 10 s, 20 s … up to 5 min between launch attempts for a job
+         * whose workers keep failing, so one broken job cannot burn the
+         * pool. The until field comes first: daemon.c reads it as int64_t. */
+        b->attempts++;
+        int64_t delay = 5000;
+        for (int i = 1; i < b->attempts && delay < 300000; i++)
+                delay *= 2;
+        b->until = daemon_wall_ms() + (delay > 300000 ? 300000 : delay);
+}
+
+static void add_inst(struct daemon *d, struct inst *in)
+{
+        d->insts[d->n_insts++] = in;
+        strmap_put(&d->by_name, in->row.name, in);
+        if (!in->row.warm && in->row.handle[0])
+                strmap_put(&d->by_handle, in->row.handle, in);
+}
+
+void inst_remove(struct daemon *d, struct inst *in)
+{
+        if (in->call)
+                forgejo_cancel(in->call);
+        in->call = NULL;
+        if (in->retry)
+                loop_timer_cancel(d->loop, in->retry);
+        if (strmap_get(&d->by_name, in->row.name) == in)
+                strmap_del(&d->by_name, in->row.name);
+        if (in->row.handle[0] && strmap_get(&d->by_handle, in->row.handle) == in)
+                strmap_del(&d->by_handle, in->row.handle);
+        for (size_t i = 0; i < d->n_insts; i++)
+                if (d->insts[i] == in) {
+                        d->insts[i] = d->insts[--d->n_insts];
+                        break;
+                }
+        free(in);
+}
+
+void inst_free_all(struct daemon *d)
+{
+        while (d->n_insts)
+                inst_remove(d, d->insts[d->n_insts - 1]);
+        free(d->insts);
+        d->insts = NULL;
+        d->cap_insts = 0;
+        strmap_done(&d->by_name);
+        strmap_done(&d->by_handle);
+}
+
+const char *inst_launch_result(const struct inst *in)
+{
+        if (in->row.claimed_ms)
+                return "claimed";
+        if (in->row.state == STORE_FAILED)
+                return "failed";
+        return "wasted";
+}
+
+/* ---- finishing ---------------------------------------------------------- */
+
+static void cleanup(struct daemon *d, struct inst *in);
+
+static void finish(struct daemon *d, struct inst *in)
+{
+        char dir[PATH_MAX - 32], path[PATH_MAX];
+
+        set_state(in, in->final == STORE_FAILED ? STORE_FAILED : STORE_DONE);
+        if (inst_save(d, in) < 0)
+                return; /* stays in memory; the next restart resumes it */
+        inst_dir(d, in, dir, sizeof(dir));
+        snprintf(path, sizeof(path), "%s/token", dir);
+        unlink(path);
+        /* A failed worker's log is kept for diagnosis (pruned with its row);
+         * everything else goes. */
+        if (in->row.state == STORE_DONE)
+                fs_rm_rf(dir);
+        if (!in->counted) {
+                in->counted = true;
+                api_count_launch(d, in, inst_launch_result(in));
+        }
+        log_debug("instance", "finished", KS("instance", in->row.name), KS("pool", pool_name(in)),
+                  KS("state", store_state_name(in->row.state)), KS("reason", in->row.reason),
+                  KI("exit_code", in->row.exit_code));
+        inst_remove(d, in);
+        daemon_schedule_tick(d);
+}
+
+static void retry_cleanup(struct loop *l, void *ud)
+{
+        struct inst *in = ud;
+
+        in->retry = NULL;
+        cleanup(in->d, in);
+}
+
+static void on_deleted(void *ud, const struct forgejo_result *res)
+{
+        struct inst *in = ud;
+        struct daemon *d = in->d;
+
+        in->call = NULL;
+        in->op = OP_NONE;
+        if (res->err == 0 || res->err == -ENOENT) {
+                in->row.runner_deleted = true;
+                in->reg_was_gone = res->err == -ENOENT;
+                /* Forgejo deletes an ephemeral runner when its task reaches a
+                 * final state: a registration already gone after a clean
+                 * exit means the worker ran its job. */
+                if (in->reg_was_gone && in->exited && in->row.exit_code == 0 && !in->row.claimed_ms) {
+                        in->row.claimed_ms = daemon_wall_ms();
+                        in->final = STORE_DONE;
+                }
+                finish(d, in);
+                return;
+        }
+        in->cleanup_failures++;
+        int64_t delay = 1000;
+        for (int i = 1; i < in->cleanup_failures && delay < 60000; i++)
+                delay *= 2;
+        if (in->cleanup_failures == 1 || in->cleanup_failures % 10 == 0)
+                log_warn("instance", "cannot delete runner registration; will retry",
+                         KS("instance", in->row.name), KI("runner_id", in->row.runner_id),
+                         KS("reason", res->reason), KI("retry_ms", delay));
+        in->retry = loop_timer_add(d->loop, delay > 60000 ? 60000 : delay, retry_cleanup, in);
+}
+
+/* Worker gone (or never started): make sure the registration is gone too,
+ * then finish. The row is STOPPING from here until the forge confirms. */
+static void cleanup(struct daemon *d, struct inst *in)
+{
+        struct dforge *f = inst_forge(d, in);
+        struct forgejo_scope sc;
+        int r;
+
+        if (in->op == OP_VERIFY && in->call) {
+                forgejo_cancel(in->call);
+                in->call = NULL;
+                in->op = OP_NONE;
+        }
+        if (in->op != OP_NONE)
+                return; /* the call in flight comes back here */
+        if (store_state_live(in->row.state) && in->row.state != STORE_STOPPING) {
+                set_state(in, STORE_STOPPING);
+                inst_save(d, in);
+        }
+        if (in->row.runner_id == 0 || in->row.runner_deleted) {
+                /* No id: the registration, if the POST did create one, is
+                 * found by name in the orphan sweep. */
+                in->row.runner_deleted = true;
+                finish(d, in);
+                return;
+        }
+        if (!f || forgejo_scope_parse(in->row.scope, &sc) < 0) {
+                log_error("instance", "forge or scope of instance no longer configured; cannot delete its registration",
+                          KS("instance", in->row.name), KS("forge", in->row.forge), KS("scope", in->row.scope));
+                in->row.runner_deleted = true;
+                finish(d, in);
+                return;
+        }
+        r = forgejo_runner_delete(f->client, &sc, in->row.runner_id, on_deleted, in, &in->call);
+        if (r < 0) {
+                log_error("instance", "cannot start registration delete", KS("instance", in->row.name), KERR(r));
+                in->retry = loop_timer_add(d->loop, 5000, retry_cleanup, in);
+                return;
+        }
+        in->op = OP_DELETE;
+}
+
+/* ---- provider events ---------------------------------------------------- */
+
+static void claim(struct daemon *d, struct inst *in);
+
+static void on_provider(void *ud, const struct provider_event *ev)
+{
+        struct inst *in = ud;
+        struct daemon *d = in->d;
+
+        switch (ev->type) {
+        case PROVIDER_EV_STARTED:
+                in->starting = false;
+                in->provider_live = true;
+                snprintf(in->row.provider_ref, sizeof(in->row.provider_ref), "%s", ev->ref ? ev->ref : "");
+                if (in->row.state == STORE_STARTING) {
+                        set_state(in, STORE_WAITING);
+                        if (in->row.warm)
+                                in->idle_since = daemon_wall_ms();
+                }
+                inst_save(d, in);
+                if (in->stop_requested) {
+                        struct provider *p = inst_provider(d, in);
+                        if (p && p->ops->stop(p, in->row.name, STOP_GRACE_MS) < 0) {
+                                in->provider_live = false;
+                                cleanup(d, in);
+                        }
+                }
+                break;
+        case PROVIDER_EV_FAILED:
+                in->starting = false;
+                in->provider_live = false;
+                in->exited = true;
+                log_warn("instance", "worker could not be started", KS("instance", in->row.name),
+                         KS("pool", pool_name(in)), KERR(ev->error));
+                set_reason(in, "start_failed");
+                in->final = STORE_FAILED;
+                backoff_handle(d, in->row.handle);
+                cleanup(d, in);
+                break;
+        case PROVIDER_EV_EXITED:
+                in->starting = false;
+                in->provider_live = false;
+                in->exited = true;
+                in->row.exit_code = ev->signal ? 128 + ev->signal : ev->exit_code;
+                if (in->stop_requested) {
+                        cleanup(d, in);
+                        break;
+                }
+                if (in->row.state == STORE_RUNNING) {
+                        set_reason(in, "completed");
+                        in->final = STORE_DONE;
+                } else if (ev->exit_code == 0 && !ev->signal) {
+                        /* one-job exits 0 only after a task; the claim may
+                         * have happened between two listings. on_deleted()
+                         * confirms it (registration already gone). */
+                        set_reason(in, "completed");
+                        in->final = STORE_DONE;
+                        in->row.claimed_ms = daemon_wall_ms();
+                } else {
+                        set_reason(in, "exited_unclaimed");
+                        in->final = STORE_FAILED;
+                        backoff_handle(d, in->row.handle);
+                        log_warn("instance", "worker exited before claiming its job",
+                                 KS("instance", in->row.name), KS("pool", pool_name(in)),
+                                 KI("exit_code", in->row.exit_code));
+                }
+                cleanup(d, in);
+                break;
+        }
+}
+
+/* ---- launch ------------------------------------------------------------- */
+
+static void start_worker(struct daemon *d, struct inst *in, const char *token)
+{
+        struct dpool *dp = &d->pools[in->pool];
+        struct config_pool *pc = dp->cfg;
+        struct provider *prov = inst_provider(d, in);
+        char dir[PATH_MAX - 32], tokpath[PATH_MAX], logpath[PATH_MAX], tokurl[PATH_MAX + 8];
+        char labels_csv[1024] = "";
+        const char *argv[256];
+        char *label_args[64] = { 0 };
+        size_t na = 0, nl = 0;
+        char *envbuf[64] = { 0 };
+        const char *envv[64];
+        size_t ne = 0;
+        int r;
+
+        inst_dir(d, in, dir, sizeof(dir));
+        snprintf(tokpath, sizeof(tokpath), "%s/token", dir);
+        snprintf(logpath, sizeof(logpath), "%s/worker.log", dir);
+        snprintf(tokurl, sizeof(tokurl), "file:%s", tokpath);
+        if ((r = fs_mkdir_p(dir, 0700)) < 0 ||
+            (r = fs_write_file_0600(tokpath, token, strlen(token))) < 0) {
+                log_error("instance", "cannot write the runner token file", KS("instance", in->row.name),
+                          KS("path", tokpath), KERR(r));
+                goto fail;
+        }
+        if (!prov) {
+                r = -ENOENT;
+                log_error("instance", "provider not available", KS("instance", in->row.name),
+                          KS("provider", in->row.provider));
+                goto fail;
+        }
+
+        /* argv: runner.command (default "forgejo-runner") followed by the
+         * one-job flags; the token travels only as a file. */
+        if (pc->runner.command.n) {
+                for (size_t i = 0; i < pc->runner.command.n && na < 200; i++)
+                        argv[na++] = pc->runner.command.v[i];
+        } else {
+                argv[na++] = "forgejo-runner";
+        }
+        argv[na++] = "one-job";
+        argv[na++] = "--url";
+        argv[na++] = d->forges[pc->forge_idx].cfg->url;
+        argv[na++] = "--uuid";
+        argv[na++] = in->row.runner_uuid;
+        argv[na++] = "--token-url";
+        argv[na++] = tokurl;
+        for (size_t i = 0; i < pc->labels.n && nl < 64; i++) {
+                const char *scheme = pc->runner.label_scheme ? pc->runner.label_scheme : "host";
+                size_t len = strlen(pc->labels.v[i]) + strlen(scheme) + 2;
+                label_args[nl] = malloc(len);
+                if (!label_args[nl]) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                snprintf(label_args[nl], len, "%s:%s", pc->labels.v[i], scheme);
+                argv[na++] = "--label";
+                argv[na++] = label_args[nl++];
+                size_t o = strlen(labels_csv);
+                snprintf(labels_csv + o, sizeof(labels_csv) - o, "%s%s", o ? "," : "", pc->labels.v[i]);
+        }
+        if (!in->row.warm) {
+                argv[na++] = "--handle";
+                argv[na++] = in->row.handle;
+        }
+        argv[na++] = "--wait";
+        argv[na] = NULL;
+
+#define ENV(...) do {                                                     \
+                if (ne >= 60 || asprintf(&envbuf[ne], __VA_ARGS__) < 0) {     \
+                        r = -ENOMEM;                                          \
+                        goto fail;                                            \
+                }                                                             \
+                envv[ne] = envbuf[ne];                                        \
+                ne++;                                                         \
+        } while (0)
+        ENV("FORGESCALE_FORGE_URL=%s", d->forges[pc->forge_idx].cfg->url);
+        ENV("FORGESCALE_RUNNER_UUID=%s", in->row.runner_uuid);
+        ENV("FORGESCALE_RUNNER_TOKEN_FILE=%s", tokpath);
+        ENV("FORGESCALE_RUNNER_NAME=%s", in->row.name);
+        ENV("FORGESCALE_LABELS=%s", labels_csv);
+        ENV("FORGESCALE_JOB_HANDLE=%s", in->row.handle);
+        ENV("FORGESCALE_POOL=%s", pc->name);
+        ENV("FORGESCALE_INSTANCE=%s", in->row.name);
+        for (size_t i = 0; i < pc->runner.env.n; i++)
+                ENV("%s=%s", pc->runner.env.v[i].name, pc->runner.env.v[i].value);
+#undef ENV
+        envv[ne] = NULL;
+
+        struct provider_spec spec = {
+                .instance = in->row.name, .pool = pc->name, .workdir = dir,
+                .argv = argv, .env = envv, .token_file = tokpath,
+                .log_path = logpath, .log_max = WORKER_LOG_MAX,
+        };
+        in->starting = true;
+        r = prov->ops->create(prov, &spec, on_provider, in);
+        if (r < 0) {
+                in->starting = false;
+                log_warn("instance", "worker could not be started", KS("instance", in->row.name),
+                         KS("pool", pc->name), KERR(r));
+                goto fail;
+        }
+        goto out;
+fail:
+        set_reason(in, "start_failed");
+        in->final = STORE_FAILED;
+        in->exited = true;
+        backoff_handle(d, in->row.handle);
+        cleanup(d, in);
+out:
+        for (size_t i = 0; i < nl; i++)
+                free(label_args[i]);
+        for (size_t i = 0; i < ne; i++)
+                free(envbuf[i]);
+}
+
+static void on_created(void *ud, const struct forgejo_result *res, struct forgejo_runner_created *c)
+{
+        struct inst *in = ud;
+        struct daemon *d = in->d;
+
+        in->call = NULL;
+        in->op = OP_NONE;
+        if (res->err < 0) {
+                log_warn("instance", "runner registration failed", KS("instance", in->row.name),
+                         KS("pool", pool_name(in)), KS("reason", res->reason), KI("status", res->status));
+                set_reason(in, "register_failed");
+                in->final = STORE_FAILED;
+                backoff_handle(d, in->row.handle);
+                /* A timed-out POST may still have created the runner: the
+                 * orphan sweep finds it by name. */
+                in->row.runner_deleted = true;
+                cleanup(d, in);
+                return;
+        }
+        in->row.runner_id = c->id;
+        snprintf(in->row.runner_uuid, sizeof(in->row.runner_uuid), "%s", c->uuid);
+        if (in->stop_requested) {
+                explicit_bzero(c->token, sizeof(c->token));
+                cleanup(d, in);
+                return;
+        }
+        set_state(in, STORE_STARTING);
+        if (inst_save(d, in) < 0) {
+                /* Not durable: undo on the forge rather than run a worker a
+                 * restart could not account for. */
+                explicit_bzero(c->token, sizeof(c->token));
+                set_reason(in, "store_failed");
+                in->final = STORE_FAILED;
+                cleanup(d, in);
+                return;
+        }
+        start_worker(d, in, c->token);
+        explicit_bzero(c->token, sizeof(c->token));
+}
+
+void inst_start_registration(struct daemon *d, struct inst *in)
+{
+        struct dforge *f = inst_forge(d, in);
+        struct forgejo_scope sc;
+        char desc[256];
+        int r;
+
+        if (!f || forgejo_scope_parse(in->row.scope, &sc) < 0) {
+                set_reason(in, "register_failed");
+                in->final = STORE_FAILED;
+                cleanup(d, in);
+                return;
+        }
+        if (in->row.warm)
+                snprintf(desc, sizeof(desc), "forgescale pool %s (warm)", in->row.pool);
+        else
+                snprintf(desc, sizeof(desc), "forgescale pool %s job %lld", in->row.pool,
+                         (long long)in->row.job_id);
+        r = forgejo_runner_create(f->client, &sc, in->row.name, desc, true, on_created, in, &in->call);
+        if (r < 0) {
+                log_error("instance", "cannot start runner registration", KS("instance", in->row.name), KERR(r));
+                set_reason(in, "register_failed");
+                in->final = STORE_FAILED;
+                cleanup(d, in);
+                return;
+        }
+        in->op = OP_CREATE;
+}
+
+int inst_launch(struct daemon *d, int pool, const struct djob *job, int64_t job_seen_ms)
+{
+        struct dpool *dp = &d->pools[pool];
+        struct inst *in;
+        char rnd[13];
+        int r;
+
+        if (d->n_insts == d->cap_insts) {
+                size_t nc = d->cap_insts ? d->cap_insts * 2 : 64;
+                struct inst **ni = realloc(d->insts, nc * sizeof(*ni));
+                if (!ni)
+                        return -ENOMEM;
+                d->insts = ni;
+                d->cap_insts = nc;
+        }
+        in = calloc(1, sizeof(*in));
+        if (!in)
+                return -ENOMEM;
+        in->d = d;
+        in->pool = pool;
+        in->final = STORE_DONE;
+        secret_random_hex(rnd, 6);
+        snprintf(in->row.name, sizeof(in->row.name), "%s%s-%s", d->prefix, dp->cfg->name, rnd);
+        snprintf(in->row.pool, sizeof(in->row.pool), "%s", dp->cfg->name);
+        snprintf(in->row.forge, sizeof(in->row.forge), "%s", dp->cfg->forge->name);
+        snprintf(in->row.scope, sizeof(in->row.scope), "%s", d->groups[dp->group].scope_text);
+        snprintf(in->row.provider, sizeof(in->row.provider), "%s", dp->cfg->provider->name);
+        in->row.state = STORE_REGISTERING;
+        in->row.warm = job == NULL;
+        if (job) {
+                in->row.job_id = job->id;
+                snprintf(in->row.handle, sizeof(in->row.handle), "%s", job->handle);
+                in->row.job_seen_ms = job_seen_ms;
+        }
+        in->row.created_ms = in->row.state_ms = daemon_wall_ms();
+        in->row.exit_code = -1;
+        r = store_instance_insert(d->store, &in->row);
+        if (r < 0) {
+                if (r != -EEXIST)
+                        log_error("store", "cannot record new instance", KS("pool", dp->cfg->name), KERR(r));
+                free(in);
+                return r;
+        }
+        add_inst(d, in);
+        return 0;
+}
+
+/* ---- claim checks -------------------------------------------------------- */
+
+static void claim(struct daemon *d, struct inst *in)
+{
+        if (in->row.state != STORE_WAITING && in->row.state != STORE_STARTING)
+                return;
+        set_state(in, STORE_RUNNING);
+        in->row.claimed_ms = daemon_wall_ms();
+        in->idle_since = 0;
+        inst_save(d, in);
+        if (in->row.job_seen_ms && in->row.claimed_ms >= in->row.job_seen_ms)
+                api_observe_wait(d, in, (double)(in->row.claimed_ms - in->row.job_seen_ms) / 1000.0);
+        log_debug("instance", "claimed", KS("instance", in->row.name), KS("pool", pool_name(in)),
+                  KI("job", in->row.job_id));
+        daemon_schedule_tick(d);
+}
+
+static void on_runner(void *ud, const struct forgejo_result *res, const struct forgejo_runner *rn)
+{
+        struct inst *in = ud;
+        struct daemon *d = in->d;
+        int64_t now = loop_now_ms(d->loop);
+        int64_t interval = d->groups[d->pools[in->pool].group].interval_ms;
+
+        in->call = NULL;
+        in->op = OP_NONE;
+        if (res->err == -ENOENT) {
+                /* An ephemeral runner disappears when its task ends: ours
+                 * ran (or was cancelled mid-run). The worker exits by itself. */
+                in->row.runner_deleted = true;
+                if (!in->runner_gone_since)
+                        in->runner_gone_since = now;
+                claim(d, in);
+                inst_save(d, in);
+                return;
+        }
+        if (res->err < 0) {
+                in->verify_after = now + interval;
+                return;
+        }
+        if (rn->state == FORGEJO_RUNNER_ACTIVE) {
+                claim(d, in);
+                return;
+        }
+        if (in->row.warm) {
+                in->verify_after = now + interval;
+                return;
+        }
+        if (in->job_state == SCALER_JOB_GONE) {
+                /* Cancelled, or run to the end by another runner. */
+                inst_stop(d, in, "job_gone", STORE_DONE);
+        } else if (in->job_state == SCALER_JOB_RUNNING && in->job_running_since &&
+                   now - in->job_running_since >= CLAIM_GRACE_MS) {
+                inst_stop(d, in, "job_taken_by_other_runner", STORE_DONE);
+        } else {
+                in->verify_after = now + 2000;
+        }
+}
+
+void inst_verify(struct daemon *d, struct inst *in)
+{
+        struct dforge *f = inst_forge(d, in);
+        struct forgejo_scope sc;
+
+        if (in->op != OP_NONE || in->row.runner_id == 0 || !f ||
+            forgejo_scope_parse(in->row.scope, &sc) < 0)
+                return;
+        if (forgejo_runner_get(f->client, &sc, in->row.runner_id, on_runner, in, &in->call) == 0)
+                in->op = OP_VERIFY;
+}
+
+void inst_check_runner_gone(struct daemon *d, struct inst *in)
+{
+        if (in->runner_gone_since && in->provider_live && !in->stop_requested &&
+            loop_now_ms(d->loop) - in->runner_gone_since >= RUNNER_GONE_EXIT_MS)
+                inst_stop(d, in, "runner_gone", STORE_DONE);
+}
+
+/* ---- stop --------------------------------------------------------------- */
+
+void inst_stop(struct daemon *d, struct inst *in, const char *reason, enum store_state final)
+{
+        struct provider *p;
+
+        if (in->stop_requested)
+                return;
+        in->stop_requested = true;
+        set_reason(in, reason);
+        in->final = final;
+        set_state(in, STORE_STOPPING);
+        inst_save(d, in);
+        log_info("instance", "stopping", KS("instance", in->row.name), KS("pool", pool_name(in)),
+                 KS("reason", in->row.reason));
+        if (in->op == OP_CREATE || in->starting)
+                return; /* on_created / on_provider continue from here */
+        if (in->provider_live && (p = inst_provider(d, in)) != NULL) {
+                if (p->ops->stop(p, in->row.name, STOP_GRACE_MS) == 0)
+                        return; /* EXITED continues */
+                in->provider_live = false;
+        }
+        cleanup(d, in);
+}
+
+/* ---- restart ------------------------------------------------------------ */
+
+void inst_resume(struct daemon *d, struct inst *in)
+{
+        struct provider *p = inst_provider(d, in);
+        int r;
+
+        if (!store_state_live(in->row.state)) {
+                /* Terminal row whose registration was never confirmed gone. */
+                in->final = in->row.state;
+                in->exited = true;
+                cleanup(d, in);
+                return;
+        }
+        if (in->row.state == STORE_REGISTERING) {
+                /* The POST may or may not have reached the forge; no id was
+                 * saved. The orphan sweep deletes it by name. */
+                set_reason(in, "lost_at_restart");
+                in->final = STORE_FAILED;
+                in->row.runner_deleted = true;
+                finish(d, in);
+                return;
+        }
+        if (in->row.provider_ref[0] && p && p->ops->adopt) {
+                r = p->ops->adopt(p, in->row.name, in->row.provider_ref, on_provider, in);
+                if (r == 0) {
+                        in->provider_live = true;
+                        if (in->row.warm && in->row.state == STORE_WAITING)
+                                in->idle_since = daemon_wall_ms();
+                        if (in->pool < 0 || in->row.state == STORE_STOPPING) {
+                                in->stop_requested = false;
+                                inst_stop(d, in, in->pool < 0 ? "pool_removed" : "resumed_stop", STORE_DONE);
+                        }
+                        log_debug("instance", "adopted", KS("instance", in->row.name),
+                                  KS("state", store_state_name(in->row.state)));
+                        return;
+                }
+        }
+        /* Process gone (or never recorded): finish its cleanup. A worker
+         * that ran its job left no registration behind (404 → completed). */
+        in->exited = true;
+        in->row.exit_code = -1;
+        if (in->row.state == STORE_RUNNING) {
+                set_reason(in, "completed");
+                in->final = STORE_DONE;
+        } else if (in->row.state == STORE_STOPPING) {
+                in->final = in->row.claimed_ms ? STORE_DONE : STORE_DONE;
+        } else {
+                set_reason(in, "lost_at_restart");
+                in->final = STORE_FAILED;
+        }
+        in->stop_requested = true;
+        cleanup(d, in);
+}
+
+/* ---- orphan sweep --------------------------------------------------------- */
+
+struct sweep {
+        struct daemon *d;
+        int group;
+        int page;
+        int deleted;
+};
+
+static void on_orphan_deleted(void *ud, const struct forgejo_result *res)
+{
+        (void)ud;
+        (void)res;
+}
+
+static void on_runner_page(void *ud, const struct forgejo_result *res, const struct forgejo_runner_list *list)
+{
+        struct sweep *sw = ud;
+        struct daemon *d = sw->d;
+        struct group *g = &d->groups[sw->group];
+        size_t plen = strlen(d->prefix);
+
+        if (res->err < 0) {
+                log_warn("reaper", "cannot list runners for the orphan sweep; will retry",
+                         KS("scope", g->scope_text), KS("reason", res->reason));
+                g->reap_inflight = false;
+                free(sw);
+                return;
+        }
+        for (size_t i = 0; i < list->n; i++) {
+                const struct forgejo_runner *rn = &list->runners[i];
+                if (strncmp(rn->name, d->prefix, plen) != 0)
+                        continue;
+                struct inst *in = strmap_get(&d->by_name, rn->name);
+                if (in && store_state_live(in->row.state))
+                        continue;
+                if (in && in->row.runner_id == rn->id && in->op == OP_DELETE)
+                        continue;
+                log_info("reaper", "deleting orphaned runner registration", KS("runner", rn->name),
+                         KI("runner_id", rn->id), KS("scope", g->scope_text));
+                forgejo_runner_delete(d->forges[g->forge].client, &g->scope, rn->id, on_orphan_deleted, NULL, NULL);
+                sw->deleted++;
+        }
+        if (list->n == 50) {
+                sw->page++;
+                if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, sw->page, 50,
+                                        on_runner_page, sw, NULL) == 0)
+                        return;
+        }
+        g->reap_done = true;
+        g->reap_inflight = false;
+        if (sw->deleted)
+                log_info("reaper", "orphan sweep done", KS("scope", g->scope_text), KI("deleted", sw->deleted));
+        free(sw);
+}
+
+void inst_reap_orphans(struct daemon *d, int group)
+{
+        struct group *g = &d->groups[group];
+        struct sweep *sw = calloc(1, sizeof(*sw));
+
+        if (!sw)
+                return;
+        *sw = (struct sweep){ .d = d, .group = group, .page = 1 };
+        if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, 1, 50, on_runner_page, sw, NULL) < 0) {
+                free(sw);
+                return;
+        }
+        g->reap_inflight = true;
+}

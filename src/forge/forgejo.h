@@ -1,0 +1,265 @@
+/* forgejo.h: typed, asynchronous Forgejo (>= 15.0) REST calls over hmulti:
+ * version, job listing, runner create/get/list/delete at the four scopes.
+ * Owns request building (paths, URL encoding, label queries) and strict
+ * parsing of every response: bad input from the network is an error with a
+ * reason, never a crash. Never logs above debug; never stores, logs or
+ * reports the API token or a created runner's token. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct hmulti;
+struct forgejo;
+struct forgejo_call;
+
+/* ---- scopes ------------------------------------------------------------ */
+
+enum forgejo_scope_kind {
+        FORGEJO_SCOPE_INSTANCE = 0,
+        FORGEJO_SCOPE_ORG,
+        FORGEJO_SCOPE_USER,
+        FORGEJO_SCOPE_REPO,
+};
+
+#define FORGEJO_NAME_MAX 128     /* bytes of an owner or repo name, NUL included */
+
+struct forgejo_scope {
+        enum forgejo_scope_kind kind;
+        char owner[FORGEJO_NAME_MAX];    /* org name or repo owner; "" otherwise */
+        char repo[FORGEJO_NAME_MAX];     /* repo name; "" otherwise */
+};
+
+/* Parses the configuration syntax: "instance", "user", "org/NAME",
+ * "repo/OWNER/NAME". Names are non-empty, shorter than FORGEJO_NAME_MAX, not
+ * "." or "..", without '/', spaces or control characters. Returns 0 or
+ * -EINVAL; *ret is set only on success. */
+int forgejo_scope_parse(const char *s, struct forgejo_scope *ret);
+
+/* Prints the configuration syntax back ("org/acme"). */
+void forgejo_scope_format(const struct forgejo_scope *sc, char *buf, size_t n);
+
+/* The runner API prefix with URL-encoded names:
+ * "/api/v1/admin/actions/runners", "/api/v1/orgs/acme/actions/runners",
+ * "/api/v1/user/actions/runners", "/api/v1/repos/acme/app/actions/runners".
+ * Returns the length, -ENAMETOOLONG when buf is too small, -EINVAL for an
+ * invalid scope. */
+int forgejo_scope_runners_path(const struct forgejo_scope *sc, char *buf, size_t n);
+/* The same prefix followed by "/jobs". */
+int forgejo_scope_jobs_path(const struct forgejo_scope *sc, char *buf, size_t n);
+
+/* Percent-encodes everything but RFC 3986 unreserved characters
+ * (A-Z a-z 0-9 - . _ ~). Returns the length or -ENAMETOOLONG. */
+int forgejo_urlencode(const char *s, char *buf, size_t n);
+
+/* Builds the query string of a job listing, without '?':
+ * labels NULL → "" (key omitted: every waiting/running job of the scope);
+ * labels = { NULL } → "labels=" (only jobs without runs_on);
+ * else "labels=a,b" with each label URL-encoded.
+ * A label that is empty or contains ',' cannot be expressed: -EINVAL.
+ * Returns the length or -ENAMETOOLONG. */
+int forgejo_labels_query(const char *const *labels, char *buf, size_t n);
+
+/* ---- results ----------------------------------------------------------- */
+
+/* Every completion gets one of these. err is 0 or:
+ *   -EACCES (401), -EPERM (403), -ENOENT (404), -EINVAL (400/422),
+ *   -EEXIST (409), -EAGAIN (429), -EREMOTEIO (5xx), -EPROTO (any other
+ *   unexpected status, or a TLS failure), -EBADMSG (the body does not have
+ *   the documented shape), or a transport error from hmulti (-ETIMEDOUT,
+ *   -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH, -EMSGSIZE, -ENOMEM, -EIO).
+ * status is the HTTP status (0 when no response arrived). reason is a short
+ * printable text for the caller's single log line ("" on success); it never
+ * holds a token. route is the route pattern, e.g.
+ * "GET /api/v1/orgs/{org}/actions/runners/jobs" (static storage). */
+struct forgejo_result {
+        int err;
+        long status;
+        const char *route;
+        char reason[160];
+};
+
+/* Payload structs are owned by the client and valid only during the
+ * callback; strings are NUL-terminated UTF-8 and never NULL. */
+
+struct forgejo_version {
+        const char *version;             /* "15.0.1+gitea-1.22.0" */
+        bool parsed;                     /* major/minor/patch are valid */
+        int major, minor, patch;
+};
+
+enum forgejo_job_state {
+        FORGEJO_JOB_OTHER = 0,           /* any other status string */
+        FORGEJO_JOB_WAITING,
+        FORGEJO_JOB_RUNNING,
+};
+
+struct forgejo_job {
+        int64_t id;                      /* > 0 */
+        int64_t attempt;                 /* 0 when absent (before 15.0) */
+        const char *handle;              /* "" when absent */
+        int64_t repo_id;
+        int64_t owner_id;
+        const char *name;
+        const char *const *runs_on;      /* n_runs_on labels */
+        size_t n_runs_on;
+        int64_t task_id;                 /* 0 when never assigned */
+        const char *status;              /* "waiting", "running", ... */
+        enum forgejo_job_state state;
+};
+
+struct forgejo_job_list {
+        struct forgejo_job *jobs;        /* n entries, server order */
+        size_t n;
+        void *priv;                      /* parse storage */
+};
+
+enum forgejo_runner_state {
+        FORGEJO_RUNNER_UNKNOWN = 0,      /* any other status string */
+        FORGEJO_RUNNER_OFFLINE,
+        FORGEJO_RUNNER_IDLE,
+        FORGEJO_RUNNER_ACTIVE,
+};
+
+struct forgejo_runner {
+        int64_t id;                      /* > 0 */
+        const char *uuid;
+        const char *name;
+        const char *status;              /* "offline", "idle", "active" */
+        enum forgejo_runner_state state;
+        const char *const *labels;
+        size_t n_labels;
+        bool ephemeral;
+        int64_t owner_id;
+        int64_t repo_id;
+        const char *version;             /* "" when absent */
+        const char *description;         /* "" when absent */
+};
+
+struct forgejo_runner_list {
+        struct forgejo_runner *runners;
+        size_t n;
+        long long total_count;           /* X-Total-Count; -1 when absent */
+        void *priv;
+};
+
+#define FORGEJO_UUID_LEN 36
+#define FORGEJO_RUNNER_TOKEN_LEN 40
+
+/* Not const: the caller may wipe token after copying it. The client wipes
+ * the struct, the response body and its parse tree once the callback
+ * returns. */
+struct forgejo_runner_created {
+        int64_t id;
+        char uuid[FORGEJO_UUID_LEN + 1];
+        char token[FORGEJO_RUNNER_TOKEN_LEN + 1];
+};
+
+/* On failure the payload pointer is NULL and res->err < 0. */
+typedef void (*forgejo_version_cb)(void *ud, const struct forgejo_result *res,
+                                   const struct forgejo_version *v);
+typedef void (*forgejo_jobs_cb)(void *ud, const struct forgejo_result *res,
+                                const struct forgejo_job_list *jobs);
+typedef void (*forgejo_created_cb)(void *ud, const struct forgejo_result *res,
+                                   struct forgejo_runner_created *created);
+typedef void (*forgejo_runner_cb)(void *ud, const struct forgejo_result *res,
+                                  const struct forgejo_runner *runner);
+typedef void (*forgejo_runners_cb)(void *ud, const struct forgejo_result *res,
+                                   const struct forgejo_runner_list *list);
+typedef void (*forgejo_done_cb)(void *ud, const struct forgejo_result *res);
+
+/* Called once per completed request, before the call's own callback (not
+ * for cancelled calls): for forgescale_forge_requests_total{forge,route,code}.
+ * code is the status as text ("200") or "error" when no response arrived. */
+struct forgejo_event {
+        const char *forge;               /* forgejo_opts.name */
+        const char *route;               /* "GET /api/v1/user/actions/runners/jobs" */
+        long status;                     /* 0 when no response */
+        const char *code;
+        int err;                         /* the call's result err */
+        int64_t duration_ms;
+};
+typedef void (*forgejo_hook_cb)(void *ud, const struct forgejo_event *ev);
+
+/* ---- client ------------------------------------------------------------ */
+
+struct forgejo_opts {
+        const char *name;                /* forge name for the hook; copied */
+        const char *base_url;            /* "https://code.example/" (path ok); copied */
+        const char *token;               /* borrowed: must stay valid and unchanged
+                                          * while the client lives; NULL = anonymous */
+        long timeout_ms;                 /* per request; 10 s when <= 0 */
+        size_t max_response;             /* per response; 8 MiB when 0 */
+        const char *ca_file;             /* copied; optional */
+        bool insecure;
+};
+
+/* hm is borrowed and must outlive the client (free clients first).
+ * Returns 0, -EINVAL (base URL not http(s)://host[...] or with a query,
+ * fragment, spaces or control characters; token with control characters)
+ * or -ENOMEM. */
+int forgejo_new(struct hmulti *hm, const struct forgejo_opts *opts, struct forgejo **ret);
+/* Cancels calls in flight without calling their callbacks. Accepts NULL.
+ * May be called from one of this client's callbacks. */
+void forgejo_free(struct forgejo *f);
+
+void forgejo_set_hook(struct forgejo *f, forgejo_hook_cb cb, void *ud);
+size_t forgejo_inflight(const struct forgejo *f);
+
+/* Every call: returns 0 and starts the request (ret, when non-NULL, gets a
+ * handle valid until the callback starts or forgejo_cancel()); or -EINVAL,
+ * -ENAMETOOLONG, -ENOMEM, -ESHUTDOWN, and then cb is never called. */
+void forgejo_cancel(struct forgejo_call *c);
+
+/* GET /api/v1/version. */
+int forgejo_version(struct forgejo *f, forgejo_version_cb cb, void *ud, struct forgejo_call **ret);
+
+/* GET <scope>/actions/runners/jobs[?labels=...]; labels as for
+ * forgejo_labels_query(). */
+int forgejo_list_jobs(struct forgejo *f, const struct forgejo_scope *sc,
+                      const char *const *labels, forgejo_jobs_cb cb, void *ud,
+                      struct forgejo_call **ret);
+
+/* POST <scope>/actions/runners {name, description, ephemeral}; 201 expected.
+ * description may be NULL (""). */
+int forgejo_runner_create(struct forgejo *f, const struct forgejo_scope *sc, const char *name,
+                          const char *description, bool ephemeral, forgejo_created_cb cb,
+                          void *ud, struct forgejo_call **ret);
+
+/* GET <scope>/actions/runners/{id}; -ENOENT when not visible from the scope. */
+int forgejo_runner_get(struct forgejo *f, const struct forgejo_scope *sc, int64_t id,
+                       forgejo_runner_cb cb, void *ud, struct forgejo_call **ret);
+
+/* DELETE <scope>/actions/runners/{id}; 204 expected; -ENOENT when gone. */
+int forgejo_runner_delete(struct forgejo *f, const struct forgejo_scope *sc, int64_t id,
+                          forgejo_done_cb cb, void *ud, struct forgejo_call **ret);
+
+/* GET <scope>/actions/runners?page=P&limit=L (page >= 1, 1 <= limit <= 1000).
+ * The server may cap limit (Forgejo's MAX_RESPONSE_ITEMS, 50 by default):
+ * page on until the runners seen reach total_count or a page is empty. */
+int forgejo_runner_list(struct forgejo *f, const struct forgejo_scope *sc, int page, int limit,
+                        forgejo_runners_cb cb, void *ud, struct forgejo_call **ret);
+
+/* ---- pure helpers (exposed for tests and tools) ------------------------ */
+
+/* "15.0.1+gitea-1.22.0", "v15.0.0-dev-123-abc", "15.1" → 15/1/0.
+ * Returns 0 or -EINVAL; outputs set only on success. */
+int forgejo_version_parse(const char *s, int *ret_major, int *ret_minor, int *ret_patch);
+
+/* Strict parsers of response bodies. Return 0, -EBADMSG with a reason, or
+ * -ENOMEM. On success release with the matching _done(). body need not be
+ * NUL-terminated. */
+int forgejo_parse_jobs(const char *body, size_t len, struct forgejo_job_list *ret,
+                       char *reason, size_t reason_n);
+void forgejo_job_list_done(struct forgejo_job_list *l);
+
+int forgejo_parse_runner(const char *body, size_t len, struct forgejo_runner_list *ret,
+                         char *reason, size_t reason_n);
+int forgejo_parse_runners(const char *body, size_t len, struct forgejo_runner_list *ret,
+                          char *reason, size_t reason_n);
+void forgejo_runner_list_done(struct forgejo_runner_list *l);
+
+/* The created runner (the caller wipes *ret when done with the token). */
+int forgejo_parse_created(const char *body, size_t len, struct forgejo_runner_created *ret,
+                          char *reason, size_t reason_n);

@@ -1,0 +1,177 @@
+/* fsutil.c: see fsutil.h. All fds are O_CLOEXEC. */
+#include "util/fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int fs_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+        char *buf = NULL;
+        size_t len = 0, cap = 0;
+        int fd, r;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                if (len + 1 >= cap) {
+                        size_t ncap = cap ? cap * 2 : 4096;
+                        if (ncap > max + 2)
+                                ncap = max + 2;
+                        if (ncap <= len + 1) {
+                                r = -EFBIG;
+                                goto err;
+                        }
+                        char *n = realloc(buf, ncap);
+                        if (!n) {
+                                r = -ENOMEM;
+                                goto err;
+                        }
+                        buf = n;
+                        cap = ncap;
+                }
+                ssize_t rd = read(fd, buf + len, cap - len - 1);
+                if (rd < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        goto err;
+                }
+                if (rd == 0)
+                        break;
+                len += (size_t)rd;
+                if (len > max) {
+                        r = -EFBIG;
+                        goto err;
+                }
+        }
+        close(fd);
+        if (!buf) {
+                buf = malloc(1);
+                if (!buf)
+                        return -ENOMEM;
+        }
+        buf[len] = '\0';
+        *ret = buf;
+        if (ret_len)
+                *ret_len = len;
+        return 0;
+err:
+        close(fd);
+        free(buf);
+        return r;
+}
+
+int fs_write_file_0600(const char *path, const void *data, size_t len)
+{
+        char tmp[PATH_MAX];
+        const char *p = data;
+        int fd, r;
+
+        if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+                return -ENAMETOOLONG;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        while (len > 0) {
+                ssize_t w = write(fd, p, len);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        goto err;
+                }
+                p += w;
+                len -= (size_t)w;
+        }
+        if (fsync(fd) < 0) {
+                r = -errno;
+                goto err;
+        }
+        if (close(fd) < 0) {
+                fd = -1;
+                r = -errno;
+                goto err;
+        }
+        fd = -1;
+        if (rename(tmp, path) < 0) {
+                r = -errno;
+                goto err;
+        }
+        return 0;
+err:
+        if (fd >= 0)
+                close(fd);
+        unlink(tmp);
+        return r;
+}
+
+int fs_mkdir_p(const char *path, mode_t mode)
+{
+        char buf[PATH_MAX];
+        size_t n = strlen(path);
+
+        if (n == 0)
+                return -EINVAL;
+        if (n >= sizeof(buf))
+                return -ENAMETOOLONG;
+        memcpy(buf, path, n + 1);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int rm_at(int dirfd, const char *name)
+{
+        struct stat st;
+        int r = 0;
+
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (S_ISDIR(st.st_mode)) {
+                int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0)
+                        return -errno;
+                DIR *d = fdopendir(fd);
+                if (!d) {
+                        r = -errno;
+                        close(fd);
+                        return r;
+                }
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                                continue;
+                        int rr = rm_at(fd, de->d_name);
+                        if (rr < 0 && r == 0)
+                                r = rr;
+                }
+                closedir(d);
+                if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+                        r = -errno;
+                return r;
+        }
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+int fs_rm_rf(const char *path)
+{
+        return rm_at(AT_FDCWD, path);
+}

@@ -1,0 +1,21 @@
+/* fsutil.h: small, bounded file-system helpers (read with a size cap, atomic
+ * 0600 writes, recursive mkdir/remove). Never logs; returns -errno. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Reads the whole file into a NUL-terminated malloc'd buffer (caller frees).
+ * Fails with -EFBIG when the file is larger than max bytes. */
+int fs_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+
+/* Writes data to path atomically (temp file in the same folder, fsync,
+ * rename) with mode 0600 from creation, so a secret is never readable by
+ * others even for an instant. */
+int fs_write_file_0600(const char *path, const void *data, size_t len);
+
+/* mkdir -p with the given mode for every created component. */
+int fs_mkdir_p(const char *path, mode_t mode);
+
+/* rm -rf that does not follow symlinks. A missing path is success. */
+int fs_rm_rf(const char *path);

@@ -1,0 +1,654 @@
+/* test_config.c: unit tests of the configuration module: pure helpers
+ * (edit distance, suggestions, scopes, listen addresses, durations), the
+ * typed result of parsing, error collection and caps, token loading, and a
+ * deterministic mutation fuzz with a print/re-parse round trip. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "util/duration.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char full_cfg[] =
+        "listen: 127.0.0.1:9464\n"
+        "state_dir: ./forgescale-state\n"
+        "log: {level: info, format: logfmt}\n"
+        "forges:\n"
+        "  main:\n"
+        "    url: https://forgejo.example.org/\n"
+        "    token_env: HOME\n"
+        "    kind: forgejo\n"
+        "    timeout: 10s\n"
+        "  old:\n"
+        "    url: http://127.0.0.1:3000\n"
+        "    kind: gitea\n"
+        "    token_env: HOME\n"
+        "providers:\n"
+        "  here: {type: local}\n"
+        "  far: {type: ssh, max_instances: 3}\n"
+        "pools:\n"
+        "  linux:\n"
+        "    forge: main\n"
+        "    scope: org/acme\n"
+        "    labels: [docker, ubuntu-latest]\n"
+        "    mode: queue\n"
+        "    provider: here\n"
+        "    min_idle: 1\n"
+        "    max_runners: 10\n"
+        "    poll_interval: 2s\n"
+        "    idle_timeout: 5m\n"
+        "    bootstrap_timeout: 10m\n"
+        "    runner:\n"
+        "      command: [/usr/local/bin/forgejo-runner, -v]\n"
+        "      env: {RUST_LOG: info}\n"
+        "      label_scheme: host\n"
+        "  legacy:\n"
+        "    forge: old\n"
+        "    provider: far\n"
+        "    mode: broker\n"
+        "    scope: repo/acme/web\n"
+        "    labels: [gitea]\n";
+
+static struct config *parse_ok(const char *text)
+{
+        struct config *cfg = NULL;
+        struct config_diag d = { 0 };
+        int r = config_parse("t.yaml", text, strlen(text), NULL, &cfg, &d);
+
+        for (size_t i = 0; i < d.n; i++)
+                print_message("unexpected: %s\n", d.msgs[i]);
+        assert_int_equal(r, 0);
+        assert_int_equal(d.n, 0);
+        assert_non_null(cfg);
+        config_diag_done(&d);
+        return cfg;
+}
+
+static int parse_bad(const char *text, size_t len, struct config_diag *d)
+{
+        struct config *cfg = NULL;
+        int r = config_parse("t.yaml", text, len, NULL, &cfg, d);
+
+        assert_true(r < 0);
+        assert_null(cfg);
+        assert_true(d->n >= 1);
+        return r;
+}
+
+static void test_levenshtein(void **state)
+{
+        assert_int_equal(config_levenshtein("kitten", "sitting"), 3);
+        assert_int_equal(config_levenshtein("", "abc"), 3);
+        assert_int_equal(config_levenshtein("abc", ""), 3);
+        assert_int_equal(config_levenshtein("listen", "listen"), 0);
+        assert_int_equal(config_levenshtein("listn", "listen"), 1);
+        assert_int_equal(config_levenshtein("flaw", "lawn"), 2);
+        assert_int_equal(config_levenshtein("lgo", "log"), 1);
+        assert_int_equal(config_levenshtein("ab", "ba"), 1);
+        assert_int_equal(config_levenshtein("ca", "abc"), 3);
+        char big[80];
+        memset(big, 'a', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_true(config_levenshtein(big, "a") == SIZE_MAX);
+}
+
+static void test_suggest(void **state)
+{
+        static const char *const keys[] = { "listen", "state_dir", "log", "forges", "providers", "pools" };
+        static const char *const modes[] = { "queue", "broker" };
+
+        assert_string_equal(config_suggest("listn", keys, 6), "listen");
+        assert_string_equal(config_suggest("forge", keys, 6), "forges");
+        assert_string_equal(config_suggest("state-dir", keys, 6), "state_dir");
+        assert_string_equal(config_suggest("lgo", keys, 6), "log");
+        assert_null(config_suggest("color", keys, 6));
+        assert_null(config_suggest("x", keys, 6));
+        assert_string_equal(config_suggest("brokr", modes, 2), "broker");
+        assert_null(config_suggest("push", modes, 2));
+}
+
+static void test_scope_parse(void **state)
+{
+        struct config_scope s;
+
+        assert_int_equal(config_scope_parse("instance", &s), 0);
+        assert_int_equal(s.kind, CONFIG_SCOPE_INSTANCE);
+        assert_null(s.owner);
+        config_scope_done(&s);
+
+        assert_int_equal(config_scope_parse("user", &s), 0);
+        assert_int_equal(s.kind, CONFIG_SCOPE_USER);
+        config_scope_done(&s);
+
+        assert_int_equal(config_scope_parse("org/acme-corp", &s), 0);
+        assert_int_equal(s.kind, CONFIG_SCOPE_ORG);
+        assert_string_equal(s.owner, "acme-corp");
+        assert_null(s.repo);
+        config_scope_done(&s);
+
+        assert_int_equal(config_scope_parse("repo/acme/web.site_2", &s), 0);
+        assert_int_equal(s.kind, CONFIG_SCOPE_REPO);
+        assert_string_equal(s.owner, "acme");
+        assert_string_equal(s.repo, "web.site_2");
+        config_scope_done(&s);
+
+        static const char *const bad[] = {
+                "", "org", "org/", "orgs/acme", "org/a/b", "repo/acme", "repo/a/b/c",
+                "repo//b", "user/bob", "instance/x", "Instance", "org/a b", "org/a%b", "/",
+                "org/x/", "repo/a/",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                s.kind = CONFIG_SCOPE_USER;
+                s.owner = (char *)"untouched";
+                assert_int_equal(config_scope_parse(bad[i], &s), -EINVAL);
+                assert_string_equal(s.owner, "untouched");
+        }
+}
+
+static void test_listen_parse(void **state)
+{
+        char *host = NULL;
+        int port = -1;
+
+        assert_int_equal(config_listen_parse("127.0.0.1:9464", &host, &port), 0);
+        assert_string_equal(host, "127.0.0.1");
+        assert_int_equal(port, 9464);
+        free(host);
+        assert_int_equal(config_listen_parse("[::1]:0", &host, &port), 0);
+        assert_string_equal(host, "::1");
+        assert_int_equal(port, 0);
+        free(host);
+        assert_int_equal(config_listen_parse("localhost:65535", &host, &port), 0);
+        assert_int_equal(port, 65535);
+        free(host);
+
+        static const char *const bad[] = {
+                "9464", ":9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
+                "::1:9464", "[::1]9464", "[::1", "example.org:80", "1.2.3:80", "127.0.0.1:123456",
+                "[127.0.0.1]:80",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(config_listen_parse(bad[i], &host, &port), -EINVAL);
+}
+
+static void test_duration(void **state)
+{
+        int64_t ms = -1;
+        char buf[32];
+
+        assert_int_equal(duration_parse("2s", &ms), 0);
+        assert_int_equal(ms, 2000);
+        assert_int_equal(duration_parse("1h30m", &ms), 0);
+        assert_int_equal(ms, 5400000);
+        assert_int_equal(duration_parse("1500ms", &ms), 0);
+        assert_int_equal(ms, 1500);
+        assert_int_equal(duration_parse("0", &ms), 0);
+        assert_int_equal(ms, 0);
+        assert_int_equal(duration_parse("10", &ms), -EINVAL);
+        assert_int_equal(duration_parse("-5m", &ms), -EINVAL);
+        assert_int_equal(duration_parse("2 sec", &ms), -EINVAL);
+        assert_int_equal(duration_parse("99999999999999999999d", &ms), -ERANGE);
+        duration_format(5400000, buf, sizeof(buf));
+        assert_string_equal(buf, "1h30m");
+        duration_format(90000, buf, sizeof(buf));
+        assert_string_equal(buf, "1m30s");
+        duration_format(0, buf, sizeof(buf));
+        assert_string_equal(buf, "0s");
+}
+
+static void test_defaults(void **state)
+{
+        struct config *cfg = parse_ok("forges: {main: {url: https://f.example.org, token_file: t}}\n"
+                                      "pools: {linux: {scope: org/acme, labels: [docker]}}\n");
+
+        assert_string_equal(cfg->listen, "127.0.0.1:9464");
+        assert_string_equal(cfg->listen_host, "127.0.0.1");
+        assert_int_equal(cfg->listen_port, 9464);
+        assert_string_equal(cfg->state_dir, "./forgescale-state");
+        assert_int_equal(cfg->log.level, LOG_INFO);
+        assert_int_equal(cfg->log.format, LOG_FMT_LOGFMT);
+        assert_int_equal(cfg->n_forges, 1);
+        assert_int_equal(cfg->forges[0].kind, CONFIG_FORGE_FORGEJO);
+        assert_int_equal(cfg->forges[0].timeout_ms, 10000);
+        assert_false(cfg->forges[0].insecure_skip_verify);
+        assert_null(cfg->forges[0].ca_file);
+        assert_null(cfg->forges[0].token);
+        assert_int_equal(cfg->n_providers, 1);
+        assert_string_equal(cfg->providers[0].name, "local");
+        assert_int_equal(cfg->providers[0].type, CONFIG_PROVIDER_LOCAL);
+        assert_true(cfg->providers[0].implicit);
+        assert_int_equal(cfg->providers[0].max_instances, 0);
+        assert_int_equal(cfg->n_pools, 1);
+
+        const struct config_pool *p = &cfg->pools[0];
+        assert_string_equal(p->forge_name, "main");
+        assert_string_equal(p->provider_name, "local");
+        assert_ptr_equal(p->forge, &cfg->forges[0]);
+        assert_ptr_equal(p->provider, &cfg->providers[0]);
+        assert_int_equal(p->mode, CONFIG_MODE_QUEUE);
+        assert_int_equal(p->min_idle, 0);
+        assert_int_equal(p->max_runners, 10);
+        assert_int_equal(p->poll_interval_ms, 2000);
+        assert_int_equal(p->idle_timeout_ms, 300000);
+        assert_int_equal(p->bootstrap_timeout_ms, 600000);
+        assert_int_equal(p->scope.kind, CONFIG_SCOPE_ORG);
+        assert_string_equal(p->scope.owner, "acme");
+        assert_int_equal(p->runner.command.n, 1);
+        assert_string_equal(p->runner.command.v[0], "forgejo-runner");
+        assert_int_equal(p->runner.env.n, 0);
+        assert_string_equal(p->runner.label_scheme, "host");
+        assert_int_equal(p->pos.line, 2);
+        assert_int_equal(p->pos.col, 9);
+        config_free(cfg);
+}
+
+static void test_full(void **state)
+{
+        struct config *cfg = parse_ok(full_cfg);
+
+        assert_int_equal(cfg->n_forges, 2);
+        assert_string_equal(cfg->forges[0].url, "https://forgejo.example.org");
+        assert_int_equal(cfg->forges[1].kind, CONFIG_FORGE_GITEA);
+        assert_int_equal(cfg->n_providers, 2);
+        assert_false(cfg->providers[0].implicit);
+        assert_int_equal(cfg->providers[1].type, CONFIG_PROVIDER_SSH);
+        assert_int_equal(cfg->providers[1].max_instances, 3);
+        assert_int_equal(cfg->n_pools, 2);
+        assert_ptr_equal(cfg->pools[1].forge, &cfg->forges[1]);
+        assert_int_equal(cfg->pools[1].forge_idx, 1);
+        assert_ptr_equal(cfg->pools[1].provider, &cfg->providers[1]);
+        assert_int_equal(cfg->pools[1].provider_idx, 1);
+        assert_int_equal(cfg->pools[1].mode, CONFIG_MODE_BROKER);
+        assert_int_equal(cfg->pools[1].scope.kind, CONFIG_SCOPE_REPO);
+        assert_string_equal(cfg->pools[1].scope.repo, "web");
+        assert_int_equal(cfg->pools[0].labels.n, 2);
+        assert_string_equal(cfg->pools[0].labels.v[1], "ubuntu-latest");
+        assert_int_equal(cfg->pools[0].runner.command.n, 2);
+        assert_string_equal(cfg->pools[0].runner.env.v[0].name, "RUST_LOG");
+        assert_string_equal(cfg->pools[0].runner.env.v[0].value, "info");
+        assert_int_equal(cfg->forges[0].token_pos.line, 7);
+        assert_int_equal(cfg->forges[0].token_pos.col, 16);
+        config_free(cfg);
+}
+
+static void test_collects_every_error_sorted(void **state)
+{
+        static const char text[] =
+                "pools:\n"
+                "  p: {scope: nope, labels: [a], max_runners: 0}\n"
+                "listn: x\n"
+                "forges:\n"
+                "  f: {url: ftp://x, token_file: t, kind: github}\n";
+        struct config_diag d = { 0 };
+
+        assert_int_equal(parse_bad(text, strlen(text), &d), -EINVAL);
+        assert_int_equal(d.n, 5);
+        assert_string_equal(d.msgs[0], "t.yaml:2:14: pool \"p\": scope \"nope\" is invalid; use instance, user, org/NAME or repo/OWNER/NAME");
+        assert_string_equal(d.msgs[1], "t.yaml:2:46: pool \"p\": max_runners must be between 1 and 10000 (got 0)");
+        assert_string_equal(d.msgs[2], "t.yaml:3:1: unknown key \"listn\" at top level; did you mean \"listen\"?");
+        assert_string_equal(d.msgs[3], "t.yaml:5:12: forge \"f\": url \"ftp://x\" must start with http:// or https://");
+        assert_string_equal(d.msgs[4], "t.yaml:5:42: forge \"f\": kind \"github\" is invalid; use forgejo or gitea");
+        config_diag_done(&d);
+        config_diag_done(&d); /* idempotent */
+}
+
+static bool diag_has(const struct config_diag *d, const char *needle)
+{
+        for (size_t i = 0; i < d->n; i++)
+                if (strstr(d->msgs[i], needle))
+                        return true;
+        return false;
+}
+
+/* Long values in messages are cut with "..." and escaped; the worst case
+ * (every byte escaped, cut at the boundary) must stay inside the buffer. */
+static void test_message_value_cut(void **state)
+{
+        char text[400];
+        struct config_diag d = { 0 };
+        int o;
+
+        for (int lead = 0; lead < 4; lead++) {
+                o = snprintf(text, sizeof(text), "listen: '%.*s", lead, "aaaa");
+                for (int i = 0; i < 120; i++)
+                        text[o++] = '\\';
+                o += snprintf(text + o, sizeof(text) - (size_t)o, "'\n");
+                parse_bad(text, (size_t)o, &d);
+                assert_true(diag_has(&d, "...\" is not a listen address"));
+                config_diag_done(&d);
+        }
+        o = snprintf(text, sizeof(text), "listen: \"");
+        for (int i = 0; i < 60; i++)
+                o += snprintf(text + o, sizeof(text) - (size_t)o, "\\x01");
+        o += snprintf(text + o, sizeof(text) - (size_t)o, "\"\n");
+        parse_bad(text, (size_t)o, &d);
+        assert_true(diag_has(&d, "listen \"\\x01\\x01"));
+        config_diag_done(&d);
+}
+
+static void test_error_cap(void **state)
+{
+        size_t cap = 64 * 300 + 256, o = 0;
+        char *text = malloc(cap);
+        struct config_diag d = { 0 };
+
+        assert_non_null(text);
+        for (int i = 0; i < 300; i++)
+                o += (size_t)snprintf(text + o, cap - o, "unknown_%d: 1\n", i);
+        parse_bad(text, o, &d);
+        /* CONFIG_MAX_ERRORS messages, then one summary line. */
+        assert_int_equal(d.n, CONFIG_MAX_ERRORS + 1);
+        assert_non_null(strstr(d.msgs[d.n - 1], "more errors not shown"));
+        config_diag_done(&d);
+        free(text);
+}
+
+static void test_size_cap(void **state)
+{
+        size_t n = CONFIG_MAX_FILE_SIZE + 1;
+        char *text = malloc(n);
+        struct config_diag d = { 0 };
+
+        assert_non_null(text);
+        memset(text, '#', n);
+        assert_int_equal(parse_bad(text, n, &d), -EFBIG);
+        assert_non_null(strstr(d.msgs[0], "larger than 1048576 bytes"));
+        config_diag_done(&d);
+
+        /* Just under the cap: a comment line padding a valid file parses. */
+        static const char body[] = "\nforges: {m: {url: http://h, token_env: HOME}}\n"
+                                   "pools: {p: {scope: user, labels: [x]}}\n";
+        size_t pad = CONFIG_MAX_FILE_SIZE - sizeof(body) + 1;
+        text[0] = '#';
+        memset(text + 1, 'x', pad - 1);
+        memcpy(text + pad, body, sizeof(body));
+        struct config *cfg = NULL;
+        assert_int_equal(strlen(text), CONFIG_MAX_FILE_SIZE);
+        assert_int_equal(config_parse("t.yaml", text, strlen(text), NULL, &cfg, &d), 0);
+        config_free(cfg);
+        free(text);
+}
+
+static void test_deep_and_garbage(void **state)
+{
+        size_t n = 200000;
+        char *text = malloc(n + 8);
+        struct config_diag d = { 0 };
+
+        assert_non_null(text);
+        memcpy(text, "a: ", 3);
+        memset(text + 3, '[', n);
+        assert_int_equal(parse_bad(text, n + 3, &d), -EINVAL);
+        assert_non_null(strstr(d.msgs[0], "deeper than 32 levels"));
+        config_diag_done(&d);
+
+        /* Block-style nesting: mappings of mappings. */
+        size_t o = 0;
+        for (int i = 0; i < 100 && o + 220 < n; i++) {
+                memset(text + o, ' ', (size_t)i);
+                o += (size_t)i;
+                o += (size_t)snprintf(text + o, n - o, "k%d:\n", i);
+        }
+        parse_bad(text, o, &d);
+        assert_non_null(strstr(d.msgs[0], "deeper than 32 levels"));
+        config_diag_done(&d);
+
+        static const char bin[] = "forges:\n  \x01\x02\x80\xff: x\n";
+        parse_bad(bin, sizeof(bin) - 1, &d);
+        assert_string_equal(d.msgs[0], "t.yaml:2:3: the file contains a control character; it is not a text file");
+        config_diag_done(&d);
+
+        static const char surrogate[] = "a: \xed\xa0\x80\n";
+        parse_bad(surrogate, sizeof(surrogate) - 1, &d);
+        assert_string_equal(d.msgs[0], "t.yaml:1:4: the file is not valid UTF-8 text");
+        config_diag_done(&d);
+
+        /* Hangs libfyaml 0.7.12 unless refused before parsing. */
+        static const char directive[] = "%\x89\x86\xfa\xaf\n";
+        parse_bad(directive, sizeof(directive) - 1, &d);
+        config_diag_done(&d);
+
+        /* Crashes libfyaml 0.7.12 (in fy_parser_destroy) unless refused
+         * before parsing: a block explicit key whose value is a tab and a
+         * block scalar. */
+        static const char *const explicit_keys[] = {
+                "? s:\t>", "- ? s:\t|", "a:\n  - b: c\n    ? s: \t>", "--- ? s:\t>",
+                "\xef\xbb\xbf? -: \t|-\n#c\n>\n",
+                ": ? \xc3\xa9" "forges:\t|-\n", "- : ? ? listen:\t>\n",
+        };
+        for (size_t i = 0; i < sizeof(explicit_keys) / sizeof(explicit_keys[0]); i++) {
+                parse_bad(explicit_keys[i], strlen(explicit_keys[i]), &d);
+                assert_true(diag_has(&d, "explicit mapping keys"));
+                config_diag_done(&d);
+        }
+
+        parse_bad("", 0, &d);
+        assert_string_equal(d.msgs[0], "t.yaml: the configuration is empty; it needs at least forges and pools");
+        config_diag_done(&d);
+        free(text);
+}
+
+static char *print_to_string(const struct config *cfg)
+{
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        assert_non_null(f);
+        assert_int_equal(config_print(cfg, f), 0);
+        fclose(f);
+        return buf;
+}
+
+static unsigned long long rng_state;
+
+static unsigned rnd(void)
+{
+        rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+        return (unsigned)(rng_state >> 33);
+}
+
+/* Mutates the full configuration thousands of times. Whatever the input,
+ * parsing returns 0 or -EINVAL with messages; whenever it succeeds, the
+ * printed configuration parses again and prints identically. ASan/UBSan
+ * builds turn any memory error or leak into a failure. */
+static void test_fuzz_round_trip(void **state)
+{
+        static const char alphabet[] = "%-:[]{}#&*!|>'\"\n \t,?@`~\\0123abcz\xc3\xa9";
+        size_t base = sizeof(full_cfg) - 1;
+        char *buf = malloc(base * 2 + 64);
+        int ok = 0, bad = 0;
+
+        assert_non_null(buf);
+        rng_state = 42;
+        for (int it = 0; it < 4000; it++) {
+                size_t n = base;
+                struct config *cfg = NULL;
+                struct config_diag d = { 0 };
+                int muts = 1 + (int)(rnd() % 4), r;
+
+                memcpy(buf, full_cfg, base);
+                for (int m = 0; m < muts; m++) {
+                        size_t pos = rnd() % n, l;
+                        switch (rnd() % 5) {
+                        case 0:
+                                buf[pos] = alphabet[rnd() % (sizeof(alphabet) - 1)];
+                                break;
+                        case 1:
+                                memmove(buf + pos + 1, buf + pos, n - pos);
+                                buf[pos] = alphabet[rnd() % (sizeof(alphabet) - 1)];
+                                n++;
+                                break;
+                        case 2:
+                                l = rnd() % 16;
+                                if (pos + l > n)
+                                        l = n - pos;
+                                memmove(buf + pos, buf + pos + l, n - pos - l);
+                                n -= l;
+                                break;
+                        case 3:
+                                l = rnd() % 16;
+                                if (pos + l > n)
+                                        l = n - pos;
+                                if (n + l <= base * 2) {
+                                        memmove(buf + pos + l, buf + pos, n - pos);
+                                        n += l;
+                                }
+                                break;
+                        default:
+                                buf[pos] = (char)(rnd() & 0xff);
+                                break;
+                        }
+                        if (n == 0)
+                                break;
+                }
+                r = config_parse("f.yaml", buf, n, NULL, &cfg, &d);
+                if (r == 0) {
+                        char *p1 = print_to_string(cfg), *p2;
+                        struct config *cfg2 = NULL;
+                        struct config_diag d2 = { 0 };
+                        int r2 = config_parse("p.yaml", p1, strlen(p1), NULL, &cfg2, &d2);
+                        if (r2 != 0) {
+                                print_message("input:\n%.*s\nprinted:\n%s\n", (int)n, buf, p1);
+                                for (size_t i = 0; i < d2.n; i++)
+                                        print_message("%s\n", d2.msgs[i]);
+                        }
+                        assert_int_equal(r2, 0);
+                        p2 = print_to_string(cfg2);
+                        assert_string_equal(p1, p2);
+                        free(p1);
+                        free(p2);
+                        config_free(cfg2);
+                        config_free(cfg);
+                        ok++;
+                } else {
+                        assert_int_equal(r, -EINVAL);
+                        assert_true(d.n >= 1);
+                        assert_null(cfg);
+                        bad++;
+                }
+                config_diag_done(&d);
+        }
+        /* The mutations must exercise both outcomes. */
+        assert_true(ok > 100);
+        assert_true(bad > 1000);
+        free(buf);
+}
+
+static void test_tokens(void **state)
+{
+        char dir[] = "cfgtest-XXXXXX", path[64], cfgpath[64], out[256];
+        struct config *cfg = NULL;
+        struct config_diag d = { 0 };
+        const char *text;
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/token", dir);
+        assert_int_equal(fs_write_file_0600(path, "tok-0123456789abcdef\n", 21), 0);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+
+        snprintf(cfgpath, sizeof(cfgpath), "%s/c.yaml", dir);
+        text = "forges:\n"
+               "  a: {url: http://127.0.0.1:1, token_file: token}\n"
+               "  b: {url: http://127.0.0.1:2, token_env: FS_UNIT_TOKEN}\n"
+               "pools: {p: {forge: a, scope: user, labels: [x]}}\n";
+        f = fopen(cfgpath, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+
+        assert_int_equal(config_load(cfgpath, &cfg, &d), 0);
+        /* Relative paths are resolved against the configuration's folder. */
+        assert_string_equal(cfg->forges[0].token_file, "token");
+        assert_string_equal(cfg->forges[0].token_path, path);
+        assert_string_equal(cfg->dir, dir);
+
+        unsetenv("FS_UNIT_TOKEN");
+        assert_int_equal(config_check_files(cfg, &d), -EINVAL);
+        assert_int_equal(d.n, 1);
+        snprintf(out, sizeof(out), "%s:3:43: forge \"b\": token_env: environment variable \"FS_UNIT_TOKEN\" is not set",
+                 cfgpath);
+        assert_string_equal(d.msgs[0], out);
+        config_diag_done(&d);
+        assert_int_equal(config_load_tokens(cfg, &d), -EINVAL);
+        assert_null(cfg->forges[0].token);   /* nothing kept on failure */
+        config_diag_done(&d);
+
+        setenv("FS_UNIT_TOKEN", "env-secret-value", 1);
+        assert_int_equal(config_check_files(cfg, &d), 0);
+        assert_null(cfg->forges[0].token);   /* check reads and discards */
+        assert_int_equal(config_load_tokens(cfg, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(cfg->forges[0].token, "tok-0123456789abcdef");
+        assert_string_equal(cfg->forges[1].token, "env-secret-value");
+
+        /* Loaded tokens are redacted from logs, and never printed. */
+        log_redact("token=tok-0123456789abcdef", out, sizeof(out));
+        assert_string_equal(out, "token=[REDACTED]");
+        char *printed = print_to_string(cfg);
+        assert_null(strstr(printed, "tok-0123456789abcdef"));
+        assert_null(strstr(printed, "env-secret-value"));
+        assert_non_null(strstr(printed, "token_file: token"));
+        assert_non_null(strstr(printed, "token_env: FS_UNIT_TOKEN"));
+        free(printed);
+        config_free(cfg);
+        config_free(NULL);
+        unsetenv("FS_UNIT_TOKEN");
+        log_redact_clear();
+
+        /* A missing file is reported with its errno text. */
+        unlink(path);
+        cfg = NULL;
+        assert_int_equal(config_load(cfgpath, &cfg, &d), 0);
+        setenv("FS_UNIT_TOKEN", "env-secret-value", 1);
+        assert_int_equal(config_check_files(cfg, &d), -EINVAL);
+        snprintf(out, sizeof(out), "%s:2:44: forge \"a\": token_file \"token\": No such file or directory", cfgpath);
+        assert_string_equal(d.msgs[0], out);
+        config_diag_done(&d);
+        config_free(cfg);
+        unsetenv("FS_UNIT_TOKEN");
+        log_redact_clear();
+
+        unlink(cfgpath);
+        rmdir(dir);
+
+        assert_int_equal(config_load("does/not/exist.yaml", &cfg, &d), -ENOENT);
+        assert_string_equal(d.msgs[0], "does/not/exist.yaml: cannot read the configuration: No such file or directory");
+        config_diag_done(&d);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_levenshtein),
+                cmocka_unit_test(test_suggest),
+                cmocka_unit_test(test_scope_parse),
+                cmocka_unit_test(test_listen_parse),
+                cmocka_unit_test(test_duration),
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_full),
+                cmocka_unit_test(test_collects_every_error_sorted),
+                cmocka_unit_test(test_message_value_cut),
+                cmocka_unit_test(test_error_cap),
+                cmocka_unit_test(test_size_cap),
+                cmocka_unit_test(test_deep_and_garbage),
+                cmocka_unit_test(test_fuzz_round_trip),
+                cmocka_unit_test(test_tokens),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,740 @@
+/* sim.c: see sim.h. Owns the simulator child processes of a test binary:
+ * every started pid is recorded so that an atexit hook can kill it, and the
+ * child asks the kernel to kill it when the test process dies. Never
+ * asserts; the checks live in check.c. */
+#include "sim.h"
+
+#include "util/httpc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CHILDREN 32
+#define LISTEN_PREFIX "listening on http://127.0.0.1:"
+
+static pid_t children[MAX_CHILDREN];
+static bool hooks_installed;
+
+static void kill_children(void)
+{
+        for (size_t i = 0; i < MAX_CHILDREN; i++) {
+                if (children[i] > 0) {
+                        kill(children[i], SIGKILL);
+                        waitpid(children[i], NULL, 0);
+                        children[i] = 0;
+                }
+        }
+}
+
+static void on_fatal_signal(int sig)
+{
+        /* Only async-signal-safe calls: kill() and then re-raise. */
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+                if (children[i] > 0)
+                        kill(children[i], SIGKILL);
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void install_hooks(void)
+{
+        if (hooks_installed)
+                return;
+        hooks_installed = true;
+        atexit(kill_children);
+        /* SIGTERM/SIGINT come from the test runner's timeout or a user;
+         * the crash signals are handled by cmocka while a test runs. */
+        signal(SIGTERM, on_fatal_signal);
+        signal(SIGINT, on_fatal_signal);
+        signal(SIGHUP, on_fatal_signal);
+        httpc_global_init();
+}
+
+static void track(pid_t pid)
+{
+        for (size_t i = 0; i < MAX_CHILDREN; i++) {
+                if (children[i] == 0) {
+                        children[i] = pid;
+                        return;
+                }
+        }
+}
+
+static void untrack(pid_t pid)
+{
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+                if (children[i] == pid)
+                        children[i] = 0;
+}
+
+static double now_s(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static void dump_output(const struct sim *sim, const char *why)
+{
+        char buf[4096];
+        ssize_t n = pread(sim->out_fd, buf, sizeof(buf) - 1, 0);
+
+        if (n < 0)
+                n = 0;
+        buf[n] = '\0';
+        fprintf(stderr, "forgejo-sim: %s; its stdout was:\n%s\n", why, buf);
+}
+
+/* Looks for the listening line in the captured stdout. Returns the port,
+ * 0 when the line is not complete yet. */
+static int scan_port(int fd)
+{
+        char buf[4096];
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        const char *p = strstr(buf, LISTEN_PREFIX);
+        if (!p)
+                return 0;
+        p += strlen(LISTEN_PREFIX);
+        char *end;
+        errno = 0;
+        long port = strtol(p, &end, 10);
+        if (errno || end == p || (*end != '\n' && *end != '\r') || port <= 0 || port > 65535)
+                return 0;
+        return (int)port;
+}
+
+int sim_start(const struct sim_opts *opts, struct sim **ret)
+{
+        const char *exe = getenv("FORGEJO_SIM");
+        char tmpl[] = "/tmp/forgejo-sim-out.XXXXXX";
+        struct sim *sim = NULL;
+        int r;
+
+        install_hooks();
+        if (!exe || !*exe)
+                return -ENOENT;
+        sim = calloc(1, sizeof(*sim));
+        if (!sim)
+                return -ENOMEM;
+        sim->out_fd = -1;
+        sim->http = httpc_new();
+        if (!sim->http) {
+                r = -ENOMEM;
+                goto err;
+        }
+        /* A file, not a pipe: the simulator may write more than a pipe holds
+         * and must never block on a reader that stopped reading. */
+        sim->out_fd = mkostemp(tmpl, O_CLOEXEC);
+        if (sim->out_fd < 0) {
+                r = -errno;
+                goto err;
+        }
+        unlink(tmpl);
+
+        const char *argv[8];
+        size_t argc = 0;
+        argv[argc++] = exe;
+        argv[argc++] = "serve";
+        argv[argc++] = "--listen";
+        argv[argc++] = "127.0.0.1:0";
+        if (opts && opts->zombie_timeout) {
+                argv[argc++] = "--zombie-timeout";
+                argv[argc++] = opts->zombie_timeout;
+        }
+        argv[argc] = NULL;
+
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                goto err;
+        }
+        if (pid == 0) {
+                /* Die with the test process, whatever kills it. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(127);
+                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(sim->out_fd, 1) < 0)
+                        _exit(127);
+                signal(SIGTERM, SIG_DFL);
+                signal(SIGINT, SIG_DFL);
+                signal(SIGHUP, SIG_DFL);
+                execv(exe, (char *const *)argv);
+                _exit(127);
+        }
+        sim->pid = pid;
+        track(pid);
+
+        long timeout = opts && opts->start_timeout_ms > 0 ? opts->start_timeout_ms : 10000;
+        double deadline = now_s() + (double)timeout / 1000.0;
+        for (;;) {
+                int port = scan_port(sim->out_fd);
+                if (port > 0) {
+                        sim->port = port;
+                        break;
+                }
+                if (!sim_alive(sim)) {
+                        dump_output(sim, "exited before listening");
+                        r = -ECHILD;
+                        goto err;
+                }
+                if (now_s() > deadline) {
+                        dump_output(sim, "no listening line in time");
+                        r = -ETIMEDOUT;
+                        goto err;
+                }
+                sleep_ms(5);
+        }
+        snprintf(sim->base_url, sizeof(sim->base_url), "http://127.0.0.1:%d", sim->port);
+        *ret = sim;
+        return 0;
+err:
+        sim_stop(sim);
+        return r;
+}
+
+bool sim_alive(struct sim *sim)
+{
+        int st;
+
+        if (!sim || sim->pid <= 0)
+                return false;
+        pid_t w = waitpid(sim->pid, &st, WNOHANG);
+        if (w == 0)
+                return true;
+        if (w == sim->pid) {
+                if (WIFSIGNALED(st))
+                        fprintf(stderr, "forgejo-sim (pid %d) died with signal %d\n",
+                                (int)sim->pid, WTERMSIG(st));
+                else
+                        fprintf(stderr, "forgejo-sim (pid %d) exited with status %d\n",
+                                (int)sim->pid, WEXITSTATUS(st));
+        }
+        untrack(sim->pid);
+        sim->pid = 0;
+        sim->died = true;
+        return false;
+}
+
+int sim_stop(struct sim *sim)
+{
+        int r = 0, st = 0;
+
+        if (!sim)
+                return 0;
+        if (sim->died || (sim->pid > 0 && !sim_alive(sim))) {
+                r = -ESRCH;
+        } else if (sim->pid > 0) {
+                kill(sim->pid, SIGTERM);
+                double deadline = now_s() + 3.0;
+                pid_t w;
+                while ((w = waitpid(sim->pid, &st, WNOHANG)) == 0 && now_s() < deadline)
+                        sleep_ms(5);
+                if (w == 0) {
+                        fprintf(stderr, "forgejo-sim (pid %d) ignored SIGTERM for 3 s; killing\n",
+                                (int)sim->pid);
+                        kill(sim->pid, SIGKILL);
+                        waitpid(sim->pid, &st, 0);
+                        r = -ETIMEDOUT;
+                } else if (w == sim->pid) {
+                        if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+                                fprintf(stderr, "forgejo-sim exited with status %d after SIGTERM\n",
+                                        WEXITSTATUS(st));
+                                r = -EPROTO;
+                        } else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM) {
+                                fprintf(stderr, "forgejo-sim died with signal %d after SIGTERM\n",
+                                        WTERMSIG(st));
+                                r = -EPROTO;
+                        }
+                }
+                untrack(sim->pid);
+                sim->pid = 0;
+        }
+        if (sim->out_fd >= 0)
+                close(sim->out_fd);
+        httpc_free(sim->http);
+        free(sim);
+        return r;
+}
+
+/* ---- HTTP ---- */
+
+void sim_resp_done(struct sim_resp *r)
+{
+        if (!r)
+                return;
+        free(r->body);
+        r->body = NULL;
+        r->len = 0;
+        json_decref(r->json);
+        r->json = NULL;
+}
+
+int sim_request(struct sim *sim, const struct sim_req *req, struct sim_resp *ret)
+{
+        char url[8192 + 64];
+        struct httpc_resp hr;
+        struct httpc *h = sim->http, *fresh = NULL;
+        int r;
+
+        memset(ret, 0, sizeof(*ret));
+        ret->total_count = -1;
+        if (snprintf(url, sizeof(url), "%s%s", sim->base_url, req->path) >= (int)sizeof(url))
+                return -ENAMETOOLONG;
+        if (req->fresh_connection) {
+                fresh = httpc_new();
+                if (!fresh)
+                        return -ENOMEM;
+                h = fresh;
+        }
+        struct httpc_req hq = {
+                .method = req->method,
+                .url = url,
+                .headers = req->headers,
+                .body = req->body,
+                .body_len = req->body && !req->body_len ? strlen(req->body) : req->body_len,
+                .timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 5000,
+        };
+        double t0 = now_s();
+        r = httpc_do(h, &hq, &hr);
+        ret->elapsed_s = now_s() - t0;
+        httpc_free(fresh);
+        if (r < 0) {
+                fprintf(stderr, "%s %s: transport error %d (%s)\n",
+                        req->method ? req->method : "GET", req->path, r, hr.errbuf);
+                httpc_resp_done(&hr);
+                return r;
+        }
+        ret->status = hr.status;
+        ret->body = hr.body;
+        ret->len = hr.len;
+        ret->total_count = hr.total_count;
+        memcpy(ret->content_type, hr.content_type, sizeof(ret->content_type));
+        ret->json = json_loadb(ret->body, ret->len, JSON_DECODE_ANY, NULL);
+        return 0;
+}
+
+static int rest(struct sim *sim, const char *method, const char *path, const char *token,
+                const char *body, struct sim_resp *ret)
+{
+        char auth[256];
+        const char *hdrs[4];
+        size_t n = 0;
+
+        if (token) {
+                snprintf(auth, sizeof(auth), "Authorization: token %s", token);
+                hdrs[n++] = auth;
+        }
+        if (body)
+                hdrs[n++] = "Content-Type: application/json";
+        hdrs[n++] = "Accept: application/json";
+        hdrs[n] = NULL;
+        struct sim_req req = { .method = method, .path = path, .headers = hdrs, .body = body };
+        return sim_request(sim, &req, ret);
+}
+
+int sim_get(struct sim *sim, const char *path, const char *token, struct sim_resp *ret)
+{
+        return rest(sim, "GET", path, token, NULL, ret);
+}
+
+int sim_post(struct sim *sim, const char *path, const char *token,
+             const char *json_body, struct sim_resp *ret)
+{
+        return rest(sim, "POST", path, token, json_body ? json_body : "", ret);
+}
+
+int sim_delete(struct sim *sim, const char *path, const char *token, struct sim_resp *ret)
+{
+        return rest(sim, "DELETE", path, token, NULL, ret);
+}
+
+int sim_rpc(struct sim *sim, const char *method, const char *uuid, const char *token,
+            const char *request_key, const char *json_body, struct sim_resp *ret)
+{
+        char path[256], h_uuid[256], h_token[256], h_key[256];
+        const char *hdrs[8];
+        size_t n = 0;
+
+        snprintf(path, sizeof(path), "/api/actions/%s", method);
+        hdrs[n++] = "Content-Type: application/json";
+        hdrs[n++] = "Connect-Protocol-Version: 1";
+        if (uuid) {
+                snprintf(h_uuid, sizeof(h_uuid), "x-runner-uuid: %s", uuid);
+                hdrs[n++] = h_uuid;
+        }
+        if (token) {
+                snprintf(h_token, sizeof(h_token), "x-runner-token: %s", token);
+                hdrs[n++] = h_token;
+        }
+        if (request_key) {
+                snprintf(h_key, sizeof(h_key), "x-runner-request-key: %s", request_key);
+                hdrs[n++] = h_key;
+        }
+        hdrs[n] = NULL;
+        struct sim_req req = { .method = "POST", .path = path, .headers = hdrs,
+                               .body = json_body ? json_body : "" };
+        return sim_request(sim, &req, ret);
+}
+
+/* ---- control API ---- */
+
+static int unexpected(const char *what, const struct sim_resp *r)
+{
+        fprintf(stderr, "%s: unexpected answer %ld: %.*s\n", what, r->status,
+                (int)(r->len > 2000 ? 2000 : r->len), r->body ? r->body : "");
+        return -EPROTO;
+}
+
+static int copy_str(json_t *o, const char *key, char *buf, size_t n)
+{
+        const char *s = json_string_value(json_object_get(o, key));
+
+        if (!s || strlen(s) >= n)
+                return -EPROTO;
+        memcpy(buf, s, strlen(s) + 1);
+        return 0;
+}
+
+static int get_id(json_t *o, const char *key, long long *ret)
+{
+        json_t *v = json_object_get(o, key);
+
+        if (!json_is_integer(v))
+                return -EPROTO;
+        *ret = json_integer_value(v);
+        return 0;
+}
+
+/* POSTs a packed object to a control route and hands back the 2xx body. */
+static int control_post(struct sim *sim, const char *path, json_t *body, json_t **ret)
+{
+        struct sim_resp r;
+        char *s = NULL;
+        int rc;
+
+        if (!body)
+                return -ENOMEM;
+        s = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (!s)
+                return -ENOMEM;
+        rc = sim_post(sim, path, NULL, s, &r);
+        free(s);
+        if (rc < 0)
+                return rc;
+        if (r.status < 200 || r.status > 299 || (ret && !json_is_object(r.json))) {
+                rc = unexpected(path, &r);
+                sim_resp_done(&r);
+                return rc;
+        }
+        if (ret)
+                *ret = json_incref(r.json);
+        sim_resp_done(&r);
+        return 0;
+}
+
+static int control_get(struct sim *sim, const char *path, json_t **ret)
+{
+        struct sim_resp r;
+        int rc = sim_get(sim, path, NULL, &r);
+
+        if (rc < 0)
+                return rc;
+        if (r.status != 200 || !r.json) {
+                rc = unexpected(path, &r);
+                sim_resp_done(&r);
+                return rc;
+        }
+        *ret = json_incref(r.json);
+        sim_resp_done(&r);
+        return 0;
+}
+
+int sim_create_user(struct sim *sim, const char *name, bool admin, struct sim_user *ret)
+{
+        json_t *o = NULL;
+        struct sim_user u = { 0 };
+        int r = control_post(sim, "/_sim/users", json_pack("{s:s, s:b}", "name", name, "admin", admin), &o);
+
+        if (r < 0)
+                return r;
+        if (get_id(o, "id", &u.id) < 0 || copy_str(o, "token", u.token, sizeof(u.token)) < 0 ||
+            copy_str(o, "name", u.name, sizeof(u.name)) < 0) {
+                fprintf(stderr, "/_sim/users: bad shape\n");
+                r = -EPROTO;
+        } else {
+                *ret = u;
+        }
+        json_decref(o);
+        return r;
+}
+
+int sim_create_org(struct sim *sim, const char *name, const char *const *owners, long long *ret_id)
+{
+        json_t *list = json_array(), *o = NULL;
+        long long id;
+        int r;
+
+        if (!list)
+                return -ENOMEM;
+        for (const char *const *p = owners; p && *p; p++)
+                json_array_append_new(list, json_string(*p));
+        r = control_post(sim, "/_sim/orgs", json_pack("{s:s, s:o}", "name", name, "owners", list), &o);
+        if (r < 0)
+                return r;
+        if (get_id(o, "id", &id) < 0) {
+                fprintf(stderr, "/_sim/orgs: no integer id\n");
+                r = -EPROTO;
+        } else if (ret_id) {
+                *ret_id = id;
+        }
+        json_decref(o);
+        return r;
+}
+
+int sim_create_repo(struct sim *sim, const char *owner, const char *name, long long *ret_id)
+{
+        json_t *o = NULL;
+        long long id;
+        int r = control_post(sim, "/_sim/repos", json_pack("{s:s, s:s}", "owner", owner, "name", name), &o);
+
+        if (r < 0)
+                return r;
+        if (get_id(o, "id", &id) < 0) {
+                fprintf(stderr, "/_sim/repos: no integer id\n");
+                r = -EPROTO;
+        } else if (ret_id) {
+                *ret_id = id;
+        }
+        json_decref(o);
+        return r;
+}
+
+int sim_create_job(struct sim *sim, const char *owner, const char *repo, const char *name,
+                   const char *runs_on_json, const char *steps_json, struct sim_job *ret)
+{
+        json_t *runs_on = json_loads(runs_on_json, 0, NULL);
+        json_t *steps = json_loads(steps_json ? steps_json : "[\"echo hello\"]", 0, NULL);
+        json_t *o = NULL;
+        struct sim_job j = { 0 };
+        int r;
+
+        if (!json_is_array(runs_on) || !json_is_array(steps)) {
+                json_decref(runs_on);
+                json_decref(steps);
+                return -EINVAL;
+        }
+        r = control_post(sim, "/_sim/jobs",
+                         json_pack("{s:s, s:s, s:s, s:o, s:o}", "owner", owner, "repo", repo,
+                                   "name", name, "runs_on", runs_on, "steps", steps), &o);
+        if (r < 0)
+                return r;
+        if (get_id(o, "id", &j.id) < 0 || copy_str(o, "handle", j.handle, sizeof(j.handle)) < 0) {
+                fprintf(stderr, "/_sim/jobs: bad shape\n");
+                r = -EPROTO;
+        } else if (ret) {
+                *ret = j;
+        }
+        json_decref(o);
+        return r;
+}
+
+int sim_cancel_job(struct sim *sim, long long id)
+{
+        char path[96];
+        struct sim_resp r;
+        int rc;
+
+        snprintf(path, sizeof(path), "/_sim/jobs/%lld/cancel", id);
+        rc = sim_post(sim, path, NULL, "{}", &r);
+        if (rc < 0)
+                return rc;
+        if (r.status < 200 || r.status > 299)
+                rc = unexpected(path, &r);
+        sim_resp_done(&r);
+        return rc;
+}
+
+int sim_get_job(struct sim *sim, long long id, json_t **ret)
+{
+        char path[96];
+
+        snprintf(path, sizeof(path), "/_sim/jobs/%lld", id);
+        return control_get(sim, path, ret);
+}
+
+int sim_list_jobs(struct sim *sim, json_t **ret)
+{
+        return control_get(sim, "/_sim/jobs", ret);
+}
+
+int sim_list_runners(struct sim *sim, json_t **ret)
+{
+        return control_get(sim, "/_sim/runners", ret);
+}
+
+int sim_find_runner(struct sim *sim, const char *uuid, json_t **ret)
+{
+        json_t *all = NULL, *v;
+        size_t i;
+        int r = sim_list_runners(sim, &all);
+
+        if (r < 0)
+                return r;
+        r = -ENOENT;
+        json_array_foreach(all, i, v) {
+                const char *u = json_string_value(json_object_get(v, "uuid"));
+                if (u && strcmp(u, uuid) == 0) {
+                        *ret = json_incref(v);
+                        r = 0;
+                        break;
+                }
+        }
+        json_decref(all);
+        return r;
+}
+
+int sim_stats(struct sim *sim, json_t **ret)
+{
+        return control_get(sim, "/_sim/stats", ret);
+}
+
+int sim_fault(struct sim *sim, const char *json_body)
+{
+        struct sim_resp r;
+        int rc = sim_post(sim, "/_sim/faults", NULL, json_body, &r);
+
+        if (rc < 0)
+                return rc;
+        if (r.status < 200 || r.status > 299)
+                rc = unexpected("/_sim/faults", &r);
+        sim_resp_done(&r);
+        return rc;
+}
+
+int sim_faults_clear(struct sim *sim)
+{
+        struct sim_resp r;
+        int rc = sim_delete(sim, "/_sim/faults", NULL, &r);
+
+        if (rc < 0)
+                return rc;
+        if (r.status < 200 || r.status > 299)
+                rc = unexpected("DELETE /_sim/faults", &r);
+        sim_resp_done(&r);
+        return rc;
+}
+
+/* ---- runners ---- */
+
+int sim_runner_create(struct sim *sim, const char *scope, const char *user_token,
+                      const char *name, bool ephemeral, struct sim_runner *ret)
+{
+        char path[512];
+        char *body = NULL;
+        struct sim_resp r;
+        struct sim_runner out = { 0 };
+        json_t *b = json_pack("{s:s, s:s, s:b}", "name", name, "description", "", "ephemeral", ephemeral);
+        int rc;
+
+        if (!b)
+                return -ENOMEM;
+        body = json_dumps(b, JSON_COMPACT);
+        json_decref(b);
+        if (!body)
+                return -ENOMEM;
+        snprintf(path, sizeof(path), "%s/actions/runners", scope);
+        rc = sim_post(sim, path, user_token, body, &r);
+        free(body);
+        if (rc < 0)
+                return rc;
+        if (r.status != 201 || get_id(r.json, "id", &out.id) < 0 ||
+            copy_str(r.json, "uuid", out.uuid, sizeof(out.uuid)) < 0 ||
+            copy_str(r.json, "token", out.token, sizeof(out.token)) < 0) {
+                rc = unexpected(path, &r);
+        } else {
+                *ret = out;
+        }
+        sim_resp_done(&r);
+        return rc;
+}
+
+int sim_runner_declare(struct sim *sim, const struct sim_runner *rn, const char *labels_json)
+{
+        char body[2048];
+        struct sim_resp r;
+        int rc;
+
+        if (snprintf(body, sizeof(body), "{\"version\":\"v12.9.0\",\"labels\":%s}", labels_json) >= (int)sizeof(body))
+                return -E2BIG;
+        rc = sim_rpc(sim, "runner.v1.RunnerService/Declare", rn->uuid, rn->token, NULL, body, &r);
+        if (rc < 0)
+                return rc;
+        if (r.status != 200)
+                rc = unexpected("Declare", &r);
+        sim_resp_done(&r);
+        return rc;
+}
+
+int sim_runner_fetch(struct sim *sim, const struct sim_runner *rn, long long *ret_task_id)
+{
+        struct sim_resp r;
+        long long id = 0;
+        int rc = sim_rpc(sim, "runner.v1.RunnerService/FetchTask", rn->uuid, rn->token, NULL,
+                         "{\"tasksVersion\":\"0\"}", &r);
+
+        if (rc < 0)
+                return rc;
+        if (r.status != 200 || !json_is_object(r.json)) {
+                rc = unexpected("FetchTask", &r);
+                goto out;
+        }
+        json_t *task = json_object_get(r.json, "task");
+        if (task) {
+                /* protojson int64: a string; also take a number. */
+                json_t *v = json_object_get(task, "id");
+                const char *s = json_string_value(v);
+                if (s) {
+                        char *end;
+                        errno = 0;
+                        id = strtoll(s, &end, 10);
+                        if (errno || end == s || *end)
+                                id = -1;
+                } else if (json_is_integer(v)) {
+                        id = json_integer_value(v);
+                } else {
+                        id = -1;
+                }
+                if (id <= 0) {
+                        rc = unexpected("FetchTask task.id", &r);
+                        goto out;
+                }
+        }
+        *ret_task_id = id;
+out:
+        sim_resp_done(&r);
+        return rc;
+}

@@ -1,0 +1,323 @@
+/* test_scaler.c: the scaling policy, one behaviour per test. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+#include "scaler/scaler.h"
+
+static const char *const L_UB[] = { "ubuntu" };
+static const char *const L_UB_DOCKER[] = { "ubuntu", "docker" };
+static const char *const L_GPU[] = { "gpu" };
+
+#define NOW 1000000
+
+static struct scaler_pool pool(int group, const char *const *labels, size_t n, int max)
+{
+        return (struct scaler_pool){ .group = group, .forge = 0, .provider = 0, .labels = labels,
+                                     .n_labels = n, .min_idle = 0, .max_runners = max,
+                                     .idle_timeout_ms = 300000, .bootstrap_timeout_ms = 600000,
+                                     .demand_fresh = true, .enabled = true };
+}
+
+static struct scaler_job job(int64_t id, const char *handle, const char *const *runs_on, size_t n, bool waiting)
+{
+        return (struct scaler_job){ .id = id, .handle = handle, .runs_on = runs_on, .n_runs_on = n,
+                                    .waiting = waiting, .groups = 1, .forge = 0 };
+}
+
+struct plan {
+        struct scaler_action a[64];
+        struct scaler_pool_stats st[8];
+        struct scaler_output out;
+};
+
+static void run(struct scaler_input *in, struct plan *p)
+{
+        static const struct scaler_provider prov = { 0 };
+        if (!in->providers) {
+                in->providers = &prov;
+                in->n_providers = 1;
+        }
+        in->now_ms = in->now_ms ? in->now_ms : NOW;
+        p->out = (struct scaler_output){ .actions = p->a, .cap = 64, .stats = p->st };
+        assert_int_equal(scaler_plan(in, &p->out), 0);
+}
+
+static size_t count(const struct plan *p, enum scaler_action_kind k, int pool)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < p->out.n; i++)
+                n += p->a[i].kind == k && (pool < 0 || p->a[i].pool == pool);
+        return n;
+}
+
+static void runs_on_is_forgejo_subset_rule(void **state)
+{
+        static const char *const ab[] = { "a", "b" }, *const abc[] = { "a", "b", "c" },
+                                 *const a[] = { "a" }, *const A[] = { "A" };
+        assert_true(scaler_runs_on(ab, 2, abc, 3));
+        assert_false(scaler_runs_on(ab, 2, a, 1));
+        assert_false(scaler_runs_on(a, 1, A, 1));       /* case-sensitive */
+        assert_false(scaler_runs_on(NULL, 0, abc, 3));  /* empty runs_on never matches */
+        assert_false(scaler_runs_on(a, 1, NULL, 0));
+}
+
+static void one_launch_per_waiting_matching_job(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB_DOCKER, 2, 10) };
+        struct scaler_job jobs[] = {
+                job(1, "h1", L_UB, 1, true),
+                job(2, "h2", L_GPU, 1, true),      /* no pool matches */
+                job(3, "h3", L_UB, 1, false),      /* running elsewhere */
+                job(4, "h4", L_UB_DOCKER, 2, true),
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 4 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, 0), 2);
+        assert_int_equal(p.a[0].job, 0); /* oldest first */
+        assert_int_equal(p.a[1].job, 3);
+        assert_int_equal(p.st[0].waiting, 2);
+        assert_int_equal(p.st[0].desired, 2);
+}
+
+static void served_jobs_are_not_launched_again(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, true) };
+        jobs[0].served = true;
+        struct scaler_inst insts[] = { { .pool = 0, .state = STORE_WAITING, .handle = "h1",
+                                         .job_state = SCALER_JOB_WAITING, .created_ms = NOW } };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 1,
+                                   .insts = insts, .n_insts = 1 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(p.out.n, 0);
+        assert_int_equal(p.st[0].idle, 1);
+}
+
+static void first_matching_pool_with_room_in_config_order(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 2), pool(0, L_UB_DOCKER, 2, 10) };
+        struct scaler_job jobs[] = {
+                job(1, "h1", L_UB, 1, true), job(2, "h2", L_UB, 1, true),
+                job(3, "h3", L_UB, 1, true), job(4, "h4", L_UB_DOCKER, 2, true),
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 2, .jobs = jobs, .n_jobs = 4 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, 0), 2);   /* pool 0 full at 2 */
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, 1), 2);   /* job 3 overflows, job 4 only fits pool 1 */
+        assert_int_equal(p.st[0].waiting, 2);
+        assert_int_equal(p.st[1].waiting, 2);
+}
+
+static void max_runners_counts_live_instances(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 2) };
+        struct scaler_job jobs[] = { job(5, "h5", L_UB, 1, true), job(6, "h6", L_UB, 1, true) };
+        struct scaler_inst insts[] = { { .pool = 0, .state = STORE_RUNNING, .handle = "h1",
+                                         .job_state = SCALER_JOB_RUNNING, .created_ms = NOW } };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 2,
+                                   .insts = insts, .n_insts = 1 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, 0), 1);
+        assert_int_equal(p.st[0].unserved, 1);
+        assert_int_equal(p.st[0].busy, 1);
+        assert_int_equal(p.st[0].desired, 2);
+}
+
+static void provider_max_instances_caps_across_pools(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10), pool(0, L_GPU, 1, 10) };
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, true), job(2, "h2", L_GPU, 1, true),
+                                     job(3, "h3", L_UB, 1, true) };
+        struct scaler_provider prov = { .max_instances = 2 };
+        struct scaler_input in = { .pools = pools, .n_pools = 2, .jobs = jobs, .n_jobs = 3,
+                                   .providers = &prov, .n_providers = 1 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, -1), 2);
+}
+
+static void pool_only_takes_jobs_from_its_own_listing(void **state)
+{
+        struct scaler_pool pools[] = { pool(1, L_UB, 1, 10) };
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, true) }; /* seen by group 0 only */
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 1 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(p.out.n, 0);
+        assert_int_equal(p.st[0].waiting, 0);
+}
+
+static void bootstrap_timeout_stops_unclaimed(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_WAITING, .handle = "h1", .job_state = SCALER_JOB_WAITING,
+                  .created_ms = NOW - 600000 },
+                { .pool = 0, .state = STORE_RUNNING, .handle = "h2", .job_state = SCALER_JOB_RUNNING,
+                  .created_ms = NOW - 900000 },   /* claimed: never timed out */
+                { .pool = 0, .state = STORE_STARTING, .handle = "h3", .created_ms = NOW - 599999 },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .insts = insts, .n_insts = 3 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(p.out.n, 1);
+        assert_int_equal(p.a[0].kind, SCALER_STOP);
+        assert_int_equal(p.a[0].inst, 0);
+        assert_int_equal(p.a[0].reason, SCALER_R_BOOTSTRAP_TIMEOUT);
+}
+
+static void verify_only_on_fresh_demand(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_WAITING, .handle = "h1", .job_state = SCALER_JOB_RUNNING, .created_ms = NOW },
+                { .pool = 0, .state = STORE_WAITING, .handle = "h2", .job_state = SCALER_JOB_GONE, .created_ms = NOW },
+                { .pool = 0, .state = STORE_WAITING, .handle = "h3", .job_state = SCALER_JOB_WAITING, .created_ms = NOW },
+                { .pool = 0, .state = STORE_WAITING, .handle = "h4", .job_state = SCALER_JOB_GONE, .created_ms = NOW,
+                  .verify_inflight = true },
+                { .pool = 0, .state = STORE_WAITING, .handle = "h5", .job_state = SCALER_JOB_GONE, .created_ms = NOW,
+                  .verify_after_ms = NOW + 1 },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .insts = insts, .n_insts = 5 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_VERIFY, 0), 2);
+        assert_int_equal(p.a[0].inst, 0);
+        assert_int_equal(p.a[1].inst, 1);
+
+        /* Forge unreachable: no verification, no stops, no launches. */
+        pools[0].demand_fresh = false;
+        run(&in, &p);
+        assert_int_equal(p.out.n, 0);
+}
+
+static void warm_pool_kept_at_min_idle(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        pools[0].min_idle = 2;
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = NOW,
+                  .idle_since_ms = NOW },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .insts = insts, .n_insts = 1 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_WARM, 0), 1);
+        assert_int_equal(p.st[0].desired, 2);
+}
+
+static void idle_warm_instance_takes_a_job_and_is_replaced(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        pools[0].min_idle = 1;
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, true), job(2, "h2", L_UB, 1, true) };
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = NOW,
+                  .idle_since_ms = NOW },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 2,
+                                   .insts = insts, .n_insts = 1 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, 0), 1); /* job 2 only */
+        assert_int_equal(p.a[0].job, 1);
+        assert_int_equal(count(&p, SCALER_LAUNCH_WARM, 0), 1); /* replacement */
+}
+
+static void warm_above_min_idle_retired_after_idle_timeout(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        pools[0].min_idle = 1;
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = 1,
+                  .idle_since_ms = NOW - 300000 },
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = 1,
+                  .idle_since_ms = NOW - 300000 },
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = 1,
+                  .idle_since_ms = NOW - 10 },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .insts = insts, .n_insts = 3 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_STOP, 0), 2);
+        assert_int_equal(p.a[0].reason, SCALER_R_IDLE_TIMEOUT);
+        assert_int_equal(count(&p, SCALER_LAUNCH_WARM, 0), 0);
+}
+
+static void unexplained_running_job_triggers_warm_verify(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        pools[0].min_idle = 1;
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, false) };
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = NOW,
+                  .idle_since_ms = NOW },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 1,
+                                   .insts = insts, .n_insts = 1 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_VERIFY, 0), 1);
+        jobs[0].served = true; /* our handle instance runs it: nothing to check */
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_VERIFY, 0), 0);
+}
+
+static bool deny_h1(void *ud, const char *h)
+{
+        return strcmp(h, "h1") != 0;
+}
+
+static void handle_backoff_holds_launch(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, true), job(2, "h2", L_UB, 1, true) };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 2,
+                                   .handle_allowed = deny_h1 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, 0), 1);
+        assert_int_equal(p.a[0].job, 1);
+}
+
+static void action_buffer_overflow_is_reported(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 100) };
+        struct scaler_job jobs[70];
+        for (int i = 0; i < 70; i++)
+                jobs[i] = job(i + 1, "h", L_UB, 1, true);
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 70 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(p.out.n, 64);
+        assert_true(p.out.truncated);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(runs_on_is_forgejo_subset_rule),
+                cmocka_unit_test(one_launch_per_waiting_matching_job),
+                cmocka_unit_test(served_jobs_are_not_launched_again),
+                cmocka_unit_test(first_matching_pool_with_room_in_config_order),
+                cmocka_unit_test(max_runners_counts_live_instances),
+                cmocka_unit_test(provider_max_instances_caps_across_pools),
+                cmocka_unit_test(pool_only_takes_jobs_from_its_own_listing),
+                cmocka_unit_test(bootstrap_timeout_stops_unclaimed),
+                cmocka_unit_test(verify_only_on_fresh_demand),
+                cmocka_unit_test(warm_pool_kept_at_min_idle),
+                cmocka_unit_test(idle_warm_instance_takes_a_job_and_is_replaced),
+                cmocka_unit_test(warm_above_min_idle_retired_after_idle_timeout),
+                cmocka_unit_test(unexplained_running_job_triggers_warm_verify),
+                cmocka_unit_test(handle_backoff_holds_launch),
+                cmocka_unit_test(action_buffer_overflow_is_reported),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
