@@ -82,12 +82,22 @@ while :; do
                 i=0
                 while [ $i -lt 5 ]; do job lib "arm-late-$i" '["arm64"]' 1; i=$((i + 1)); done
                 burst2=1
+                sleep 1
+                t=$((t + 1))
+                continue
         fi
         if [ "$done_n" = "$total" ] && [ $burst2 -eq 1 ]; then
                 busy=$(curl -sf "$API/v1/pools" | jq '[.[] | .starting + .busy + .stopping] | add')
                 [ "$busy" = "0" ] && break
         fi
         [ $t -ge 120 ] && { echo "demo: timed out" >&2; exit 1; }
+        sleep 1
+        t=$((t + 1))
+done
+printf 't=%3ss  %s\n' "$t" "$(show)"
+echo "all jobs done; waiting for the pools to drain back to zero"
+while [ "$(curl -sf "$API/v1/pools" | jq '[.[] | .starting + .idle + .busy + .stopping] | add')" != "0" ]; do
+        [ $t -ge 180 ] && { echo "demo: pools did not drain" >&2; exit 1; }
         sleep 1
         t=$((t + 1))
 done

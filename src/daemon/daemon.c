@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,8 @@
 #define BACKOFF_MAX_MS 60000
 #define TICK_PERIOD_MS 1000
 #define MAX_ACTIONS 4096
+#define PRUNE_PERIOD_MS (10 * 60 * 1000)
+#define HISTORY_MS (24 * 3600 * 1000LL)
 
 int64_t daemon_wall_ms(void)
 {
@@ -419,6 +422,7 @@ static void tick(struct loop *l, void *ud)
                         .min_idle = (int)c->min_idle, .max_runners = (int)c->max_runners,
                         .idle_timeout_ms = c->idle_timeout_ms, .bootstrap_timeout_ms = c->bootstrap_timeout_ms,
                         .demand_fresh = group_fresh(d, &d->groups[dp->group]), .enabled = dp->enabled,
+                        .hold = wall < dp->hold_until,
                 };
         }
         for (size_t p = 0; p < d->n_providers; p++)
@@ -519,9 +523,42 @@ out:
         free(stats);
 }
 
+static void prune_history(struct daemon *d);
+
 static void tick_cb(struct loop *l, void *ud)
 {
         tick(l, ud);
+}
+
+/* A pool whose workers keep failing (missing binary, bad credentials…)
+ * pauses its launches with exponential backoff instead of spinning; its jobs
+ * overflow to the next matching pool meanwhile. One claimed launch resets. */
+void daemon_pool_outcome(struct daemon *d, int pool, bool failed)
+{
+        struct dpool *dp = &d->pools[pool];
+
+        if (!failed) {
+                if (dp->failures >= 3)
+                        log_info("pool", "launches succeed again", KS("pool", dp->cfg->name));
+                dp->failures = 0;
+                dp->hold_until = 0;
+                return;
+        }
+        if (++dp->failures < 3)
+                return;
+        int64_t delay = 5000;
+        for (int i = 3; i < dp->failures && delay < 300000; i++)
+                delay *= 2;
+        if (delay > 300000)
+                delay = 300000;
+        int64_t until = daemon_wall_ms() + delay;
+        if (until > dp->hold_until) {
+                if (dp->hold_until < daemon_wall_ms())
+                        log_warn("pool", "launches keep failing; pausing this pool's launches",
+                                 KS("pool", dp->cfg->name), KI("consecutive_failures", dp->failures),
+                                 KI("pause_ms", delay));
+                dp->hold_until = until;
+        }
 }
 
 void daemon_schedule_tick(struct daemon *d)
@@ -543,9 +580,43 @@ static void periodic(struct loop *l, void *ud)
         for (size_t g = 0; g < d->n_groups; g++) {
                 struct group *gr = &d->groups[g];
                 if (!gr->reap_inflight && d->forges[gr->forge].version_major &&
-                    (!gr->reap_done || (loop_now_ms(l) - d->started) % 600000 < TICK_PERIOD_MS))
+                    loop_now_ms(l) >= gr->next_reap)
                         inst_reap_orphans(d, (int)g);
         }
+        if (loop_now_ms(l) >= d->next_prune) {
+                d->next_prune = loop_now_ms(l) + PRUNE_PERIOD_MS;
+                prune_history(d);
+        }
+}
+
+/* History: terminal rows and the folders of failed instances (kept for
+ * their worker.log) live for HISTORY_MS, then go. */
+static void prune_history(struct daemon *d)
+{
+        char path[4096];
+        int64_t cutoff = daemon_wall_ms() - HISTORY_MS;
+        int n = store_prune(d->store, cutoff);
+        DIR *dir;
+        struct dirent *de;
+
+        if (n < 0)
+                log_warn("store", "cannot prune history", KERR(n));
+        else if (n > 0)
+                log_debug("store", "pruned history", KI("rows", n));
+        snprintf(path, sizeof(path), "%s/instances", d->state_dir);
+        dir = opendir(path);
+        if (!dir)
+                return;
+        while ((de = readdir(dir))) {
+                struct stat st;
+                char sub[4096 + 256];
+                if (de->d_name[0] == '.' || strmap_get(&d->by_name, de->d_name))
+                        continue;
+                snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+                if (lstat(sub, &st) == 0 && (int64_t)st.st_mtime * 1000 < cutoff)
+                        fs_rm_rf(sub);
+        }
+        closedir(dir);
 }
 
 static void on_signal(struct loop *l, int signo, void *ud)
@@ -707,6 +778,7 @@ static void daemon_free(struct daemon *d)
         }
         free(d->providers);
         for (size_t g = 0; g < d->n_groups; g++) {
+                free(d->groups[g].sweep);
                 djobs_free(d->groups[g].jobs, d->groups[g].n_jobs);
                 for (size_t k = 0; k < d->groups[g].n_labels; k++)
                         free(d->groups[g].labels[k]);
@@ -731,6 +803,7 @@ static void daemon_free(struct daemon *d)
         free(d->forges);
         store_close(d->store);
         loop_free(d->loop);
+        free(d->state_dir);
         free(d);
 }
 
@@ -751,12 +824,18 @@ int daemon_run(struct config *cfg)
                 log_error("daemon", "cannot create state_dir", KS("path", cfg->state_path), KERR(r));
                 goto out;
         }
-        snprintf(path, sizeof(path), "%s/instances", cfg->state_path);
+        d->state_dir = realpath(cfg->state_path, NULL);
+        if (!d->state_dir) {
+                r = -errno;
+                log_error("daemon", "cannot resolve state_dir", KS("path", cfg->state_path), KERR(r));
+                goto out;
+        }
+        snprintf(path, sizeof(path), "%s/instances", d->state_dir);
         if ((r = fs_mkdir_p(path, 0700)) < 0) {
                 log_error("daemon", "cannot create the instances folder", KS("path", path), KERR(r));
                 goto out;
         }
-        snprintf(path, sizeof(path), "%s/forgescale.db", cfg->state_path);
+        snprintf(path, sizeof(path), "%s/forgescale.db", d->state_dir);
         r = store_open(path, &d->store);
         if (r < 0) {
                 log_error("store", "cannot open the state database", KS("path", path), KERR(r));
@@ -865,7 +944,7 @@ int daemon_run(struct config *cfg)
                         break;
                 o += (size_t)w;
         }
-        log_info("daemon", "started", KS("state_dir", cfg->state_path), KS("controller", d->ctrl),
+        log_info("daemon", "started", KS("state_dir", d->state_dir), KS("controller", d->ctrl),
                  KS("pools", pool_names), KI("listings", (long long)d->n_groups));
         r = loop_run(d->loop);
         if (r < 0)

@@ -47,7 +47,9 @@ struct group {
         size_t n_jobs;
         bool reap_done;              /* startup orphan sweep finished */
         bool reap_inflight;
-        int reap_page;
+        int64_t next_reap;           /* monotonic: next orphan sweep */
+        bool reap_again;             /* a leak was suspected during a sweep */
+        void *sweep;                 /* the sweep in flight (freed at exit) */
 };
 
 struct dforge {
@@ -68,6 +70,8 @@ struct dpool {
         bool refused_logged;
         const char **labels;         /* borrowed from cfg */
         struct scaler_pool_stats stats;
+        int failures;                /* consecutive failed launches */
+        int64_t hold_until;          /* wall ms: no launches before this */
 };
 
 struct inst {
@@ -112,6 +116,7 @@ struct daemon {
         struct provider *providers;
         size_t n_providers;
 
+        char *state_dir;             /* absolute: workers run in other folders */
         char ctrl[16];               /* controller id: names are "fs-<ctrl>-..." */
         char prefix[32];             /* "fs-<ctrl>-" */
 
@@ -126,12 +131,14 @@ struct daemon {
         struct loop_timer *tick_timer;
         bool tick_scheduled;
         struct loop_timer *periodic;
+        int64_t next_prune;          /* monotonic */
         bool stopping;
         int64_t started;
 };
 
 /* daemon.c */
 void daemon_schedule_tick(struct daemon *d);
+void daemon_pool_outcome(struct daemon *d, int pool, bool failed);
 int64_t daemon_wall_ms(void);
 
 /* instance.c */
@@ -141,6 +148,7 @@ void inst_stop(struct daemon *d, struct inst *in, const char *reason, enum store
 void inst_verify(struct daemon *d, struct inst *in);
 void inst_resume(struct daemon *d, struct inst *in);
 void inst_reap_orphans(struct daemon *d, int group);
+void inst_suspect_leak(struct daemon *d, int group);
 void inst_remove(struct daemon *d, struct inst *in);
 void inst_check_runner_gone(struct daemon *d, struct inst *in);
 int inst_save(struct daemon *d, struct inst *in);

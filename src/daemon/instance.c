@@ -47,7 +47,7 @@ static const char *pool_name(const struct inst *in)
 
 static void inst_dir(struct daemon *d, const struct inst *in, char *buf, size_t n)
 {
-        snprintf(buf, n, "%s/instances/%s", d->cfg->state_path, in->row.name);
+        snprintf(buf, n, "%s/instances/%s", d->state_dir, in->row.name);
 }
 
 static void set_state(struct inst *in, enum store_state st)
@@ -167,8 +167,11 @@ static void finish(struct daemon *d, struct inst *in)
         if (in->row.state == STORE_DONE)
                 fs_rm_rf(dir);
         if (!in->counted) {
+                const char *res = inst_launch_result(in);
                 in->counted = true;
-                api_count_launch(d, in, inst_launch_result(in));
+                api_count_launch(d, in, res);
+                if (in->pool >= 0)
+                        daemon_pool_outcome(d, in->pool, strcmp(res, "failed") == 0);
         }
         log_debug("instance", "finished", KS("instance", in->row.name), KS("pool", pool_name(in)),
                   KS("state", store_state_name(in->row.state)), KS("reason", in->row.reason),
@@ -198,9 +201,16 @@ static void on_deleted(void *ud, const struct forgejo_result *res)
                 /* Forgejo deletes an ephemeral runner when its task reaches a
                  * final state: a registration already gone after a clean
                  * exit means the worker ran its job. */
-                if (in->reg_was_gone && in->exited && in->row.exit_code == 0 && !in->row.claimed_ms) {
-                        in->row.claimed_ms = daemon_wall_ms();
+                if (in->reg_was_gone && in->exited && in->row.exit_code <= 0 &&
+                    !in->stop_requested) {
+                        if (!in->row.claimed_ms)
+                                in->row.claimed_ms = daemon_wall_ms();
+                        set_reason(in, "completed");
                         in->final = STORE_DONE;
+                } else if (in->exited && in->row.exit_code < 0 && !in->stop_requested &&
+                           !in->row.claimed_ms) {
+                        set_reason(in, "exited_unclaimed");
+                        backoff_handle(d, in->row.handle);
                 }
                 finish(d, in);
                 return;
@@ -311,11 +321,15 @@ static void on_provider(void *ud, const struct provider_event *ev)
                         in->final = STORE_DONE;
                 } else if (ev->exit_code == 0 && !ev->signal) {
                         /* one-job exits 0 only after a task; the claim may
-                         * have happened between two listings. on_deleted()
-                         * confirms it (registration already gone). */
+                         * have happened between two listings. */
                         set_reason(in, "completed");
                         in->final = STORE_DONE;
                         in->row.claimed_ms = daemon_wall_ms();
+                } else if (ev->exit_code < 0 && !ev->signal) {
+                        /* An adopted worker: its status is unknowable.
+                         * on_deleted() decides — a registration already
+                         * gone means Forgejo saw its task finish. */
+                        in->final = STORE_FAILED;
                 } else {
                         set_reason(in, "exited_unclaimed");
                         in->final = STORE_FAILED;
@@ -433,6 +447,13 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
                          KS("pool", pc->name), KERR(r));
                 goto fail;
         }
+        /* Persist the worker's reference before the loop runs again: a
+         * crash from here on leaves a row a restart can adopt from. */
+        const char *ref = prov->ops->ref ? prov->ops->ref(prov, in->row.name) : NULL;
+        if (ref) {
+                snprintf(in->row.provider_ref, sizeof(in->row.provider_ref), "%s", ref);
+                inst_save(d, in);
+        }
         goto out;
 fail:
         set_reason(in, "start_failed");
@@ -460,9 +481,11 @@ static void on_created(void *ud, const struct forgejo_result *res, struct forgej
                 set_reason(in, "register_failed");
                 in->final = STORE_FAILED;
                 backoff_handle(d, in->row.handle);
-                /* A timed-out POST may still have created the runner: the
-                 * orphan sweep finds it by name. */
+                /* A POST that timed out or died may still have created the
+                 * runner: an orphan sweep soon finds it by name. */
                 in->row.runner_deleted = true;
+                if ((res->status == 0 || res->status >= 500) && in->pool >= 0)
+                        inst_suspect_leak(d, d->pools[in->pool].group);
                 cleanup(d, in);
                 return;
         }
@@ -689,10 +712,22 @@ void inst_resume(struct daemon *d, struct inst *in)
                 finish(d, in);
                 return;
         }
-        if (in->row.provider_ref[0] && p && p->ops->adopt) {
+        /* Without a saved ref (the daemon died between spawning the worker
+         * and saving it) the provider may still find the worker by name. */
+        if (p && p->ops->adopt && (in->row.provider_ref[0] || in->row.state == STORE_STARTING)) {
                 r = p->ops->adopt(p, in->row.name, in->row.provider_ref, on_provider, in);
                 if (r == 0) {
+                        const char *ref = p->ops->ref ? p->ops->ref(p, in->row.name) : NULL;
+                        if (ref && strcmp(ref, in->row.provider_ref) != 0) {
+                                snprintf(in->row.provider_ref, sizeof(in->row.provider_ref), "%s", ref);
+                                inst_save(d, in);
+                        }
                         in->provider_live = true;
+                        if (in->row.state == STORE_STARTING) {
+                                /* Its STARTED was not saved before the crash. */
+                                set_state(in, STORE_WAITING);
+                                inst_save(d, in);
+                        }
                         if (in->row.warm && in->row.state == STORE_WAITING)
                                 in->idle_since = daemon_wall_ms();
                         if (in->pool < 0 || in->row.state == STORE_STOPPING) {
@@ -708,16 +743,18 @@ void inst_resume(struct daemon *d, struct inst *in)
          * that ran its job left no registration behind (404 → completed). */
         in->exited = true;
         in->row.exit_code = -1;
-        if (in->row.state == STORE_RUNNING) {
+        if (in->row.state == STORE_STOPPING) {
+                in->stop_requested = true;
+                in->final = STORE_DONE;
+        } else if (in->row.state == STORE_RUNNING) {
                 set_reason(in, "completed");
                 in->final = STORE_DONE;
-        } else if (in->row.state == STORE_STOPPING) {
-                in->final = in->row.claimed_ms ? STORE_DONE : STORE_DONE;
         } else {
-                set_reason(in, "lost_at_restart");
+                /* on_deleted() tells: registration gone → it completed. */
+                if (!in->row.provider_ref[0])
+                        set_reason(in, "lost_at_restart");
                 in->final = STORE_FAILED;
         }
-        in->stop_requested = true;
         cleanup(d, in);
 }
 
@@ -747,6 +784,8 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
                 log_warn("reaper", "cannot list runners for the orphan sweep; will retry",
                          KS("scope", g->scope_text), KS("reason", res->reason));
                 g->reap_inflight = false;
+                g->next_reap = loop_now_ms(d->loop) + 30000;
+                g->sweep = NULL;
                 free(sw);
                 return;
         }
@@ -772,9 +811,26 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
         }
         g->reap_done = true;
         g->reap_inflight = false;
+        g->next_reap = loop_now_ms(d->loop) + (g->reap_again ? 2000 : 600000);
+        g->reap_again = false;
+        g->sweep = NULL;
         if (sw->deleted)
                 log_info("reaper", "orphan sweep done", KS("scope", g->scope_text), KI("deleted", sw->deleted));
         free(sw);
+}
+
+/* Brings the group's next orphan sweep forward to a couple of seconds from
+ * now (after a sweep in flight, if any): a registration may exist that no
+ * row knows the id of. */
+void inst_suspect_leak(struct daemon *d, int group)
+{
+        struct group *g = &d->groups[group];
+        int64_t soon = loop_now_ms(d->loop) + 2000;
+
+        if (g->reap_inflight)
+                g->reap_again = true;
+        else if (g->next_reap > soon)
+                g->next_reap = soon;
 }
 
 void inst_reap_orphans(struct daemon *d, int group)
@@ -787,7 +843,9 @@ void inst_reap_orphans(struct daemon *d, int group)
         *sw = (struct sweep){ .d = d, .group = group, .page = 1 };
         if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, 1, 50, on_runner_page, sw, NULL) < 0) {
                 free(sw);
+                g->next_reap = loop_now_ms(d->loop) + 30000;
                 return;
         }
         g->reap_inflight = true;
+        g->sweep = sw;
 }

@@ -7,6 +7,7 @@
 #include "provider/provider.h"
 #include "loop/loop.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -777,9 +778,61 @@ static int local_stop(struct provider *p, const char *instance, int64_t grace_ms
         return 0;
 }
 
+/* Finds the worker of an instance whose reference was never saved (the
+ * daemon died between spawning it and writing the row) by the
+ * FORGESCALE_INSTANCE=<name> entry every worker gets in its environment.
+ * Only processes of our own user are readable, which is all we need. */
+static int find_by_env(const char *instance, char *ref, size_t n)
+{
+        char want[300], path[64];
+        DIR *d;
+        struct dirent *de;
+        int r = -ESRCH;
+
+        if (snprintf(want, sizeof(want), "FORGESCALE_INSTANCE=%s", instance) >= (int)sizeof(want))
+                return -ENAMETOOLONG;
+        d = opendir("/proc");
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)) && r == -ESRCH) {
+                char *end, buf[65536];
+                long pid = strtol(de->d_name, &end, 10);
+                if (*end || pid <= 0 || pid == getpid())
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                ssize_t len = read(fd, buf, sizeof(buf) - 1);
+                close(fd);
+                if (len <= 0)
+                        continue;
+                buf[len] = '\0';
+                for (char *e = buf; e < buf + len; e += strlen(e) + 1) {
+                        if (strcmp(e, want) != 0)
+                                continue;
+                        char state;
+                        pid_t pgrp;
+                        unsigned long long start;
+                        /* The worker leads its own process group; a child
+                         * of it (a job step) inherits the variable too. */
+                        if (read_stat((pid_t)pid, &state, &pgrp, &start) == 0 && pgrp == (pid_t)pid &&
+                            state != 'Z' && state != 'X') {
+                                snprintf(ref, n, "%ld:%llu", pid, start);
+                                r = 0;
+                        }
+                        break;
+                }
+        }
+        closedir(d);
+        return r;
+}
+
 static int local_adopt(struct provider *p, const char *instance, const char *ref,
                        provider_event_cb cb, void *ud)
 {
+        char found[REF_MAX];
+
         struct local *lc = p->ctx;
         struct local_inst *i;
         unsigned long long want, start;
@@ -787,8 +840,14 @@ static int local_adopt(struct provider *p, const char *instance, const char *ref
         char state;
         int r;
 
-        if (!instance || !*instance || !cb)
+        if (!instance || !*instance || !cb || !ref)
                 return -EINVAL;
+        if (!*ref) {
+                r = find_by_env(instance, found, sizeof(found));
+                if (r < 0)
+                        return r;
+                ref = found;
+        }
         r = parse_ref(ref, &pid, &want);
         if (r < 0)
                 return r;
@@ -897,6 +956,13 @@ static int local_list(struct provider *p, const char *prefix, provider_list_cb c
         return 0;
 }
 
+static const char *local_ref(struct provider *p, const char *instance)
+{
+        struct local_inst *i = inst_find(p->ctx, instance);
+
+        return i && i->ref[0] ? i->ref : NULL;
+}
+
 const struct provider_ops provider_local_ops = {
         .type = "local",
         .caps = PROVIDER_CAP_ADOPT | PROVIDER_CAP_LIST,
@@ -906,5 +972,6 @@ const struct provider_ops provider_local_ops = {
         .stop = local_stop,
         .adopt = local_adopt,
         .list = local_list,
+        .ref = local_ref,
         .cleanup = NULL,
 };

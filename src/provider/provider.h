@@ -83,12 +83,20 @@ struct provider_ops {
 
         /* Re-attaches to an instance that a previous run of the daemon
          * started, from the ref it persisted. 0: watched again, EXITED will
-         * follow; -ESRCH: it is gone (no event follows). */
+         * follow; -ESRCH: it is gone (no event follows). An empty ref asks
+         * the provider to find the instance by name if it can (the daemon
+         * died before saving the ref); ref() then gives the ref found. */
         int (*adopt)(struct provider *p, const char *instance, const char *ref,
                      provider_event_cb cb, void *ud);
 
         /* Enumerates the provider's instances (prefix-filtered). Optional. */
         int (*list)(struct provider *p, const char *prefix, provider_list_cb cb, void *ud);
+
+        /* The reference of a tracked instance as soon as it is known
+         * (local: right after create() returns), so the caller can persist
+         * it before the worker does anything; NULL when not known yet.
+         * Optional: without it the ref comes with STARTED. */
+        const char *(*ref)(struct provider *p, const char *instance);
 
         /* Forgets an instance's leftovers (container, pod, files) after it
          * exited. Optional; local needs nothing. */

@@ -56,7 +56,7 @@ static bool has_room(const struct scaler_input *in, const struct tally *t, int p
         const struct scaler_pool *pl = &in->pools[p];
         int prov = pl->provider;
 
-        if (t->live[p] >= pl->max_runners)
+        if (pl->hold || t->live[p] >= pl->max_runners)
                 return false;
         if (prov >= 0 && (size_t)prov < in->n_providers &&
             in->providers[prov].max_instances > 0 &&

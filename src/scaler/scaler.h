@@ -46,6 +46,9 @@ struct scaler_pool {
         int64_t bootstrap_timeout_ms;
         bool demand_fresh;            /* last poll succeeded within 3 intervals */
         bool enabled;                 /* false: refused (e.g. old Forgejo) */
+        bool hold;                    /* launches paused after repeated failures:
+                                       * the pool counts as full, so jobs go to
+                                       * the next matching pool */
 };
 
 struct scaler_provider {

@@ -610,7 +610,7 @@ static void log_is_capped_and_worker_survives(void **state)
 
 /* Starts `sleep secs` detached from this process (double fork, new
  * session, own process group) the way a worker outlives a daemon. */
-static pid_t spawn_detached(const char *secs)
+static pid_t spawn_detached_env(const char *secs, const char *instance)
 {
         int p[2];
         pid_t c, g = 0;
@@ -629,6 +629,8 @@ static pid_t spawn_detached(const char *secs)
                         dup2(dn, 0);
                         dup2(dn, 1);
                         setpgid(0, 0);
+                        if (instance)
+                                setenv("FORGESCALE_INSTANCE", instance, 1);
                         execlp("sleep", "sleep", secs, (char *)NULL);
                         _exit(127);
                 }
@@ -641,6 +643,11 @@ static pid_t spawn_detached(const char *secs)
         assert_int_equal(waitpid(c, NULL, 0), c);
         assert_true(g > 0);
         return g;
+}
+
+static pid_t spawn_detached(const char *secs)
+{
+        return spawn_detached_env(secs, NULL);
 }
 
 static void detached_ref(pid_t pid, char *ref, size_t n, unsigned long long *start)
@@ -674,7 +681,9 @@ static void adopt_reports_exit_and_checks_start_time(void **state)
         snprintf(gone, sizeof(gone), "%ld:%llu", pid_max, start);
         assert_int_equal(o->adopt(&f->prov, "a1", gone, on_event, f), -ESRCH);
 
-        const char *malformed[] = { "", "abc", "12", "12:", "12:x", "-1:5", "12:5x",
+        /* An empty ref means "find it by name": nothing carries this one. */
+        assert_int_equal(o->adopt(&f->prov, "a1", "", on_event, f), -ESRCH);
+        const char *malformed[] = { "abc", "12", "12:", "12:x", "-1:5", "12:5x",
                                     " 12:5", "12: 5", "99999999999:1", NULL };
         for (int k = 0; malformed[k]; k++)
                 assert_int_equal(o->adopt(&f->prov, "a1", malformed[k], on_event, f), -EINVAL);
@@ -694,6 +703,29 @@ static void adopt_reports_exit_and_checks_start_time(void **state)
         /* Ended: its ref no longer adopts. */
         assert_true(run_until(f, gone_pred, &pid, 2000));
         assert_int_equal(o->adopt(&f->prov, "a1", ref, on_event, f), -ESRCH);
+}
+
+/* The daemon died between spawning a worker and saving its ref: the
+ * provider finds the worker by the FORGESCALE_INSTANCE it was given. */
+static void adopt_without_ref_finds_worker_by_name(void **state)
+{
+        struct fx *f = *state;
+        const struct provider_ops *o = f->prov.ops;
+        char ref[64];
+        unsigned long long start;
+        pid_t pid = spawn_detached_env("0.4", "lost-ref-1");
+
+        detached_ref(pid, ref, sizeof(ref), &start);
+        f->detached[f->ndetached].pid = pid;
+        f->detached[f->ndetached++].start = start;
+        assert_int_equal(o->adopt(&f->prov, "lost-ref-2", "", on_event, f), -ESRCH);
+        assert_int_equal(o->adopt(&f->prov, "lost-ref-1", "", on_event, f), 0);
+        assert_non_null(o->ref);
+        assert_string_equal(o->ref(&f->prov, "lost-ref-1"), ref);
+        assert_true(wait_exited(f, 1, 5000));
+        assert_int_equal(f->ev[0].type, PROVIDER_EV_EXITED);
+        assert_string_equal(f->ev[0].instance, "lost-ref-1");
+        assert_int_equal(f->ev[0].exit_code, -1);
 }
 
 struct list_res {
@@ -893,6 +925,7 @@ int main(void)
                 T(stragglers_killed_after_exit),
                 T(log_is_capped_and_worker_survives),
                 T(adopt_reports_exit_and_checks_start_time),
+                T(adopt_without_ref_finds_worker_by_name),
                 T(adopted_worker_stops_and_lists),
                 T(list_filters_by_prefix),
                 T(done_keeps_workers_for_adoption),
