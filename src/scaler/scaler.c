@@ -230,7 +230,8 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
                 if (out->stats) {
                         struct scaler_pool_stats *st = &out->stats[p];
                         int d = st->busy + st->waiting + pl->min_idle;
-                        st->desired = d < pl->max_runners ? d : pl->max_runners;
+                        /* max_runners 0: observe-only, demand uncapped. */
+                        st->desired = pl->max_runners > 0 && d > pl->max_runners ? pl->max_runners : d;
                 }
         }
         return 0;

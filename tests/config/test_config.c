@@ -286,7 +286,7 @@ static void test_collects_every_error_sorted(void **state)
 {
         static const char text[] =
                 "pools:\n"
-                "  p: {scope: nope, labels: [a], max_runners: 0}\n"
+                "  p: {scope: nope, labels: [a], max_runners: -1}\n"
                 "listn: x\n"
                 "forges:\n"
                 "  f: {url: ftp://x, token_file: t, kind: github}\n";
@@ -295,7 +295,7 @@ static void test_collects_every_error_sorted(void **state)
         assert_int_equal(parse_bad(text, strlen(text), &d), -EINVAL);
         assert_int_equal(d.n, 5);
         assert_string_equal(d.msgs[0], "t.yaml:2:14: pool \"p\": scope \"nope\" is invalid; use instance, user, org/NAME or repo/OWNER/NAME");
-        assert_string_equal(d.msgs[1], "t.yaml:2:46: pool \"p\": max_runners must be between 1 and 10000 (got 0)");
+        assert_string_equal(d.msgs[1], "t.yaml:2:46: pool \"p\": max_runners must be between 0 and 10000 (got -1)");
         assert_string_equal(d.msgs[2], "t.yaml:3:1: unknown key \"listn\" at top level; did you mean \"listen\"?");
         assert_string_equal(d.msgs[3], "t.yaml:5:12: forge \"f\": url \"ftp://x\" must start with http:// or https://");
         assert_string_equal(d.msgs[4], "t.yaml:5:42: forge \"f\": kind \"github\" is invalid; use forgejo or gitea");

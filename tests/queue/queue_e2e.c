@@ -485,6 +485,11 @@ static void three_pools_many_jobs(void **state)
                      "    scope: user\n"
                      "    labels: [gpu, cuda]\n"
                      "    max_runners: 15\n"
+                     "    poll_interval: 500ms\n"
+                     "  observe:\n"
+                     "    scope: org/other\n"
+                     "    labels: [arm64]\n"
+                     "    max_runners: 0\n"
                      "    poll_interval: 500ms\n");
         fs_start(fx);
         const char *steps = "[\"echo start\",\"echo done\"]";
@@ -499,6 +504,35 @@ static void three_pools_many_jobs(void **state)
         make_jobs(fx, 4, "acme", "app", "[]", steps);
 
         wait_drained(fx, 220, 150);
+
+        /* The observe-only pool exports the demand it sees (for KEDA) and
+         * launches nothing. */
+        json_t *dem = api_get(fx, "/v1/pools/observe/demand");
+        assert_non_null(dem);
+        assert_string_equal(json_string_value(json_object_get(dem, "pool")), "observe");
+        assert_int_equal(json_integer_value(json_object_get(dem, "waiting")), 6);
+        assert_int_equal(json_integer_value(json_object_get(dem, "running")), 0);
+        assert_int_equal(json_integer_value(json_object_get(dem, "desired")), 6);
+        json_decref(dem);
+        dem = api_get(fx, "/v1/pools/org-linux/demand");
+        assert_non_null(dem);
+        assert_int_equal(json_integer_value(json_object_get(dem, "waiting")), 0);
+        json_decref(dem);
+        assert_int_equal(metric_sum(fx, "forgescale_pool_jobs_waiting", "pool=\"observe\""), 6);
+
+        /* `forgescale status` renders the pools as a table. */
+        char cmd[PATH_MAX + 256], out[PATH_MAX];
+        snprintf(out, sizeof(out), "%s/status.txt", fx->dir);
+        snprintf(cmd, sizeof(cmd), "'%s' status --url %s > '%s'", getenv("FORGESCALE"), fx->api, out);
+        assert_int_equal(system(cmd), 0);
+        char *table = NULL;
+        assert_int_equal(fs_read_file(out, 1 << 20, &table, NULL), 0);
+        assert_non_null(strstr(table, "POOL"));
+        assert_non_null(strstr(table, "org-linux"));
+        assert_non_null(strstr(table, "observe"));
+        assert_non_null(strstr(table, "repo/acme/firmware"));
+        free(table);
+
         struct tally t = jobs_tally(fx);
         assert_int_equal(t.success, 220);
         assert_int_equal(t.failure + t.cancelled + t.running, 0);

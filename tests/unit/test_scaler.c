@@ -287,6 +287,19 @@ static void handle_backoff_holds_launch(void **state)
         assert_int_equal(p.a[0].job, 1);
 }
 
+static void observe_only_pool_exports_demand_and_launches_nothing(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 0) };
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, true), job(2, "h2", L_UB, 1, true),
+                                     job(3, "h3", L_UB, 1, true) };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 3 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(p.out.n, 0);
+        assert_int_equal(p.st[0].waiting, 3);
+        assert_int_equal(p.st[0].desired, 3);
+}
+
 static void action_buffer_overflow_is_reported(void **state)
 {
         struct scaler_pool pools[] = { pool(0, L_UB, 1, 100) };
@@ -317,6 +330,7 @@ int main(void)
                 cmocka_unit_test(warm_above_min_idle_retired_after_idle_timeout),
                 cmocka_unit_test(unexplained_running_job_triggers_warm_verify),
                 cmocka_unit_test(handle_backoff_holds_launch),
+                cmocka_unit_test(observe_only_pool_exports_demand_and_launches_nothing),
                 cmocka_unit_test(action_buffer_overflow_is_reported),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
