@@ -404,6 +404,21 @@ static void tick(struct loop *l, void *ud)
         }
         update_first_seen(d, &m, wall);
 
+        /* Workers whose runner is gone but which did not exit get stopped.
+         * Done on a copy: a stop may finish (and free) an instance. */
+        {
+                size_t n = d->n_insts, k = 0;
+                struct inst **gone = calloc(n ? n : 1, sizeof(*gone));
+                if (!gone)
+                        goto out;
+                for (size_t i = 0; i < n; i++)
+                        if (d->insts[i]->runner_gone_since)
+                                gone[k++] = d->insts[i];
+                for (size_t i = 0; i < k; i++)
+                        inst_check_runner_gone(d, gone[i]);
+                free(gone);
+        }
+
         sp = calloc(d->n_pools ? d->n_pools : 1, sizeof(*sp));
         sprov = calloc(d->n_providers ? d->n_providers : 1, sizeof(*sprov));
         si = calloc(d->n_insts ? d->n_insts : 1, sizeof(*si));
@@ -451,7 +466,6 @@ static void tick(struct loop *l, void *ud)
                                 in->job_running_since = now;
                 }
                 in->job_state = js;
-                inst_check_runner_gone(d, in);
                 si[ni] = (struct scaler_inst){
                         .pool = in->pool, .state = in->row.state, .warm = in->row.warm,
                         .handle = in->row.handle, .job_state = js,

@@ -730,12 +730,12 @@ void inst_resume(struct daemon *d, struct inst *in)
                         }
                         if (in->row.warm && in->row.state == STORE_WAITING)
                                 in->idle_since = daemon_wall_ms();
+                        log_debug("instance", "adopted", KS("instance", in->row.name),
+                                  KS("state", store_state_name(in->row.state)));
                         if (in->pool < 0 || in->row.state == STORE_STOPPING) {
                                 in->stop_requested = false;
                                 inst_stop(d, in, in->pool < 0 ? "pool_removed" : "resumed_stop", STORE_DONE);
                         }
-                        log_debug("instance", "adopted", KS("instance", in->row.name),
-                                  KS("state", store_state_name(in->row.state)));
                         return;
                 }
         }

@@ -713,8 +713,18 @@ static void adopt_without_ref_finds_worker_by_name(void **state)
         const struct provider_ops *o = f->prov.ops;
         char ref[64];
         unsigned long long start;
-        pid_t pid = spawn_detached_env("0.4", "lost-ref-1");
+        pid_t pid = spawn_detached_env("0.6", "lost-ref-1");
 
+        /* The variable shows in /proc/PID/environ only once sleep is
+         * exec'd; wait for that before looking. */
+        for (int k = 0; k < 200; k++) {
+                char exe[PATH_MAX] = "", link[64];
+                snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+                ssize_t n = readlink(link, exe, sizeof(exe) - 1);
+                if (n > 0 && (exe[n] = '\0', strstr(exe, "sleep")))
+                        break;
+                usleep(5000);
+        }
         detached_ref(pid, ref, sizeof(ref), &start);
         f->detached[f->ndetached].pid = pid;
         f->detached[f->ndetached++].start = start;
