@@ -154,7 +154,7 @@ static void fs_start(struct fx *fx)
         fail_msg("forgescale did not report its HTTP port; see %s", log);
 }
 
-static int setup(void **state)
+static int setup_sim(void **state, const struct sim_opts *opts)
 {
         struct fx *fx = calloc(1, sizeof(*fx));
         char tmpl[] = "/tmp/fs-queue-XXXXXX", p[PATH_MAX];
@@ -168,7 +168,7 @@ static int setup(void **state)
         snprintf(p, sizeof(p), "%s/bin/forgejo-runner", fx->dir);
         assert_non_null(getenv("FORGEJO_SIM_RUNNER"));
         assert_int_equal(symlink(getenv("FORGEJO_SIM_RUNNER"), p), 0);
-        assert_int_equal(sim_start(NULL, &fx->sim), 0);
+        assert_int_equal(sim_start(opts, &fx->sim), 0);
         assert_int_equal(sim_create_user(fx->sim, "root", true, &fx->admin), 0);
         assert_int_equal(sim_create_org(fx->sim, "acme", (const char *const[]){ "root", NULL }, NULL), 0);
         assert_int_equal(sim_create_org(fx->sim, "other", (const char *const[]){ "root", NULL }, NULL), 0);
@@ -179,6 +179,17 @@ static int setup(void **state)
         cur = fx;
         *state = fx;
         return 0;
+}
+
+static int setup(void **state)
+{
+        return setup_sim(state, NULL);
+}
+
+static int setup_forgejo14(void **state)
+{
+        static const struct sim_opts o = { .forgejo_version = "14.0.3+gitea-1.22.0" };
+        return setup_sim(state, &o);
 }
 
 static int teardown(void **state)
@@ -704,6 +715,46 @@ static void foreign_runner_steals_jobs(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+/* Forgejo 14 has no ephemeral runners over REST: the queue pool is
+ * refused with a message naming broker mode, and nothing is registered. */
+static void old_forgejo_refuses_queue_mode(void **state)
+{
+        struct fx *fx = *state;
+        char log[PATH_MAX], *text = NULL;
+
+        write_config(fx,
+                     "  linux:\n"
+                     "    scope: org/acme\n"
+                     "    labels: [ubuntu-latest]\n"
+                     "    poll_interval: 200ms\n");
+        fs_start(fx);
+        make_jobs(fx, 3, "acme", "app", "[\"ubuntu-latest\"]", "[\"echo hi\"]");
+        snprintf(log, sizeof(log), "%s/forgescale.1.log", fx->dir);
+        double t0 = now_s();
+        for (;;) {
+                free(text);
+                text = NULL;
+                assert_int_equal(fs_read_file(log, 1 << 24, &text, NULL), 0);
+                if (strstr(text, "use mode: broker"))
+                        break;
+                if (now_s() - t0 > 10)
+                        fail_msg("no refusal in %s", log);
+                usleep(50000);
+        }
+        assert_non_null(strstr(text, "queue mode needs Forgejo 15 or newer"));
+        assert_non_null(strstr(text, "version=14.0.3"));
+        free(text);
+        usleep(1000000);
+        json_t *pools = api_get(fx, "/v1/pools");
+        assert_non_null(pools);
+        assert_true(json_is_false(json_object_get(json_array_get(pools, 0), "enabled")));
+        json_decref(pools);
+        assert_int_equal(jobs_tally(fx).waiting, 3);
+        assert_int_equal(undeleted_runners_q(fx, NULL, true), 0);
+        assert_true(metric_sum(fx, "forgescale_forge_requests_total", "POST") == 0);
+        fs_kill(fx, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -711,6 +762,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(kill9_mid_burst_and_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(forge_faults_recovery, setup, teardown),
                 cmocka_unit_test_setup_teardown(foreign_runner_steals_jobs, setup, teardown),
+                cmocka_unit_test_setup_teardown(old_forgejo_refuses_queue_mode, setup_forgejo14, teardown),
         };
         atexit(on_abort);
         httpc_global_init();

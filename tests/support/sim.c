@@ -153,7 +153,7 @@ int sim_start(const struct sim_opts *opts, struct sim **ret)
         }
         unlink(tmpl);
 
-        const char *argv[8];
+        const char *argv[12];
         size_t argc = 0;
         argv[argc++] = exe;
         argv[argc++] = "serve";
@@ -162,6 +162,10 @@ int sim_start(const struct sim_opts *opts, struct sim **ret)
         if (opts && opts->zombie_timeout) {
                 argv[argc++] = "--zombie-timeout";
                 argv[argc++] = opts->zombie_timeout;
+        }
+        if (opts && opts->forgejo_version) {
+                argv[argc++] = "--forgejo-version";
+                argv[argc++] = opts->forgejo_version;
         }
         argv[argc] = NULL;
 

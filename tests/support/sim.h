@@ -24,6 +24,7 @@ struct sim {
 
 struct sim_opts {
         const char *zombie_timeout;  /* "--zombie-timeout" value; NULL: default */
+        const char *forgejo_version; /* "--forgejo-version" value; NULL: default */
         long start_timeout_ms;       /* 10 s when 0 */
 };
 

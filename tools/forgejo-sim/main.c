@@ -27,7 +27,7 @@ static void usage(FILE *f)
 {
         fprintf(f,
                 "usage: forgejo-sim serve --listen ADDR:PORT [--zombie-timeout DURATION]\n"
-                "                         [--log-level error|warn|info|debug]\n"
+                "                         [--forgejo-version V] [--log-level error|warn|info|debug]\n"
                 "       forgejo-sim --version\n"
                 "\n"
                 "An in-memory stand-in for a Forgejo 15 server: the Actions REST API,\n"
@@ -37,9 +37,13 @@ static void usage(FILE *f)
                 "                          PORT 0 picks a free port\n"
                 "  --zombie-timeout D      stop running tasks without UpdateTask/UpdateLog\n"
                 "                          for longer than D (default %s)\n"
+                "  --forgejo-version V     version reported by /api/v1/version (default %s);\n"
+                "                          only the answer changes, not the behaviour\n"
                 "  --log-level L           default info\n",
-                DEFAULT_ZOMBIE_TIMEOUT);
+                DEFAULT_ZOMBIE_TIMEOUT, SIM_VERSION_STRING);
 }
+
+const char *sim_forgejo_version = SIM_VERSION_STRING;
 
 /* Parses a loopback listen address. Returns 0, or -EINVAL with a reason. */
 static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len,
@@ -205,6 +209,8 @@ int main(int argc, char **argv)
                         dst = &zombie;
                 else if (strcmp(argv[i], "--log-level") == 0)
                         dst = &level;
+                else if (strcmp(argv[i], "--forgejo-version") == 0)
+                        dst = &sim_forgejo_version;
                 if (!dst || i + 1 >= argc) {
                         fprintf(stderr, "forgejo-sim: %s argument: %s\n",
                                 dst ? "missing value for" : "unknown", argv[i]);

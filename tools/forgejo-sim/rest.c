@@ -137,7 +137,7 @@ static json_t *strlist_json(const struct rp_strlist *l)
 void rest_version(const struct sim_req *rq, struct sim_resp *rs)
 {
         (void)rq;
-        resp_json(rs, 200, json_pack("{s:s}", "version", SIM_VERSION_STRING));
+        resp_json(rs, 200, json_pack("{s:s}", "version", sim_forgejo_version));
 }
 
 void rest_user(const struct sim_req *rq, struct sim_resp *rs)

@@ -26,6 +26,10 @@
 #define SIM_RUNNER_IDLE_MS      10000           /* Forgejo RunnerIdleTime */
 #define SIM_VERSION_STRING      "15.0.0+gitea-1.22.0"
 
+/* The version GET /api/v1/version reports (--forgejo-version), so clients'
+ * behaviour towards older servers can be tested. */
+extern const char *sim_forgejo_version;
+
 /* ---- hmap.c: string-keyed chained hash map ------------------------------ */
 
 struct hmap_entry {
