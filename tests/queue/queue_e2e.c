@@ -138,7 +138,7 @@ static void fs_start(struct fx *fx)
                         const char *p = strstr(text, "msg=listening ");
                         const char *q = p ? strstr(p, " port=") : NULL;
                         if (q) {
-                                snprintf(fx->api, sizeof(fx->api), "http://127.0.0.1:%d", atoi(q + 6));
+                                snprintf(fx->api, sizeof(fx->api), "http://127.0.0.1:%ld", strtol(q + 6, NULL, 10));
                                 free(text);
                                 return;
                         }
