@@ -403,6 +403,8 @@ static void worker_signal_state_is_clean(void **state)
         assert_int_equal(f->ev[1].exit_code, 0);
 
         char *log = read_log(f, "w-sig", NULL);
+        if (!strstr(log, "SigBlk:\t0000000000000000\n") || !strstr(log, "SigIgn:\t0000000001000000\n"))
+                print_message("worker signal state:\n%s", log);
         assert_non_null(strstr(log, "SigBlk:\t0000000000000000\n"));
         /* bit 24 = signal 25 = SIGXFSZ */
         assert_non_null(strstr(log, "SigIgn:\t0000000001000000\n"));
