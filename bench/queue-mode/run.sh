@@ -16,8 +16,9 @@
 # Environment overrides: JOBS, RATE, MAX_RUNNERS, POLL, STEP, POOLS,
 # IDLE_SECONDS, SLEEP_S, KEEP=1 (keep the run folder), PERF=1 (perf record
 # of the daemon alone during the job phase), STRACE=1 (strace -c -w of the
-# daemon during the job phase); PERF and STRACE imply KEEP, and leave
-# perf.txt / strace.txt in the run folder. BENCH_TMP: parent of the run
+# daemon during the job phase), PTRACE=1 (perf trace -s, lighter than
+# strace); each implies KEEP and leaves perf.txt / strace.txt / ptrace.txt
+# in the run folder. BENCH_TMP: parent of the run
 # folder (default /tmp).
 set -euo pipefail
 
@@ -44,7 +45,7 @@ main|burst|idle|idle-scope|idle-repos|memory) ;;
 *) usage ;;
 esac
 
-[ "${PERF:-0}" = 1 ] || [ "${STRACE:-0}" = 1 ] && KEEP=1
+[ "${PERF:-0}" = 1 ] || [ "${STRACE:-0}" = 1 ] || [ "${PTRACE:-0}" = 1 ] && KEEP=1
 TOP=$(mktemp -d "${BENCH_TMP:-/tmp}/fs-queue-bench.XXXXXX")
 HZ=$(getconf CLK_TCK)
 SIM_PID="" FS_PID="" SAMPLER_PID="" PERF_PID="" STRACE_PID="" W=""
@@ -124,6 +125,16 @@ start_sim() {
         [ -n "$SIM_URL" ] || die "forgejo-sim did not start"
 }
 
+# GET URL | jq FILTER; prints "nan" instead of failing when the server does
+# not answer (the simulator refuses connections beyond its limit).
+getq() {
+        local v
+        v=$(curl -sf --max-time 20 "$1" 2>/dev/null | jq -r "$2" 2>/dev/null) || v=""
+        echo "${v:-nan}"
+}
+jobs_count() { getq "$SIM_URL/_sim/jobs" "[.[] | select($1)] | length"; }
+undeleted() { getq "$SIM_URL/_sim/runners" '[.[] | select(.deleted == false)] | length'; }
+
 post() { curl -sf -X POST -H 'Content-Type: application/json' -d "$2" "$SIM_URL$1"; }
 
 sim_setup() {   # REPOS: admin user, org "bench", repos r0..r(REPOS-1)
@@ -193,6 +204,8 @@ start_fs() {
 proc_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 heap_rss() { awk '/^[0-9a-f]+-/ { h = ($6 == "[heap]") } /^Rss:/ && h { s += $2 } END { printf "%d\n", s }' "/proc/$1/smaps" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU of the reaped children: the workers (and the steps they waited for).
+child_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # Sampler: every 0.2 s, the registrations and Declares the simulator has
 # served, the daemon's RSS and its live instances. One curl per sample.
@@ -259,6 +272,9 @@ perf_start() {
         if [ "${STRACE:-0}" = 1 ]; then
                 strace -c -w -p "$FS_PID" -o "$W/strace.txt" 2>"$W/strace.log" &
                 STRACE_PID=$!
+        elif [ "${PTRACE:-0}" = 1 ]; then
+                perf trace -s -p "$FS_PID" -o "$W/ptrace.txt" >/dev/null 2>"$W/ptrace.log" &
+                STRACE_PID=$!
         fi
 }
 
@@ -311,8 +327,8 @@ send_batches() { # RATE: send the prepared batches, paced to RATE jobs/s
 wait_jobs_done() {      # N TIMEOUT_S: until N jobs have a final status
         local n=$1 deadline=$(($(date +%s) + $2)) d
         while :; do
-                d=$(curl -sf "$SIM_URL/_sim/jobs" | jq '[.[] | select(.result != "")] | length')
-                [ "$d" -ge "$n" ] && return 0
+                d=$(jobs_count '.result != ""')
+                [ "$d" != nan ] && [ "$d" -ge "$n" ] && return 0
                 [ "$(date +%s)" -ge $deadline ] && return 1
                 sleep 0.5
         done
@@ -342,8 +358,9 @@ run_jobs() {
         make_job_batches "$n" "$step" "$(batch_size "$rate" "$n")"
         curl -sf -X DELETE "$SIM_URL/_sim/stats"
         curl -sf "$API/metrics" >"$W/metrics.before"
-        local cpu0 t0 t1 t2 sim_cpu0
+        local cpu0 t0 t1 t2 sim_cpu0 wcpu0
         cpu0=$(cpu_ticks "$FS_PID")
+        wcpu0=$(child_ticks "$FS_PID")
         sim_cpu0=$(cpu_ticks "$SIM_PID")
         sampler &
         SAMPLER_PID=$!
@@ -356,15 +373,16 @@ run_jobs() {
         t2=$(now)
         perf_stop
         stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
-        curl -sf "$API/metrics" >"$W/metrics.after"
-        curl -sf "$SIM_URL/_sim/stats" >"$W/stats.json"
-        curl -sf "$SIM_URL/_sim/jobs" >"$W/jobs.json"
-        local cpu1 sim_cpu1
+        curl -sf "$API/metrics" >"$W/metrics.after" || true
+        curl -sf --max-time 20 "$SIM_URL/_sim/stats" >"$W/stats.json" || echo '{"requests":{}}' >"$W/stats.json"
+        curl -sf --max-time 20 "$SIM_URL/_sim/jobs" >"$W/jobs.json" || echo '[]' >"$W/jobs.json"
+        local cpu1 sim_cpu1 wcpu1
         cpu1=$(cpu_ticks "$FS_PID")
+        wcpu1=$(child_ticks "$FS_PID")
         sim_cpu1=$(cpu_ticks "$SIM_PID")
 
         job_times "$W/jobs.json" >"$W/times"
-        local ok waits secs
+        local ok secs
         ok=$(awk '$4 == "success"' "$W/times" | wc -l)
         awk '$2 != "nan" { printf "%.3f\n", $2 - $1 }' "$W/times" | sort -n >"$W/waits"
         secs=$(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
@@ -405,7 +423,10 @@ run_jobs() {
                 # Time from the first job to the max_runners-th registration:
                 # the first wave needs no free slot, only launch speed.
                 local wave=$((max < n ? max : n))
-                R "first $wave registrations done after, s" "$(awk -v w="$wave" '$2 >= w { print $1; exit }' "$W/reg.samples")"
+                local tw
+                tw=$(awk -v w="$wave" '$2 >= w { print $1; exit }' "$W/reg.samples")
+                R "first $wave registrations done after, s" "${tw:-nan}"
+                R "  first-wave registrations/s" "$(awk -v w="$wave" -v t="${tw:-0}" 'BEGIN { if (t > 0) printf "%.0f", w / t; else print "nan" }')"
                 R "first $wave workers declared after, s" "$(awk -v w="$wave" '$2 >= w { print $1; exit }' "$W/decl.samples")"
         fi
         local m=$W/metrics.after b=$W/metrics.before
@@ -423,10 +444,12 @@ run_jobs() {
         R "sim REST requests (/api/v1), total" "$(jq '[.requests | to_entries[] | select(.key | contains(" /api/v1/")) | .value] | add // 0' "$W/stats.json")"
         R "sim runner-protocol requests (workers), total" "$(jq '[.requests | to_entries[] | select(.key | contains(" /api/actions/")) | .value] | add // 0' "$W/stats.json")"
         R "launches claimed / wasted / failed" "$(metric_sum "$m" 'launches_total.*result="claimed"') / $(metric_sum "$m" 'launches_total.*result="wasted"') / $(metric_sum "$m" 'launches_total.*result="failed"')"
-        R "registrations left on the forge" "$(curl -sf "$SIM_URL/_sim/runners" | jq '[.[] | select(.deleted == false)] | length')"
+        R "registrations left on the forge" "$(undeleted)"
         R "daemon CPU in window (user+sys), s" "$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')"
         R "daemon CPU per job, ms" "$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / hz * 1000 / n }')"
+        R "daemon CPU per launch (registrations), ms" "$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" -v n="$reg" 'BEGIN { printf "%.2f", n ? (b - a) / hz * 1000 / n : 0 }')"
         R "forgejo-sim CPU in window, s" "$(awk -v a="$sim_cpu0" -v b="$sim_cpu1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+        R "workers' CPU (reaped children of the daemon), s" "$(awk -v a="$wcpu0" -v b="$wcpu1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')"
         R "daemon warnings/errors in log" "$(grep -c 'level=warn\|level=error' "$W/forgescale.log" || true)"
         common_results
 }
@@ -449,8 +472,8 @@ run_idle() {    # KIND: scope | repos
         # Start-up (version check, first listings, orphan sweep per scope)
         # is reported apart from the steady state.
         sleep 3
-        curl -sf "$SIM_URL/_sim/stats" >"$W/stats.startup"
-        curl -sf -X DELETE "$SIM_URL/_sim/stats"
+        curl -sf "$SIM_URL/_sim/stats" >"$W/stats.startup" || echo '{"requests":{}}' >"$W/stats.startup"
+        curl -sf -X DELETE "$SIM_URL/_sim/stats" || true
         local cpu0 t0 t1 cpu1
         cpu0=$(cpu_ticks "$FS_PID")
         t0=$(now)
@@ -458,7 +481,7 @@ run_idle() {    # KIND: scope | repos
         sleep "$secs"
         t1=$(now)
         cpu1=$(cpu_ticks "$FS_PID")
-        curl -sf "$SIM_URL/_sim/stats" >"$W/stats.json"
+        curl -sf "$SIM_URL/_sim/stats" >"$W/stats.json" || echo '{"requests":{}}' >"$W/stats.json"
         perf_stop
         local scopes=1 total lst dur
         [ "$kind" = repos ] && scopes=$pools
@@ -490,7 +513,7 @@ run_memory() {
         { config_head; pool_yaml bench org/bench bench "$max"; } >"$W/forgescale.yaml"
         start_fs
         sleep 2
-        local rss0 hwm0
+        local rss0
         rss0=$(proc_field "$FS_PID" VmRSS)
         local rate=${RATE:-0}
         make_job_batches "$n" "sleep $sl" "$(batch_size "$rate" "$n")"
@@ -507,7 +530,8 @@ run_memory() {
         local deadline=$(($(date +%s) + sl - 10)) best=0 since
         since=$(date +%s)
         while [ "$(date +%s)" -lt $deadline ]; do
-                running=$(curl -sf "$SIM_URL/_sim/jobs" | jq '[.[] | select(.status == "running")] | length')
+                running=$(jobs_count '.status == "running"')
+                [ "$running" = nan ] && running=0
                 if [ "$running" -ge "$n" ]; then
                         tall=$(now)
                         break
@@ -524,8 +548,8 @@ run_memory() {
         # listings showing every job running), then measure.
         sleep 3
         local rss fds thr wk wrss busy cpu1
-        running=$(curl -sf "$SIM_URL/_sim/jobs" | jq '[.[] | select(.status == "running")] | length')
-        busy=$(curl -sf "$API/v1/pools" | jq '[.[] | .busy] | add')
+        running=$(jobs_count '.status == "running"')
+        busy=$(getq "$API/v1/pools" '[.[] | .busy] | add')
         rss=$(proc_field "$FS_PID" VmRSS)
         thr=$(proc_field "$FS_PID" Threads)
         fds=$(ls "/proc/$FS_PID/fd" | wc -l)
@@ -556,7 +580,8 @@ run_memory() {
                 [ $i -gt 1 ] && echo next >>"$W/cancel.cfg"
                 printf 'url = "%s/_sim/jobs/%d/cancel"\nrequest = "POST"\noutput = "/dev/null"\n' "$SIM_URL" "$i" >>"$W/cancel.cfg"
         done
-        local tc=$(now)
+        local tc
+        tc=$(now)
         curl -s -K "$W/cancel.cfg" || true
         if wait_drained 60; then
                 R "cancel all -> daemon drained, s" "$(awk -v a="$tc" -v b="$(now)" 'BEGIN { printf "%.2f", (b - a) / 1000 }')"
@@ -564,9 +589,11 @@ run_memory() {
         else
                 R "cancel all -> daemon drained, s" "not within 60 s"
         fi
-        curl -sf "$API/metrics" >"$W/metrics.after"
+        curl -sf "$API/metrics" >"$W/metrics.after" || true
         R "launches claimed / wasted / failed" "$(metric_sum "$W/metrics.after" 'launches_total.*result="claimed"') / $(metric_sum "$W/metrics.after" 'launches_total.*result="wasted"') / $(metric_sum "$W/metrics.after" 'launches_total.*result="failed"')"
-        R "registrations left on the forge" "$(curl -sf "$SIM_URL/_sim/runners" | jq '[.[] | select(.deleted == false)] | length')"
+        R "  failed: registration timed out (daemon log)" "$(grep -c 'msg="runner registration failed".*timed out' "$W/forgescale.log" || true)"
+        R "  failed: worker lost its connection to the sim" "$(grep -l 'Connection reset\|Empty reply\|Connection refused' "$W"/state/instances/*/worker.log 2>/dev/null | wc -l)"
+        R "registrations left on the forge" "$(undeleted)"
         R "daemon warnings/errors in log" "$(grep -c 'level=warn\|level=error' "$W/forgescale.log" || true)"
         common_results
 }
@@ -632,9 +659,16 @@ idle) LIST="idle-scope idle-repos" ;;
 *) LIST=$SCENARIO ;;
 esac
 echo "forgescale queue-mode benchmark: $LIST, $RUNS run(s); $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)," \
-     "tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty'), build $(basename "$BUILD") ($(jq -r '.[] | select(.name == "buildtype") | .value' "$BUILD/meson-info/intro-buildoptions.json" 2>/dev/null || echo '?'))"
+     "tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src tools meson.build 2>/dev/null || echo '+modified'), build $(basename "$BUILD") ($(jq -r '.[] | select(.name == "buildtype") | .value' "$BUILD/meson-info/intro-buildoptions.json" 2>/dev/null || echo '?'), forgescale linked $(date -r "$FS" '+%F %T'))"
+OVR=""
+for v in JOBS RATE MAX_RUNNERS POLL STEP POOLS IDLE_SECONDS SLEEP_S BENCH_TMP; do
+        [ -n "${!v:-}" ] && OVR="$OVR $v=${!v}"
+done
+[ -n "$OVR" ] && echo "overrides:$OVR"
 for s in $LIST; do
         for ((r = 1; r <= RUNS; r++)); do
+                # Let the previous run's processes and load settle.
+                [ "$r" -gt 1 ] && sleep "${COOLDOWN:-$([ "$s" = memory ] && echo 30 || echo 5)}"
                 echo "[$s run $r/$RUNS] $(date +%T) load $(cut -d' ' -f1 /proc/loadavg)" >&2
                 one_run "$s" "$r"
         done

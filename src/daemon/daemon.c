@@ -25,6 +25,7 @@
 #define BACKOFF_MAX_MS 60000
 #define TICK_PERIOD_MS 1000
 #define MAX_ACTIONS 4096
+#define CREATES_INFLIGHT_MAX 32
 #define PRUNE_PERIOD_MS (10 * 60 * 1000)
 #define HISTORY_MS (24 * 3600 * 1000LL)
 
@@ -153,6 +154,7 @@ static void on_jobs(void *ud, const struct forgejo_result *res, const struct for
         g->failures = 0;
         g->last_failed = false;
         g->last_ok = loop_now_ms(d->loop);
+        g->snap_asked = g->req_started;
         arm_poll(d, g, g->interval_ms);
         daemon_schedule_tick(d);
 }
@@ -176,6 +178,7 @@ static void poll_group(struct loop *l, void *ud)
         for (size_t i = 0; i < g->n_labels && i < 64; i++)
                 labels[i] = g->labels[i];
         labels[g->n_labels < 64 ? g->n_labels : 64] = NULL;
+        g->req_started = loop_now_ms(d->loop);
         r = forgejo_list_jobs(f->client, &g->scope, labels, on_jobs, g, NULL);
         if (r < 0) {
                 log_error("demand", "cannot start job listing", KS("scope", g->scope_text), KERR(r));
@@ -262,6 +265,62 @@ struct merged {
         struct strmap by_key;      /* "forge:handle" → index+1 */
         char (*keys)[80];
 };
+
+struct finished {
+        int64_t at;                  /* monotonic */
+        char handle[64];
+};
+
+/* A job whose instance just finished still shows as waiting or running in
+ * listings asked before the finish: without this it would be launched
+ * again (and that launch wasted) for every job shorter than a poll. */
+void daemon_note_finished(struct daemon *d, const char *handle)
+{
+        struct finished *f;
+
+        if (!handle || !handle[0])
+                return;
+        f = strmap_get(&d->finished, handle);
+        if (!f) {
+                f = calloc(1, sizeof(*f));
+                if (!f)
+                        return;
+                snprintf(f->handle, sizeof(f->handle), "%s", handle);
+                if (strmap_put(&d->finished, f->handle, f) < 0) {
+                        free(f);
+                        return;
+                }
+        }
+        f->at = loop_now_ms(d->loop);
+}
+
+/* True while every fresh listing that could show the job was asked before
+ * the instance finished. Entries older than a minute are dropped. */
+static bool recently_finished(struct daemon *d, const char *handle, uint64_t groups)
+{
+        struct finished *f = strmap_get(&d->finished, handle);
+
+        if (!f)
+                return false;
+        for (size_t g = 0; g < d->n_groups && g < 64; g++)
+                if ((groups & (UINT64_C(1) << g)) && d->groups[g].snap_asked > f->at)
+                        return false;
+        return true;
+}
+
+static void expire_finished(struct daemon *d)
+{
+        size_t pos = 0;
+        const char *k;
+        void *v;
+        int64_t now = loop_now_ms(d->loop);
+
+        while (strmap_next(&d->finished, &pos, &k, &v))
+                if (now - ((struct finished *)v)->at > 60000) {
+                        strmap_del(&d->finished, k);
+                        free(v);
+                }
+}
 
 static bool backoff_allowed(void *ud, const char *handle)
 {
@@ -443,9 +502,12 @@ static void tick(struct loop *l, void *ud)
         for (size_t p = 0; p < d->n_providers; p++)
                 sprov[p].max_instances = d->providers[p].max_instances;
 
-        /* Jobs held by our handle instances are served. */
+        /* Jobs held by our handle instances are served, and so are jobs
+         * whose instance finished after the listing was asked. */
+        expire_finished(d);
         for (size_t i = 0; i < m.n; i++)
-                m.jobs[i].served = strmap_get(&d->by_handle, m.jobs[i].handle) != NULL;
+                m.jobs[i].served = strmap_get(&d->by_handle, m.jobs[i].handle) != NULL ||
+                                   recently_finished(d, m.jobs[i].handle, m.jobs[i].groups);
 
         size_t ni = 0;
         for (size_t i = 0; i < d->n_insts; i++) {
@@ -505,8 +567,21 @@ static void tick(struct loop *l, void *ud)
         }
         size_t first_new = d->n_insts;
         bool txn = store_begin(d->store) == 0;
+        /* Registrations in flight per forge are bounded: a burst queued in
+         * libcurl would time out waiting for a connection (the timeout runs
+         * while queued) and hold memory. The rest launch as answers come. */
+        int budget[64];
+        for (size_t f = 0; f < d->n_forges && f < 64; f++)
+                budget[f] = CREATES_INFLIGHT_MAX - d->forges[f].creates_inflight;
         for (size_t a = 0; a < sout.n; a++) {
                 struct scaler_action *ac = &acts[a];
+                if (ac->kind != SCALER_LAUNCH_JOB && ac->kind != SCALER_LAUNCH_WARM)
+                        continue;
+                size_t fi = d->pools[ac->pool].cfg->forge_idx;
+                if (fi < 64 && budget[fi] <= 0)
+                        continue;
+                if (fi < 64)
+                        budget[fi]--;
                 if (ac->kind == SCALER_LAUNCH_JOB) {
                         const struct scaler_job *sj = &m.jobs[ac->job];
                         struct seen *s = strmap_get(&d->first_seen, sj->handle);
@@ -811,6 +886,10 @@ static void daemon_free(struct daemon *d)
         while (strmap_next(&d->backoff, &pos, &k, &v))
                 free(v);
         strmap_done(&d->backoff);
+        pos = 0;
+        while (strmap_next(&d->finished, &pos, &k, &v))
+                free(v);
+        strmap_done(&d->finished);
         for (size_t p = 0; p < d->n_pools; p++)
                 free(d->pools[p].labels);
         free(d->pools);

@@ -42,6 +42,8 @@ struct group {
         struct loop_timer *timer;
         int failures;                /* consecutive */
         int64_t last_ok;             /* monotonic ms of the last good listing */
+        int64_t req_started;         /* monotonic: the listing in flight was asked */
+        int64_t snap_asked;          /* monotonic: the snapshot's listing was asked */
         bool last_failed;
         struct djob *jobs;           /* last good snapshot */
         size_t n_jobs;
@@ -56,6 +58,7 @@ struct dforge {
         struct daemon *d;
         struct config_forge *cfg;
         struct forgejo *client;
+        int creates_inflight;        /* registrations POSTed, not answered */
         int version_major;           /* 0 until known */
         bool version_inflight;
         int version_failures;
@@ -127,6 +130,8 @@ struct daemon {
         struct strmap by_handle;     /* handle → live non-warm inst */
         struct strmap first_seen;    /* handle → struct seen */
         struct strmap backoff;       /* handle → struct backoff */
+        struct strmap finished;      /* handle → struct finished: served until a
+                                      * listing asked after the finish drops it */
 
         struct loop_timer *tick_timer;
         bool tick_scheduled;
@@ -138,6 +143,7 @@ struct daemon {
 
 /* daemon.c */
 void daemon_schedule_tick(struct daemon *d);
+void daemon_note_finished(struct daemon *d, const char *handle);
 void daemon_pool_outcome(struct daemon *d, int pool, bool failed);
 int64_t daemon_wall_ms(void);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -173,6 +174,8 @@ static void finish(struct daemon *d, struct inst *in)
                 if (in->pool >= 0)
                         daemon_pool_outcome(d, in->pool, strcmp(res, "failed") == 0);
         }
+        if (!in->row.warm)
+                daemon_note_finished(d, in->row.handle);
         log_debug("instance", "finished", KS("instance", in->row.name), KS("pool", pool_name(in)),
                   KS("state", store_state_name(in->row.state)), KS("reason", in->row.reason),
                   KI("exit_code", in->row.exit_code));
@@ -364,8 +367,10 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
         snprintf(tokpath, sizeof(tokpath), "%s/token", dir);
         snprintf(logpath, sizeof(logpath), "%s/worker.log", dir);
         snprintf(tokurl, sizeof(tokurl), "file:%s", tokpath);
-        if ((r = fs_mkdir_p(dir, 0700)) < 0 ||
-            (r = fs_write_file_0600(tokpath, token, strlen(token))) < 0) {
+        /* The instances folder exists: one mkdir, and no fsync for the token
+         * (after a machine crash the worker is gone too). */
+        if ((mkdir(dir, 0700) < 0 && errno != EEXIST && (r = fs_mkdir_p(dir, 0700)) < 0) ||
+            (r = fs_write_secret(tokpath, token, strlen(token))) < 0) {
                 log_error("instance", "cannot write the runner token file", KS("instance", in->row.name),
                           KS("path", tokpath), KERR(r));
                 goto fail;
@@ -472,9 +477,13 @@ static void on_created(void *ud, const struct forgejo_result *res, struct forgej
 {
         struct inst *in = ud;
         struct daemon *d = in->d;
+        struct dforge *f = inst_forge(d, in);
 
         in->call = NULL;
         in->op = OP_NONE;
+        if (f && f->creates_inflight > 0)
+                f->creates_inflight--;
+        daemon_schedule_tick(d); /* a registration slot is free */
         if (res->err < 0) {
                 log_warn("instance", "runner registration failed", KS("instance", in->row.name),
                          KS("pool", pool_name(in)), KS("reason", res->reason), KI("status", res->status));
@@ -529,6 +538,8 @@ void inst_start_registration(struct daemon *d, struct inst *in)
                 snprintf(desc, sizeof(desc), "forgescale pool %s job %lld", in->row.pool,
                          (long long)in->row.job_id);
         r = forgejo_runner_create(f->client, &sc, in->row.name, desc, true, on_created, in, &in->call);
+        if (r == 0)
+                f->creates_inflight++;
         if (r < 0) {
                 log_error("instance", "cannot start runner registration", KS("instance", in->row.name), KERR(r));
                 set_reason(in, "register_failed");

@@ -113,6 +113,34 @@ err:
         return r;
 }
 
+int fs_write_secret(const char *path, const void *data, size_t len)
+{
+        const char *p = data;
+        int fd, r = 0;
+
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        while (len > 0) {
+                ssize_t w = write(fd, p, len);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                p += w;
+                len -= (size_t)w;
+        }
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r < 0)
+                unlink(path);
+        return r;
+}
+
 int fs_mkdir_p(const char *path, mode_t mode)
 {
         char buf[PATH_MAX];

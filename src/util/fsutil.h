@@ -14,6 +14,12 @@ int fs_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
  * others even for an instant. */
 int fs_write_file_0600(const char *path, const void *data, size_t len);
 
+/* Writes a secret file that must never be readable by others: created
+ * with O_EXCL and mode 0600 (replacing any file at path first), written and
+ * closed, without fsync — for files that need not survive a machine crash
+ * (a runner token whose worker would not survive it either). */
+int fs_write_secret(const char *path, const void *data, size_t len);
+
 /* mkdir -p with the given mode for every created component. */
 int fs_mkdir_p(const char *path, mode_t mode);
 

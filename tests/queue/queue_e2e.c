@@ -555,6 +555,8 @@ static void three_pools_many_jobs(void **state)
         assert_int_equal(untouched, 18);
         assert_promtool_accepts(fx);
         assert_true(metric_sum(fx, "forgescale_launches_total", "result=\"claimed\"") >= 220);
+        /* Jobs shorter than a poll interval are not launched twice. */
+        assert_true(metric_sum(fx, "forgescale_launches_total", "result=\"wasted\"") == 0);
         assert_nothing_leaked(fx);
         fs_kill(fx, SIGTERM);
 }

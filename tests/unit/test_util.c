@@ -165,6 +165,16 @@ static void files(void **state)
         assert_string_equal(buf, "0123456789");
         free(buf);
         assert_int_equal(fs_read_file(path, 9, &buf, &len), -EFBIG);
+
+        /* A secret replaces whatever was there and is 0600 from creation. */
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(fs_write_secret(path, "tok", 3), 0);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_int_equal(fs_read_file(path, 10, &buf, &len), 0);
+        assert_string_equal(buf, "tok");
+        free(buf);
         snprintf(path, sizeof(path), "%s/a", dir);
         assert_int_equal(fs_rm_rf(path), 0);
         assert_int_equal(fs_rm_rf(path), 0);
