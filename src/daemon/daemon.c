@@ -266,39 +266,42 @@ struct merged {
         char (*keys)[80];
 };
 
-struct finished {
-        int64_t at;                  /* monotonic */
-        char handle[64];
-};
+struct handle_note *daemon_handle_note(struct strmap *m, const char *handle)
+{
+        struct handle_note *n;
+
+        if (!handle || !handle[0])
+                return NULL;
+        n = strmap_get(m, handle);
+        if (n)
+                return n;
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                return NULL;
+        snprintf(n->handle, sizeof(n->handle), "%s", handle);
+        if (strmap_put(m, n->handle, n) < 0) {
+                free(n);
+                return NULL;
+        }
+        return n;
+}
 
 /* A job whose instance just finished still shows as waiting or running in
  * listings asked before the finish: without this it would be launched
  * again (and that launch wasted) for every job shorter than a poll. */
 void daemon_note_finished(struct daemon *d, const char *handle)
 {
-        struct finished *f;
+        struct handle_note *f = daemon_handle_note(&d->finished, handle);
 
-        if (!handle || !handle[0])
-                return;
-        f = strmap_get(&d->finished, handle);
-        if (!f) {
-                f = calloc(1, sizeof(*f));
-                if (!f)
-                        return;
-                snprintf(f->handle, sizeof(f->handle), "%s", handle);
-                if (strmap_put(&d->finished, f->handle, f) < 0) {
-                        free(f);
-                        return;
-                }
-        }
-        f->at = loop_now_ms(d->loop);
+        if (f)
+                f->at = loop_now_ms(d->loop);
 }
 
 /* True while every fresh listing that could show the job was asked before
  * the instance finished. Entries older than a minute are dropped. */
 static bool recently_finished(struct daemon *d, const char *handle, uint64_t groups)
 {
-        struct finished *f = strmap_get(&d->finished, handle);
+        struct handle_note *f = strmap_get(&d->finished, handle);
 
         if (!f)
                 return false;
@@ -316,8 +319,16 @@ static void expire_finished(struct daemon *d)
         int64_t now = loop_now_ms(d->loop);
 
         while (strmap_next(&d->finished, &pos, &k, &v))
-                if (now - ((struct finished *)v)->at > 60000) {
+                if (now - ((struct handle_note *)v)->at > 60000) {
                         strmap_del(&d->finished, k);
+                        free(v);
+                }
+        /* A job's launch backoff is forgotten ten minutes after it ran out. */
+        int64_t wall = daemon_wall_ms();
+        pos = 0;
+        while (strmap_next(&d->backoff, &pos, &k, &v))
+                if (wall - ((struct handle_note *)v)->until > 600000) {
+                        strmap_del(&d->backoff, k);
                         free(v);
                 }
 }
@@ -325,9 +336,9 @@ static void expire_finished(struct daemon *d)
 static bool backoff_allowed(void *ud, const char *handle)
 {
         struct daemon *d = ud;
-        int64_t *until = strmap_get(&d->backoff, handle);
+        struct handle_note *b = strmap_get(&d->backoff, handle);
 
-        return !until || daemon_wall_ms() >= *until;
+        return !b || daemon_wall_ms() >= b->until;
 }
 
 static int merge_jobs(struct daemon *d, struct merged *m)

@@ -141,7 +141,18 @@ struct daemon {
         int64_t started;
 };
 
+/* A per-handle record: launch backoff (until, attempts) or the moment its
+ * instance finished (at). Keyed by handle in d->backoff / d->finished. */
+struct handle_note {
+        int64_t at;                  /* monotonic */
+        int64_t until;               /* wall ms */
+        int attempts;
+        char handle[64];
+};
+
 /* daemon.c */
+/* Gets or creates the note of handle in m; NULL for an empty handle or OOM. */
+struct handle_note *daemon_handle_note(struct strmap *m, const char *handle);
 void daemon_schedule_tick(struct daemon *d);
 void daemon_note_finished(struct daemon *d, const char *handle);
 void daemon_pool_outcome(struct daemon *d, int pool, bool failed);

@@ -77,24 +77,13 @@ static void set_reason(struct inst *in, const char *reason)
 
 static void backoff_handle(struct daemon *d, const char *handle)
 {
-        struct hb { int64_t until; int attempts; char key[64]; } *b;
+        struct handle_note *b = daemon_handle_note(&d->backoff, handle);
 
-        if (!handle || !handle[0])
+        if (!b)
                 return;
-        b = strmap_get(&d->backoff, handle);
-        if (!b) {
-                b = calloc(1, sizeof(*b));
-                if (!b)
-                        return;
-                snprintf(b->key, sizeof(b->key), "%s", handle);
-                if (strmap_put(&d->backoff, b->key, b) < 0) {
-                        free(b);
-                        return;
-                }
-        }
         /* 5 s, 10 s, 20 s … up to 5 min between launch attempts for a job
          * whose workers keep failing, so one broken job cannot burn the
-         * pool. The until field comes first: daemon.c reads it as int64_t. */
+         * pool. */
         b->attempts++;
         int64_t delay = 5000;
         for (int i = 1; i < b->attempts && delay < 300000; i++)

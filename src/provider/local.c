@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,7 +355,15 @@ static int child_main(void *arg)
                 if (sig == SIGKILL || sig == SIGSTOP)
                         continue;
                 sa.sa_handler = sig == SIGXFSZ ? SIG_IGN : SIG_DFL;
-                (void)sigaction(sig, &sa, NULL); /* EINVAL for libc-reserved */
+                if (sigaction(sig, &sa, NULL) == 0)
+                        continue;
+                /* glibc refuses its reserved signals (32, 33), yet an
+                 * ignored disposition inherited from whoever started the
+                 * daemon would survive exec: reset them with the raw call
+                 * (generic kernel layout: handler, flags, restorer, mask). */
+                struct { void (*h)(int); unsigned long flags; void (*restorer)(void); unsigned long mask; }
+                        ks = { SIG_DFL, 0, NULL, 0 };
+                (void)syscall(SYS_rt_sigaction, sig, &ks, NULL, sizeof(ks.mask));
         }
         if (setpgid(0, 0) < 0)
                 goto fail;

@@ -69,10 +69,27 @@ err:
         return r;
 }
 
+/* write(2) until done; -errno on failure. */
+static int write_all(int fd, const void *data, size_t len)
+{
+        const char *p = data;
+
+        while (len > 0) {
+                ssize_t w = write(fd, p, len);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += w;
+                len -= (size_t)w;
+        }
+        return 0;
+}
+
 int fs_write_file_0600(const char *path, const void *data, size_t len)
 {
         char tmp[PATH_MAX];
-        const char *p = data;
         int fd, r;
 
         if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
@@ -80,17 +97,8 @@ int fs_write_file_0600(const char *path, const void *data, size_t len)
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        while (len > 0) {
-                ssize_t w = write(fd, p, len);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        goto err;
-                }
-                p += w;
-                len -= (size_t)w;
-        }
+        if ((r = write_all(fd, data, len)) < 0)
+                goto err;
         if (fsync(fd) < 0) {
                 r = -errno;
                 goto err;
@@ -115,25 +123,14 @@ err:
 
 int fs_write_secret(const char *path, const void *data, size_t len)
 {
-        const char *p = data;
-        int fd, r = 0;
+        int fd, r;
 
         if (unlink(path) < 0 && errno != ENOENT)
                 return -errno;
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        while (len > 0) {
-                ssize_t w = write(fd, p, len);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        break;
-                }
-                p += w;
-                len -= (size_t)w;
-        }
+        r = write_all(fd, data, len);
         if (close(fd) < 0 && r == 0)
                 r = -errno;
         if (r < 0)

@@ -578,6 +578,19 @@ void httpd_stop(struct httpd *h)
         if (!h)
                 return;
         atomic_store(&h->stopping, true);
+        /* Stop accepting, then give connection threads a moment to finish
+         * before tearing them down: MHD 0.9.75 can crash in a connection
+         * thread that is closing while MHD_stop_daemon() runs. */
+        MHD_socket ls = MHD_quiesce_daemon(h->daemon);
+        for (int i = 0; i < 200; i++) {
+                const union MHD_DaemonInfo *info =
+                        MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+                if (!info || info->num_connections == 0)
+                        break;
+                usleep(10000);
+        }
         MHD_stop_daemon(h->daemon);
+        if (ls != MHD_INVALID_SOCKET)
+                close(ls);
         free(h);
 }
