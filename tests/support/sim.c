@@ -248,6 +248,10 @@ int sim_stop(struct sim *sim)
 
         if (!sim)
                 return 0;
+        /* Close the kept-alive connection first, so the simulator does not
+         * wait for it to drain when it stops. */
+        httpc_free(sim->http);
+        sim->http = NULL;
         if (sim->died || (sim->pid > 0 && !sim_alive(sim))) {
                 r = -ESRCH;
         } else if (sim->pid > 0) {

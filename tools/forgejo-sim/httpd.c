@@ -582,7 +582,7 @@ void httpd_stop(struct httpd *h)
          * before tearing them down: MHD 0.9.75 can crash in a connection
          * thread that is closing while MHD_stop_daemon() runs. */
         MHD_socket ls = MHD_quiesce_daemon(h->daemon);
-        for (int i = 0; i < 200; i++) {
+        for (int i = 0; i < 30; i++) {
                 const union MHD_DaemonInfo *info =
                         MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
                 if (!info || info->num_connections == 0)
