@@ -160,8 +160,14 @@ static void finish(struct daemon *d, struct inst *in)
                 const char *res = inst_launch_result(in);
                 in->counted = true;
                 api_count_launch(d, in, res);
-                if (in->pool >= 0)
-                        daemon_pool_outcome(d, in->pool, strcmp(res, "failed") == 0);
+                /* Only the workers' own failures pause the pool; a forge
+                 * that refuses or times out registrations is already paced
+                 * by the per-job backoff and the listing's backoff. */
+                bool worker_failed = strcmp(res, "failed") == 0 &&
+                                     (strcmp(in->row.reason, "start_failed") == 0 ||
+                                      strcmp(in->row.reason, "exited_unclaimed") == 0);
+                if (in->pool >= 0 && (worker_failed || strcmp(res, "claimed") == 0))
+                        daemon_pool_outcome(d, in->pool, worker_failed);
         }
         if (!in->row.warm)
                 daemon_note_finished(d, in->row.handle);

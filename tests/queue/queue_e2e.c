@@ -208,7 +208,7 @@ static int teardown(void **state)
         return 0;
 }
 
-static void write_config(struct fx *fx, const char *pools)
+static void write_config_t(struct fx *fx, const char *timeout, const char *pools)
 {
         char cfg[PATH_MAX], text[16384];
 
@@ -219,13 +219,20 @@ static void write_config(struct fx *fx, const char *pools)
                  "  sim:\n"
                  "    url: %s\n"
                  "    token_env: FS_TEST_TOKEN\n"
-                 "    timeout: 1s\n"
+                 "    timeout: %s\n"
                  "providers:\n"
                  "  here: {type: local}\n"
                  "pools:\n%s",
-                 fx->state, fx->sim->base_url, pools);
+                 fx->state, fx->sim->base_url, timeout, pools);
         snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
         write_file(cfg, text);
+}
+
+/* A generous forge timeout: under sanitizers and a parallel suite the
+ * simulator can take over a second to answer. */
+static void write_config(struct fx *fx, const char *pools)
+{
+        write_config_t(fx, "5s", pools);
 }
 
 /* ---- observations -------------------------------------------------------- */
@@ -621,7 +628,8 @@ static void forge_faults_recovery(void **state)
 {
         struct fx *fx = *state;
 
-        write_config(fx,
+        /* 1 s, so the 1.5 s delays below are timeouts for the daemon. */
+        write_config_t(fx, "1s",
                      "  linux:\n"
                      "    scope: org/acme\n"
                      "    labels: [ubuntu-latest]\n"
