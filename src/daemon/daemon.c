@@ -464,7 +464,8 @@ static void tick(struct loop *l, void *ud)
                 return;
         if (merge_jobs(d, &m) < 0)
                 goto out;
-        qsort(m.jobs, m.n, sizeof(*m.jobs), cmp_job_id);
+        if (m.n > 1)
+                qsort(m.jobs, m.n, sizeof(*m.jobs), cmp_job_id);
         /* Sorting moved entries: rebuild the key index. */
         strmap_done(&m.by_key);
         for (size_t i = 0; i < m.n; i++) {
