@@ -610,8 +610,21 @@ static void tick(struct loop *l, void *ud)
                 while (d->n_insts > first_new)
                         inst_remove(d, d->insts[d->n_insts - 1]);
         }
-        for (size_t i = first_new; i < d->n_insts; i++)
-                inst_start_registration(d, d->insts[i]);
+        /* Starting a registration can fail at once and remove its instance
+         * (reordering d->insts), so work from a copy. */
+        size_t nnew = d->n_insts > first_new ? d->n_insts - first_new : 0;
+        struct inst **fresh = nnew ? malloc(nnew * sizeof(*fresh)) : NULL;
+        if (nnew && fresh) {
+                memcpy(fresh, d->insts + first_new, nnew * sizeof(*fresh));
+                for (size_t i = 0; i < nnew; i++)
+                        inst_start_registration(d, fresh[i]);
+        } else if (nnew) {
+                /* No memory for the copy: the rows stay registering and a
+                 * restart or the sweep resolves them; retry the rest now. */
+                while (d->n_insts > first_new)
+                        inst_start_registration(d, d->insts[first_new++]);
+        }
+        free(fresh);
         if (sout.truncated)
                 daemon_schedule_tick(d);
 out:
