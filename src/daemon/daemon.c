@@ -967,7 +967,6 @@ int daemon_run(struct config *cfg)
                 log_error("daemon", "cannot create the event loop", KERR(r));
                 goto out;
         }
-        d->started = loop_now_ms(d->loop);
         if ((r = hmulti_new(d->loop, NULL, &d->hm)) < 0) {
                 log_error("daemon", "cannot set up the HTTP client", KERR(r));
                 goto out;

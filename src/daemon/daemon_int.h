@@ -70,7 +70,6 @@ struct dpool {
         struct config_pool *cfg;
         int group;
         bool enabled;                /* queue mode allowed on this forge */
-        bool refused_logged;
         const char **labels;         /* borrowed from cfg */
         struct scaler_pool_stats stats;
         int failures;                /* consecutive failed launches */
@@ -138,7 +137,6 @@ struct daemon {
         struct loop_timer *periodic;
         int64_t next_prune;          /* monotonic */
         bool stopping;
-        int64_t started;
 };
 
 /* A per-handle record: launch backoff (until, attempts) or the moment its
