@@ -12,6 +12,8 @@
 #   idle-repos   50 pools on 50 repository scopes, no jobs, 60 s
 #   idle         idle-scope then idle-repos
 #   memory       1,000 jobs at once, max_runners 1000, each `sleep 120`
+#   launch       1,000 jobs at once, max_runners 1000, a worker that only
+#                sleeps: the daemon's own launch rate (register + spawn)
 #
 # Environment overrides: JOBS, RATE, MAX_RUNNERS, POLL, STEP, POOLS,
 # IDLE_SECONDS, SLEEP_S, KEEP=1 (keep the run folder), PERF=1 (perf record
@@ -23,7 +25,7 @@
 set -euo pipefail
 
 usage() {
-        echo "usage: $0 BUILD_DIR [main|burst|idle|idle-scope|idle-repos|memory] [RUNS]" >&2
+        echo "usage: $0 BUILD_DIR [main|burst|idle|idle-scope|idle-repos|memory|launch] [RUNS]" >&2
         exit 2
 }
 [ $# -ge 1 ] || usage
@@ -41,7 +43,7 @@ for t in curl jq awk; do
         command -v "$t" >/dev/null || { echo "run.sh: $t is required" >&2; exit 1; }
 done
 case "$SCENARIO" in
-main|burst|idle|idle-scope|idle-repos|memory) ;;
+main|burst|idle|idle-scope|idle-repos|memory|launch) ;;
 *) usage ;;
 esac
 
@@ -173,6 +175,7 @@ pool_yaml() {   # NAME SCOPE LABEL MAX
     runner:
       env: {TMPDIR: $W/tmp}
 EOF
+        [ -z "${POOL_COMMAND:-}" ] || echo "      command: [$POOL_COMMAND]"
 }
 
 start_fs() {
@@ -203,6 +206,11 @@ start_fs() {
 
 proc_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 heap_rss() { awk '/^[0-9a-f]+-/ { h = ($6 == "[heap]") } /^Rss:/ && h { s += $2 } END { printf "%d\n", s }' "/proc/$1/smaps" 2>/dev/null || echo 0; }
+# Proportional and private (USS) memory from smaps_rollup: the shared
+# libraries' pages count once per process that maps them in VmRSS, but only
+# by share in Pss and not at all in the private figure.
+rollup_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+uss() { awk '$1 == "Private_Clean:" || $1 == "Private_Dirty:" { s += $2 } END { printf "%d\n", s }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # CPU of the reaped children: the workers (and the steps they waited for).
 child_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -261,6 +269,7 @@ common_results() {
         R "daemon peak RSS (VmHWM), KiB" "$(proc_field "$FS_PID" VmHWM)"
         R "daemon RSS at end (VmRSS), KiB" "$(proc_field "$FS_PID" VmRSS)"
         R "  of which anonymous / file-backed, KiB" "$(proc_field "$FS_PID" RssAnon) / $(proc_field "$FS_PID" RssFile)"
+        R "  proportional (Pss) / private (USS) at end, KiB" "$(rollup_field "$FS_PID" Pss) / $(uss "$FS_PID")"
         R "load average (1 min) at end" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
@@ -515,6 +524,9 @@ run_memory() {
         sleep 2
         local rss0
         rss0=$(proc_field "$FS_PID" VmRSS)
+        local anon0 uss0
+        anon0=$(proc_field "$FS_PID" RssAnon)
+        uss0=$(uss "$FS_PID")
         local rate=${RATE:-0}
         make_job_batches "$n" "sleep $sl" "$(batch_size "$rate" "$n")"
         curl -sf -X DELETE "$SIM_URL/_sim/stats"
@@ -562,9 +574,10 @@ run_memory() {
         R "daemon busy instances (/v1/pools)" "$busy"
         R "worker processes (children of the daemon)" "$wk"
         R "all $n claimed after, s" "$([ -n "$tall" ] && awk -v a="$t0" -v b="$tall" 'BEGIN { printf "%.2f", (b - a) / 1000 }' || echo "not reached")"
-        R "daemon RSS before jobs, KiB" "$rss0"
+        R "daemon RSS before jobs (anonymous; USS), KiB" "$rss0 ($anon0; $uss0)"
         R "daemon RSS with all workers live, KiB" "$rss"
         R "  of which anonymous / [heap], KiB" "$(proc_field "$FS_PID" RssAnon) / $(heap_rss "$FS_PID")"
+        R "  proportional (Pss) / private (USS), KiB" "$(rollup_field "$FS_PID" Pss) / $(uss "$FS_PID")"
         R "daemon threads / open fds" "$thr / $fds"
         R "worker (forgejo-sim-runner) RSS each, KiB" "$wrss"
         R "forgejo-sim RSS / threads" "$(proc_field "$SIM_PID" VmRSS) KiB / $(proc_field "$SIM_PID" Threads)"
@@ -586,6 +599,7 @@ run_memory() {
         if wait_drained 60; then
                 R "cancel all -> daemon drained, s" "$(awk -v a="$tc" -v b="$(now)" 'BEGIN { printf "%.2f", (b - a) / 1000 }')"
                 R "daemon RSS after the drain (no workers), KiB" "$(proc_field "$FS_PID" VmRSS)"
+                R "  of which anonymous; private (USS), KiB" "$(proc_field "$FS_PID" RssAnon); $(uss "$FS_PID")"
         else
                 R "cancel all -> daemon drained, s" "not within 60 s"
         fi
@@ -594,6 +608,87 @@ run_memory() {
         R "  failed: registration timed out (daemon log)" "$(grep -c 'msg="runner registration failed".*timed out' "$W/forgescale.log" || true)"
         R "  failed: worker lost its connection to the sim" "$(grep -l 'Connection reset\|Empty reply\|Connection refused' "$W"/state/instances/*/worker.log 2>/dev/null | wc -l)"
         R "registrations left on the forge" "$(undeleted)"
+        R "daemon warnings/errors in log" "$(grep -c 'level=warn\|level=error' "$W/forgescale.log" || true)"
+        common_results
+}
+
+# launch: the daemon's launch rate without the cost of a real worker. The
+# worker is `sh -c 'exec sleep'`: it never claims its job, so each launch is
+# exactly the daemon's work (row, POST runner, token file, instance folder,
+# spawn) plus an exec that costs ~1 ms. Then every job is cancelled and the
+# daemon stops the workers and deletes the registrations (job_gone).
+run_launch() {
+        local n=${JOBS:-1000} max=${MAX_RUNNERS:-1000}
+        start_sim
+        sim_setup 1
+        mkdir -p "$W/bin"
+        printf '#!/bin/sh\nexec sleep 600\n' >"$W/bin/idle-worker"
+        chmod +x "$W/bin/idle-worker"
+        { config_head; POOL_COMMAND="$W/bin/idle-worker" pool_yaml bench org/bench bench "$max"; } >"$W/forgescale.yaml"
+        start_fs
+        sleep 2
+        make_job_batches "$n" true "$n"
+        curl -sf -X DELETE "$SIM_URL/_sim/stats"
+        curl -sf "$API/metrics" >"$W/metrics.before"
+        local cpu0 t0 t1 tr="" tw="" reg=0 kids=0 sim_cpu0
+        cpu0=$(cpu_ticks "$FS_PID")
+        sim_cpu0=$(cpu_ticks "$SIM_PID")
+        : >"$W/launch.samples"
+        t0=$(now)
+        send_batches 0
+        t1=$(now)
+        local deadline=$(($(date +%s) + 60)) s t
+        while [ "$(date +%s)" -lt $deadline ]; do
+                t=$(now)
+                s=$(curl -s --max-time 2 "$SIM_URL/_sim/stats" || true)
+                reg=0
+                [[ $s =~ \"POST\ /api/v1/[a-z]+(/\{[a-z]+\})*/actions/runners\":([0-9]+) ]] && reg=${BASH_REMATCH[2]}
+                kids=$(pgrep -c -P "$FS_PID" || true)
+                echo "$(awk -v a="$t0" -v b="$t" 'BEGIN { printf "%.3f", (b - a) / 1000 }') $reg $kids" >>"$W/launch.samples"
+                [ -z "$tr" ] && [ "$reg" -ge "$n" ] && tr=$t
+                if [ "$kids" -ge "$n" ]; then
+                        # Every worker follows its registration (the count
+                        # of registrations above was read just before).
+                        [ -z "$tr" ] && tr=$t
+                        tw=$t
+                        break
+                fi
+                sleep 0.1
+        done
+        local cpu1 sim_cpu1
+        cpu1=$(cpu_ticks "$FS_PID")
+        sim_cpu1=$(cpu_ticks "$SIM_PID")
+        local wall
+        wall=$(awk -v a="$t0" -v b="${tw:-$(now)}" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
+        R "jobs created at once, s" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1000 }')"
+        R "all $n registered after, s" "$([ -n "$tr" ] && awk -v a="$t0" -v b="$tr" 'BEGIN { printf "%.2f", (b - a) / 1000 }' || echo "not reached ($reg)")"
+        R "all $n workers running after, s" "$([ -n "$tw" ] && echo "$wall" || echo "not reached ($kids)")"
+        R "launches/s overall (first job -> last worker)" "$([ -n "$tw" ] && awk -v n="$n" -v w="$wall" 'BEGIN { printf "%.0f", n / w }' || echo nan)"
+        R "registrations/s, peak 1 s window" "$(cut -d' ' -f1,2 "$W/launch.samples" | peak_rate)"
+        R "workers started/s, peak 1 s window" "$(cut -d' ' -f1,3 "$W/launch.samples" | peak_rate)"
+        R "daemon CPU until all running, s" "$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+        R "daemon CPU per launch, ms" "$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / hz * 1000 / n }')"
+        R "forgejo-sim CPU until all running, s" "$(awk -v a="$sim_cpu0" -v b="$sim_cpu1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+        R "daemon RSS with $n workers (anonymous), KiB" "$(proc_field "$FS_PID" VmRSS) ($(proc_field "$FS_PID" RssAnon))"
+        # Cancel every job: the listing drops them, the claim check finds
+        # the runner idle, the daemon stops the worker and deletes it.
+        : >"$W/cancel.cfg"
+        local i tc
+        for ((i = 1; i <= n; i++)); do
+                [ $i -gt 1 ] && echo next >>"$W/cancel.cfg"
+                printf 'url = "%s/_sim/jobs/%d/cancel"\nrequest = "POST"\noutput = "/dev/null"\n' "$SIM_URL" "$i" >>"$W/cancel.cfg"
+        done
+        tc=$(now)
+        curl -s -K "$W/cancel.cfg" || true
+        if wait_drained 90; then
+                R "cancel all -> daemon drained, s" "$(awk -v a="$tc" -v b="$(now)" 'BEGIN { printf "%.2f", (b - a) / 1000 }')"
+        else
+                R "cancel all -> daemon drained, s" "not within 90 s"
+        fi
+        curl -sf "$API/metrics" >"$W/metrics.after" || true
+        R "launches claimed / wasted / failed" "$(metric_sum "$W/metrics.after" 'launches_total.*result="claimed"') / $(metric_sum "$W/metrics.after" 'launches_total.*result="wasted"') / $(metric_sum "$W/metrics.after" 'launches_total.*result="failed"')"
+        R "registrations left on the forge" "$(undeleted)"
+        R "worker processes left" "$(pgrep -c -P "$FS_PID" || true)"
         R "daemon warnings/errors in log" "$(grep -c 'level=warn\|level=error' "$W/forgescale.log" || true)"
         common_results
 }
@@ -613,6 +708,7 @@ one_run() {     # SCENARIO RUN
         idle-scope) run_idle scope ;;
         idle-repos) run_idle repos ;;
         memory) run_memory ;;
+        launch) run_launch ;;
         esac
         stop_run
         cp "$W/result.tsv" "$OUT/$1.run$2.tsv"

@@ -1174,6 +1174,9 @@ static int start(struct forgejo_call *c, const char *method, const char *path_qu
                 /* The Authorization header is always a secret; so is a
                  * created runner's token in the response. */
                 .sensitive = f->token != NULL || sensitive,
+                /* Demand listings drive every decision and their interval
+                 * is the reaction time: never behind a registration burst. */
+                .urgent = c->op == OP_JOBS,
         };
         c->t0_ms = mono_ms();
         r = hmulti_start(f->hm, &req, on_http_done, c, &c->xfer);

@@ -1,8 +1,9 @@
 /* hmulti.c: see hmulti.h. The only file that drives curl's multi interface;
- * it maps curl's socket and timer callbacks onto the loop and turns finished
- * transfers into one completion callback each. User callbacks run only from
- * the loop's fd/timer callbacks, never from inside a curl callback, so they
- * may start, cancel and free freely. Never logs above debug. */
+ * it maps curl's socket and timer callbacks onto the loop, admits transfers
+ * per origin and turns finished transfers into one completion callback each.
+ * User callbacks run only from the loop's fd/timer callbacks, never from
+ * inside a curl callback, so they may start, cancel and free freely. Never
+ * logs above debug. */
 #include "forge/hmulti.h"
 
 #include "loop/loop.h"
@@ -15,12 +16,28 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+enum { Q_URGENT, Q_NORMAL };
+
+/* One per scheme://host:port ever requested; the daemon talks to a handful
+ * of forges, so a list that lives as long as hm is enough. */
+struct origin {
+        struct origin *next;
+        size_t active;                   /* transfers handed to curl */
+        struct hmulti_xfer *head[2], *tail[2];
+        size_t keylen;
+        char key[];
+};
+
 struct hmulti {
         struct loop *loop;
         CURLM *multi;
         struct loop_timer *timer;        /* curl's single timeout */
-        struct hmulti_xfer *xfers;       /* in flight, doubly linked */
+        struct loop_timer *kick;         /* admit queued transfers (after a cancel) */
+        struct hmulti_xfer *xfers;       /* queued and in flight, doubly linked */
+        struct origin *origins;
         size_t inflight;
+        size_t active;
+        size_t per_host;                 /* admission cap per origin */
         int *fds;                        /* fds watched in the loop */
         size_t nfds, capfds;
         unsigned depth;                  /* nesting of loop callbacks */
@@ -31,8 +48,21 @@ struct hmulti {
 
 struct hmulti_xfer {
         struct hmulti *hm;
-        struct hmulti_xfer *prev, *next;
-        CURL *easy;
+        struct hmulti_xfer *prev, *next; /* hm->xfers */
+        struct hmulti_xfer *qprev, *qnext; /* origin queue while queued */
+        struct origin *org;
+        int cls;                         /* Q_URGENT or Q_NORMAL */
+        bool queued;
+        CURL *easy;                      /* only once admitted */
+        /* The request, copied by hmulti_start() and applied on admission. */
+        char *url;
+        char method[17];
+        char *body;
+        size_t body_len;
+        bool has_body;
+        char *ca_file;
+        bool insecure;
+        long timeout_ms;
         struct curl_slist *hdrs;
         struct loop_timer *deadline;     /* covers time queued for a connection */
         char *buf;
@@ -78,8 +108,86 @@ static void fd_untrack(struct hmulti *hm, size_t i)
         hm->stats.sockets_watched = hm->nfds;
 }
 
+/* ---- origins and admission --------------------------------------------- */
+
+/* Length of the "scheme://authority" prefix of an http(s) URL. */
+static size_t origin_len(const char *url)
+{
+        const char *p = strstr(url, "://");
+
+        p = p ? p + 3 : url;
+        return (size_t)(p + strcspn(p, "/?#") - url);
+}
+
+static struct origin *origin_get(struct hmulti *hm, const char *url)
+{
+        size_t n = origin_len(url);
+        struct origin *o;
+
+        for (o = hm->origins; o; o = o->next)
+                if (o->keylen == n && strncasecmp(o->key, url, n) == 0)
+                        return o;
+        o = calloc(1, sizeof(*o) + n + 1);
+        if (!o)
+                return NULL;
+        memcpy(o->key, url, n);
+        o->keylen = n;
+        o->next = hm->origins;
+        hm->origins = o;
+        return o;
+}
+
+/* With two or more connections per origin, one is kept for urgent
+ * requests, so a listing finds a connection even when a backlog of
+ * registrations holds all the others. */
+static bool can_admit(const struct hmulti *hm, const struct origin *o, int cls)
+{
+        size_t cap = hm->per_host;
+
+        if (cls == Q_NORMAL && cap > 1)
+                cap--;
+        return o->active < cap;
+}
+
+static void q_push(struct hmulti_xfer *x)
+{
+        struct origin *o = x->org;
+        struct hmulti *hm = x->hm;
+
+        x->qnext = NULL;
+        x->qprev = o->tail[x->cls];
+        if (o->tail[x->cls])
+                o->tail[x->cls]->qnext = x;
+        else
+                o->head[x->cls] = x;
+        o->tail[x->cls] = x;
+        x->queued = true;
+        hm->stats.queued_total++;
+        if (++hm->stats.queued > hm->stats.queued_peak)
+                hm->stats.queued_peak = hm->stats.queued;
+}
+
+static void q_remove(struct hmulti_xfer *x)
+{
+        struct origin *o = x->org;
+
+        if (x->qprev)
+                x->qprev->qnext = x->qnext;
+        else
+                o->head[x->cls] = x->qnext;
+        if (x->qnext)
+                x->qnext->qprev = x->qprev;
+        else
+                o->tail[x->cls] = x->qprev;
+        x->qprev = x->qnext = NULL;
+        x->queued = false;
+        x->hm->stats.queued--;
+}
+
 /* ---- transfer lifetime ------------------------------------------------- */
 
+/* Takes x out of hm's accounting: the transfer list, its origin's queue or
+ * its admission slot. */
 static void xfer_unlink(struct hmulti_xfer *x)
 {
         struct hmulti *hm = x->hm;
@@ -92,6 +200,18 @@ static void xfer_unlink(struct hmulti_xfer *x)
                 x->next->prev = x->prev;
         x->prev = x->next = NULL;
         hm->inflight--;
+        if (x->queued) {
+                q_remove(x);
+        } else if (x->easy) {
+                x->org->active--;
+                hm->active--;
+        }
+}
+
+static void wipe_str(char *s)
+{
+        if (s)
+                explicit_bzero(s, strlen(s));
 }
 
 /* Detaches x from curl and the loop and frees it; x must be unlinked. */
@@ -107,11 +227,16 @@ static void xfer_free(struct hmulti_xfer *x)
         }
         if (x->sensitive) {
                 for (struct curl_slist *s = x->hdrs; s; s = s->next)
-                        explicit_bzero(s->data, strlen(s->data));
+                        wipe_str(s->data);
                 if (x->buf)
                         explicit_bzero(x->buf, x->cap);
+                if (x->body)
+                        explicit_bzero(x->body, x->body_len);
         }
         curl_slist_free_all(x->hdrs);
+        free(x->url);
+        free(x->body);
+        free(x->ca_file);
         free(x->buf);
         free(x);
 }
@@ -130,6 +255,13 @@ static void destroy(struct hmulti *hm)
                 loop_io_del(hm->loop, hm->fds[i]);
         if (hm->timer)
                 loop_timer_cancel(hm->loop, hm->timer);
+        if (hm->kick)
+                loop_timer_cancel(hm->loop, hm->kick);
+        while (hm->origins) {
+                struct origin *o = hm->origins;
+                hm->origins = o->next;
+                free(o);
+        }
         free(hm->fds);
         free(hm);
 }
@@ -179,9 +311,9 @@ static int map_curl_error(const struct hmulti_xfer *x, CURLcode cc)
         }
 }
 
-/* Unlinks x, calls its callback once and frees it. Runs only from loop
- * callbacks (inside enter/leave). */
-static void finish(struct hmulti_xfer *x, int err)
+/* Unlinks x, calls its callback once and frees it, without admitting
+ * anything. Runs only from loop callbacks (inside enter/leave). */
+static void complete(struct hmulti_xfer *x, int err)
 {
         struct hmulti *hm = x->hm;
         long status = 0;
@@ -191,21 +323,58 @@ static void finish(struct hmulti_xfer *x, int err)
                 loop_timer_cancel(hm->loop, x->deadline);
                 x->deadline = NULL;
         }
-        curl_multi_remove_handle(hm->multi, x->easy);
-        if (err == 0) {
-                curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-                if (!x->buf) {
-                        x->buf = calloc(1, 1);
-                        x->cap = 1;
-                        if (!x->buf)
-                                err = -ENOMEM;
-                }
+        if (x->easy) {
+                /* Hands the connection back to the cache before the
+                 * callback, which may start the next request on it. */
+                curl_multi_remove_handle(hm->multi, x->easy);
+                if (err == 0)
+                        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        }
+        if (err == 0 && !x->buf) {
+                x->buf = calloc(1, 1);
+                x->cap = 1;
+                if (!x->buf)
+                        err = -ENOMEM;
         }
         if (err == 0)
                 x->cb(x->ud, 0, status, x->buf, x->len, x->total_count);
         else
                 x->cb(x->ud, err, 0, NULL, 0, -1);
         xfer_free(x);
+}
+
+static int admit(struct hmulti_xfer *x);
+
+/* Admits queued transfers of o while it has free slots, urgent ones first.
+ * Runs only from loop callbacks: a transfer that cannot be admitted (no
+ * memory for its curl handle) completes with its error here. */
+static void dispatch(struct hmulti *hm, struct origin *o)
+{
+        while (!hm->free_pending && !hm->destroying) {
+                int cls;
+
+                if (o->head[Q_URGENT] && can_admit(hm, o, Q_URGENT))
+                        cls = Q_URGENT;
+                else if (o->head[Q_NORMAL] && can_admit(hm, o, Q_NORMAL))
+                        cls = Q_NORMAL;
+                else
+                        return;
+                struct hmulti_xfer *x = o->head[cls];
+                q_remove(x);
+                int r = admit(x);
+                if (r < 0)
+                        complete(x, r);
+        }
+}
+
+/* Completes x and gives its slot to the next queued transfer. */
+static void finish(struct hmulti_xfer *x, int err)
+{
+        struct hmulti *hm = x->hm;
+        struct origin *o = x->org;
+
+        complete(x, err);
+        dispatch(hm, o);
 }
 
 static void drain(struct hmulti *hm)
@@ -264,6 +433,19 @@ static void on_deadline(struct loop *l, void *ud)
         x->deadline = NULL;
         enter(hm);
         finish(x, -ETIMEDOUT);
+        leave(hm);
+}
+
+/* Admits what a cancelled transfer's slot let in: hmulti_cancel() may run
+ * outside any loop callback, where a failed admission could not call back. */
+static void on_kick(struct loop *l, void *ud)
+{
+        struct hmulti *hm = ud;
+
+        hm->kick = NULL;
+        enter(hm);
+        for (struct origin *o = hm->origins; o; o = o->next)
+                dispatch(hm, o);
         leave(hm);
 }
 
@@ -418,6 +600,7 @@ int hmulti_new(struct loop *l, const struct hmulti_opts *opts, struct hmulti **r
         if (!hm)
                 return -ENOMEM;
         hm->loop = l;
+        hm->per_host = (size_t)per_host;
         hm->multi = curl_multi_init();
         if (!hm->multi) {
                 free(hm);
@@ -465,13 +648,84 @@ static bool method_ok(const char *m)
         return true;
 }
 
+/* Creates x's curl handle from its copied request and hands it to curl.
+ * Returns 0 or -ENOMEM (x then has no handle and holds no slot). */
+static int admit(struct hmulti_xfer *x)
+{
+        struct hmulti *hm = x->hm;
+        const char *m = x->method;
+        CURL *c = curl_easy_init();
+
+        if (!c)
+                return -ENOMEM;
+        if (curl_easy_setopt(c, CURLOPT_URL, x->url) != CURLE_OK)
+                goto oom;
+        curl_easy_setopt(c, CURLOPT_PRIVATE, x);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, x->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, hm);
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
+        /* Only http(s), never a redirect: following one could carry the
+         * Authorization header to another host. */
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        if (x->ca_file)
+                curl_easy_setopt(c, CURLOPT_CAINFO, x->ca_file);
+        if (x->insecure) {
+                curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+                curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+        if (strcmp(m, "GET") == 0) {
+                curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        } else {
+                if (strcmp(m, "HEAD") == 0)
+                        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+                else if (strcmp(m, "POST") != 0)
+                        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
+                if (x->has_body) {
+                        /* x owns the body until it is freed: no copy. */
+                        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+                        curl_easy_setopt(c, CURLOPT_POSTFIELDS, x->body);
+                }
+        }
+        if (curl_multi_add_handle(hm->multi, c) != CURLM_OK)
+                goto oom;
+        x->easy = c;
+        x->org->active++;
+        if (++hm->active > hm->stats.active_peak)
+                hm->stats.active_peak = hm->active;
+        return 0;
+oom:
+        curl_easy_cleanup(c);
+        return -ENOMEM;
+}
+
+static char *dup_opt(const char *s, bool *oom)
+{
+        char *d;
+
+        if (!s)
+                return NULL;
+        d = strdup(s);
+        if (!d)
+                *oom = true;
+        return d;
+}
+
 int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, void *ud,
                  struct hmulti_xfer **ret)
 {
         const char *m = req->method ? req->method : "GET";
         long timeout = req->timeout_ms > 0 ? req->timeout_ms : HMULTI_DEFAULT_TIMEOUT_MS;
         struct hmulti_xfer *x = NULL;
-        CURL *c;
+        bool oom = false;
         int r;
 
         if (hm->free_pending || hm->destroying)
@@ -487,82 +741,59 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
         x->ud = ud;
         x->total_count = -1;
         x->sensitive = req->sensitive;
+        x->cls = req->urgent ? Q_URGENT : Q_NORMAL;
+        x->timeout_ms = timeout;
+        x->insecure = req->insecure;
         x->max = req->max_response ? req->max_response : HMULTI_DEFAULT_MAX_RESPONSE;
         if (x->max > SIZE_MAX / 4)
                 x->max = SIZE_MAX / 4;
-        x->easy = c = curl_easy_init();
-        if (!c) {
-                r = -ENOMEM;
-                goto err;
-        }
-        for (const char *const *p = req->headers; p && *p; p++) {
-                struct curl_slist *n = curl_slist_append(x->hdrs, *p);
-                if (!n) {
-                        r = -ENOMEM;
-                        goto err;
+        memcpy(x->method, m, strlen(m) + 1);
+        x->url = dup_opt(req->url, &oom);
+        x->ca_file = dup_opt(req->ca_file, &oom);
+        if (req->body || strcmp(m, "POST") == 0) {
+                x->has_body = true;
+                x->body_len = req->body ? req->body_len : 0;
+                x->body = malloc(x->body_len + 1);
+                if (x->body) {
+                        if (x->body_len)
+                                memcpy(x->body, req->body, x->body_len);
+                        x->body[x->body_len] = '\0';
+                } else {
+                        oom = true;
                 }
-                x->hdrs = n;
+        }
+        for (const char *const *p = req->headers; p && *p && !oom; p++) {
+                struct curl_slist *n = curl_slist_append(x->hdrs, *p);
+                if (!n)
+                        oom = true;
+                else
+                        x->hdrs = n;
         }
         /* "Expect: 100-continue" would cost a round trip per POST. */
-        struct curl_slist *n = curl_slist_append(x->hdrs, "Expect:");
-        if (!n) {
+        if (!oom) {
+                struct curl_slist *n = curl_slist_append(x->hdrs, "Expect:");
+                if (!n)
+                        oom = true;
+                else
+                        x->hdrs = n;
+        }
+        if (oom || !(x->org = origin_get(hm, req->url))) {
                 r = -ENOMEM;
                 goto err;
         }
-        x->hdrs = n;
-
-        if (curl_easy_setopt(c, CURLOPT_URL, req->url) != CURLE_OK) {
-                r = -ENOMEM;
-                goto err;
-        }
-        curl_easy_setopt(c, CURLOPT_PRIVATE, x);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
-        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-        curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, hm);
-        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
-        /* Only http(s), never a redirect: following one could carry the
-         * Authorization header to another host. */
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-        if (req->ca_file)
-                curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
-        if (req->insecure) {
-                curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-                curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
-        if (strcmp(m, "GET") == 0) {
-                curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-        } else {
-                if (strcmp(m, "HEAD") == 0)
-                        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-                else if (strcmp(m, "POST") != 0)
-                        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
-                if (req->body || strcmp(m, "POST") == 0) {
-                        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                                         (curl_off_t)(req->body ? req->body_len : 0));
-                        if (curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS,
-                                             req->body ? req->body : "") != CURLE_OK) {
-                                r = -ENOMEM;
-                                goto err;
-                        }
-                }
-        }
-
         x->deadline = loop_timer_add(hm->loop, timeout, on_deadline, x);
         if (!x->deadline) {
                 r = -ENOMEM;
                 goto err;
         }
-        if (curl_multi_add_handle(hm->multi, c) != CURLM_OK) {
-                r = -ENOMEM;
-                goto err;
+        /* FIFO within a class: admitted now only when none of its class
+         * waits (an urgent one waiting means no slot is free at all). */
+        if (!x->org->head[x->cls] && can_admit(hm, x->org, x->cls)) {
+                r = admit(x);
+                if (r < 0)
+                        goto err;
+        } else {
+                q_push(x);
         }
         x->next = hm->xfers;
         if (hm->xfers)
@@ -574,25 +805,31 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
                 *ret = x;
         return 0;
 err:
-        if (x->deadline)
-                loop_timer_cancel(hm->loop, x->deadline);
-        x->deadline = NULL;
-        curl_easy_cleanup(x->easy);
-        x->easy = NULL;
-        if (x->sensitive)
-                for (struct curl_slist *s = x->hdrs; s; s = s->next)
-                        explicit_bzero(s->data, strlen(s->data));
-        curl_slist_free_all(x->hdrs);
-        free(x);
+        xfer_free(x);
         return r;
 }
 
 void hmulti_cancel(struct hmulti_xfer *x)
 {
+        struct hmulti *hm;
+        bool had_slot;
+
         if (!x)
                 return;
+        hm = x->hm;
+        had_slot = !x->queued && x->easy;
         xfer_unlink(x);
         xfer_free(x);
+        if (had_slot && !hm->kick && !hm->free_pending && !hm->destroying) {
+                for (struct origin *o = hm->origins; o; o = o->next) {
+                        if (o->head[Q_URGENT] || o->head[Q_NORMAL]) {
+                                /* Best effort: without the timer the queue
+                                 * still moves when another transfer ends. */
+                                hm->kick = loop_timer_add(hm->loop, 0, on_kick, hm);
+                                break;
+                        }
+                }
+        }
 }
 
 size_t hmulti_inflight(const struct hmulti *hm)

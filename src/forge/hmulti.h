@@ -1,8 +1,17 @@
 /* hmulti.h: asynchronous HTTP requests driven by the daemon's event loop
  * (libcurl multi socket API mapped onto loop_io_* and one loop timer).
  * Owns the curl multi handle, its connection cache (keep-alive, a per-host
- * connection cap) and every transfer in flight. Never blocks, never logs
- * above debug, never keeps a request header or response after a transfer. */
+ * connection cap), the queue of requests waiting for a connection and every
+ * transfer in flight. Never blocks, never logs above debug, never keeps a
+ * request header or response after a transfer.
+ *
+ * Admission: at most max_host_connections transfers per origin (scheme,
+ * host, port) are handed to curl at once; the rest wait in hmulti's own
+ * FIFO, which holds only the copied request (no curl handle, no buffers),
+ * so a burst of thousands of requests costs a few hundred bytes each
+ * instead of a curl handle and its 16 KiB buffers. One of those connections
+ * is kept for urgent requests: a demand listing never waits behind a
+ * backlog of registrations and deletions. */
 #pragma once
 
 #include <stdbool.h>
@@ -34,8 +43,11 @@ struct hmulti_req {
         size_t max_response;             /* HMULTI_DEFAULT_MAX_RESPONSE when 0 */
         const char *ca_file;             /* optional CA bundle */
         bool insecure;                   /* skip TLS verification */
-        bool sensitive;                  /* zero headers and the response
-                                          * before they are freed */
+        bool sensitive;                  /* zero headers, body and the
+                                          * response before they are freed */
+        bool urgent;                     /* ahead of every non-urgent request
+                                          * of its origin, and may use the
+                                          * connection kept for urgent ones */
 };
 
 /* Completion. err is 0 when an HTTP response arrived (any status; status
@@ -68,11 +80,16 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
 /* Aborts a transfer; its callback is never called. Accepts NULL. */
 void hmulti_cancel(struct hmulti_xfer *x);
 
-/* Transfers started and not yet completed or cancelled. */
+/* Transfers started and not yet completed or cancelled (queued ones
+ * included). */
 size_t hmulti_inflight(const struct hmulti *hm);
 
 struct hmulti_stats {
         unsigned long long started;        /* transfers started */
+        unsigned long long queued_total;   /* of which waited in the queue */
+        size_t active_peak;                /* most transfers handed to curl at once */
+        size_t queued;                     /* waiting in the queue now */
+        size_t queued_peak;
         unsigned long long sockets_opened; /* connections ever opened */
         size_t sockets_watched;            /* fds watched in the loop now */
         size_t sockets_watched_peak;

@@ -987,9 +987,85 @@ static void hmulti_raw(void **state)
         assert_int_equal(hmulti_start(fx.hm, &req, on_raw_never, NULL, NULL), -EINVAL);
 }
 
+static int done_count;
+
+static void on_counted(void *ud, int err, long status, const char *body, size_t len,
+                       long long total)
+{
+        on_raw(ud, err, status, body, len, total);
+        done_count++;
+}
+
+static void hmulti_admission(void **state)
+{
+        /* Three connections per origin: ordinary requests get two of them
+         * and wait in hmulti's queue beyond that; an urgent one takes the
+         * third at once; a cancel frees a slot or a queue place, and a
+         * cancelled request never calls back. */
+        struct hmulti *h = NULL;
+        struct hmulti_opts o = { .max_host_connections = 3 };
+        char slow[256], fast[256];
+        struct raw r[8] = { 0 }, u = { 0 };
+        struct hmulti_xfer *x[8];
+        struct hmulti_stats st;
+
+        assert_int_equal(hmulti_new(fx.loop, &o, &h), 0);
+        assert_int_equal(sim_fault(S, "{\"path_prefix\":\"/api/v1/version\",\"mode\":\"delay\","
+                                      "\"seconds\":0.4,\"count\":0}"), 0);
+        snprintf(slow, sizeof(slow), "%s/api/v1/version", S->base_url);
+        snprintf(fast, sizeof(fast), "%s/api/v1/nope", S->base_url);
+        struct hmulti_req rs = { .url = slow, .timeout_ms = 8000 };
+        struct hmulti_req ru = { .url = fast, .timeout_ms = 8000, .urgent = true };
+        done_count = 0;
+        for (int i = 0; i < 8; i++)
+                assert_int_equal(hmulti_start(h, &rs, on_counted, &r[i], &x[i]), 0);
+        hmulti_get_stats(h, &st);
+        assert_int_equal(st.active_peak, 2);
+        assert_int_equal(st.queued, 6);
+        assert_int_equal(st.queued_total, 6);
+        assert_int_equal(hmulti_inflight(h), 8);
+
+        hmulti_cancel(x[7]); /* queued */
+        hmulti_cancel(x[0]); /* admitted: x[2] takes its slot */
+        assert_int_equal(hmulti_inflight(h), 6);
+        hmulti_get_stats(h, &st);
+        assert_int_equal(st.queued, 5);
+        run_for(30);
+        hmulti_get_stats(h, &st);
+        assert_int_equal(st.queued, 4);
+        assert_int_equal(st.active_peak, 2);
+
+        int64_t t0 = now_ms();
+        assert_int_equal(hmulti_start(h, &ru, on_raw, &u, NULL), 0);
+        run_until(&u.calls, 1, 5000);
+        assert_int_equal(u.err, 0);
+        assert_int_equal(u.status, 404);
+        /* Well before the first slow one (0.4 s) frees a connection. */
+        assert_true(now_ms() - t0 < 320);
+        hmulti_get_stats(h, &st);
+        assert_int_equal(st.active_peak, 3);
+
+        /* x[1]..x[6]: two at a time, 0.4 s each. */
+        run_until(&done_count, 6, 6000);
+        assert_true(now_ms() - t0 >= 1100);
+        for (int i = 1; i <= 6; i++) {
+                assert_int_equal(r[i].calls, 1);
+                assert_int_equal(r[i].err, 0);
+                assert_int_equal(r[i].status, 200);
+        }
+        assert_int_equal(r[0].calls + r[7].calls, 0);
+        hmulti_get_stats(h, &st);
+        assert_int_equal(st.queued, 0);
+        assert_int_equal(st.active_peak, 3);
+        assert_true(st.sockets_watched_peak <= 3);
+        assert_int_equal(hmulti_inflight(h), 0);
+        assert_int_equal(sim_faults_clear(S), 0);
+        hmulti_free(h);
+}
+
 static void hmulti_queue_timeout(void **state)
 {
-        /* One connection per host: the second request waits in curl's
+        /* One connection per host: the second request waits in hmulti's
          * queue behind a slow one, and its own timeout still applies. */
         struct hmulti *one = NULL;
         struct hmulti_opts o = { .max_host_connections = 1 };
@@ -1095,6 +1171,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(cancel_and_free_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(fds_cloexec, setup, teardown),
                 cmocka_unit_test_setup_teardown(hmulti_raw, setup, teardown),
+                cmocka_unit_test_setup_teardown(hmulti_admission, setup, teardown),
                 cmocka_unit_test_setup_teardown(hmulti_queue_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(hmulti_free_from_callback, setup, teardown),
                 cmocka_unit_test_setup_teardown(client_new_checks, setup, teardown),
