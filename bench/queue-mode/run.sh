@@ -598,7 +598,8 @@ run_memory() {
         curl -s -K "$W/cancel.cfg" || true
         if wait_drained 60; then
                 R "cancel all -> daemon drained, s" "$(awk -v a="$tc" -v b="$(now)" 'BEGIN { printf "%.2f", (b - a) / 1000 }')"
-                R "daemon RSS after the drain (no workers), KiB" "$(proc_field "$FS_PID" VmRSS)"
+                sleep 3 # housekeeping of the idle daemon (heap trim) runs every second
+                R "daemon RSS 3 s after the drain (no workers), KiB" "$(proc_field "$FS_PID" VmRSS)"
                 R "  of which anonymous; private (USS), KiB" "$(proc_field "$FS_PID" RssAnon); $(uss "$FS_PID")"
         else
                 R "cancel all -> daemon drained, s" "not within 60 s"
@@ -634,6 +635,7 @@ run_launch() {
         cpu0=$(cpu_ticks "$FS_PID")
         sim_cpu0=$(cpu_ticks "$SIM_PID")
         : >"$W/launch.samples"
+        perf_start
         t0=$(now)
         send_batches 0
         t1=$(now)
@@ -658,6 +660,7 @@ run_launch() {
         local cpu1 sim_cpu1
         cpu1=$(cpu_ticks "$FS_PID")
         sim_cpu1=$(cpu_ticks "$SIM_PID")
+        perf_stop
         local wall
         wall=$(awk -v a="$t0" -v b="${tw:-$(now)}" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
         R "jobs created at once, s" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1000 }')"

@@ -7,6 +7,9 @@
 #include "daemon/daemon_int.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>        /* malloc_trim */
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -701,6 +704,17 @@ static void periodic(struct loop *l, void *ud)
                 d->next_prune = loop_now_ms(l) + PRUNE_PERIOD_MS;
                 prune_history(d);
         }
+#ifdef __GLIBC__
+        /* A burst leaves the heap fragmented by short-lived listing and
+         * request buffers; glibc only returns its top on its own. Once
+         * nothing is live, give every free page back (a few ms at most). */
+        if (d->n_insts > 0) {
+                d->trimmed = false;
+        } else if (!d->trimmed) {
+                malloc_trim(0);
+                d->trimmed = true;
+        }
+#endif
 }
 
 /* History: terminal rows and the folders of failed instances (kept for

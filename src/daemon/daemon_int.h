@@ -136,6 +136,7 @@ struct daemon {
         bool tick_scheduled;
         struct loop_timer *periodic;
         int64_t next_prune;          /* monotonic */
+        bool trimmed;                /* heap returned since the last instance */
         bool stopping;
 };
 

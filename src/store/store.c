@@ -704,8 +704,12 @@ int store_open(const char *path, struct store **ret)
         /* NORMAL in WAL mode: a commit is durable against a process crash
          * (kill -9); only an OS crash or power loss can lose the last
          * commits before a checkpoint, never corrupt the file. */
+        /* cache_size: live rows and their indexes fit in a few hundred
+         * KiB; history is appended and rarely read back, so the default
+         * 2 MiB page cache would mostly hold pages nobody reads again. */
         r = exec_sql(s, "PRAGMA synchronous = NORMAL;"
                         "PRAGMA foreign_keys = ON;"
+                        "PRAGMA cache_size = -1024;"
                         "PRAGMA journal_size_limit = 67108864;");
         if (r < 0)
                 goto err;
