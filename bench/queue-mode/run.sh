@@ -574,6 +574,14 @@ run_memory() {
         R "daemon busy instances (/v1/pools)" "$busy"
         R "worker processes (children of the daemon)" "$wk"
         R "all $n claimed after, s" "$([ -n "$tall" ] && awk -v a="$t0" -v b="$tall" 'BEGIN { printf "%.2f", (b - a) / 1000 }' || echo "not reached")"
+        local floor=$BUILD/bench/memory-floor/memory-floor
+        if [ -x "$floor" ]; then
+                # The same libraries loaded and initialised by a program that
+                # does nothing else: the part of every figure below that is
+                # not the daemon's.
+                "$floor" >"$W/floor.txt" 2>&1 || true
+                R "floor: the libraries alone (VmRSS; anonymous), KiB" "$(awk '$1 == "VmRSS:" { r = $2 } $1 == "RssAnon:" { a = $2 } END { printf "%s; %s", r, a }' "$W/floor.txt")"
+        fi
         R "daemon RSS before jobs (anonymous; USS), KiB" "$rss0 ($anon0; $uss0)"
         R "daemon RSS with all workers live, KiB" "$rss"
         R "  of which anonymous / [heap], KiB" "$(proc_field "$FS_PID" RssAnon) / $(heap_rss "$FS_PID")"
