@@ -568,12 +568,11 @@ static void three_pools_many_jobs(void **state)
         fs_kill(fx, SIGTERM);
 }
 
-/* kill -9 of the daemon mid-burst, then a restart: no handle ever gets two
- * workers, every job finishes, nothing leaks. */
-static void kill9_mid_burst_and_restart(void **state)
+/* Stops the daemon with sig mid-burst of n jobs, then restarts it: no handle
+ * ever gets two workers, every job finishes, nothing leaks. Returns how
+ * many workers were alive while the daemon was down. */
+static int stop_mid_burst_and_restart(struct fx *fx, int sig, int n)
 {
-        struct fx *fx = *state;
-
         write_config(fx,
                      "  linux:\n"
                      "    scope: org/acme\n"
@@ -581,20 +580,20 @@ static void kill9_mid_burst_and_restart(void **state)
                      "    max_runners: 30\n"
                      "    poll_interval: 500ms\n");
         fs_start(fx);
-        make_jobs(fx, 120, "acme", "app", "[\"ubuntu-latest\"]", "[\"sleep 1\",\"echo done\"]");
+        make_jobs(fx, n, "acme", "app", "[\"ubuntu-latest\"]", "[\"sleep 1\",\"echo done\"]");
         double t0 = now_s();
         while (jobs_tally(fx).success < 20) {
                 if (now_s() - t0 > 120)
-                        fail_msg("no progress before the kill: %d jobs succeeded", jobs_tally(fx).success);
+                        fail_msg("no progress before the stop: %d jobs succeeded", jobs_tally(fx).success);
                 usleep(50000);
         }
-        fs_kill(fx, SIGKILL);
+        fs_kill(fx, sig);
         int orphans = count_workers(fx, false);
         usleep(500000);
         fs_start(fx);
-        wait_drained(fx, 120, 150);
+        wait_drained(fx, n, 150);
         struct tally t = jobs_tally(fx);
-        assert_int_equal(t.success, 120);
+        assert_int_equal(t.success, n);
 
         /* A worker declares itself to the forge (its runner gets a version):
          * count declared runners per job from their description. */
@@ -616,9 +615,23 @@ static void kill9_mid_burst_and_restart(void **state)
         for (int id = 0; id < 200; id++)
                 if (per_job[id] > 1)
                         fail_msg("job %d got %d workers", id, per_job[id]);
-        print_message("workers alive across the kill: %d\n", orphans);
+        print_message("workers alive across the stop: %d\n", orphans);
         assert_nothing_leaked(fx);
         fs_kill(fx, SIGTERM);
+        return orphans;
+}
+
+/* kill -9 of the daemon mid-burst, then a restart. */
+static void kill9_mid_burst_and_restart(void **state)
+{
+        stop_mid_burst_and_restart(*state, SIGKILL, 120);
+}
+
+/* SIGTERM (systemctl stop with KillMode=process) leaves the workers
+ * running; the next start adopts them and their jobs finish. */
+static void sigterm_keeps_workers_and_restart_adopts(void **state)
+{
+        assert_true(stop_mid_burst_and_restart(*state, SIGTERM, 60) > 0);
 }
 
 /* The forge answers 500, then garbage, then too slowly, for ~10 s while
@@ -770,6 +783,7 @@ int main(int argc, char **argv)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(three_pools_many_jobs, setup, teardown),
                 cmocka_unit_test_setup_teardown(kill9_mid_burst_and_restart, setup, teardown),
+                cmocka_unit_test_setup_teardown(sigterm_keeps_workers_and_restart_adopts, setup, teardown),
                 cmocka_unit_test_setup_teardown(forge_faults_recovery, setup, teardown),
                 cmocka_unit_test_setup_teardown(foreign_runner_steals_jobs, setup, teardown),
                 cmocka_unit_test_setup_teardown(old_forgejo_refuses_queue_mode, setup_forgejo14, teardown),
