@@ -300,6 +300,31 @@ void daemon_note_finished(struct daemon *d, const char *handle)
                 f->at = loop_now_ms(d->loop);
 }
 
+void daemon_note_warm_done(struct daemon *d, int pool, int64_t since)
+{
+        struct dpool *dp = &d->pools[pool];
+
+        if (dp->n_warm_done == WARM_DONE_MAX) {
+                memmove(dp->warm_done, dp->warm_done + 1, (WARM_DONE_MAX - 1) * sizeof(dp->warm_done[0]));
+                dp->n_warm_done--;
+        }
+        dp->warm_done[dp->n_warm_done++] = since;
+}
+
+/* Warm instances of dp whose job the snapshot asked at `asked` may still
+ * show as waiting: those whose claim we saw (or, unseen, whose end came)
+ * after it. Older entries are settled by that snapshot and dropped. */
+static int warm_done_after(struct dpool *dp, int64_t asked)
+{
+        size_t k = 0;
+
+        for (size_t i = 0; i < dp->n_warm_done; i++)
+                if (dp->warm_done[i] > asked)
+                        dp->warm_done[k++] = dp->warm_done[i];
+        dp->n_warm_done = k;
+        return (int)k;
+}
+
 /* True while every fresh listing that could show the job was asked before
  * the instance finished. Entries older than a minute are dropped. */
 static bool recently_finished(struct daemon *d, const char *handle, uint64_t groups)
@@ -512,7 +537,16 @@ static void tick(struct loop *l, void *ud)
                         .idle_timeout_ms = c->idle_timeout_ms, .bootstrap_timeout_ms = c->bootstrap_timeout_ms,
                         .demand_fresh = group_fresh(d, &d->groups[dp->group]), .enabled = dp->enabled,
                         .hold = wall < dp->hold_until,
+                        .warm_claims = warm_done_after(dp, d->groups[dp->group].snap_asked),
                 };
+        }
+        /* Warm instances running a job whose claim we saw after their
+         * pool's listing was asked: that listing may show the job waiting. */
+        for (size_t i = 0; i < d->n_insts; i++) {
+                struct inst *in = d->insts[i];
+                if (in->row.warm && in->pool >= 0 && in->row.state == STORE_RUNNING &&
+                    in->claimed_mono > d->groups[d->pools[in->pool].group].snap_asked)
+                        sp[in->pool].warm_claims++;
         }
         for (size_t p = 0; p < d->n_providers; p++)
                 sprov[p].max_instances = d->providers[p].max_instances;

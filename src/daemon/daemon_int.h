@@ -66,6 +66,8 @@ struct dforge {
         bool up;                     /* last request got an HTTP answer */
 };
 
+#define WARM_DONE_MAX 64
+
 struct dpool {
         struct config_pool *cfg;
         int group;
@@ -74,6 +76,12 @@ struct dpool {
         struct scaler_pool_stats stats;
         int failures;                /* consecutive failed launches */
         int64_t hold_until;          /* wall ms: no launches before this */
+        /* Warm instances that ran a job and ended, newest last: monotonic
+         * ms of their claim as seen by us, or of their end when the claim
+         * was never seen. Kept until a listing asked later replaces the
+         * snapshot that may still show their jobs waiting. */
+        int64_t warm_done[WARM_DONE_MAX];
+        size_t n_warm_done;
 };
 
 struct inst {
@@ -91,6 +99,7 @@ struct inst {
         enum scaler_job_state job_state;
         int64_t verify_after;        /* monotonic */
         int64_t job_running_since;   /* monotonic, 0 = not seen running */
+        int64_t claimed_mono;        /* monotonic: claim seen, 0 = not yet */
         int64_t runner_gone_since;   /* monotonic, runner seen deleted */
         int64_t idle_since;          /* wall ms, warm instances */
         int cleanup_failures;
@@ -154,6 +163,9 @@ struct handle_note {
 struct handle_note *daemon_handle_note(struct strmap *m, const char *handle);
 void daemon_schedule_tick(struct daemon *d);
 void daemon_note_finished(struct daemon *d, const char *handle);
+/* A warm instance of pool ran a job and ended; since: its claim as seen
+ * (monotonic), or its end when the claim was never seen. */
+void daemon_note_warm_done(struct daemon *d, int pool, int64_t since);
 void daemon_pool_outcome(struct daemon *d, int pool, bool failed);
 int64_t daemon_wall_ms(void);
 

@@ -171,6 +171,9 @@ static void finish(struct daemon *d, struct inst *in)
         }
         if (!in->row.warm)
                 daemon_note_finished(d, in->row.handle);
+        else if (in->pool >= 0 && strcmp(in->row.reason, "completed") == 0)
+                daemon_note_warm_done(d, in->pool,
+                                      in->claimed_mono ? in->claimed_mono : loop_now_ms(d->loop));
         log_debug("instance", "finished", KS("instance", in->row.name), KS("pool", pool_name(in)),
                   KS("state", store_state_name(in->row.state)), KS("reason", in->row.reason),
                   KI("exit_code", in->row.exit_code));
@@ -600,6 +603,7 @@ static void claim(struct daemon *d, struct inst *in)
                 return;
         set_state(in, STORE_RUNNING);
         in->row.claimed_ms = daemon_wall_ms();
+        in->claimed_mono = loop_now_ms(d->loop);
         in->idle_since = 0;
         inst_save(d, in);
         if (in->row.job_seen_ms && in->row.claimed_ms >= in->row.job_seen_ms)

@@ -49,6 +49,7 @@ struct tally {
         int warm_starting[MAXP];
         int left_for_warm[MAXP];  /* jobs we expect idle warm instances to take */
         int unexplained[MAXP];    /* running jobs not held by our handle instances */
+        int warm_claims[MAXP];    /* stale waiting jobs still to write off */
 };
 
 static bool has_room(const struct scaler_input *in, const struct tally *t, int p)
@@ -81,6 +82,8 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
         out->truncated = false;
         if (out->stats)
                 memset(out->stats, 0, np * sizeof(*out->stats));
+        for (size_t p = 0; p < np; p++)
+                t.warm_claims[p] = in->pools[p].warm_claims;
 
         /* 1. Count what runs, and stop what has outlived its purpose. */
         for (size_t i = 0; i < in->n_insts; i++) {
@@ -164,6 +167,7 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
         for (size_t j = 0; j < in->n_jobs; j++) {
                 const struct scaler_job *jb = &in->jobs[j];
                 int first_match = -1, chosen = -1;
+                bool done = false;
 
                 if (!jb->waiting || jb->served)
                         continue;
@@ -174,6 +178,19 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
                                 continue;
                         if (first_match < 0)
                                 first_match = (int)p;
+                        /* The listing predates a warm instance taking a
+                         * job of this pool: count one waiting job as that
+                         * one. Otherwise it would hold back an idle warm
+                         * instance (and launch its "replacement") or get a
+                         * runner of its own, both for a job already taken.
+                         * A wrong pick only delays a real job to the next
+                         * listing. */
+                        if (t.warm_claims[p] > 0) {
+                                t.warm_claims[p]--;
+                                chosen = (int)p;
+                                done = true;
+                                break;
+                        }
                         /* An idle warm instance will pick this job up by
                          * itself; launching another runner would race it. */
                         if (t.left_for_warm[p] < t.warm_idle[p]) {
@@ -193,8 +210,8 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
                                 break;
                         }
                 }
-                if (first_match < 0)
-                        continue;  /* no pool matches: never touched */
+                if (first_match < 0 || done)
+                        continue;  /* unmatched (never touched) or over */
                 if (out->stats) {
                         int p = chosen >= 0 ? chosen : first_match;
                         out->stats[p].waiting++;

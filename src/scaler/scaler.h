@@ -49,6 +49,10 @@ struct scaler_pool {
         bool hold;                    /* launches paused after repeated failures:
                                        * the pool counts as full, so jobs go to
                                        * the next matching pool */
+        int warm_claims;              /* warm instances seen taking a job (or
+                                       * ending) after this pool's listing was
+                                       * asked: as many of its waiting jobs are
+                                       * theirs and need nothing */
 };
 
 struct scaler_provider {

@@ -181,8 +181,8 @@ static void control_unknown_job_404(void **state)
 }
 
 /* GET /_sim/runners → every runner ever created, deleted ones included:
- * {id, uuid, name, ephemeral, deleted, labels, owner_id, repo_id, tasks,
- * version}. */
+ * {id, uuid, name, description, ephemeral, deleted, labels, owner_id,
+ * repo_id, tasks, version}. */
 static void control_runners_include_deleted(void **state)
 {
         struct world *w = *state;
@@ -202,8 +202,9 @@ static void control_runners_include_deleted(void **state)
         CK_OK(sim_list_runners(w->sim, &all));
         assert_int_equal(json_array_size(all), 2);
         json_array_foreach(all, i, v) {
-                CK_KEYS(v, "id", "uuid", "name", "ephemeral", "deleted", "labels", "owner_id", "repo_id", "tasks",
-                        "version");
+                CK_KEYS(v, "id", "uuid", "name", "description", "ephemeral", "deleted", "labels", "owner_id",
+                        "repo_id", "tasks", "version");
+                assert_string_equal(CK_STR(v, "description"), "");
                 long long id = CK_INT(v, "id");
                 if (id == keep.id) {
                         assert_string_equal(CK_STR(v, "uuid"), keep.uuid);

@@ -56,7 +56,34 @@ static void write_file(const char *path, const char *text)
 }
 
 /* Processes whose command line mentions our state folder: our workers. */
-static int count_workers(const struct fx *fx, bool kill_them)
+/* Reads /proc/PID/NAME into buf, NUL-terminated, NULs (cmdline's argument
+ * separators) turned into spaces. Returns its length or -1. */
+static ssize_t proc_read(pid_t pid, const char *name, char *buf, size_t n)
+{
+        char path[64];
+        int fd;
+        ssize_t len;
+
+        snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        len = read(fd, buf, n - 1);
+        close(fd);
+        if (len <= 0)
+                return -1;
+        for (ssize_t i = 0; i < len; i++)
+                if (!buf[i])
+                        buf[i] = ' ';
+        buf[len] = '\0';
+        return len;
+}
+
+/* Worker processes of this test (one-job with the test's state folder on
+ * the command line), wherever they are; children_only: only those the
+ * daemon started and has not reaped (a worker's own children, e.g. a step
+ * between fork and exec, carry the same command line but another parent). */
+static int scan_workers(const struct fx *fx, bool children_only, bool kill_them)
 {
         DIR *d = opendir("/proc");
         struct dirent *de;
@@ -65,30 +92,37 @@ static int count_workers(const struct fx *fx, bool kill_them)
         if (!d)
                 return -1;
         while ((de = readdir(d))) {
-                char path[300], buf[8192];
+                char buf[8192];
                 pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
                 if (pid <= 0 || pid == getpid() || pid == fx->fs)
                         continue;
-                snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                ssize_t len = read(fd, buf, sizeof(buf) - 1);
-                close(fd);
-                if (len <= 0)
-                        continue;
-                for (ssize_t i = 0; i < len; i++)
-                        if (!buf[i])
-                                buf[i] = ' ';
-                buf[len] = '\0';
-                if (strstr(buf, fx->state) && strstr(buf, "one-job")) {
-                        n++;
-                        if (kill_them)
-                                kill(pid, SIGKILL);
+                if (children_only) {
+                        /* "pid (comm) state ppid ...": comm may hold spaces. */
+                        char st;
+                        int ppid;
+                        const char *rp = proc_read(pid, "stat", buf, sizeof(buf)) > 0 ? strrchr(buf, ')') : NULL;
+                        if (!rp || sscanf(rp + 1, " %c %d", &st, &ppid) != 2 || ppid != fx->fs || st == 'Z')
+                                continue;
                 }
+                if (proc_read(pid, "cmdline", buf, sizeof(buf)) < 0 || !strstr(buf, fx->state) ||
+                    !strstr(buf, "one-job"))
+                        continue;
+                n++;
+                if (kill_them)
+                        kill(pid, SIGKILL);
         }
         closedir(d);
         return n;
+}
+
+static int count_workers(const struct fx *fx, bool kill_them)
+{
+        return scan_workers(fx, false, kill_them);
+}
+
+static int count_children(const struct fx *fx)
+{
+        return scan_workers(fx, true, false);
 }
 
 static void fs_kill(struct fx *fx, int sig)
@@ -208,7 +242,8 @@ static int teardown(void **state)
         return 0;
 }
 
-static void write_config_t(struct fx *fx, const char *timeout, const char *pools)
+static void write_config_full(struct fx *fx, const char *timeout, const char *provider,
+                              const char *pools)
 {
         char cfg[PATH_MAX], text[16384];
 
@@ -221,11 +256,16 @@ static void write_config_t(struct fx *fx, const char *timeout, const char *pools
                  "    token_env: FS_TEST_TOKEN\n"
                  "    timeout: %s\n"
                  "providers:\n"
-                 "  here: {type: local}\n"
+                 "  here: %s\n"
                  "pools:\n%s",
-                 fx->state, fx->sim->base_url, timeout, pools);
+                 fx->state, fx->sim->base_url, timeout, provider, pools);
         snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
         write_file(cfg, text);
+}
+
+static void write_config_t(struct fx *fx, const char *timeout, const char *pools)
+{
+        write_config_full(fx, timeout, "{type: local}", pools);
 }
 
 /* A generous forge timeout: under sanitizers and a parallel suite the
@@ -612,9 +652,13 @@ static int stop_mid_burst_and_restart(struct fx *fx, int sig, int n)
                         per_job[id]++;
         }
         json_decref(rs);
-        for (int id = 0; id < 200; id++)
+        int declared = 0;
+        for (int id = 0; id < 200; id++) {
                 if (per_job[id] > 1)
                         fail_msg("job %d got %d workers", id, per_job[id]);
+                declared += per_job[id];
+        }
+        assert_int_equal(declared, n); /* the check above saw every worker */
         print_message("workers alive across the stop: %d\n", orphans);
         assert_nothing_leaked(fx);
         fs_kill(fx, SIGTERM);
@@ -738,6 +782,188 @@ static void foreign_runner_steals_jobs(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+/* The pool's counts from /v1/pools: idle, busy, starting, stopping. */
+struct pool_counts {
+        int idle, busy, starting, stopping;
+};
+
+static struct pool_counts pool_counts(struct fx *fx, const char *name)
+{
+        struct pool_counts c = { -1, -1, -1, -1 };
+        json_t *pools = api_get(fx, "/v1/pools"), *p;
+        size_t i;
+
+        json_array_foreach(pools, i, p) {
+                if (strcmp(json_string_value(json_object_get(p, "name")), name) != 0)
+                        continue;
+                c.idle = (int)json_integer_value(json_object_get(p, "idle"));
+                c.busy = (int)json_integer_value(json_object_get(p, "busy"));
+                c.starting = (int)json_integer_value(json_object_get(p, "starting"));
+                c.stopping = (int)json_integer_value(json_object_get(p, "stopping"));
+        }
+        json_decref(pools);
+        return c;
+}
+
+/* Waits until the pool has exactly `idle` idle instances and nothing else
+ * live. */
+static void wait_only_idle(struct fx *fx, const char *pool, int idle, double timeout_s)
+{
+        double t0 = now_s();
+        struct pool_counts c;
+
+        for (;;) {
+                c = pool_counts(fx, pool);
+                if (c.idle == idle && c.busy == 0 && c.starting == 0 && c.stopping == 0)
+                        return;
+                if (now_s() - t0 > timeout_s)
+                        fail_msg("pool %s: idle %d busy %d starting %d stopping %d, want %d idle only",
+                                 pool, c.idle, c.busy, c.starting, c.stopping, idle);
+                usleep(100000);
+        }
+}
+
+/* Ids of the registrations of ours not deleted yet. */
+static size_t live_runner_ids(struct fx *fx, long long *ids, size_t max)
+{
+        json_t *rs = NULL, *r;
+        size_t i, n = 0;
+
+        assert_int_equal(sim_list_runners(fx->sim, &rs), 0);
+        json_array_foreach(rs, i, r) {
+                const char *name = json_string_value(json_object_get(r, "name"));
+                if (json_is_true(json_object_get(r, "deleted")) || !name || strncmp(name, "fs-", 3) != 0)
+                        continue;
+                if (n < max)
+                        ids[n++] = json_integer_value(json_object_get(r, "id"));
+        }
+        json_decref(rs);
+        return n;
+}
+
+static double posts(struct fx *fx)
+{
+        return metric_sum(fx, "forgescale_forge_requests_total", "route=\"POST ");
+}
+
+/* min_idle: two warm runners wait for any job of their labels. A job goes
+ * to a warm runner (none is registered for the job itself) and the pool
+ * keeps two idle ones; a burst larger than the warm set is served, and the
+ * pool settles back to exactly two idle runners. */
+static void warm_pool_takes_jobs_and_refills(void **state)
+{
+        struct fx *fx = *state;
+        long long warm[8];
+
+        write_config(fx,
+                     "  warm:\n"
+                     "    scope: org/acme\n"
+                     "    labels: [ubuntu-latest]\n"
+                     "    min_idle: 2\n"
+                     "    max_runners: 6\n"
+                     "    idle_timeout: 1h\n"
+                     "    poll_interval: 300ms\n");
+        fs_start(fx);
+        wait_only_idle(fx, "warm", 2, 30);
+        assert_int_equal(live_runner_ids(fx, warm, 8), 2);
+        assert_int_equal(count_workers(fx, false), 2);
+        assert_true(posts(fx) == 2);
+
+        make_jobs(fx, 1, "acme", "app", "[\"ubuntu-latest\"]", "[\"echo warm\"]");
+        double t0 = now_s();
+        while (jobs_tally(fx).success < 1) {
+                if (now_s() - t0 > 30)
+                        fail_msg("the job was not run by a warm runner within 30 s");
+                usleep(100000);
+        }
+        json_t *jobs = NULL, *rs = NULL, *r;
+        size_t i;
+        int warm_ran = 0, for_a_job = 0;
+        assert_int_equal(sim_list_jobs(fx->sim, &jobs), 0);
+        long long rid = json_integer_value(json_object_get(json_array_get(jobs, 0), "runner_id"));
+        json_decref(jobs);
+        /* The description the daemon registers says "(warm)" or names the
+         * job the runner was started for. */
+        assert_int_equal(sim_list_runners(fx->sim, &rs), 0);
+        json_array_foreach(rs, i, r) {
+                const char *desc = json_string_value(json_object_get(r, "description"));
+                assert_non_null(desc);
+                for_a_job += strstr(desc, " job ") != NULL;
+                if (json_integer_value(json_object_get(r, "id")) == rid)
+                        warm_ran += strstr(desc, "(warm)") != NULL;
+        }
+        json_decref(rs);
+        assert_int_equal(warm_ran, 1);
+        assert_int_equal(for_a_job, 0);
+        wait_only_idle(fx, "warm", 2, 30);
+        /* Two warm runners plus the one replacing the runner that takes
+         * the job; none for the job itself. */
+        assert_true(posts(fx) == 3);
+        assert_true(metric_sum(fx, "forgescale_launches_total", "result=\"wasted\"") == 0);
+
+        make_jobs(fx, 5, "acme", "firmware", "[\"ubuntu-latest\"]", "[\"sleep 1\"]");
+        t0 = now_s();
+        while (jobs_tally(fx).success < 6) {
+                if (now_s() - t0 > 60)
+                        fail_msg("burst not done within 60 s: %d of 6", jobs_tally(fx).success);
+                usleep(100000);
+        }
+        wait_only_idle(fx, "warm", 2, 30);
+        assert_int_equal(live_runner_ids(fx, warm, 8), 2);
+        for (int k = 0; k < 50 && count_workers(fx, false) > 2; k++)
+                usleep(100000);
+        assert_int_equal(count_workers(fx, false), 2);
+        assert_true(metric_sum(fx, "forgescale_pool_runners", "pool=\"warm\"") == 2);
+        fs_kill(fx, SIGTERM);
+}
+
+/* A provider's max_instances caps the live instances of every pool using
+ * it together; each pool alone would allow more. */
+static void provider_max_instances_caps_pools(void **state)
+{
+        struct fx *fx = *state;
+
+        write_config_full(fx, "5s", "{type: local, max_instances: 4}",
+                          "  a:\n"
+                          "    provider: here\n"
+                          "    scope: org/acme\n"
+                          "    labels: [la]\n"
+                          "    max_runners: 10\n"
+                          "    poll_interval: 300ms\n"
+                          "  b:\n"
+                          "    provider: here\n"
+                          "    scope: repo/acme/app\n"
+                          "    labels: [lb]\n"
+                          "    max_runners: 10\n"
+                          "    poll_interval: 300ms\n");
+        fs_start(fx);
+        make_jobs(fx, 8, "acme", "app", "[\"la\"]", "[\"sleep 1\"]");
+        make_jobs(fx, 8, "acme", "firmware", "[\"lb\"]", "[\"sleep 1\"]");
+        make_jobs(fx, 8, "acme", "app", "[\"lb\"]", "[\"sleep 1\"]");
+        int most = 0, most_live = 0;
+        double t0 = now_s();
+        while (jobs_tally(fx).success < 16) {
+                if (now_s() - t0 > 90)
+                        fail_msg("not done within 90 s: %d of 16", jobs_tally(fx).success);
+                int w = count_children(fx), l = live_instances(fx);
+                most = w > most ? w : most;
+                most_live = l > most_live ? l : most_live;
+                usleep(50000);
+        }
+        print_message("most workers at once: %d, most live instances: %d\n", most, most_live);
+        assert_true(most <= 4);
+        assert_true(most_live <= 4);
+        assert_true(most >= 2); /* both pools did run */
+        wait_drained(fx, 16, 60);
+        struct tally t = jobs_tally(fx);
+        assert_int_equal(t.success, 16);
+        /* acme/firmware jobs with label lb are outside pool b's scope
+         * (repo acme/app) and pool a's labels: untouched. */
+        assert_int_equal(t.waiting, 8);
+        assert_nothing_leaked(fx);
+        fs_kill(fx, SIGTERM);
+}
+
 /* Forgejo 14 has no ephemeral runners over REST: the queue pool is
  * refused with a message naming broker mode, and nothing is registered. */
 static void old_forgejo_refuses_queue_mode(void **state)
@@ -786,6 +1012,8 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(sigterm_keeps_workers_and_restart_adopts, setup, teardown),
                 cmocka_unit_test_setup_teardown(forge_faults_recovery, setup, teardown),
                 cmocka_unit_test_setup_teardown(foreign_runner_steals_jobs, setup, teardown),
+                cmocka_unit_test_setup_teardown(warm_pool_takes_jobs_and_refills, setup, teardown),
+                cmocka_unit_test_setup_teardown(provider_max_instances_caps_pools, setup, teardown),
                 cmocka_unit_test_setup_teardown(old_forgejo_refuses_queue_mode, setup_forgejo14, teardown),
         };
         atexit(on_abort);

@@ -231,6 +231,48 @@ static void idle_warm_instance_takes_a_job_and_is_replaced(void **state)
         assert_int_equal(count(&p, SCALER_LAUNCH_WARM, 0), 1); /* replacement */
 }
 
+static void warm_claims_write_off_stale_waiting_jobs(void **state)
+{
+        /* A warm instance took a job after the listing was asked: the
+         * listing still shows that job waiting. */
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        pools[0].min_idle = 2;
+        pools[0].warm_claims = 1;
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, true) };
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = NOW,
+                  .idle_since_ms = NOW },
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = NOW,
+                  .idle_since_ms = NOW },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 1,
+                                   .insts = insts, .n_insts = 2 };
+        struct plan p;
+        run(&in, &p);
+        /* Neither a replacement for an idle instance expected to take it,
+         * nor a runner for the job. */
+        assert_int_equal(p.out.n, 0);
+        assert_int_equal(p.st[0].waiting, 0);
+
+        /* Without the note the same input replaces the idle instance that
+         * is expected to take the job. */
+        pools[0].warm_claims = 0;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_WARM, 0), 1);
+        assert_int_equal(p.st[0].waiting, 1);
+
+        /* No idle warm instance: the oldest waiting job is written off, the
+         * next one gets its runner. */
+        struct scaler_job two[] = { job(1, "h1", L_UB, 1, true), job(2, "h2", L_UB, 1, true) };
+        pools[0].min_idle = 0;
+        pools[0].warm_claims = 1;
+        struct scaler_input in2 = { .pools = pools, .n_pools = 1, .jobs = two, .n_jobs = 2 };
+        run(&in2, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, 0), 1);
+        assert_int_equal(p.a[0].job, 1); /* index 1: job 2 */
+        assert_int_equal(p.st[0].waiting, 1);
+}
+
 static void warm_above_min_idle_retired_after_idle_timeout(void **state)
 {
         struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
@@ -327,6 +369,7 @@ int main(void)
                 cmocka_unit_test(verify_only_on_fresh_demand),
                 cmocka_unit_test(warm_pool_kept_at_min_idle),
                 cmocka_unit_test(idle_warm_instance_takes_a_job_and_is_replaced),
+                cmocka_unit_test(warm_claims_write_off_stale_waiting_jobs),
                 cmocka_unit_test(warm_above_min_idle_retired_after_idle_timeout),
                 cmocka_unit_test(unexplained_running_job_triggers_warm_verify),
                 cmocka_unit_test(handle_backoff_holds_launch),

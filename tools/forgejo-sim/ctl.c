@@ -327,8 +327,9 @@ void ctl_runners_list(const struct sim_req *rq, struct sim_resp *rs)
                 json_t *labels = json_array();
                 for (size_t k = 0; labels && k < r->labels.n; k++)
                         json_array_append_new(labels, json_string(r->labels.v[k]));
-                json_t *o = json_pack("{s:I, s:s, s:s, s:b, s:b, s:o, s:I, s:I, s:I, s:s}",
+                json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:b, s:b, s:o, s:I, s:I, s:I, s:s}",
                                       "id", (json_int_t)r->id, "uuid", r->uuid, "name", r->name,
+                                      "description", r->description,
                                       "ephemeral", r->ephemeral, "deleted", r->deleted,
                                       "labels", labels, "owner_id", (json_int_t)r->owner_id,
                                       "repo_id", (json_int_t)r->repo_id,
