@@ -541,7 +541,10 @@ static void tick(struct loop *l, void *ud)
                 };
         }
         /* Warm instances running a job whose claim we saw after their
-         * pool's listing was asked: that listing may show the job waiting. */
+         * pool's listing was asked: that listing may show the job waiting.
+         * When it shows it running instead, one waiting job is written off
+         * wrongly and waits for the next listing; that costs less than an
+         * extra warm runner idling until idle_timeout. */
         for (size_t i = 0; i < d->n_insts; i++) {
                 struct inst *in = d->insts[i];
                 if (in->row.warm && in->pool >= 0 && in->row.state == STORE_RUNNING &&

@@ -99,7 +99,9 @@ struct inst {
         enum scaler_job_state job_state;
         int64_t verify_after;        /* monotonic */
         int64_t job_running_since;   /* monotonic, 0 = not seen running */
-        int64_t claimed_mono;        /* monotonic: claim seen, 0 = not yet */
+        int64_t verify_asked;        /* monotonic: the claim check was asked */
+        int64_t claimed_mono;        /* monotonic: the claim check that saw the
+                                      * claim was asked, 0 = not seen */
         int64_t runner_gone_since;   /* monotonic, runner seen deleted */
         int64_t idle_since;          /* wall ms, warm instances */
         int cleanup_failures;

@@ -271,7 +271,7 @@ static void cleanup(struct daemon *d, struct inst *in)
 
 /* ---- provider events ---------------------------------------------------- */
 
-static void claim(struct daemon *d, struct inst *in);
+static void claim(struct daemon *d, struct inst *in, int64_t asked);
 
 static void on_provider(void *ud, const struct provider_event *ev)
 {
@@ -597,13 +597,15 @@ int inst_launch(struct daemon *d, int pool, const struct djob *job, int64_t job_
 
 /* ---- claim checks -------------------------------------------------------- */
 
-static void claim(struct daemon *d, struct inst *in)
+/* asked: when the claim check that saw it was asked (monotonic); the claim
+ * came before that. */
+static void claim(struct daemon *d, struct inst *in, int64_t asked)
 {
         if (in->row.state != STORE_WAITING && in->row.state != STORE_STARTING)
                 return;
         set_state(in, STORE_RUNNING);
         in->row.claimed_ms = daemon_wall_ms();
-        in->claimed_mono = loop_now_ms(d->loop);
+        in->claimed_mono = asked;
         in->idle_since = 0;
         inst_save(d, in);
         if (in->row.job_seen_ms && in->row.claimed_ms >= in->row.job_seen_ms)
@@ -628,7 +630,7 @@ static void on_runner(void *ud, const struct forgejo_result *res, const struct f
                 in->row.runner_deleted = true;
                 if (!in->runner_gone_since)
                         in->runner_gone_since = now;
-                claim(d, in);
+                claim(d, in, in->verify_asked);
                 inst_save(d, in);
                 return;
         }
@@ -637,7 +639,7 @@ static void on_runner(void *ud, const struct forgejo_result *res, const struct f
                 return;
         }
         if (rn->state == FORGEJO_RUNNER_ACTIVE) {
-                claim(d, in);
+                claim(d, in, in->verify_asked);
                 return;
         }
         if (in->row.warm) {
@@ -663,8 +665,10 @@ void inst_verify(struct daemon *d, struct inst *in)
         if (in->op != OP_NONE || in->row.runner_id == 0 || !f ||
             forgejo_scope_parse(in->row.scope, &sc) < 0)
                 return;
-        if (forgejo_runner_get(f->client, &sc, in->row.runner_id, on_runner, in, &in->call) == 0)
+        if (forgejo_runner_get(f->client, &sc, in->row.runner_id, on_runner, in, &in->call) == 0) {
                 in->op = OP_VERIFY;
+                in->verify_asked = loop_now_ms(d->loop);
+        }
 }
 
 void inst_check_runner_gone(struct daemon *d, struct inst *in)
