@@ -917,6 +917,49 @@ static void warm_pool_takes_jobs_and_refills(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+/* Idle warm runners above min_idle are retired after idle_timeout. Three
+ * are started with min_idle 3; the daemon stops (they keep running) and
+ * comes back with min_idle 1: it adopts the three and, a second later,
+ * stops two and deletes their registrations. */
+static void warm_surplus_retired_after_idle_timeout(void **state)
+{
+        struct fx *fx = *state;
+        long long ids[8];
+
+        write_config(fx,
+                     "  warm:\n"
+                     "    scope: org/acme\n"
+                     "    labels: [ubuntu-latest]\n"
+                     "    min_idle: 3\n"
+                     "    max_runners: 6\n"
+                     "    poll_interval: 300ms\n");
+        fs_start(fx);
+        wait_only_idle(fx, "warm", 3, 30);
+        fs_kill(fx, SIGTERM);
+        assert_int_equal(count_workers(fx, false), 3);
+
+        write_config(fx,
+                     "  warm:\n"
+                     "    scope: org/acme\n"
+                     "    labels: [ubuntu-latest]\n"
+                     "    min_idle: 1\n"
+                     "    max_runners: 6\n"
+                     "    idle_timeout: 1s\n"
+                     "    poll_interval: 300ms\n");
+        double t0 = now_s();
+        fs_start(fx);
+        wait_only_idle(fx, "warm", 1, 30);
+        print_message("surplus retired %.1f s after the restart\n", now_s() - t0);
+        assert_true(now_s() - t0 >= 1.0); /* not before idle_timeout */
+        for (int i = 0; i < 50 && count_workers(fx, false) > 1; i++)
+                usleep(100000);
+        assert_int_equal(count_workers(fx, false), 1);
+        assert_int_equal(live_runner_ids(fx, ids, 8), 1);
+        /* Nothing new was registered: the survivor is one of the three. */
+        assert_true(posts(fx) == 0);
+        fs_kill(fx, SIGTERM);
+}
+
 /* A provider's max_instances caps the live instances of every pool using
  * it together; each pool alone would allow more. */
 static void provider_max_instances_caps_pools(void **state)
@@ -1013,6 +1056,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(forge_faults_recovery, setup, teardown),
                 cmocka_unit_test_setup_teardown(foreign_runner_steals_jobs, setup, teardown),
                 cmocka_unit_test_setup_teardown(warm_pool_takes_jobs_and_refills, setup, teardown),
+                cmocka_unit_test_setup_teardown(warm_surplus_retired_after_idle_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(provider_max_instances_caps_pools, setup, teardown),
                 cmocka_unit_test_setup_teardown(old_forgejo_refuses_queue_mode, setup_forgejo14, teardown),
         };
