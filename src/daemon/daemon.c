@@ -483,7 +483,7 @@ static void tick(struct loop *l, void *ud)
         struct scaler_inst *si = NULL;
         struct scaler_action *acts = NULL;
         struct scaler_pool_stats *stats = NULL;
-        struct inst **snap = NULL;
+        struct inst **snap = NULL, **fresh = NULL;
         int64_t now = loop_now_ms(d->loop), wall = daemon_wall_ms();
 
         d->tick_timer = NULL;
@@ -524,7 +524,8 @@ static void tick(struct loop *l, void *ud)
         snap = calloc(d->n_insts ? d->n_insts : 1, sizeof(*snap));
         acts = calloc(MAX_ACTIONS, sizeof(*acts));
         stats = calloc(d->n_pools ? d->n_pools : 1, sizeof(*stats));
-        if (!sp || !sprov || !si || !snap || !acts || !stats)
+        fresh = calloc(MAX_ACTIONS, sizeof(*fresh));
+        if (!sp || !sprov || !si || !snap || !acts || !stats || !fresh)
                 goto out;
 
         for (size_t p = 0; p < d->n_pools; p++) {
@@ -620,8 +621,8 @@ static void tick(struct loop *l, void *ud)
         size_t first_new = d->n_insts;
         bool txn = store_begin(d->store) == 0;
         /* Registrations in flight per forge are bounded: a burst queued in
-         * libcurl would time out waiting for a connection (the timeout runs
-         * while queued) and hold memory. The rest launch as answers come. */
+         * the HTTP client would time out waiting for a connection (the
+         * timeout counts the wait). The rest launch as answers come. */
         int budget[64];
         for (size_t f = 0; f < d->n_forges && f < 64; f++)
                 budget[f] = CREATES_INFLIGHT_MAX - d->forges[f].creates_inflight;
@@ -651,20 +652,13 @@ static void tick(struct loop *l, void *ud)
                         inst_remove(d, d->insts[d->n_insts - 1]);
         }
         /* Starting a registration can fail at once and remove its instance
-         * (reordering d->insts), so work from a copy. */
+         * (reordering d->insts), so work from a copy; one launch action
+         * adds at most one instance. */
         size_t nnew = d->n_insts > first_new ? d->n_insts - first_new : 0;
-        struct inst **fresh = nnew ? malloc(nnew * sizeof(*fresh)) : NULL;
-        if (nnew && fresh) {
+        if (nnew)
                 memcpy(fresh, d->insts + first_new, nnew * sizeof(*fresh));
-                for (size_t i = 0; i < nnew; i++)
-                        inst_start_registration(d, fresh[i]);
-        } else if (nnew) {
-                /* No memory for the copy: the rows stay registering and a
-                 * restart or the sweep resolves them; retry the rest now. */
-                while (d->n_insts > first_new)
-                        inst_start_registration(d, d->insts[first_new++]);
-        }
-        free(fresh);
+        for (size_t i = 0; i < nnew; i++)
+                inst_start_registration(d, fresh[i]);
         if (sout.truncated)
                 daemon_schedule_tick(d);
 out:
@@ -675,6 +669,7 @@ out:
         free(snap);
         free(acts);
         free(stats);
+        free(fresh);
 }
 
 static void prune_history(struct daemon *d);

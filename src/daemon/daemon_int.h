@@ -47,7 +47,6 @@ struct group {
         bool last_failed;
         struct djob *jobs;           /* last good snapshot */
         size_t n_jobs;
-        bool reap_done;              /* startup orphan sweep finished */
         bool reap_inflight;
         int64_t next_reap;           /* monotonic: next orphan sweep */
         bool reap_again;             /* a leak was suspected during a sweep */

@@ -823,7 +823,6 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
                                         on_runner_page, sw, NULL) == 0)
                         return;
         }
-        g->reap_done = true;
         g->reap_inflight = false;
         g->next_reap = loop_now_ms(d->loop) + (g->reap_again ? 2000 : 600000);
         g->reap_again = false;
