@@ -707,18 +707,6 @@ oom:
         return -ENOMEM;
 }
 
-static char *dup_opt(const char *s, bool *oom)
-{
-        char *d;
-
-        if (!s)
-                return NULL;
-        d = strdup(s);
-        if (!d)
-                *oom = true;
-        return d;
-}
-
 int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, void *ud,
                  struct hmulti_xfer **ret)
 {
@@ -748,8 +736,9 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
         if (x->max > SIZE_MAX / 4)
                 x->max = SIZE_MAX / 4;
         memcpy(x->method, m, strlen(m) + 1);
-        x->url = dup_opt(req->url, &oom);
-        x->ca_file = dup_opt(req->ca_file, &oom);
+        x->url = strdup(req->url);
+        x->ca_file = req->ca_file ? strdup(req->ca_file) : NULL;
+        oom = !x->url || (req->ca_file && !x->ca_file);
         if (req->body || strcmp(m, "POST") == 0) {
                 x->has_body = true;
                 x->body_len = req->body ? req->body_len : 0;

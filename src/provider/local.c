@@ -840,9 +840,8 @@ static int find_by_env(const char *instance, char *ref, size_t n)
 static int local_adopt(struct provider *p, const char *instance, const char *ref,
                        provider_event_cb cb, void *ud)
 {
-        char found[REF_MAX];
-
         struct local *lc = p->ctx;
+        char found[REF_MAX];
         struct local_inst *i;
         unsigned long long want, start;
         pid_t pid, pgrp;
