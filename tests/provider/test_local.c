@@ -715,18 +715,29 @@ static void adopt_without_ref_finds_worker_by_name(void **state)
         const struct provider_ops *o = f->prov.ops;
         char ref[64];
         unsigned long long start;
-        pid_t pid = spawn_detached_env("0.6", "lost-ref-1");
+        /* 3 s: two scans of /proc must fit in its life even when a loaded
+         * machine (the sanitizer suite in parallel) makes them slow. */
+        pid_t pid = spawn_detached_env("3", "lost-ref-1");
+        bool visible = false;
 
-        /* The variable shows in /proc/PID/environ only once sleep is
-         * exec'd; wait for that before looking. */
-        for (int k = 0; k < 200; k++) {
-                char exe[PATH_MAX] = "", link[64];
-                snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
-                ssize_t n = readlink(link, exe, sizeof(exe) - 1);
-                if (n > 0 && (exe[n] = '\0', strstr(exe, "sleep")))
-                        break;
-                usleep(5000);
+        /* The variable shows in /proc/PID/environ only once exec has set
+         * up sleep's stack, a moment after /proc/PID/exe already names
+         * sleep; wait for the environment itself. */
+        for (int k = 0; k < 1000 && !visible; k++) {
+                char path[64], env[8192];
+                snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, env, sizeof(env) - 1) : -1;
+                if (fd >= 0)
+                        close(fd);
+                if (n > 0)
+                        env[n] = '\0';
+                for (ssize_t off = 0; n > 0 && off < n && !visible; off += (ssize_t)strlen(env + off) + 1)
+                        visible = strcmp(env + off, "FORGESCALE_INSTANCE=lost-ref-1") == 0;
+                if (!visible)
+                        usleep(5000);
         }
+        assert_true(visible);
         detached_ref(pid, ref, sizeof(ref), &start);
         f->detached[f->ndetached].pid = pid;
         f->detached[f->ndetached++].start = start;
@@ -734,7 +745,7 @@ static void adopt_without_ref_finds_worker_by_name(void **state)
         assert_int_equal(o->adopt(&f->prov, "lost-ref-1", "", on_event, f), 0);
         assert_non_null(o->ref);
         assert_string_equal(o->ref(&f->prov, "lost-ref-1"), ref);
-        assert_true(wait_exited(f, 1, 5000));
+        assert_true(wait_exited(f, 1, 8000));
         assert_int_equal(f->ev[0].type, PROVIDER_EV_EXITED);
         assert_string_equal(f->ev[0].instance, "lost-ref-1");
         assert_int_equal(f->ev[0].exit_code, -1);
