@@ -102,10 +102,18 @@ struct config_forge {
         char *token;                    /* NULL until config_load_tokens(); secret */
 };
 
+/* Keys of `type: local` providers. */
+struct config_provider_local {
+        char *user;                     /* run workers as this account, or NULL (the daemon's) */
+        char *group;                    /* and this group, or NULL (the user's primary group) */
+};
+
 struct config_provider {
         char *name;
         enum config_provider_type type;
         int64_t max_instances;          /* 0 = unlimited */
+        int64_t stop_grace_ms;          /* SIGTERM (or equivalent) to forced kill */
+        struct config_provider_local local;
 
         bool implicit;                  /* the built-in "local" provider */
         struct config_pos pos;
