@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/metrics.h"
@@ -31,12 +32,13 @@ void api_observe_wait(struct daemon *d, const struct inst *in, double seconds)
         metrics_observe(d->m_wait, (const char *[]){ in->row.pool }, seconds);
 }
 
-static void refresh_gauges(struct daemon *d)
+static int refresh_gauges(struct daemon *d)
 {
-        int64_t counts[256][5];
-        size_t np = d->n_pools < 256 ? d->n_pools : 256;
+        size_t np = d->n_pools;
+        int64_t (*counts)[5] = calloc(np ? np : 1, sizeof(*counts));
 
-        memset(counts, 0, sizeof(counts));
+        if (!counts)
+                return -ENOMEM;
         for (size_t i = 0; i < d->n_insts; i++) {
                 const struct inst *in = d->insts[i];
                 if (in->pool >= 0 && (size_t)in->pool < np && store_state_live(in->row.state))
@@ -44,20 +46,28 @@ static void refresh_gauges(struct daemon *d)
         }
         for (size_t p = 0; p < np; p++) {
                 const char *name = d->pools[p].cfg->name;
+                const struct group *g = &d->groups[d->pools[p].group];
                 metrics_set(d->m_waiting, (const char *[]){ name }, d->pools[p].stats.waiting);
                 metrics_set(d->m_desired, (const char *[]){ name }, d->pools[p].stats.desired);
+                metrics_set(d->m_demand_age, (const char *[]){ name }, daemon_group_age_s(d, g));
+                metrics_set(d->m_demand_stale, (const char *[]){ name }, !daemon_group_fresh(d, g));
                 for (int s = 0; s < 5; s++)
                         metrics_set(d->m_runners, (const char *[]){ name, live_states[s] }, (double)counts[p][s]);
         }
+        free(counts);
         for (size_t f = 0; f < d->n_forges; f++)
                 metrics_set(d->m_forge_up, (const char *[]){ d->forges[f].cfg->name }, d->forges[f].up);
+        return 0;
 }
 
 static int h_metrics(struct http_request *req, struct http_response *resp, void *ud)
 {
         struct daemon *d = ud;
 
-        refresh_gauges(d);
+        int r = refresh_gauges(d);
+
+        if (r < 0)
+                return r;
         resp->content_type = METRICS_CONTENT_TYPE;
         return metrics_render(d->metrics, &resp->body);
 }
@@ -74,7 +84,7 @@ static int send_json(struct http_response *resp, int status, json_t *j)
 
         if (!j)
                 return -ENOMEM;
-        s = json_dumps(j, JSON_COMPACT);
+        s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
         json_decref(j);
         if (!s)
                 return -ENOMEM;
@@ -90,7 +100,9 @@ static json_t *pool_json(struct daemon *d, size_t p)
 
         for (size_t k = 0; k < dp->cfg->labels.n; k++)
                 json_array_append_new(labels, json_string(dp->cfg->labels.v[k]));
-        return json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:I, s:b}",
+        const struct group *g = &d->groups[dp->group];
+
+        return json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:I, s:b, s:b, s:f}",
                          "name", dp->cfg->name,
                          "mode", dp->cfg->mode == CONFIG_MODE_QUEUE ? "queue" : "broker",
                          "scope", dp->cfg->scope_text,
@@ -101,7 +113,9 @@ static json_t *pool_json(struct daemon *d, size_t p)
                          "busy", dp->stats.busy,
                          "stopping", dp->stats.stopping,
                          "max_runners", (json_int_t)dp->cfg->max_runners,
-                         "enabled", dp->enabled);
+                         "enabled", dp->enabled,
+                         "demand_stale", !daemon_group_fresh(d, g),
+                         "demand_age_seconds", daemon_group_age_s(d, g));
 }
 
 static int h_pools(struct http_request *req, struct http_response *resp, void *ud)
@@ -127,10 +141,16 @@ static int h_demand(struct http_request *req, struct http_response *resp, void *
                 const struct dpool *dp = &d->pools[p];
                 if (strcmp(dp->cfg->name, name) != 0)
                         continue;
-                return send_json(resp, 200, json_pack("{s:s, s:i, s:i, s:i}", "pool", dp->cfg->name,
+                const struct group *g = &d->groups[dp->group];
+                /* During a forge outage the figures are the last known
+                 * ones (stale: true), never a drop to 0 that would make
+                 * KEDA scale the pool away. */
+                return send_json(resp, 200, json_pack("{s:s, s:i, s:i, s:i, s:b, s:f}", "pool", dp->cfg->name,
                                                       "waiting", dp->stats.waiting,
                                                       "running", dp->stats.running,
-                                                      "desired", dp->stats.desired));
+                                                      "desired", dp->stats.desired,
+                                                      "stale", !daemon_group_fresh(d, g),
+                                                      "age_seconds", daemon_group_age_s(d, g)));
         }
         return http_response_error(resp, 404, "no such pool");
 }
@@ -173,7 +193,14 @@ int api_init(struct daemon *d)
         d->m_forge_up = metrics_gauge(d->metrics, "forgescale_forge_up",
                                       "1 when the last request to the forge got an HTTP answer.",
                                       1, (const char *[]){ "forge" });
-        if (!d->m_waiting || !d->m_desired || !d->m_runners || !d->m_wait || !d->m_requests ||
+        d->m_demand_age = metrics_gauge(d->metrics, "forgescale_pool_demand_age_seconds",
+                                        "Seconds since the pool's last good job listing (-1: none yet).",
+                                        1, (const char *[]){ "pool" });
+        d->m_demand_stale = metrics_gauge(d->metrics, "forgescale_pool_demand_stale",
+                                          "1 while the pool's demand is the last known one because the "
+                                          "listing fails or is late (forge unreachable).",
+                                          1, (const char *[]){ "pool" });
+        if (!d->m_demand_age || !d->m_demand_stale || !d->m_waiting || !d->m_desired || !d->m_runners || !d->m_wait || !d->m_requests ||
             !d->m_launches || !d->m_forge_up)
                 return -ENOMEM;
 

@@ -125,7 +125,8 @@ static void on_jobs(void *ud, const struct forgejo_result *res, const struct for
         struct daemon *d = g->d;
 
         g->inflight = false;
-        d->forges[g->forge].up = res->status != 0;
+        /* A 5xx is an answer, but not from a forge that works. */
+        d->forges[g->forge].up = res->status != 0 && res->status < 500;
         if (res->err < 0) {
                 g->failures++;
                 g->last_failed = true;
@@ -193,10 +194,17 @@ static void poll_group(struct loop *l, void *ud)
 
 /* A group's listing is usable for decisions that remove or verify only when
  * the latest attempt succeeded and is recent. */
-static bool group_fresh(struct daemon *d, const struct group *g)
+bool daemon_group_fresh(struct daemon *d, const struct group *g)
 {
         return g->last_ok && !g->last_failed &&
                loop_now_ms(d->loop) - g->last_ok <= 3 * g->interval_ms + 2000;
+}
+
+double daemon_group_age_s(struct daemon *d, const struct group *g)
+{
+        if (!g->last_ok)
+                return -1;
+        return (double)(loop_now_ms(d->loop) - g->last_ok) / 1000.0;
 }
 
 /* ---- forge version ------------------------------------------------------ */
@@ -209,7 +217,7 @@ static void on_version(void *ud, const struct forgejo_result *res, const struct 
         struct daemon *d = f->d;
 
         f->version_inflight = false;
-        f->up = res->status != 0;
+        f->up = res->status != 0 && res->status < 500;
         if (res->err < 0 || !v->parsed) {
                 f->version_failures++;
                 int64_t delay = backoff_ms(1000, f->version_failures);
@@ -375,8 +383,7 @@ static int merge_jobs(struct daemon *d, struct merged *m)
 
         memset(m, 0, sizeof(*m));
         for (size_t g = 0; g < d->n_groups; g++)
-                if (group_fresh(d, &d->groups[g]))
-                        total += d->groups[g].n_jobs;
+                total += d->groups[g].n_jobs;
         if (!total)
                 return 0;
         m->jobs = calloc(total, sizeof(*m->jobs));
@@ -386,8 +393,7 @@ static int merge_jobs(struct daemon *d, struct merged *m)
                 return -ENOMEM;
         for (size_t gi = 0; gi < d->n_groups; gi++) {
                 struct group *g = &d->groups[gi];
-                if (!group_fresh(d, g))
-                        continue;
+                bool stale = !daemon_group_fresh(d, g);
                 for (size_t i = 0; i < g->n_jobs; i++) {
                         const struct djob *j = &g->jobs[i];
                         char key[80];
@@ -399,6 +405,7 @@ static int merge_jobs(struct daemon *d, struct merged *m)
                                 /* Listings taken at different moments may
                                  * disagree; running is the later state. */
                                 sj->waiting = sj->waiting && j->waiting;
+                                sj->stale = sj->stale && stale;
                                 continue;
                         }
                         memcpy(m->keys[m->n], key, sizeof(key));
@@ -406,6 +413,7 @@ static int merge_jobs(struct daemon *d, struct merged *m)
                                 .id = j->id, .handle = j->handle,
                                 .runs_on = (const char *const *)j->runs_on, .n_runs_on = j->n_runs_on,
                                 .waiting = j->waiting, .groups = UINT64_C(1) << gi, .forge = g->forge,
+                                .stale = stale,
                         };
                         m->src[m->n] = j;
                         if (strmap_put(&m->by_key, m->keys[m->n], (void *)(uintptr_t)(m->n + 1)) < 0)
@@ -461,7 +469,7 @@ static void update_first_seen(struct daemon *d, const struct merged *m, int64_t 
         /* Only forget when every group is fresh: a listing that failed must
          * not erase what it would have returned. */
         for (size_t g = 0; g < d->n_groups; g++)
-                if (!group_fresh(d, &d->groups[g]))
+                if (!daemon_group_fresh(d, &d->groups[g]))
                         return;
         pos = 0;
         while (strmap_next(&d->first_seen, &pos, &k, &v)) {
@@ -536,7 +544,7 @@ static void tick(struct loop *l, void *ud)
                         .labels = dp->labels, .n_labels = c->labels.n,
                         .min_idle = (int)c->min_idle, .max_runners = (int)c->max_runners,
                         .idle_timeout_ms = c->idle_timeout_ms, .bootstrap_timeout_ms = c->bootstrap_timeout_ms,
-                        .demand_fresh = group_fresh(d, &d->groups[dp->group]), .enabled = dp->enabled,
+                        .demand_fresh = daemon_group_fresh(d, &d->groups[dp->group]), .enabled = dp->enabled,
                         .hold = wall < dp->hold_until,
                         .warm_claims = warm_done_after(dp, d->groups[dp->group].snap_asked),
                 };
@@ -568,8 +576,8 @@ static void tick(struct loop *l, void *ud)
                 if (!store_state_live(in->row.state))
                         continue;
                 enum scaler_job_state js = SCALER_JOB_UNKNOWN;
-                if (!in->row.warm && d->pools[in->pool].group >= 0 &&
-                    group_fresh(d, &d->groups[d->pools[in->pool].group])) {
+                if (!in->row.warm && in->pool >= 0 && d->pools[in->pool].group >= 0 &&
+                    daemon_group_fresh(d, &d->groups[d->pools[in->pool].group])) {
                         char key[80];
                         snprintf(key, sizeof(key), "%d:%s", (int)d->pools[in->pool].cfg->forge_idx, in->row.handle);
                         uintptr_t idx = (uintptr_t)strmap_get(&m.by_key, key);
@@ -968,6 +976,8 @@ static void daemon_free(struct daemon *d)
         store_close(d->store);
         loop_free(d->loop);
         free(d->state_dir);
+        if (d->lock_fd >= 0)
+                close(d->lock_fd);
         free(d);
 }
 
@@ -979,6 +989,7 @@ int daemon_run(struct config *cfg)
 
         if (!d)
                 return -ENOMEM;
+        d->lock_fd = -1;
         d->cfg = cfg;
         srand((unsigned)daemon_wall_ms() ^ (unsigned)getpid());
         httpc_global_init();
@@ -992,6 +1003,21 @@ int daemon_run(struct config *cfg)
         if (!d->state_dir) {
                 r = -errno;
                 log_error("daemon", "cannot resolve state_dir", KS("path", cfg->state_path), KERR(r));
+                goto out;
+        }
+        /* Two daemons on one state_dir would each take the other's
+         * registrations and workers for orphans. */
+        snprintf(path, sizeof(path), "%s/lock", d->state_dir);
+        long holder = 0;
+        r = fs_lock_pidfile(path, &d->lock_fd, &holder);
+        if (r == -EWOULDBLOCK) {
+                log_error("daemon", "state_dir is in use by another forgescale; one daemon per state_dir",
+                          KS("state_dir", d->state_dir), KI("holder_pid", holder));
+                r = -EBUSY;
+                goto out;
+        }
+        if (r < 0) {
+                log_error("daemon", "cannot lock state_dir", KS("path", path), KERR(r));
                 goto out;
         }
         snprintf(path, sizeof(path), "%s/instances", d->state_dir);

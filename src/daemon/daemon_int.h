@@ -117,7 +117,7 @@ struct daemon {
         struct http_server *http;
         struct metrics *metrics;
         struct metric *m_waiting, *m_runners, *m_wait, *m_requests, *m_launches,
-                      *m_forge_up, *m_desired;
+                      *m_forge_up, *m_desired, *m_demand_age, *m_demand_stale;
 
         struct dforge *forges;
         size_t n_forges;
@@ -129,6 +129,7 @@ struct daemon {
         size_t n_providers;
 
         char *state_dir;             /* absolute: workers run in other folders */
+        int lock_fd;                 /* flock on state_dir/lock, held for life */
         char ctrl[16];               /* controller id: names are "fs-<ctrl>-..." */
         char prefix[32];             /* "fs-<ctrl>-" */
 
@@ -163,6 +164,11 @@ struct handle_note {
 /* Gets or creates the note of handle in m; NULL for an empty handle or OOM. */
 struct handle_note *daemon_handle_note(struct strmap *m, const char *handle);
 void daemon_schedule_tick(struct daemon *d);
+/* The group's latest listing succeeded and is recent enough to act on:
+ * stop, verify. A stale one still counts as demand (last known). */
+bool daemon_group_fresh(struct daemon *d, const struct group *g);
+/* Seconds since the group's last good listing; -1 when it never had one. */
+double daemon_group_age_s(struct daemon *d, const struct group *g);
 void daemon_note_finished(struct daemon *d, const char *handle);
 /* A warm instance of pool ran a job and ended; since: its claim as seen
  * (monotonic), or its end when the claim was never seen. */

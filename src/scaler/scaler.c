@@ -142,7 +142,7 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
          * have taken one (or a foreign runner did). */
         for (size_t j = 0; j < in->n_jobs; j++) {
                 const struct scaler_job *jb = &in->jobs[j];
-                if (jb->waiting || jb->served)
+                if (jb->waiting || jb->served || jb->stale)
                         continue;
                 for (size_t p = 0; p < np; p++) {
                         const struct scaler_pool *pl = &in->pools[p];
@@ -178,6 +178,14 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
                                 continue;
                         if (first_match < 0)
                                 first_match = (int)p;
+                        /* What the forge said last is still the best
+                         * estimate of demand (an exporter reading 0 during
+                         * an outage would scale KEDA to zero), but nothing
+                         * is launched for a job that may be gone. */
+                        if (jb->stale) {
+                                chosen = (int)p;
+                                break;
+                        }
                         /* The listing predates a warm instance taking a
                          * job of this pool: count one waiting job as that
                          * one. Otherwise it would hold back an idle warm

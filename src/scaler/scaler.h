@@ -22,6 +22,9 @@ struct scaler_job {
         size_t n_runs_on;
         bool waiting;                 /* false: running (claimed by someone) */
         bool served;                  /* a live non-warm instance holds the handle */
+        bool stale;                   /* from a listing that is no longer fresh (forge
+                                       * unreachable): counted as demand, never
+                                       * launched for */
         uint64_t groups;              /* bit g set: listing g returned it */
         int forge;                    /* forge index */
 };

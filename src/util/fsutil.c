@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -199,4 +200,35 @@ static int rm_at(int dirfd, const char *name)
 int fs_rm_rf(const char *path)
 {
         return rm_at(AT_FDCWD, path);
+}
+
+int fs_lock_pidfile(const char *path, int *ret_fd, long *ret_holder)
+{
+        char buf[32];
+        int fd, r;
+        ssize_t n;
+
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        /* flock, not fcntl locks: those belong to the process and vanish when
+         * any fd of the file is closed (SQLite opens and closes files). */
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                r = -errno;
+                if (r == -EWOULDBLOCK && ret_holder) {
+                        n = pread(fd, buf, sizeof(buf) - 1, 0);
+                        buf[n > 0 ? n : 0] = '\0';
+                        *ret_holder = strtol(buf, NULL, 10);
+                }
+                close(fd);
+                return r;
+        }
+        n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
+        return 0;
 }

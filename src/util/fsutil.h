@@ -25,3 +25,10 @@ int fs_mkdir_p(const char *path, mode_t mode);
 
 /* rm -rf that does not follow symlinks. A missing path is success. */
 int fs_rm_rf(const char *path);
+
+/* Takes an exclusive, non-blocking lock on path (created 0600) and writes
+ * this process's pid into it, for "one owner of a folder at a time". The
+ * lock lives as long as *ret_fd stays open (close-on-exec, so children never
+ * hold it). -EWOULDBLOCK when another process holds it; *ret_holder then
+ * names its pid as written there (0 when unreadable). */
+int fs_lock_pidfile(const char *path, int *ret_fd, long *ret_holder);

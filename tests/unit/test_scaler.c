@@ -355,6 +355,36 @@ static void action_buffer_overflow_is_reported(void **state)
         assert_true(p.out.truncated);
 }
 
+/* A listing that failed keeps its jobs as the last known demand: they
+ * count in the figures (KEDA must not see 0) but nothing is launched for
+ * them, and they never make a warm instance look busy. */
+static void stale_jobs_count_as_demand_and_launch_nothing(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_job jobs[] = {
+                job(1, "h1", L_UB, 1, true),
+                job(2, "h2", L_UB, 1, true),
+                job(3, "h3", L_UB, 1, false),
+        };
+        for (size_t i = 0; i < 3; i++)
+                jobs[i].stale = true;
+        pools[0].demand_fresh = false;
+        pools[0].min_idle = 1;
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = NOW - 1000,
+                  .state_ms = NOW - 1000, .idle_since_ms = NOW - 1000 },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 3,
+                                   .insts = insts, .n_insts = 1 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, -1), 0);
+        assert_int_equal(count(&p, SCALER_VERIFY, -1), 0);
+        assert_int_equal(p.st[0].waiting, 2);
+        assert_int_equal(p.st[0].unserved, 0);
+        assert_int_equal(p.st[0].desired, 3);   /* 2 waiting + min_idle 1 */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -375,6 +405,7 @@ int main(void)
                 cmocka_unit_test(handle_backoff_holds_launch),
                 cmocka_unit_test(observe_only_pool_exports_demand_and_launches_nothing),
                 cmocka_unit_test(action_buffer_overflow_is_reported),
+                cmocka_unit_test(stale_jobs_count_as_demand_and_launch_nothing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

