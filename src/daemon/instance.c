@@ -774,11 +774,16 @@ void inst_resume(struct daemon *d, struct inst *in)
 
 /* ---- orphan sweep --------------------------------------------------------- */
 
+#define SWEEP_PAGE 50
+#define SWEEP_MAX_PAGES 2000      /* 100,000 registrations */
+
 struct sweep {
         struct daemon *d;
         int group;
         int page;
         int deleted;
+        int64_t first_id;         /* of the previous page: a forge that ignores
+                                   * `page` repeats it forever */
 };
 
 static void on_orphan_deleted(void *ud, const struct forgejo_result *res)
@@ -787,12 +792,36 @@ static void on_orphan_deleted(void *ud, const struct forgejo_result *res)
         (void)res;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* Whether a registration named with our prefix belongs to a row we hold.
+ * By id, not by name: a POST retried under the same name (curl resends a
+ * request whose reused connection died) creates a second registration
+ * with a live row's name, and only the id tells the two apart. A row whose
+ * POST has not been answered yet knows no id: its name protects it until
+ * the answer comes. */
+static bool held(struct daemon *d, const int64_t *ids, size_t n_ids, const struct forgejo_runner *rn)
+{
+        struct inst *in;
+
+        if (bsearch(&rn->id, ids, n_ids, sizeof(*ids), cmp_i64))
+                return true;
+        in = strmap_get(&d->by_name, rn->name);
+        return in && in->row.runner_id == 0 && in->op == OP_CREATE;
+}
+
 static void on_runner_page(void *ud, const struct forgejo_result *res, const struct forgejo_runner_list *list)
 {
         struct sweep *sw = ud;
         struct daemon *d = sw->d;
         struct group *g = &d->groups[sw->group];
-        size_t plen = strlen(d->prefix);
+        size_t plen = strlen(d->prefix), n_ids = 0;
+        int64_t *ids = NULL;
 
         if (res->err < 0) {
                 log_warn("reaper", "cannot list runners for the orphan sweep; will retry",
@@ -803,23 +832,42 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
                 free(sw);
                 return;
         }
-        for (size_t i = 0; i < list->n; i++) {
+        bool repeated = list->n > 0 && sw->page > 1 && list->runners[0].id == sw->first_id;
+        if (!repeated && list->n) {
+                ids = malloc((d->n_insts ? d->n_insts : 1) * sizeof(*ids));
+                if (!ids) {
+                        g->reap_inflight = false;
+                        g->next_reap = loop_now_ms(d->loop) + 30000;
+                        g->sweep = NULL;
+                        free(sw);
+                        return;
+                }
+                for (size_t i = 0; i < d->n_insts; i++)
+                        if (d->insts[i]->row.runner_id > 0)
+                                ids[n_ids++] = d->insts[i]->row.runner_id;
+                qsort(ids, n_ids, sizeof(*ids), cmp_i64);
+        }
+        for (size_t i = 0; !repeated && i < list->n; i++) {
                 const struct forgejo_runner *rn = &list->runners[i];
-                if (strncmp(rn->name, d->prefix, plen) != 0)
-                        continue;
-                struct inst *in = strmap_get(&d->by_name, rn->name);
-                if (in && store_state_live(in->row.state))
-                        continue;
-                if (in && in->row.runner_id == rn->id && in->op == OP_DELETE)
+                if (strncmp(rn->name, d->prefix, plen) != 0 || held(d, ids, n_ids, rn))
                         continue;
                 log_info("reaper", "deleting orphaned runner registration", KS("runner", rn->name),
                          KI("runner_id", rn->id), KS("scope", g->scope_text));
                 forgejo_runner_delete(d->forges[g->forge].client, &g->scope, rn->id, on_orphan_deleted, NULL, NULL);
                 sw->deleted++;
         }
-        if (list->n == 50) {
+        free(ids);
+        /* The last page is short, or reaches X-Total-Count; a page equal to
+         * the one before means the forge ignores paging. */
+        bool more = !repeated && list->n == SWEEP_PAGE && sw->page < SWEEP_MAX_PAGES &&
+                    (list->total_count < 0 || (long long)sw->page * SWEEP_PAGE < list->total_count);
+        if (repeated)
+                log_warn("reaper", "the forge returned the same page of runners twice; sweep stopped there",
+                         KS("scope", g->scope_text), KI("page", sw->page));
+        if (more) {
+                sw->first_id = list->runners[0].id;
                 sw->page++;
-                if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, sw->page, 50,
+                if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, sw->page, SWEEP_PAGE,
                                         on_runner_page, sw, NULL) == 0)
                         return;
         }
@@ -854,7 +902,7 @@ void inst_reap_orphans(struct daemon *d, int group)
         if (!sw)
                 return;
         *sw = (struct sweep){ .d = d, .group = group, .page = 1 };
-        if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, 1, 50, on_runner_page, sw, NULL) < 0) {
+        if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, 1, SWEEP_PAGE, on_runner_page, sw, NULL) < 0) {
                 free(sw);
                 g->next_reap = loop_now_ms(d->loop) + 30000;
                 return;

@@ -313,6 +313,28 @@ static void control_fault_count(void **state)
         assert_int_equal(status_of(w, JOBS_ADMIN, w->root.token), 200);
 }
 
+/* A fault with a method applies to that method only: a GET under the same
+ * prefix goes through and does not use up the count. */
+static void control_fault_method(void **state)
+{
+        struct world *w = *state;
+        struct sim_resp r;
+
+        CK_OK(sim_fault(w->sim, "{\"path_prefix\":\"/api/v1/admin/actions/runners\",\"method\":\"POST\","
+                                "\"mode\":\"status\",\"status\":503,\"count\":1}"));
+        assert_int_equal(status_of(w, JOBS_ADMIN, w->root.token), 200);
+        CK_OK(sim_post(w->sim, "/api/v1/admin/actions/runners", w->root.token, "{\"name\":\"m1\"}", &r));
+        assert_int_equal(r.status, 503);
+        sim_resp_done(&r);
+        CK_OK(sim_post(w->sim, "/api/v1/admin/actions/runners", w->root.token, "{\"name\":\"m2\"}", &r));
+        assert_int_equal(r.status, 201);
+        sim_resp_done(&r);
+        CK_OK(sim_request(w->sim, &(struct sim_req){ .method = "POST", .path = "/_sim/faults",
+                                                     .body = "{\"path_prefix\":\"/\",\"mode\":\"reset\",\"method\":\"post\"}" }, &r));
+        assert_int_equal(r.status, 422);
+        sim_resp_done(&r);
+}
+
 /* count 0 or absent: until cleared by DELETE /_sim/faults. */
 static void control_fault_until_cleared(void **state)
 {
@@ -459,6 +481,7 @@ int main(int argc, char **argv)
                 T(control_stats_count_routes),
                 T(control_fault_status),
                 T(control_fault_count),
+                T(control_fault_method),
                 T(control_fault_until_cleared),
                 T(control_fault_delay),
                 T(control_fault_garbage),

@@ -141,11 +141,94 @@ static void demand_kept_during_forge_outage(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+/* Registrations named name (undeleted). */
+static int registrations_named(struct fx *fx, const char *name)
+{
+        json_t *rs = NULL, *r;
+        size_t i;
+        int n = 0;
+
+        assert_int_equal(sim_list_runners(fx->sim, &rs), 0);
+        json_array_foreach(rs, i, r)
+                n += json_is_false(json_object_get(r, "deleted")) &&
+                     strcmp(json_string_value(json_object_get(r, "name")), name) == 0;
+        json_decref(rs);
+        return n;
+}
+
+/* The name shared by two undeleted registrations of ours, or "". */
+static void find_duplicate(struct fx *fx, char *buf, size_t n)
+{
+        json_t *rs = NULL, *r;
+        size_t i;
+
+        buf[0] = '\0';
+        assert_int_equal(sim_list_runners(fx->sim, &rs), 0);
+        json_array_foreach(rs, i, r) {
+                const char *name = json_string_value(json_object_get(r, "name"));
+                if (json_is_false(json_object_get(r, "deleted")) && strncmp(name, "fs-", 3) == 0 &&
+                    registrations_named(fx, name) >= 2) {
+                        snprintf(buf, n, "%s", name);
+                        break;
+                }
+        }
+        json_decref(rs);
+}
+
+/* The forge creates a registration but the answer to the POST is lost (the
+ * connection is reset after the request took effect); the client resends
+ * the POST under the same name and gets a second registration. The daemon
+ * is killed before any sweep. After the restart the registration whose id
+ * no row holds is deleted within seconds, although a live row has its
+ * name; the job runs once and nothing is left. */
+static void lost_registration_answer_reconciled_by_id(void **state)
+{
+        struct fx *fx = *state;
+        char dup[128], *text;
+
+        write_config(fx,
+                     "  linux:\n"
+                     "    scope: org/acme\n"
+                     "    labels: [ubuntu-latest]\n"
+                     "    poll_interval: 200ms\n");
+        fs_start(fx);
+        /* A listing first, so the POST goes out on a kept-alive connection. */
+        text = wait_log(fx, 1, "msg=connected", 10);
+        free(text);
+        assert_int_equal(sim_fault(fx->sim, "{\"path_prefix\":\"/api/v1/orgs/acme/actions/runners\","
+                                            "\"method\":\"POST\",\"mode\":\"reset\",\"after\":true,"
+                                            "\"count\":1}"), 0);
+        make_jobs(fx, 1, "acme", "app", "[\"ubuntu-latest\"]", "[\"sleep 3\"]");
+        double t0 = now_s();
+        for (find_duplicate(fx, dup, sizeof(dup)); !dup[0]; find_duplicate(fx, dup, sizeof(dup))) {
+                if (now_s() - t0 > 10)
+                        fail_msg("no second registration under the same name within 10 s");
+                usleep(20000);
+        }
+        fs_kill(fx, SIGKILL);
+        print_message("two registrations named %s\n", dup);
+        fs_start(fx);
+        t0 = now_s();
+        while (registrations_named(fx, dup) > 1) {
+                if (now_s() - t0 > 10)
+                        fail_msg("the duplicate registration %s was not deleted within 10 s of the restart", dup);
+                usleep(50000);
+        }
+        text = wait_log(fx, 2, "deleting orphaned runner registration", 1);
+        free(text);
+        wait_drained(fx, 1, 60);
+        struct tally t = jobs_tally(fx);
+        assert_int_equal(t.success, 1);
+        assert_nothing_leaked(fx);
+        fs_kill(fx, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(second_daemon_refused_on_state_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(demand_kept_during_forge_outage, setup, teardown),
+                cmocka_unit_test_setup_teardown(lost_registration_answer_reconciled_by_id, setup, teardown),
         };
         atexit(on_abort);
         httpc_global_init();

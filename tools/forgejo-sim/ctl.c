@@ -402,14 +402,19 @@ static const char *const mode_names[] = { "status", "delay", "garbage", "reset" 
 void ctl_faults_add(const struct sim_req *rq, struct sim_resp *rs)
 {
         json_t *b = body_object(rq, rs), *m;
-        const char *prefix = NULL, *mode = NULL;
+        const char *prefix = NULL, *mode = NULL, *method = NULL;
         struct fault *f = NULL;
         int mi = -1;
 
         if (!b)
                 return;
-        if (!opt_str(b, "path_prefix", &prefix, rs) || !opt_str(b, "mode", &mode, rs))
+        if (!opt_str(b, "path_prefix", &prefix, rs) || !opt_str(b, "mode", &mode, rs) ||
+            !opt_str(b, "method", &method, rs))
                 goto out;
+        if (method && (!method[0] || strlen(method) > 15 || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(method))) {
+                resp_message(rs, 422, "method: an HTTP method in capitals, like POST");
+                goto out;
+        }
         if (!prefix) {
                 resp_message(rs, 422, "path_prefix: required");
                 goto out;
@@ -427,6 +432,7 @@ void ctl_faults_add(const struct sim_req *rq, struct sim_resp *rs)
                 goto out;
         }
         f->mode = (enum fault_mode)mi;
+        snprintf(f->method, sizeof(f->method), "%s", method ? method : "");
         m = json_object_get(b, "status");
         if (f->mode == FAULT_STATUS) {
                 if (!json_is_integer(m) || json_integer_value(m) < 200 ||
@@ -485,8 +491,8 @@ void ctl_faults_list(const struct sim_req *rq, struct sim_resp *rs)
 
         pthread_mutex_lock(&rq->sim->aux_lock);
         for (struct fault *f = rq->sim->faults; arr && f; f = f->next)
-                json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:i, s:f, s:I, s:b}",
-                        "id", (json_int_t)f->id, "path_prefix", f->path_prefix,
+                json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:i, s:f, s:I, s:b}",
+                        "id", (json_int_t)f->id, "path_prefix", f->path_prefix, "method", f->method,
                         "mode", mode_names[f->mode], "status", f->status,
                         "seconds", f->seconds, "count", (json_int_t)f->remaining,
                         "after", f->after));

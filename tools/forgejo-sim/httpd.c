@@ -280,14 +280,15 @@ void httpd_faults_clear(struct sim *s)
 }
 
 /* Takes the first matching fault for this request and uses up one count. */
-static bool fault_take(struct sim *s, const char *path, struct fault *ret)
+static bool fault_take(struct sim *s, const char *method, const char *path, struct fault *ret)
 {
         bool found = false;
 
         pthread_mutex_lock(&s->aux_lock);
         for (struct fault **pp = &s->faults; *pp; pp = &(*pp)->next) {
                 struct fault *f = *pp;
-                if (strncmp(path, f->path_prefix, strlen(f->path_prefix)) != 0)
+                if (strncmp(path, f->path_prefix, strlen(f->path_prefix)) != 0 ||
+                    (f->method[0] && strcmp(method, f->method) != 0))
                         continue;
                 *ret = *f;
                 ret->path_prefix = NULL;
@@ -427,7 +428,7 @@ static enum MHD_Result first_call(struct httpd *h, struct MHD_Connection *c, con
         route_lookup(cr, method);
         if (!cr->control) {
                 stats_count(h->sim, method, cr->path_known ? cr->route->pattern : "*");
-                cr->has_fault = fault_take(h->sim, cr->path, &cr->fault);
+                cr->has_fault = fault_take(h->sim, method, cr->path, &cr->fault);
         }
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {

@@ -356,6 +356,7 @@ enum fault_mode { FAULT_STATUS, FAULT_DELAY, FAULT_GARBAGE, FAULT_RESET };
 struct fault {
         int64_t id;
         char *path_prefix;
+        char method[16];                /* "" = any method */
         enum fault_mode mode;
         int status;
         double seconds;
