@@ -257,7 +257,7 @@ static int cmd_run(int argc, char **argv)
                 config_free(cfg);
                 return EXIT_INVALID;
         }
-        r = daemon_run(cfg);
+        r = daemon_run(cfg, !o.log_level && !o.log_format);
         config_free(cfg);
         return r < 0 ? EXIT_INVALID : 0;
 }

@@ -127,6 +127,8 @@ static void on_jobs(void *ud, const struct forgejo_result *res, const struct for
         g->inflight = false;
         /* A 5xx is an answer, but not from a forge that works. */
         d->forges[g->forge].up = res->status != 0 && res->status < 500;
+        if (g->n_pools == 0)
+                return; /* no pool reads it since a reload */
         if (res->err < 0) {
                 g->failures++;
                 g->last_failed = true;
@@ -172,7 +174,7 @@ static void poll_group(struct loop *l, void *ud)
         int r;
 
         g->timer = NULL;
-        if (g->inflight || d->stopping)
+        if (g->inflight || d->stopping || g->n_pools == 0)
                 return;
         if (f->version_major == 0) {
                 /* Pools on this forge wait for the version check. */
@@ -207,6 +209,32 @@ double daemon_group_age_s(struct daemon *d, const struct group *g)
         return (double)(loop_now_ms(d->loop) - g->last_ok) / 1000.0;
 }
 
+void daemon_group_stop(struct daemon *d, struct group *g)
+{
+        if (g->timer)
+                loop_timer_cancel(d->loop, g->timer);
+        g->timer = NULL;
+        djobs_free(g->jobs, g->n_jobs);
+        g->jobs = NULL;
+        g->n_jobs = 0;
+}
+
+void daemon_group_start(struct daemon *d, struct group *g)
+{
+        g->next_reap = 0;
+        arm_poll(d, g, 0);
+}
+
+void daemon_group_reset(struct daemon *d, struct group *g)
+{
+        daemon_group_stop(d, g);
+        free(g->sweep);
+        for (size_t k = 0; k < g->n_labels; k++)
+                free(g->labels[k]);
+        free(g->labels);
+        memset(g, 0, sizeof(*g));
+}
+
 /* ---- forge version ------------------------------------------------------ */
 
 static void check_version(struct loop *l, void *ud);
@@ -229,24 +257,11 @@ static void on_version(void *ud, const struct forgejo_result *res, const struct 
                 return;
         }
         f->version_major = v->major;
+        snprintf(f->version, sizeof(f->version), "%s", v->version);
         log_info("forge", "connected", KS("forge", f->cfg->name), KS("version", v->version));
-        for (size_t p = 0; p < d->n_pools; p++) {
-                struct dpool *dp = &d->pools[p];
-                if (dp->cfg->forge != f->cfg)
-                        continue;
-                if (dp->cfg->mode == CONFIG_MODE_QUEUE && v->major < 15) {
-                        dp->enabled = false;
-                        log_error("pool", "queue mode needs Forgejo 15 or newer (ephemeral runners via REST); "
-                                  "this pool is not started — use mode: broker for this Forgejo version",
-                                  KS("pool", dp->cfg->name), KS("forge", f->cfg->name), KS("version", v->version));
-                } else if (dp->cfg->mode == CONFIG_MODE_BROKER) {
-                        dp->enabled = false;
-                        log_error("pool", "broker mode is not available in this build; pool not started",
-                                  KS("pool", dp->cfg->name));
-                } else {
-                        dp->enabled = true;
-                }
-        }
+        for (size_t p = 0; p < d->n_pools; p++)
+                if (d->pools[p].cfg->forge_idx == (size_t)(f - d->forges))
+                        pools_enable(d, &d->pools[p]);
         daemon_schedule_tick(d);
 }
 
@@ -469,7 +484,7 @@ static void update_first_seen(struct daemon *d, const struct merged *m, int64_t 
         /* Only forget when every group is fresh: a listing that failed must
          * not erase what it would have returned. */
         for (size_t g = 0; g < d->n_groups; g++)
-                if (!daemon_group_fresh(d, &d->groups[g]))
+                if (d->groups[g].n_pools && !daemon_group_fresh(d, &d->groups[g]))
                         return;
         pos = 0;
         while (strmap_next(&d->first_seen, &pos, &k, &v)) {
@@ -545,6 +560,7 @@ static void tick(struct loop *l, void *ud)
                         .min_idle = (int)c->min_idle, .max_runners = (int)c->max_runners,
                         .idle_timeout_ms = c->idle_timeout_ms, .bootstrap_timeout_ms = c->bootstrap_timeout_ms,
                         .demand_fresh = daemon_group_fresh(d, &d->groups[dp->group]), .enabled = dp->enabled,
+                        .retired = dp->retired,
                         .hold = wall < dp->hold_until,
                         .warm_claims = warm_done_after(dp, d->groups[dp->group].snap_asked),
                 };
@@ -732,11 +748,12 @@ static void periodic(struct loop *l, void *ud)
 
         d->periodic = loop_timer_add(l, TICK_PERIOD_MS, periodic, d);
         daemon_schedule_tick(d);
+        pools_forget_retired(d);
         /* Orphan sweep: once at start (retried until it succeeds), then
          * every ten minutes to catch registrations leaked by anything. */
         for (size_t g = 0; g < d->n_groups; g++) {
                 struct group *gr = &d->groups[g];
-                if (!gr->reap_inflight && d->forges[gr->forge].version_major &&
+                if (gr->n_pools && !gr->reap_inflight && d->forges[gr->forge].version_major &&
                     loop_now_ms(l) >= gr->next_reap)
                         inst_reap_orphans(d, (int)g);
         }
@@ -797,60 +814,49 @@ static void on_signal(struct loop *l, int signo, void *ud)
         loop_stop(l);
 }
 
-/* ---- set-up ------------------------------------------------------------- */
-
-static int build_groups(struct daemon *d)
+/* A configuration that fails the checks `forgescale check` makes is
+ * refused with its errors logged, and the running one stays. */
+static void on_hup(struct loop *l, int signo, void *ud)
 {
-        d->groups = calloc(d->n_pools ? d->n_pools : 1, sizeof(*d->groups));
-        if (!d->groups)
-                return -ENOMEM;
-        for (size_t p = 0; p < d->n_pools; p++) {
-                struct config_pool *c = d->pools[p].cfg;
-                struct forgejo_scope sc;
-                size_t g;
+        struct daemon *d = ud;
+        struct config *nc = NULL;
+        int r;
 
-                if (forgejo_scope_parse(c->scope_text, &sc) < 0)
-                        return -EINVAL;
-                for (g = 0; g < d->n_groups; g++) {
-                        struct group *gr = &d->groups[g];
-                        if (gr->forge == (int)c->forge_idx && gr->scope.kind == sc.kind &&
-                            strcmp(gr->scope.owner, sc.owner) == 0 && strcmp(gr->scope.repo, sc.repo) == 0)
-                                break;
-                }
-                if (g == d->n_groups) {
-                        if (g >= 64)
-                                return -E2BIG;
-                        struct group *gr = &d->groups[d->n_groups++];
-                        gr->d = d;
-                        gr->forge = (int)c->forge_idx;
-                        gr->scope = sc;
-                        forgejo_scope_format(&sc, gr->scope_text, sizeof(gr->scope_text));
-                        gr->interval_ms = c->poll_interval_ms;
-                }
-                struct group *gr = &d->groups[g];
-                d->pools[p].group = (int)g;
-                if (c->poll_interval_ms < gr->interval_ms)
-                        gr->interval_ms = c->poll_interval_ms;
-                /* The listing asks for the union of the pools' labels: the
-                 * server drops jobs no pool could run, and each pool then
-                 * applies the same subset rule to its own labels. */
-                for (size_t k = 0; k < c->labels.n; k++) {
-                        bool dup = false;
-                        for (size_t e = 0; e < gr->n_labels && !dup; e++)
-                                dup = strcmp(gr->labels[e], c->labels.v[k]) == 0;
-                        if (dup)
-                                continue;
-                        char **nl = realloc(gr->labels, (gr->n_labels + 1) * sizeof(*nl));
-                        if (!nl)
-                                return -ENOMEM;
-                        gr->labels = nl;
-                        if (!(nl[gr->n_labels] = strdup(c->labels.v[k])))
-                                return -ENOMEM;
-                        gr->n_labels++;
-                }
+        log_info("daemon", "reloading the configuration", KS("config", d->cfg0->path));
+        r = daemon_load_config(d->cfg0->path, &nc);
+        if (r < 0) {
+                log_error("daemon", "configuration not reloaded; the running configuration stays",
+                          KS("config", d->cfg0->path));
+                return;
         }
+        if (d->log_from_config)
+                log_init(nc->log.level, nc->log.format);
+        if (pools_reload(d, nc) < 0)
+                config_free(nc);
+}
+
+int daemon_load_config(const char *path, struct config **ret_cfg)
+{
+        struct config_diag diag = { 0 };
+        struct config *cfg = NULL;
+        int r = config_load(path, &cfg, &diag);
+
+        if (r >= 0)
+                r = config_check_files(cfg, &diag);
+        if (r >= 0)
+                r = config_load_tokens(cfg, &diag);
+        for (size_t i = 0; i < diag.n; i++)
+                log_error("config", "invalid configuration", KS("error", diag.msgs[i]));
+        config_diag_done(&diag);
+        if (r < 0) {
+                config_free(cfg);
+                return r;
+        }
+        *ret_cfg = cfg;
         return 0;
 }
+
+/* ---- set-up ------------------------------------------------------------- */
 
 static int load_controller_id(struct daemon *d)
 {
@@ -952,6 +958,7 @@ static void daemon_free(struct daemon *d)
                         free(d->groups[g].labels[k]);
                 free(d->groups[g].labels);
         }
+        pools_free(d);
         free(d->groups);
         size_t pos = 0;
         const char *k;
@@ -969,9 +976,6 @@ static void daemon_free(struct daemon *d)
         while (strmap_next(&d->finished, &pos, &k, &v))
                 free(v);
         strmap_done(&d->finished);
-        for (size_t p = 0; p < d->n_pools; p++)
-                free(d->pools[p].labels);
-        free(d->pools);
         free(d->forges);
         store_close(d->store);
         loop_free(d->loop);
@@ -981,7 +985,7 @@ static void daemon_free(struct daemon *d)
         free(d);
 }
 
-int daemon_run(struct config *cfg)
+int daemon_run(struct config *cfg, bool log_from_config)
 {
         struct daemon *d = calloc(1, sizeof(*d));
         char path[4096];
@@ -990,7 +994,8 @@ int daemon_run(struct config *cfg)
         if (!d)
                 return -ENOMEM;
         d->lock_fd = -1;
-        d->cfg = cfg;
+        d->cfg = d->cfg0 = cfg;
+        d->log_from_config = log_from_config;
         srand((unsigned)daemon_wall_ms() ^ (unsigned)getpid());
         httpc_global_init();
 
@@ -1046,11 +1051,9 @@ int daemon_run(struct config *cfg)
 
         d->n_forges = cfg->n_forges;
         d->forges = calloc(cfg->n_forges ? cfg->n_forges : 1, sizeof(*d->forges));
-        d->n_pools = cfg->n_pools;
-        d->pools = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof(*d->pools));
         d->n_providers = cfg->n_providers;
         d->providers = calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof(*d->providers));
-        if (!d->forges || !d->pools || !d->providers) {
+        if (!d->forges || !d->providers) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -1093,18 +1096,7 @@ int daemon_run(struct config *cfg)
                         goto out;
                 }
         }
-        for (size_t p = 0; p < cfg->n_pools; p++) {
-                struct dpool *dp = &d->pools[p];
-                dp->cfg = &cfg->pools[p];
-                dp->labels = calloc(dp->cfg->labels.n + 1, sizeof(char *));
-                if (!dp->labels) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                for (size_t k = 0; k < dp->cfg->labels.n; k++)
-                        dp->labels[k] = dp->cfg->labels.v[k];
-        }
-        if ((r = build_groups(d)) < 0) {
+        if ((r = pools_init(d)) < 0) {
                 log_error("daemon", "cannot group pools by forge and scope", KERR(r));
                 goto out;
         }
@@ -1113,6 +1105,7 @@ int daemon_run(struct config *cfg)
 
         loop_signal_add(d->loop, SIGINT, on_signal, d);
         loop_signal_add(d->loop, SIGTERM, on_signal, d);
+        loop_signal_add(d->loop, SIGHUP, on_hup, d);
         signal(SIGPIPE, SIG_IGN);
 
         if ((r = resume_rows(d)) < 0) {

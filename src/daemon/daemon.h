@@ -4,8 +4,17 @@
  * Never exits the process; the CLI owns exit codes. */
 #pragma once
 
+#include <stdbool.h>
+
 struct config;
 
-/* Runs until SIGINT/SIGTERM. The config is borrowed (tokens loaded).
- * Returns 0 on a clean stop, -errno when start-up failed (logged). */
-int daemon_run(struct config *cfg);
+/* Runs until SIGINT/SIGTERM; SIGHUP reloads the configuration from
+ * cfg->path. The config is borrowed (tokens loaded). log_from_config: the
+ * log level and format follow the configuration on reload (no command-line
+ * override). Returns 0 on a clean stop, -EBUSY when another daemon holds
+ * state_dir, -errno when start-up failed (logged). */
+int daemon_run(struct config *cfg, bool log_from_config);
+
+/* Loads a configuration as `run` needs it: parsed, checked, files and
+ * tokens read. Every problem is logged; returns 0 or -errno. */
+int daemon_load_config(const char *path, struct config **ret_cfg);

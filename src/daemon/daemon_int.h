@@ -38,6 +38,8 @@ struct group {
         char **labels;               /* union of the pools' labels */
         size_t n_labels;
         int64_t interval_ms;         /* smallest poll_interval of its pools */
+        size_t n_pools;              /* pools reading it; 0: unused slot */
+        bool fresh_slot;             /* made by the latest (re)assignment */
         bool inflight;
         struct loop_timer *timer;
         int failures;                /* consecutive */
@@ -59,6 +61,7 @@ struct dforge {
         struct forgejo *client;
         int creates_inflight;        /* registrations POSTed, not answered */
         int version_major;           /* 0 until known */
+        char version[64];
         bool version_inflight;
         int version_failures;
         struct loop_timer *version_timer;
@@ -70,7 +73,10 @@ struct dforge {
 struct dpool {
         struct config_pool *cfg;
         int group;
-        bool enabled;                /* queue mode allowed on this forge */
+        bool enabled;                /* may launch: its mode runs on its forge */
+        bool refused;                /* its refusal was logged */
+        bool retired;                /* removed by a reload; live instances left */
+        const struct config *owner;  /* retired: the configuration cfg is in */
         const char **labels;         /* borrowed from cfg */
         struct scaler_pool_stats stats;
         int failures;                /* consecutive failed launches */
@@ -110,7 +116,10 @@ struct inst {
 };
 
 struct daemon {
-        struct config *cfg;
+        struct config *cfg;          /* current */
+        struct config *cfg0;         /* the caller's; forge clients borrow it */
+        struct config **old_cfgs;    /* earlier reloads still pointed into */
+        size_t n_old_cfgs;
         struct loop *loop;
         struct hmulti *hm;
         struct store *store;
@@ -130,6 +139,7 @@ struct daemon {
 
         char *state_dir;             /* absolute: workers run in other folders */
         int lock_fd;                 /* flock on state_dir/lock, held for life */
+        bool log_from_config;        /* reload applies the log settings */
         char ctrl[16];               /* controller id: names are "fs-<ctrl>-..." */
         char prefix[32];             /* "fs-<ctrl>-" */
 
@@ -189,6 +199,28 @@ void inst_check_runner_gone(struct daemon *d, struct inst *in);
 int inst_save(struct daemon *d, struct inst *in);
 const char *inst_launch_result(const struct inst *in);
 void inst_free_all(struct daemon *d);
+
+/* Stops polling a group that no pool reads; a listing in flight is
+ * ignored when it returns. */
+void daemon_group_stop(struct daemon *d, struct group *g);
+/* First poll of a group made by a reload. */
+void daemon_group_start(struct daemon *d, struct group *g);
+/* Empties an unused slot for reuse (nothing of it in flight). */
+void daemon_group_reset(struct daemon *d, struct group *g);
+
+/* pools.c */
+/* Pools and groups of d->cfg at start. */
+int pools_init(struct daemon *d);
+/* Applies a new configuration (tokens loaded) to the pools: added ones
+ * start, changed ones take their new settings, removed ones are retired
+ * until their instances end. Settings only a restart can change refuse the
+ * whole reload (logged). On success the daemon owns nc. */
+int pools_reload(struct daemon *d, struct config *nc);
+/* Whether the pool may launch, from its mode and its forge's version;
+ * logs a refusal once. */
+void pools_enable(struct daemon *d, struct dpool *dp);
+void pools_forget_retired(struct daemon *d);
+void pools_free(struct daemon *d);
 
 /* api.c */
 int api_init(struct daemon *d);

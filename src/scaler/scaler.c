@@ -9,6 +9,7 @@ const char *scaler_reason_name(enum scaler_reason r)
         case SCALER_R_BOOTSTRAP_TIMEOUT: return "bootstrap_timeout";
         case SCALER_R_IDLE_TIMEOUT:      return "idle_timeout";
         case SCALER_R_POOL_DISABLED:     return "pool_disabled";
+        case SCALER_R_POOL_REMOVED:      return "pool_removed";
         case SCALER_R_NONE:              break;
         }
         return "none";
@@ -109,6 +110,12 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
                 if (s->stop_requested || s->state == STORE_STOPPING)
                         continue;
 
+                /* A warm instance has no job to finish. */
+                if (pl->retired && s->warm && s->state != STORE_RUNNING) {
+                        emit(out, (struct scaler_action){ .kind = SCALER_STOP, .pool = s->pool,
+                                                          .inst = i, .reason = SCALER_R_POOL_REMOVED });
+                        continue;
+                }
                 bool unclaimed = s->state == STORE_REGISTERING ||
                                  s->state == STORE_STARTING || s->state == STORE_WAITING;
                 if (!s->warm && unclaimed &&

@@ -49,6 +49,8 @@ struct scaler_pool {
         int64_t bootstrap_timeout_ms;
         bool demand_fresh;            /* last poll succeeded within 3 intervals */
         bool enabled;                 /* false: refused (e.g. old Forgejo) */
+        bool retired;                 /* removed from the configuration: its
+                                       * jobs' instances finish, its warm ones go */
         bool hold;                    /* launches paused after repeated failures:
                                        * the pool counts as full, so jobs go to
                                        * the next matching pool */
@@ -89,6 +91,7 @@ enum scaler_reason {
         SCALER_R_BOOTSTRAP_TIMEOUT,   /* never claimed its job in time */
         SCALER_R_IDLE_TIMEOUT,        /* warm instance above min_idle */
         SCALER_R_POOL_DISABLED,
+        SCALER_R_POOL_REMOVED,        /* warm instance of a retired pool */
 };
 
 const char *scaler_reason_name(enum scaler_reason r);

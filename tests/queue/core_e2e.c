@@ -223,12 +223,137 @@ static void lost_registration_answer_reconciled_by_id(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+static bool pool_listed(struct fx *fx, const char *name)
+{
+        json_t *pools = api_get(fx, "/v1/pools"), *p;
+        size_t i;
+        bool found = false;
+
+        assert_non_null(pools);
+        json_array_foreach(pools, i, p)
+                found = found || strcmp(json_string_value(json_object_get(p, "name")), name) == 0;
+        json_decref(pools);
+        return found;
+}
+
+static int count_in_log(struct fx *fx, int start, const char *needle)
+{
+        char log[PATH_MAX], *text = NULL;
+        int n = 0;
+
+        snprintf(log, sizeof(log), "%s/forgescale.%d.log", fx->dir, start);
+        assert_int_equal(fs_read_file(log, 1 << 24, &text, NULL), 0);
+        for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+                n++;
+        free(text);
+        return n;
+}
+
+/* Waits for the n-th occurrence of needle in the first start's log. */
+static void wait_log_count(struct fx *fx, const char *needle, int n, double timeout_s)
+{
+        double t0 = now_s();
+
+        while (count_in_log(fx, 1, needle) < n) {
+                if (now_s() - t0 > timeout_s)
+                        fail_msg("\"%s\" not logged %d times within %.0f s", needle, n, timeout_s);
+                usleep(50000);
+        }
+}
+
+static const char *const POOL_A =
+        "  a:\n"
+        "    scope: org/acme\n"
+        "    labels: [la]\n"
+        "    poll_interval: 200ms\n";
+
+/* SIGHUP reloads the configuration: an added pool serves its jobs, a
+ * removed pool launches nothing more while its running job finishes, a
+ * configuration with errors or with a change that needs a restart is
+ * refused with the reason logged and the running one kept. */
+static void sighup_reloads_pools(void **state)
+{
+        struct fx *fx = *state;
+        char pools[1024];
+
+        snprintf(pools, sizeof(pools), "%s"
+                 "  b:\n"
+                 "    scope: repo/acme/app\n"
+                 "    labels: [lb]\n"
+                 "    poll_interval: 200ms\n", POOL_A);
+        write_config(fx, pools);
+        fs_start(fx);
+        make_jobs(fx, 1, "acme", "app", "[\"lb\"]", "[\"sleep 4\"]");
+        double t0 = now_s();
+        while (jobs_tally(fx).running < 1) {
+                if (now_s() - t0 > 20)
+                        fail_msg("pool b's job did not start");
+                usleep(50000);
+        }
+
+        /* b removed, c added. */
+        snprintf(pools, sizeof(pools), "%s"
+                 "  c:\n"
+                 "    scope: org/other\n"
+                 "    labels: [lc]\n"
+                 "    poll_interval: 200ms\n", POOL_A);
+        write_config(fx, pools);
+        kill(fx->fs, SIGHUP);
+        wait_log_count(fx, "msg=\"configuration reloaded\"", 1, 10);
+        assert_true(pool_listed(fx, "c"));
+        assert_true(pool_listed(fx, "b"));   /* retired, its job still runs */
+        make_jobs(fx, 2, "other", "x", "[\"lc\"]", "[\"true\"]");
+        make_jobs(fx, 1, "acme", "app", "[\"lb\"]", "[\"true\"]");
+        make_jobs(fx, 1, "acme", "app", "[\"la\"]", "[\"true\"]");
+        t0 = now_s();
+        while (jobs_tally(fx).success < 4) {
+                if (now_s() - t0 > 30)
+                        fail_msg("not 4 successes within 30 s: %d", jobs_tally(fx).success);
+                usleep(50000);
+        }
+        /* b's running job finished; its new job was never taken, and b is
+         * gone with its last instance. */
+        t0 = now_s();
+        while (pool_listed(fx, "b")) {
+                if (now_s() - t0 > 10)
+                        fail_msg("retired pool b still listed");
+                usleep(50000);
+        }
+        struct tally t = jobs_tally(fx);
+        assert_int_equal(t.success, 4);
+        assert_int_equal(t.waiting, 1);
+
+        /* A broken file is refused; the daemon keeps pools a and c. */
+        char cfg[PATH_MAX];
+        snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
+        write_file(cfg, "pools: [unclosed\n");
+        kill(fx->fs, SIGHUP);
+        wait_log_count(fx, "configuration not reloaded", 1, 10);
+        assert_true(count_in_log(fx, 1, "fs.yaml:") >= 1);
+        assert_true(pool_listed(fx, "a") && pool_listed(fx, "c"));
+
+        /* A forge setting needs a restart: refused, named. */
+        write_config_t(fx, "7s", pools);
+        kill(fx->fs, SIGHUP);
+        wait_log_count(fx, "configuration not reloaded", 2, 10);
+        assert_int_equal(count_in_log(fx, 1, "changed=forges.sim"), 1);
+
+        /* Still serving after both refusals. */
+        make_jobs(fx, 1, "acme", "app", "[\"la\"]", "[\"true\"]");
+        wait_drained(fx, 5, 30);
+        assert_int_equal(jobs_tally(fx).success, 5);
+        assert_true(kill(fx->fs, 0) == 0);
+        assert_nothing_leaked(fx);
+        fs_kill(fx, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(second_daemon_refused_on_state_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(demand_kept_during_forge_outage, setup, teardown),
                 cmocka_unit_test_setup_teardown(lost_registration_answer_reconciled_by_id, setup, teardown),
+                cmocka_unit_test_setup_teardown(sighup_reloads_pools, setup, teardown),
         };
         atexit(on_abort);
         httpc_global_init();

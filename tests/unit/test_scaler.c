@@ -385,6 +385,34 @@ static void stale_jobs_count_as_demand_and_launch_nothing(void **state)
         assert_int_equal(p.st[0].desired, 3);   /* 2 waiting + min_idle 1 */
 }
 
+/* A pool removed by a reload launches nothing; its warm instances go at
+ * once, its job instances are left to finish (or time out). */
+static void retired_pool_launches_nothing_and_retires_warm(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, true) };
+        pools[0].enabled = false;
+        pools[0].retired = true;
+        pools[0].min_idle = 2;
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = NOW - 1000,
+                  .state_ms = NOW - 1000, .idle_since_ms = NOW - 1000 },
+                { .pool = 0, .state = STORE_RUNNING, .warm = true, .handle = "", .created_ms = NOW - 1000,
+                  .state_ms = NOW - 1000 },
+                { .pool = 0, .state = STORE_WAITING, .warm = false, .handle = "h0", .created_ms = NOW - 1000,
+                  .state_ms = NOW - 1000, .job_state = SCALER_JOB_WAITING },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 1,
+                                   .insts = insts, .n_insts = 3 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(count(&p, SCALER_LAUNCH_JOB, -1), 0);
+        assert_int_equal(count(&p, SCALER_LAUNCH_WARM, -1), 0);
+        assert_int_equal(count(&p, SCALER_STOP, -1), 1);
+        assert_int_equal(p.a[0].inst, 0);
+        assert_int_equal(p.a[0].reason, SCALER_R_POOL_REMOVED);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -406,6 +434,7 @@ int main(void)
                 cmocka_unit_test(observe_only_pool_exports_demand_and_launches_nothing),
                 cmocka_unit_test(action_buffer_overflow_is_reported),
                 cmocka_unit_test(stale_jobs_count_as_demand_and_launch_nothing),
+                cmocka_unit_test(retired_pool_launches_nothing_and_retires_warm),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
