@@ -749,6 +749,12 @@ static void periodic(struct loop *l, void *ud)
         d->periodic = loop_timer_add(l, TICK_PERIOD_MS, periodic, d);
         daemon_schedule_tick(d);
         pools_forget_retired(d);
+        size_t unsaved = inst_flush(d);
+        if (unsaved && loop_now_ms(l) - d->store_warned >= 30000) {
+                d->store_warned = loop_now_ms(l);
+                log_warn("store", "instance rows cannot be saved; their stops and cleanups wait",
+                         KI("unsaved", (long long)unsaved), KERR(d->store_error));
+        }
         /* Orphan sweep: once at start (retried until it succeeds), then
          * every ten minutes to catch registrations leaked by anything. */
         for (size_t g = 0; g < d->n_groups; g++) {

@@ -110,6 +110,7 @@ struct inst {
         int64_t runner_gone_since;   /* monotonic, runner seen deleted */
         int64_t idle_since;          /* wall ms, warm instances */
         int cleanup_failures;
+        bool dirty;                  /* row differs from the store (a save failed) */
         struct loop_timer *retry;
         enum store_state final;      /* target once stopping completes */
         bool counted;                /* launches_total recorded */
@@ -158,6 +159,9 @@ struct daemon {
         struct loop_timer *periodic;
         int64_t next_prune;          /* monotonic */
         bool trimmed;                /* heap returned since the last instance */
+        long long store_failures;    /* failed instance saves, ever */
+        int store_error;             /* the latest one's -errno */
+        int64_t store_warned;        /* monotonic: last "saves failing" warning */
         bool stopping;
 };
 
@@ -196,7 +200,11 @@ void inst_reap_orphans(struct daemon *d, int group);
 void inst_suspect_leak(struct daemon *d, int group);
 void inst_remove(struct daemon *d, struct inst *in);
 void inst_check_runner_gone(struct daemon *d, struct inst *in);
+/* Writes the row. On failure the instance is marked dirty (retried by
+ * inst_flush) and the caller must not do what depends on the row. */
 int inst_save(struct daemon *d, struct inst *in);
+/* Retries the saves that failed; returns how many rows are still unsaved. */
+size_t inst_flush(struct daemon *d);
 const char *inst_launch_result(const struct inst *in);
 void inst_free_all(struct daemon *d);
 

@@ -63,10 +63,38 @@ int inst_save(struct daemon *d, struct inst *in)
 {
         int r = store_instance_update(d->store, &in->row);
 
-        if (r < 0)
-                log_error("store", "cannot save instance", KS("instance", in->row.name),
-                          KS("state", store_state_name(in->row.state)), KERR(r));
-        return r;
+        if (r < 0) {
+                /* Once per instance and outage: a full disk fails every
+                 * write, and inst_flush() retries them each second. */
+                if (!in->dirty)
+                        log_error("store", "cannot save instance; what depends on it waits",
+                                  KS("instance", in->row.name),
+                                  KS("state", store_state_name(in->row.state)), KERR(r));
+                in->dirty = true;
+                d->store_failures++;
+                d->store_error = r;
+                return r;
+        }
+        in->dirty = false;
+        return 0;
+}
+
+size_t inst_flush(struct daemon *d)
+{
+        size_t left = 0;
+
+        for (size_t i = 0; i < d->n_insts; i++)
+                if (d->insts[i]->dirty && inst_save(d, d->insts[i]) < 0)
+                        left++;
+        return left;
+}
+
+/* Replaces the instance's pending retry, if any. */
+static void arm_retry(struct daemon *d, struct inst *in, int64_t delay_ms, loop_timer_cb cb)
+{
+        if (in->retry)
+                loop_timer_cancel(d->loop, in->retry);
+        in->retry = loop_timer_add(d->loop, delay_ms, cb, in);
 }
 
 static void set_reason(struct inst *in, const char *reason)
@@ -141,14 +169,18 @@ const char *inst_launch_result(const struct inst *in)
 /* ---- finishing ---------------------------------------------------------- */
 
 static void cleanup(struct daemon *d, struct inst *in);
+static void retry_cleanup(struct loop *l, void *ud);
 
 static void finish(struct daemon *d, struct inst *in)
 {
         char dir[PATH_MAX - 32], path[PATH_MAX];
 
         set_state(in, in->final == STORE_FAILED ? STORE_FAILED : STORE_DONE);
-        if (inst_save(d, in) < 0)
-                return; /* stays in memory; the next restart resumes it */
+        if (inst_save(d, in) < 0) {
+                /* The row must say it ended before its files and memory go. */
+                arm_retry(d, in, 1000, retry_cleanup);
+                return;
+        }
         inst_dir(d, in, dir, sizeof(dir));
         snprintf(path, sizeof(path), "%s/token", dir);
         unlink(path);
@@ -224,7 +256,7 @@ static void on_deleted(void *ud, const struct forgejo_result *res)
                 log_warn("instance", "cannot delete runner registration; will retry",
                          KS("instance", in->row.name), KI("runner_id", in->row.runner_id),
                          KS("reason", res->reason), KI("retry_ms", delay));
-        in->retry = loop_timer_add(d->loop, delay > 60000 ? 60000 : delay, retry_cleanup, in);
+        arm_retry(d, in, delay > 60000 ? 60000 : delay, retry_cleanup);
 }
 
 /* Worker gone (or never started): make sure the registration is gone too,
@@ -244,7 +276,13 @@ static void cleanup(struct daemon *d, struct inst *in)
                 return; /* the call in flight comes back here */
         if (store_state_live(in->row.state) && in->row.state != STORE_STOPPING) {
                 set_state(in, STORE_STOPPING);
-                inst_save(d, in);
+                in->dirty = true;
+        }
+        /* A registration is deleted only once the row says so: a restart
+         * must find STOPPING, not a live instance whose runner is gone. */
+        if (in->dirty && store_state_live(in->row.state) && inst_save(d, in) < 0) {
+                arm_retry(d, in, 1000, retry_cleanup);
+                return;
         }
         if (in->row.runner_id == 0 || in->row.runner_deleted) {
                 /* No id: the registration, if the POST did create one, is
@@ -263,7 +301,7 @@ static void cleanup(struct daemon *d, struct inst *in)
         r = forgejo_runner_delete(f->client, &sc, in->row.runner_id, on_deleted, in, &in->call);
         if (r < 0) {
                 log_error("instance", "cannot start registration delete", KS("instance", in->row.name), KERR(r));
-                in->retry = loop_timer_add(d->loop, 5000, retry_cleanup, in);
+                arm_retry(d, in, 5000, retry_cleanup);
                 return;
         }
         in->op = OP_DELETE;
@@ -272,6 +310,7 @@ static void cleanup(struct daemon *d, struct inst *in)
 /* ---- provider events ---------------------------------------------------- */
 
 static void claim(struct daemon *d, struct inst *in, int64_t asked);
+static void stop_effect(struct daemon *d, struct inst *in);
 
 static void on_provider(void *ud, const struct provider_event *ev)
 {
@@ -288,14 +327,10 @@ static void on_provider(void *ud, const struct provider_event *ev)
                         if (in->row.warm)
                                 in->idle_since = daemon_wall_ms();
                 }
-                inst_save(d, in);
-                if (in->stop_requested) {
-                        struct provider *p = inst_provider(d, in);
-                        if (p && p->ops->stop(p, in->row.name, STOP_GRACE_MS) < 0) {
-                                in->provider_live = false;
-                                cleanup(d, in);
-                        }
-                }
+                if (in->stop_requested)
+                        stop_effect(d, in); /* saves first */
+                else
+                        inst_save(d, in);
                 break;
         case PROVIDER_EV_FAILED:
                 in->starting = false;
@@ -680,17 +715,40 @@ void inst_check_runner_gone(struct daemon *d, struct inst *in)
 
 /* ---- stop --------------------------------------------------------------- */
 
+static void retry_stop(struct loop *l, void *ud)
+{
+        struct inst *in = ud;
+
+        in->retry = NULL;
+        stop_effect(in->d, in);
+}
+
 void inst_stop(struct daemon *d, struct inst *in, const char *reason, enum store_state final)
 {
-        struct provider *p;
-
         if (in->stop_requested)
                 return;
         in->stop_requested = true;
         set_reason(in, reason);
         in->final = final;
         set_state(in, STORE_STOPPING);
-        inst_save(d, in);
+        stop_effect(d, in);
+}
+
+/* Nothing is stopped before the row says STOPPING: a worker stopped under
+ * a row that still says RUNNING would be taken, after a restart, for one
+ * that finished its job. */
+static void stop_effect(struct daemon *d, struct inst *in)
+{
+        struct provider *p;
+
+        if (in->exited) {
+                cleanup(d, in);
+                return;
+        }
+        if (inst_save(d, in) < 0) {
+                arm_retry(d, in, 1000, retry_stop);
+                return;
+        }
         log_info("instance", "stopping", KS("instance", in->row.name), KS("pool", pool_name(in)),
                  KS("reason", in->row.reason));
         if (in->op == OP_CREATE || in->starting)

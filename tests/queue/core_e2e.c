@@ -347,6 +347,97 @@ static void sighup_reloads_pools(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+static int pool_figure(struct fx *fx, const char *pool, const char *key)
+{
+        json_t *pools = api_get(fx, "/v1/pools"), *p;
+        size_t i;
+        int v = -1;
+
+        assert_non_null(pools);
+        json_array_foreach(pools, i, p)
+                if (strcmp(json_string_value(json_object_get(p, "name")), pool) == 0)
+                        v = (int)json_integer_value(json_object_get(p, key));
+        json_decref(pools);
+        return v;
+}
+
+/* The state database cannot be written (full disk, through the faultfs
+ * shim): a stop the scaler decides waits — the worker keeps running and
+ * keeps its registration — and no job is launched; the failure is logged
+ * with its cause. Once writes work again the stop and the launches happen
+ * and nothing is left behind. */
+static void store_failures_hold_side_effects(void **state)
+{
+        struct fx *fx = *state;
+        char pools[512];
+        double t0;
+
+        snprintf(fx->fault_ctl, sizeof(fx->fault_ctl), "%s/store-full", fx->dir);
+        snprintf(pools, sizeof(pools),
+                 "  a:\n"
+                 "    scope: org/acme\n"
+                 "    labels: [la]\n"
+                 "    poll_interval: 200ms\n"
+                 "    idle_timeout: 1s\n"
+                 "    min_idle: %d\n"
+                 "  b:\n"
+                 "    scope: org/acme\n"
+                 "    labels: [lb]\n"
+                 "    poll_interval: 200ms\n", 1);
+        write_config(fx, pools);
+        fs_start(fx);
+        for (t0 = now_s(); pool_figure(fx, "a", "idle") != 1; usleep(50000))
+                if (now_s() - t0 > 20)
+                        fail_msg("no idle warm runner within 20 s");
+        assert_int_equal(count_workers(fx, false), 1);
+
+        /* Writes fail from here; the reload asks for no warm runner. */
+        write_file(fx->fault_ctl, "");
+        snprintf(pools, sizeof(pools),
+                 "  a:\n"
+                 "    scope: org/acme\n"
+                 "    labels: [la]\n"
+                 "    poll_interval: 200ms\n"
+                 "    idle_timeout: 1s\n"
+                 "    min_idle: %d\n"
+                 "  b:\n"
+                 "    scope: org/acme\n"
+                 "    labels: [lb]\n"
+                 "    poll_interval: 200ms\n", 0);
+        write_config(fx, pools);
+        kill(fx->fs, SIGHUP);
+        free(wait_log(fx, 1, "cannot save instance; what depends on it waits", 15));
+        free(wait_log(fx, 1, "instance rows cannot be saved", 5));
+        char *text = wait_log(fx, 1, "No space left on device", 1);
+        assert_null(strstr(text, "msg=stopping"));
+        free(text);
+        assert_int_equal(count_workers(fx, false), 1);
+        assert_int_equal(undeleted_runners_q(fx, "fs-", true), 1);
+
+        /* No launch either while nothing can be recorded (pool b's jobs;
+         * the warm runner of a could take a job of a by itself). */
+        double posts = metric_sum(fx, "forgescale_forge_requests_total", "POST");
+        make_jobs(fx, 2, "acme", "app", "[\"lb\"]", "[\"true\"]");
+        double listed = metric_sum(fx, "forgescale_forge_requests_total", "runners/jobs");
+        for (t0 = now_s(); metric_sum(fx, "forgescale_forge_requests_total", "runners/jobs") < listed + 3;
+             usleep(50000))
+                if (now_s() - t0 > 10)
+                        fail_msg("three listings did not happen within 10 s");
+        assert_true(metric_sum(fx, "forgescale_forge_requests_total", "POST") == posts);
+        assert_int_equal(count_workers(fx, false), 1);
+        text = wait_log(fx, 1, "msg=started", 1);
+        assert_null(strstr(text, "msg=stopping"));
+        free(text);
+
+        /* Writes work again: the stop goes through, the jobs run. */
+        assert_int_equal(unlink(fx->fault_ctl), 0);
+        free(wait_log(fx, 1, "msg=stopping", 10));
+        wait_drained(fx, 2, 60);
+        assert_int_equal(jobs_tally(fx).success, 2);
+        assert_nothing_leaked(fx);
+        fs_kill(fx, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -354,6 +445,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(demand_kept_during_forge_outage, setup, teardown),
                 cmocka_unit_test_setup_teardown(lost_registration_answer_reconciled_by_id, setup, teardown),
                 cmocka_unit_test_setup_teardown(sighup_reloads_pools, setup, teardown),
+                cmocka_unit_test_setup_teardown(store_failures_hold_side_effects, setup, teardown),
         };
         atexit(on_abort);
         httpc_global_init();

@@ -145,6 +145,19 @@ void fs_start(struct fx *fx)
                         _exit(127);
                 setenv("PATH", path_env, 1);
                 setenv("FS_TEST_TOKEN", fx->admin.token, 1);
+                if (fx->fault_ctl[0]) {
+                        char asan[1024];
+                        const char *so = getenv("FAULTFS_SO"), *old = getenv("ASAN_OPTIONS");
+                        if (!so)
+                                _exit(126);
+                        setenv("LD_PRELOAD", so, 1);
+                        setenv("FAULTFS_CONTROL", fx->fault_ctl, 1);
+                        setenv("FAULTFS_MATCH", "/forgescale.db", 1);
+                        /* The shim comes before the sanitizer runtime. */
+                        snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", old ? old : "",
+                                 old && *old ? ":" : "");
+                        setenv("ASAN_OPTIONS", asan, 1);
+                }
                 execl(bin, "forgescale", "run", "-c", cfg, "--log-level", "debug", (char *)NULL);
                 _exit(127);
         }

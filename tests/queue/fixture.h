@@ -25,6 +25,9 @@ struct fx {
         pid_t fs;                       /* forgescale, 0 when not running */
         int starts;
         char api[64];                   /* http://127.0.0.1:PORT */
+        char fault_ctl[PATH_MAX];       /* non-empty: the daemon runs under the
+                                         * faultfs shim; the state database's
+                                         * writes fail while this file exists */
 };
 
 struct tally {
