@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/workerspec.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/secret.h"
@@ -383,23 +384,15 @@ static void on_provider(void *ud, const struct provider_event *ev)
 
 static void start_worker(struct daemon *d, struct inst *in, const char *token)
 {
-        struct dpool *dp = &d->pools[in->pool];
-        struct config_pool *pc = dp->cfg;
+        struct config_pool *pc = d->pools[in->pool].cfg;
         struct provider *prov = inst_provider(d, in);
-        char dir[PATH_MAX - 32], tokpath[PATH_MAX], logpath[PATH_MAX], tokurl[PATH_MAX + 8];
-        char labels_csv[1024] = "";
-        const char *argv[256];
-        char *label_args[64] = { 0 };
-        size_t na = 0, nl = 0;
-        char *envbuf[64] = { 0 };
-        const char *envv[64];
-        size_t ne = 0;
+        char dir[PATH_MAX - 32], tokpath[PATH_MAX], logpath[PATH_MAX];
+        struct workerspec ws = { 0 };
         int r;
 
         inst_dir(d, in, dir, sizeof(dir));
         snprintf(tokpath, sizeof(tokpath), "%s/token", dir);
         snprintf(logpath, sizeof(logpath), "%s/worker.log", dir);
-        snprintf(tokurl, sizeof(tokurl), "file:%s", tokpath);
         /* The instances folder exists: one mkdir, and no fsync for the token
          * (after a machine crash the worker is gone too). */
         if ((mkdir(dir, 0700) < 0 && errno != EEXIST && (r = fs_mkdir_p(dir, 0700)) < 0) ||
@@ -414,68 +407,21 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
                           KS("provider", in->row.provider));
                 goto fail;
         }
-
-        /* argv: runner.command (default "forgejo-runner") followed by the
-         * one-job flags; the token travels only as a file. */
-        if (pc->runner.command.n) {
-                for (size_t i = 0; i < pc->runner.command.n && na < 200; i++)
-                        argv[na++] = pc->runner.command.v[i];
-        } else {
-                argv[na++] = "forgejo-runner";
+        struct workerspec_in wi = {
+                .runner = &pc->runner, .labels = &pc->labels, .pool = pc->name,
+                .instance = in->row.name, .forge_url = d->forges[pc->forge_idx].cfg->url,
+                .runner_uuid = in->row.runner_uuid, .token_path = tokpath,
+                .handle = in->row.warm ? NULL : in->row.handle,
+        };
+        if ((r = workerspec_build(&wi, &ws)) < 0) {
+                log_error("instance", "cannot build the worker's command line", KS("instance", in->row.name),
+                          KERR(r));
+                goto fail;
         }
-        argv[na++] = "one-job";
-        argv[na++] = "--url";
-        argv[na++] = d->forges[pc->forge_idx].cfg->url;
-        argv[na++] = "--uuid";
-        argv[na++] = in->row.runner_uuid;
-        argv[na++] = "--token-url";
-        argv[na++] = tokurl;
-        for (size_t i = 0; i < pc->labels.n && nl < 64; i++) {
-                const char *scheme = pc->runner.label_scheme ? pc->runner.label_scheme : "host";
-                size_t len = strlen(pc->labels.v[i]) + strlen(scheme) + 2;
-                label_args[nl] = malloc(len);
-                if (!label_args[nl]) {
-                        r = -ENOMEM;
-                        goto fail;
-                }
-                snprintf(label_args[nl], len, "%s:%s", pc->labels.v[i], scheme);
-                argv[na++] = "--label";
-                argv[na++] = label_args[nl++];
-                size_t o = strlen(labels_csv);
-                snprintf(labels_csv + o, sizeof(labels_csv) - o, "%s%s", o ? "," : "", pc->labels.v[i]);
-        }
-        if (!in->row.warm) {
-                argv[na++] = "--handle";
-                argv[na++] = in->row.handle;
-        }
-        argv[na++] = "--wait";
-        argv[na] = NULL;
-
-#define ENV(...) do {                                                     \
-                if (ne >= 60 || asprintf(&envbuf[ne], __VA_ARGS__) < 0) {     \
-                        r = -ENOMEM;                                          \
-                        goto fail;                                            \
-                }                                                             \
-                envv[ne] = envbuf[ne];                                        \
-                ne++;                                                         \
-        } while (0)
-        ENV("FORGESCALE_FORGE_URL=%s", d->forges[pc->forge_idx].cfg->url);
-        ENV("FORGESCALE_RUNNER_UUID=%s", in->row.runner_uuid);
-        ENV("FORGESCALE_RUNNER_TOKEN_FILE=%s", tokpath);
-        ENV("FORGESCALE_RUNNER_NAME=%s", in->row.name);
-        ENV("FORGESCALE_LABELS=%s", labels_csv);
-        ENV("FORGESCALE_JOB_HANDLE=%s", in->row.handle);
-        ENV("FORGESCALE_POOL=%s", pc->name);
-        ENV("FORGESCALE_INSTANCE=%s", in->row.name);
-        for (size_t i = 0; i < pc->runner.env.n; i++)
-                ENV("%s=%s", pc->runner.env.v[i].name, pc->runner.env.v[i].value);
-#undef ENV
-        envv[ne] = NULL;
-
         struct provider_spec spec = {
                 .instance = in->row.name, .pool = pc->name, .workdir = dir,
-                .argv = argv, .env = envv, .token_file = tokpath,
-                .log_path = logpath, .log_max = WORKER_LOG_MAX,
+                .argv = (const char *const *)ws.argv, .env = (const char *const *)ws.env,
+                .token_file = tokpath, .log_path = logpath, .log_max = WORKER_LOG_MAX,
         };
         in->starting = true;
         r = prov->ops->create(prov, &spec, on_provider, in);
@@ -500,10 +446,7 @@ fail:
         backoff_handle(d, in->row.handle);
         cleanup(d, in);
 out:
-        for (size_t i = 0; i < nl; i++)
-                free(label_args[i]);
-        for (size_t i = 0; i < ne; i++)
-                free(envbuf[i]);
+        workerspec_done(&ws);
 }
 
 static void on_created(void *ud, const struct forgejo_result *res, struct forgejo_runner_created *c)
