@@ -746,6 +746,16 @@ static void periodic(struct loop *l, void *ud)
 {
         struct daemon *d = ud;
 
+        int r = store_check_file(d->store);
+        if (r < 0) {
+                log_error("store", "the state database was removed or replaced while the daemon ran; "
+                          "stopping, so that nothing more happens that a restart could not account for "
+                          "(workers keep running)", KS("state_dir", d->state_dir), KERR(r));
+                d->fatal = r;
+                d->stopping = true;
+                loop_stop(l);
+                return;
+        }
         d->periodic = loop_timer_add(l, TICK_PERIOD_MS, periodic, d);
         daemon_schedule_tick(d);
         pools_forget_retired(d);
@@ -957,14 +967,11 @@ static void daemon_free(struct daemon *d)
                 free(d->providers[p].name);
         }
         free(d->providers);
-        for (size_t g = 0; g < d->n_groups; g++) {
+        for (size_t g = 0; d->groups && g < d->n_groups; g++) {
                 free(d->groups[g].sweep);
                 djobs_free(d->groups[g].jobs, d->groups[g].n_jobs);
-                for (size_t k = 0; k < d->groups[g].n_labels; k++)
-                        free(d->groups[g].labels[k]);
-                free(d->groups[g].labels);
         }
-        pools_free(d);
+        pools_free(d);   /* and the groups' labels */
         free(d->groups);
         size_t pos = 0;
         const char *k;
@@ -1038,7 +1045,16 @@ int daemon_run(struct config *cfg, bool log_from_config)
         }
         snprintf(path, sizeof(path), "%s/forgescale.db", d->state_dir);
         r = store_open(path, &d->store);
-        if (r < 0) {
+        if (r == -EUCLEAN) {
+                log_error("store", "the state database is damaged or is not a database; move it away to "
+                          "start with an empty one (the instances it recorded are then unknown to forgescale)",
+                          KS("path", path), KERR(r));
+                goto out;
+        } else if (r == -EINVAL) {
+                log_error("store", "the state database belongs to another program; choose another state_dir",
+                          KS("path", path));
+                goto out;
+        } else if (r < 0) {
                 log_error("store", "cannot open the state database", KS("path", path), KERR(r));
                 goto out;
         }
@@ -1138,6 +1154,8 @@ int daemon_run(struct config *cfg, bool log_from_config)
         if (r < 0)
                 log_error("daemon", "event loop failed", KERR(r));
         log_info("daemon", "stopped", KI("live_instances", (long long)d->n_insts));
+        if (d->fatal)
+                r = d->fatal;
 out:
         daemon_free(d);
         return r;

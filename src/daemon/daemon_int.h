@@ -163,6 +163,7 @@ struct daemon {
         int store_error;             /* the latest one's -errno */
         int64_t store_warned;        /* monotonic: last "saves failing" warning */
         bool stopping;
+        int fatal;                   /* -errno: stopped on an error */
 };
 
 /* A per-handle record: launch backoff (until, attempts) or the moment its

@@ -423,7 +423,7 @@ void pools_free(struct daemon *d)
                 free(d->pools[p].labels);
         free(d->pools);
         d->pools = NULL;
-        for (size_t g = 0; g < d->n_groups; g++)
+        for (size_t g = 0; d->groups && g < d->n_groups; g++)
                 clear_labels(&d->groups[g]);
         for (size_t i = 0; i < d->n_old_cfgs; i++)
                 config_free(d->old_cfgs[i]);

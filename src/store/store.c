@@ -216,6 +216,9 @@ struct store {
         bool in_tx;                     /* inside store_begin() */
         int tx_err;                     /* < 0: SQLite rolled the open
                                            transaction back on this error */
+        char *path;
+        dev_t dev;                      /* of the file opened, to notice */
+        ino_t ino;                      /* it being removed or replaced */
 };
 
 const char *store_state_name(enum store_state s)
@@ -270,6 +273,9 @@ static int errno_from_sqlite(int rc)
         case SQLITE_PERM:
         case SQLITE_AUTH:
                 return -EACCES;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EUCLEAN;
         default:
                 return -EIO;
         }
@@ -281,6 +287,10 @@ static int errno_from_sqlite(int rc)
 static int fail(struct store *s, int rc)
 {
         int r = errno_from_sqlite(rc);
+
+        /* An I/O error says more with its cause (EACCES, EROFS, ENOSPC…). */
+        if ((rc & 0xff) == SQLITE_IOERR && r == -EIO && sqlite3_system_errno(s->db) > 0)
+                r = -sqlite3_system_errno(s->db);
 
         if (s->in_tx && s->tx_err == 0 && sqlite3_get_autocommit(s->db))
                 s->tx_err = r;
@@ -380,7 +390,8 @@ static int bind_instance(struct store *s, sqlite3_stmt *st, const struct store_i
 }
 
 /* Copies a TEXT column into a fixed-size field. The schema bounds every
- * length, so a value that does not fit means the file was altered: -EIO. */
+ * length, so a value that does not fit means the file was altered:
+ * -EUCLEAN, like any damage. */
 static int col_str(struct store *s, sqlite3_stmt *st, int col, char *dst, size_t cap)
 {
         const unsigned char *t = sqlite3_column_text(st, col);
@@ -393,7 +404,7 @@ static int col_str(struct store *s, sqlite3_stmt *st, int col, char *dst, size_t
                 len = 0;
         }
         if (len < 0 || (size_t)len >= cap)
-                return -EIO;
+                return -EUCLEAN;
         memcpy(dst, t, (size_t)len);
         dst[len] = '\0';
         return 0;
@@ -417,7 +428,7 @@ static int read_instance(struct store *s, sqlite3_stmt *st, struct store_instanc
         if (r < 0)
                 return r;
         if (store_state_parse(state, &in.state) < 0)
-                return -EIO;
+                return -EUCLEAN;
         in.warm = sqlite3_column_int64(st, 7) != 0;
         in.job_id = sqlite3_column_int64(st, 8);
         CS(9, handle);
@@ -430,7 +441,7 @@ static int read_instance(struct store *s, sqlite3_stmt *st, struct store_instanc
         in.claimed_ms = sqlite3_column_int64(st, 16);
         int64_t ec = sqlite3_column_int64(st, 17);
         if (ec < INT_MIN || ec > INT_MAX)
-                return -EIO;
+                return -EUCLEAN;
         in.exit_code = (int)ec;
         in.runner_deleted = sqlite3_column_int64(st, 18) != 0;
         CS(19, reason);
@@ -719,6 +730,17 @@ int store_open(const char *path, struct store **ret)
         r = migrate(s);
         if (r < 0)
                 goto err;
+        struct stat st;
+        if (stat(path, &st) < 0) {
+                r = -errno;
+                goto err;
+        }
+        if (!(s->path = strdup(path))) {
+                r = -ENOMEM;
+                goto err;
+        }
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
         s->ready = true;
         *ret = s;
         return 0;
@@ -727,10 +749,22 @@ err:
         return r;
 }
 
+int store_check_file(struct store *s)
+{
+        struct stat st;
+
+        if (stat(s->path, &st) < 0)
+                return -errno;
+        if (st.st_dev != s->dev || st.st_ino != s->ino)
+                return -ESTALE;
+        return 0;
+}
+
 void store_close(struct store *s)
 {
         if (!s)
                 return;
+        free(s->path);
         for (int i = 0; i < ST__MAX; i++)
                 sqlite3_finalize(s->stmt[i]);
         if (s->db) {

@@ -67,9 +67,16 @@ struct store;
  * synchronous=NORMAL (durable across a daemon crash; kill -9 loses nothing
  * committed), busy timeout, foreign keys on; migrates the schema.
  * -EINVAL for another program's database (left untouched), -ENOTSUP when
- * the schema is newer than this binary, -EIO for a damaged file. */
+ * the schema is newer than this binary, -EUCLEAN for a damaged file or one
+ * that is not a database (any later call may also find damage and say so
+ * with -EUCLEAN), -ENOSPC on a full disk. */
 int store_open(const char *path, struct store **ret);
 void store_close(struct store *s);   /* accepts NULL */
+
+/* Whether the file opened is still at its path: -ENOENT when it was
+ * removed, -ESTALE when another file took its place. SQLite keeps writing
+ * to the open file either way, and a restart would find none of it. */
+int store_check_file(struct store *s);
 
 /* Small key/value table for daemon metadata (controller id, schema).
  * get: -ENOENT, -ERANGE when buf is too small. set: -EPERM for

@@ -16,24 +16,15 @@
 #include "util/fsutil.h"
 #include "util/httpc.h"
 
-/* A second daemon on the same state_dir exits 1 at once, naming the first
- * one's pid, and touches nothing: the first keeps every registration and
- * runs every job. */
-static void second_daemon_refused_on_state_dir(void **state)
+/* Runs `forgescale run` on fs.yaml with stderr to fx->dir/NAME and returns
+ * its exit status; fails when it runs longer than timeout_s. */
+static int run_to_exit(struct fx *fx, const char *name, double timeout_s)
 {
-        struct fx *fx = *state;
-        char cfg[PATH_MAX], log[PATH_MAX], needle[64], *text = NULL;
+        char cfg[PATH_MAX], log[PATH_MAX];
+        int st = 0;
 
-        write_config(fx,
-                     "  linux:\n"
-                     "    scope: org/acme\n"
-                     "    labels: [ubuntu-latest]\n"
-                     "    max_runners: 30\n"
-                     "    poll_interval: 200ms\n");
-        fs_start(fx);
-        make_jobs(fx, 10, "acme", "app", "[\"ubuntu-latest\"]", "[\"sleep 2\"]");
         snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
-        snprintf(log, sizeof(log), "%s/second.log", fx->dir);
+        snprintf(log, sizeof(log), "%s/%s", fx->dir, name);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
@@ -44,19 +35,46 @@ static void second_daemon_refused_on_state_dir(void **state)
                 execl(getenv("FORGESCALE"), "forgescale", "run", "-c", cfg, (char *)NULL);
                 _exit(127);
         }
-        int st = 0;
         double t0 = now_s();
         while (waitpid(pid, &st, WNOHANG) == 0) {
-                if (now_s() - t0 > 10) {
+                if (now_s() - t0 > timeout_s) {
                         kill(pid, SIGKILL);
                         waitpid(pid, &st, 0);
-                        fail_msg("the second daemon kept running on a locked state_dir");
+                        fail_msg("forgescale still ran after %.0f s; see %s", timeout_s, log);
                 }
                 usleep(20000);
         }
         assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 1);
-        assert_int_equal(fs_read_file(log, 1 << 20, &text, NULL), 0);
+        return WEXITSTATUS(st);
+}
+
+static char *read_text(struct fx *fx, const char *name)
+{
+        char path[PATH_MAX], *text = NULL;
+
+        snprintf(path, sizeof(path), "%s/%s", fx->dir, name);
+        assert_int_equal(fs_read_file(path, 1 << 22, &text, NULL), 0);
+        return text;
+}
+
+/* A second daemon on the same state_dir exits 1 at once, naming the first
+ * one's pid, and touches nothing: the first keeps every registration and
+ * runs every job. */
+static void second_daemon_refused_on_state_dir(void **state)
+{
+        struct fx *fx = *state;
+        char needle[64], *text = NULL;
+
+        write_config(fx,
+                     "  linux:\n"
+                     "    scope: org/acme\n"
+                     "    labels: [ubuntu-latest]\n"
+                     "    max_runners: 30\n"
+                     "    poll_interval: 200ms\n");
+        fs_start(fx);
+        make_jobs(fx, 10, "acme", "app", "[\"ubuntu-latest\"]", "[\"sleep 2\"]");
+        assert_int_equal(run_to_exit(fx, "second.log", 10), 1);
+        text = read_text(fx, "second.log");
         snprintf(needle, sizeof(needle), "holder_pid=%d", (int)fx->fs);
         if (!strstr(text, "state_dir is in use by another forgescale") || !strstr(text, needle))
                 fail_msg("the refusal does not name the holder (%s): %s", needle, text);
@@ -438,6 +456,58 @@ static void store_failures_hold_side_effects(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+static const char *const ONE_POOL =
+        "  linux:\n"
+        "    scope: org/acme\n"
+        "    labels: [ubuntu-latest]\n"
+        "    poll_interval: 200ms\n";
+
+/* A state database that is not one is named as damaged, with what to do,
+ * not as an I/O error; the daemon exits 1. */
+static void damaged_state_db_named(void **state)
+{
+        struct fx *fx = *state;
+        char path[PATH_MAX + 32], junk[8192];
+
+        write_config(fx, ONE_POOL);
+        assert_int_equal(fs_mkdir_p(fx->state, 0700), 0);
+        for (size_t i = 0; i < sizeof(junk); i++)
+                junk[i] = (char)(i * 131 + 7);
+        snprintf(path, sizeof(path), "%s/forgescale.db", fx->state);
+        assert_int_equal(fs_write_file_0600(path, junk, sizeof(junk)), 0);
+        assert_int_equal(run_to_exit(fx, "damaged.log", 10), 1);
+        char *text = read_text(fx, "damaged.log");
+        if (!strstr(text, "the state database is damaged or is not a database; move it away"))
+                fail_msg("not named as damaged: %s", text);
+        assert_null(strstr(text, "Input/output error"));
+        free(text);
+}
+
+/* The state database removed under a running daemon: it stops with exit
+ * status 1 and says why, instead of recording into a file a restart would
+ * never see. */
+static void state_db_removed_stops_daemon(void **state)
+{
+        struct fx *fx = *state;
+        char path[PATH_MAX + 32];
+        int st;
+
+        write_config(fx, ONE_POOL);
+        fs_start(fx);
+        snprintf(path, sizeof(path), "%s/forgescale.db", fx->state);
+        assert_int_equal(unlink(path), 0);
+        double t0 = now_s();
+        while (waitpid(fx->fs, &st, WNOHANG) == 0) {
+                if (now_s() - t0 > 10)
+                        fail_msg("the daemon kept running without its state database");
+                usleep(20000);
+        }
+        fx->fs = 0;
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 1);
+        free(wait_log(fx, 1, "the state database was removed or replaced while the daemon ran", 1));
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -446,6 +516,8 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(lost_registration_answer_reconciled_by_id, setup, teardown),
                 cmocka_unit_test_setup_teardown(sighup_reloads_pools, setup, teardown),
                 cmocka_unit_test_setup_teardown(store_failures_hold_side_effects, setup, teardown),
+                cmocka_unit_test_setup_teardown(damaged_state_db_named, setup, teardown),
+                cmocka_unit_test_setup_teardown(state_db_removed_stops_daemon, setup, teardown),
         };
         atexit(on_abort);
         httpc_global_init();

@@ -116,6 +116,9 @@ void fs_kill(struct fx *fx, int sig)
         int st;
         waitpid(fx->fs, &st, 0);
         fx->fs = 0;
+        /* A stop on SIGTERM is clean: exit status 0, no crash on the way. */
+        if (sig == SIGTERM && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
+                fail_msg("forgescale did not exit cleanly on SIGTERM (status 0x%x)", (unsigned)st);
 }
 
 void on_abort(void)

@@ -925,7 +925,7 @@ static void damaged_files(void **state)
         for (size_t i = 0; i < sizeof(junk); i++)
                 junk[i] = (char)(i * 131 + 7);
         write_file(e->path, junk, sizeof(junk));
-        assert_int_equal(store_open(e->path, &s), -EIO);
+        assert_int_equal(store_open(e->path, &s), -EUCLEAN);
         assert_ptr_equal(s, (struct store *)0x1);
 
         /* A valid header followed by garbage pages. */
@@ -956,14 +956,14 @@ static void damaged_files(void **state)
                 int r2 = store_instance_insert(s, &in);
                 int r3 = store_instance_count(s, count_cb, &c);
                 assert_true(r < 0 || r2 < 0 || r3 < 0);
-                assert_true(r == 0 || r == -EIO);
-                assert_true(r2 == 0 || r2 == -EIO);
-                assert_true(r3 == 0 || r3 == -EIO);
+                assert_true(r == 0 || r == -EUCLEAN);
+                assert_true(r2 == 0 || r2 == -EUCLEAN);
+                assert_true(r3 == 0 || r3 == -EUCLEAN);
                 assert_int_equal(c.n, 0); /* a failing count never calls back */
                 free(v);
                 store_close(s);
         } else {
-                assert_int_equal(r, -EIO);
+                assert_int_equal(r, -EUCLEAN);
                 assert_ptr_equal(s, (struct store *)0x1);
         }
 
@@ -1023,8 +1023,8 @@ static void foreign_and_newer_files(void **state)
         assert_int_equal(store_open(e->path, &s), -ENOTSUP);
         assert_ptr_equal(s, (struct store *)0x1);
 
-        /* A value too long for its field (edited by hand) reads as -EIO,
-         * never as a truncated string. */
+        /* A value too long for its field (edited by hand) reads as
+         * damage, never as a truncated string. */
         empty_dir(e->dir);
         s = open_ok(e);
         int64_t id = add(s, "fs-1", "small", "", STORE_REGISTERING);
@@ -1036,10 +1036,10 @@ static void foreign_and_newer_files(void **state)
         sqlite3_close(db);
         s = open_ok(e);
         struct store_instance in;
-        assert_int_equal(store_instance_get(s, id, &in), -EIO);
+        assert_int_equal(store_instance_get(s, id, &in), -EUCLEAN);
         struct store_instance *v = NULL;
         size_t n = 0;
-        assert_int_equal(store_instance_list_live(s, &v, &n), -EIO);
+        assert_int_equal(store_instance_list_live(s, &v, &n), -EUCLEAN);
         assert_null(v);
         store_close(s);
 }
@@ -1333,6 +1333,27 @@ static void batch_atomic_under_failures(void **state)
         assert_true(kept + lost > 10);
 }
 
+/* A database removed or replaced under an open store is noticed. */
+static void file_removed_or_replaced(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        char moved[PATH_MAX + 8];
+
+        assert_int_equal(store_check_file(s), 0);
+        add(s, "fs-1", "small", "", STORE_REGISTERING);
+        assert_int_equal(store_check_file(s), 0);
+        snprintf(moved, sizeof(moved), "%s.old", e->path);
+        assert_int_equal(rename(e->path, moved), 0);
+        assert_int_equal(store_check_file(s), -ENOENT);
+        write_file(e->path, "x", 1);
+        assert_int_equal(store_check_file(s), -ESTALE);
+        assert_int_equal(unlink(e->path), 0);
+        assert_int_equal(rename(moved, e->path), 0);
+        assert_int_equal(store_check_file(s), 0);
+        store_close(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1354,6 +1375,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(file_mode, setup, teardown),
                 cmocka_unit_test_setup_teardown(restart_after_kill, setup, teardown),
                 cmocka_unit_test_setup_teardown(damaged_files, setup, teardown),
+                cmocka_unit_test_setup_teardown(file_removed_or_replaced, setup, teardown),
                 cmocka_unit_test_setup_teardown(foreign_and_newer_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(long_strings, setup, teardown),
                 cmocka_unit_test_setup_teardown(allocation_failures, setup, teardown),
