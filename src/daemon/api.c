@@ -191,7 +191,8 @@ int api_init(struct daemon *d)
                                         "(stopped unused: timeout, job gone or taken), failed.",
                                         2, (const char *[]){ "pool", "result" });
         d->m_forge_up = metrics_gauge(d->metrics, "forgescale_forge_up",
-                                      "1 when the last request to the forge got an HTTP answer.",
+                                      "1 when the forge's last answer was usable: an HTTP status below 500 "
+                                      "with a readable body. 0 on no answer, a 5xx or a malformed body.",
                                       1, (const char *[]){ "forge" });
         d->m_demand_age = metrics_gauge(d->metrics, "forgescale_pool_demand_age_seconds",
                                         "Seconds since the pool's last good job listing (-1: none yet).",

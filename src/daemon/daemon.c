@@ -54,6 +54,16 @@ static int64_t backoff_ms(int64_t base, int failures)
         return d * 3 / 4 + (int64_t)(r % (unsigned)(d / 2 + 1));
 }
 
+/* Whether the forge works, as far as this answer tells: a 5xx, or a 2xx
+ * whose body cannot be read, comes from a forge that does not; a 4xx is
+ * the forge telling us something (a missing org, a revoked token). */
+static bool forge_answered(const struct forgejo_result *res)
+{
+        if (res->status == 0 || res->status >= 500)
+                return false;
+        return !(res->status < 300 && res->err < 0);
+}
+
 /* ---- demand ----------------------------------------------------------- */
 
 struct seen {
@@ -125,8 +135,7 @@ static void on_jobs(void *ud, const struct forgejo_result *res, const struct for
         struct daemon *d = g->d;
 
         g->inflight = false;
-        /* A 5xx is an answer, but not from a forge that works. */
-        d->forges[g->forge].up = res->status != 0 && res->status < 500;
+        d->forges[g->forge].up = forge_answered(res);
         if (g->n_pools == 0)
                 return; /* no pool reads it since a reload */
         if (res->err < 0) {
@@ -245,7 +254,7 @@ static void on_version(void *ud, const struct forgejo_result *res, const struct 
         struct daemon *d = f->d;
 
         f->version_inflight = false;
-        f->up = res->status != 0 && res->status < 500;
+        f->up = forge_answered(res);
         if (res->err < 0 || !v->parsed) {
                 f->version_failures++;
                 int64_t delay = backoff_ms(1000, f->version_failures);

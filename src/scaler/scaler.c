@@ -51,6 +51,9 @@ struct tally {
         int left_for_warm[MAXP];  /* jobs we expect idle warm instances to take */
         int unexplained[MAXP];    /* running jobs not held by our handle instances */
         int warm_claims[MAXP];    /* stale waiting jobs still to write off */
+        int held[MAXP];           /* instances holding a job: every live job
+                                   * instance, whatever its state, and busy
+                                   * warm ones */
 };
 
 static bool has_room(const struct scaler_input *in, const struct tally *t, int p)
@@ -109,6 +112,8 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
                 }
                 if (s->stop_requested || s->state == STORE_STOPPING)
                         continue;
+                if (!s->warm || s->state == STORE_RUNNING)
+                        t.held[s->pool]++;
 
                 /* A warm instance has no job to finish. */
                 if (pl->retired && s->warm && s->state != STORE_RUNNING) {
@@ -261,7 +266,11 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
                 }
                 if (out->stats) {
                         struct scaler_pool_stats *st = &out->stats[p];
-                        int d = st->busy + st->waiting + pl->min_idle;
+                        /* A job instance still registering or not yet
+                         * seen claiming holds its job as much as a busy
+                         * one: counting only busy ones made the figure
+                         * drop to 0 between a launch and its claim. */
+                        int d = t.held[p] + st->waiting + pl->min_idle;
                         /* max_runners 0: observe-only, demand uncapped. */
                         st->desired = pl->max_runners > 0 && d > pl->max_runners ? pl->max_runners : d;
                 }

@@ -112,7 +112,8 @@ struct scaler_pool_stats {
         int idle;                     /* waiting instances (warm or not yet claimed) */
         int busy;                     /* running instances */
         int stopping;
-        int desired;                  /* min(max_runners, busy + waiting + min_idle);
+        int desired;                  /* min(max_runners, instances holding a job
+                                       * + waiting + min_idle);
                                        * uncapped for observe-only (max_runners 0) */
         int unserved;                 /* waiting jobs left without room */
 };

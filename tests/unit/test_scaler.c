@@ -413,6 +413,28 @@ static void retired_pool_launches_nothing_and_retires_warm(void **state)
         assert_int_equal(p.a[0].reason, SCALER_R_POOL_REMOVED);
 }
 
+/* Desired counts every instance that holds a job, not only those seen
+ * busy: between a launch and its claim the figure must not drop. */
+static void desired_counts_job_instances_before_their_claim(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_job jobs[] = { job(1, "h1", L_UB, 1, true), job(2, "h2", L_UB, 1, true) };
+        jobs[0].served = jobs[1].served = true;
+        struct scaler_inst insts[] = {
+                { .pool = 0, .state = STORE_REGISTERING, .handle = "h1", .created_ms = NOW, .state_ms = NOW },
+                { .pool = 0, .state = STORE_WAITING, .handle = "h2", .created_ms = NOW, .state_ms = NOW,
+                  .job_state = SCALER_JOB_WAITING },
+                { .pool = 0, .state = STORE_WAITING, .warm = true, .handle = "", .created_ms = NOW,
+                  .state_ms = NOW, .idle_since_ms = NOW },
+        };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .jobs = jobs, .n_jobs = 2,
+                                   .insts = insts, .n_insts = 3 };
+        struct plan p;
+        run(&in, &p);
+        assert_int_equal(p.st[0].waiting, 0);
+        assert_int_equal(p.st[0].desired, 2);   /* the idle warm one is not wanted: min_idle 0 */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -435,6 +457,7 @@ int main(void)
                 cmocka_unit_test(action_buffer_overflow_is_reported),
                 cmocka_unit_test(stale_jobs_count_as_demand_and_launch_nothing),
                 cmocka_unit_test(retired_pool_launches_nothing_and_retires_warm),
+                cmocka_unit_test(desired_counts_job_instances_before_their_claim),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
