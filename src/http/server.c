@@ -1,8 +1,9 @@
 /* server.c: see server.h. Owns the listening socket, the libmicrohttpd
  * daemon (external epoll mode: its epoll fd sits in our loop, a loop timer
- * follows MHD_get_timeout), the route table and per-request state. Runs
- * only on the loop's thread; never blocks, never logs above debug, never
- * calls MHD_run from inside an MHD callback. */
+ * follows MHD_get_timeout), the route table, per-request state and the
+ * per-connection request deadlines. Runs only on the loop's thread; never
+ * blocks, never logs above debug, never calls MHD_run from inside an MHD
+ * callback. */
 #include "http/server.h"
 
 #include <arpa/inet.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "loop/loop.h"
@@ -67,9 +69,22 @@ struct http_request {
         int status_sent;
         size_t bytes_out;
         int64_t start_ms;
+        struct conn *k;                         /* NULL only if MHD gave none */
         char remote[INET6_ADDRSTRLEN + 16];
         http_abort_fn abort_fn;
         void *abort_ud;
+};
+
+/* One per open connection (MHD's socket context). A connection is on the
+ * deadline list while a request is being received: from accept, and again
+ * from each completed answer on a kept-alive connection, until the request
+ * is whole. Deadlines are set to now + a constant, so the list is in
+ * deadline order by construction. */
+struct conn {
+        struct MHD_Connection *c;
+        struct conn *prev, *next;
+        int64_t deadline_ms;
+        bool listed;
 };
 
 struct http_server {
@@ -90,6 +105,10 @@ struct http_server {
         size_t nroutes;
         size_t cap;
         struct http_request *deferred;
+        int64_t request_timeout_ms;
+        struct conn *dl_head, *dl_tail;         /* deadline list */
+        struct loop_timer *dl_timer;
+        int64_t dl_timer_at;
 };
 
 /* ---- response helpers ---- */
@@ -327,6 +346,89 @@ static void on_epoll(struct loop *l, int fd, unsigned events, void *ud)
         drive(ud);
 }
 
+/* ---- request deadlines ---- */
+
+/* MHD's connection timeout is an idle timeout: a client sending a byte now
+ * and then keeps it from firing and holds its slot for ever. The deadline
+ * list bounds the time to receive a request whatever the byte rate. */
+
+static void dl_on_timer(struct loop *l, void *ud);
+
+/* Called when the list gains a connection and after the timer fires. While
+ * the timer is armed it is due no later than the head (the head only ever
+ * moves later), so a removed head costs one early wake-up at most. */
+static void dl_arm(struct http_server *s)
+{
+        int64_t delay;
+
+        if (s->dl_timer || !s->dl_head || s->closing)
+                return;
+        delay = s->dl_head->deadline_ms - loop_now_ms(s->loop);
+        /* On OOM the next connection or answer arms it. */
+        s->dl_timer = loop_timer_add(s->loop, delay > 0 ? delay : 0, dl_on_timer, s);
+}
+
+static void dl_unlink(struct http_server *s, struct conn *k)
+{
+        if (!k->listed)
+                return;
+        if (k->prev)
+                k->prev->next = k->next;
+        else
+                s->dl_head = k->next;
+        if (k->next)
+                k->next->prev = k->prev;
+        else
+                s->dl_tail = k->prev;
+        k->prev = k->next = NULL;
+        k->listed = false;
+}
+
+static void dl_push(struct http_server *s, struct conn *k)
+{
+        dl_unlink(s, k);
+        k->deadline_ms = loop_now_ms(s->loop) + s->request_timeout_ms;
+        k->prev = s->dl_tail;
+        if (s->dl_tail)
+                s->dl_tail->next = k;
+        else
+                s->dl_head = k;
+        s->dl_tail = k;
+        k->listed = true;
+        dl_arm(s);
+}
+
+/* Ends a connection from outside MHD's callbacks without closing its fd
+ * under MHD: after shutdown() its next read sees EOF and MHD closes it. */
+static void conn_cut(struct MHD_Connection *c)
+{
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        if (ci && ci->connect_fd >= 0)
+                (void)shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
+static void dl_on_timer(struct loop *l, void *ud)
+{
+        struct http_server *s = ud;
+        int64_t now = loop_now_ms(l);
+        bool cut = false;
+
+        s->dl_timer = NULL;
+        while (s->dl_head && s->dl_head->deadline_ms <= now) {
+                struct conn *k = s->dl_head;
+                dl_unlink(s, k);
+                conn_cut(k->c);
+                cut = true;
+        }
+        dl_arm(s);
+        if (cut) {
+                s->kick = true;
+                rearm(s);
+        }
+}
+
 /* ---- routing ---- */
 
 /* Splits "/a/b" into {"a","b"} in place; "/" gives no segment. */
@@ -516,6 +618,7 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
                                         const char *url, const char *method)
 {
         struct http_request *req = calloc(1, sizeof(*req));
+        const union MHD_ConnectionInfo *ci;
 
         if (!req)
                 return NULL;
@@ -533,6 +636,8 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
         buffer_init(&req->body, s->max_body);
         buffer_init(&req->resp.body, s->max_response);
         req->start_ms = loop_now_ms(s->loop);
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        req->k = ci ? ci->socket_context : NULL;
         format_remote(c, req->remote, sizeof(req->remote));
         return req;
 }
@@ -604,6 +709,9 @@ static enum MHD_Result dispatch(struct http_request *req)
 
         if (req->too_big)
                 return fail(req, 413, "request body too large");
+        /* The request is whole: its deadline no longer applies. */
+        if (req->k)
+                dl_unlink(s, req->k);
         if (s->closing)
                 return fail(req, 503, "server shutting down");
         req->state = REQ_HANDLER;
@@ -714,6 +822,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         if (!req)
                 return;
         *con_cls = NULL;
+        /* A kept-alive connection gets a fresh deadline for its next
+         * request; a closing one leaves the list in on_connection. */
+        if (req->k)
+                dl_push(s, req->k);
         if (req->state == REQ_DEFERRED) {
                 /* Only reachable if MHD drops a parked connection itself. */
                 deferred_unlink(req);
@@ -742,11 +854,29 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
                           enum MHD_ConnectionNotificationCode code)
 {
         struct http_server *s = cls;
+        struct conn *k;
 
-        if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
                 s->nconn++;
-        else if (code == MHD_CONNECTION_NOTIFY_CLOSED && s->nconn > 0)
-                s->nconn--;
+                k = calloc(1, sizeof(*k));
+                if (!k) {
+                        /* Its time could not be bounded: refuse it. */
+                        conn_cut(c);
+                        return;
+                }
+                k->c = c;
+                *socket_ctx = k;
+                dl_push(s, k);
+        } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                if (s->nconn > 0)
+                        s->nconn--;
+                k = *socket_ctx;
+                if (k) {
+                        dl_unlink(s, k);
+                        free(k);
+                        *socket_ctx = NULL;
+                }
+        }
 }
 
 /* MHD's own diagnostics (malformed requests, socket errors) only matter
@@ -866,6 +996,8 @@ int http_server_new(struct loop *l, const struct http_server_config *cfg,
         s->max_response = cfg->max_response ? cfg->max_response : HTTP_DEFAULT_MAX_RESPONSE;
         s->access_log = cfg->access_log;
         s->access_log_ud = cfg->access_log_ud;
+        s->request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms
+                                                        : HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
 
         any = ss.ss_family == AF_INET6 &&
               IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
@@ -894,6 +1026,8 @@ int http_server_new(struct loop *l, const struct http_server_config *cfg,
                 MHD_OPTION_LISTEN_SOCKET, fd,
                 MHD_OPTION_CONNECTION_LIMIT,
                 cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                cfg->max_per_client ? cfg->max_per_client : HTTP_DEFAULT_MAX_PER_CLIENT,
                 MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : HTTP_DEFAULT_TIMEOUT_S,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                 (size_t)(cfg->max_header ? cfg->max_header : HTTP_DEFAULT_MAX_HEADER),
@@ -953,6 +1087,8 @@ void http_server_free(struct http_server *s)
                 (void)MHD_run(s->mhd);
                 MHD_stop_daemon(s->mhd); /* closes the listening socket */
         }
+        if (s->dl_timer)
+                loop_timer_cancel(s->loop, s->dl_timer);
         for (size_t i = 0; i < s->nroutes; i++) {
                 free(s->routes[i].pattern);
                 free(s->routes[i].segbuf);

@@ -24,6 +24,8 @@ struct http_request;
 #define HTTP_MAX_HEADERS 16
 
 #define HTTP_DEFAULT_MAX_CONNECTIONS 64
+#define HTTP_DEFAULT_MAX_PER_CLIENT 8
+#define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define HTTP_DEFAULT_TIMEOUT_S 30
 #define HTTP_DEFAULT_MAX_BODY (1u << 20)
 #define HTTP_DEFAULT_MAX_HEADER (32u << 10)
@@ -46,7 +48,14 @@ typedef void (*http_access_log_fn)(const struct http_access *a, void *ud);
 struct http_server_config {
         const char *listen;         /* "127.0.0.1:9464", "[::1]:9464", ":9464"; port 0 picks one */
         unsigned max_connections;   /* 0: HTTP_DEFAULT_MAX_CONNECTIONS */
+        unsigned max_per_client;    /* connections per client address (more are closed
+                                     * at once); 0: HTTP_DEFAULT_MAX_PER_CLIENT */
         unsigned timeout_s;         /* idle timeout per connection; 0: HTTP_DEFAULT_TIMEOUT_S */
+        unsigned request_timeout_ms; /* time a client has to deliver a whole request
+                                     * (headers and body), whatever its byte rate: from
+                                     * accept, or from the previous answer on a kept-alive
+                                     * connection; the connection is closed past it.
+                                     * 0: HTTP_DEFAULT_REQUEST_TIMEOUT_MS */
         size_t max_body;            /* request body cap (413 above); 0: HTTP_DEFAULT_MAX_BODY */
         size_t max_header;          /* per-connection memory for the request line and
                                      * headers (431 above); 0: HTTP_DEFAULT_MAX_HEADER */
