@@ -4,7 +4,7 @@
  * User callbacks run only from the loop's fd/timer callbacks, never from
  * inside a curl callback, so they may start, cancel and free freely. Never
  * logs above debug. */
-#include "forge/hmulti.h"
+#include "http/hmulti.h"
 
 #include "loop/loop.h"
 
