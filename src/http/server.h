@@ -92,8 +92,9 @@ typedef int (*http_handler_fn)(struct http_request *req, struct http_response *r
  * (http_server_free). req is invalid once it returns. */
 typedef void (*http_abort_fn)(struct http_request *req, void *ud);
 
-/* Parses a listen address (numeric hosts only, no DNS). ":port" means every
- * interface (IPv6 any, dual stack). Returns 0 or -EINVAL. */
+/* Parses a listen address with hostport_parse() (util/hostport.h): an IP
+ * address or localhost (127.0.0.1), no DNS; ":port" means every interface
+ * (IPv6 any, dual stack). Returns 0 or -EINVAL. */
 int http_server_parse_listen(const char *s, struct sockaddr_storage *ret_addr,
                              socklen_t *ret_len);
 
@@ -115,12 +116,13 @@ uint16_t http_server_port(const struct http_server *s);
 /* Open client connections (idle, active and parked). */
 unsigned http_server_connections(const struct http_server *s);
 
-/* Adds a route. method is "GET", "POST", ... (GET routes also answer HEAD).
- * pattern starts with '/' and its segments are literals or "{name}"
- * ([A-Za-z0-9_]+, at most HTTP_MAX_PARAMS); a {name} segment matches one
- * non-empty path segment. Both strings are copied; ud is borrowed.
- * Returns 0, -EINVAL (bad method or pattern), -EEXIST (same method and
- * pattern already routed) or -ENOMEM. */
+/* Adds a route (matched with http/router.h, first added first). method is
+ * "GET", "POST", ... (GET routes also answer HEAD). pattern starts with '/'
+ * and its segments are literals or "{name}" ([A-Za-z0-9_]+, at most
+ * HTTP_MAX_PARAMS); a {name} segment matches one non-empty path segment.
+ * Both strings are copied; ud is borrowed. Returns 0, -EINVAL (bad method
+ * or pattern), -EEXIST (same method and pattern, parameter names aside,
+ * already routed) or -ENOMEM. */
 int http_server_route(struct http_server *s, const char *method, const char *pattern,
                       http_handler_fn fn, void *ud);
 

@@ -1149,7 +1149,7 @@ static void test_bad_config(void **state)
         socklen_t len;
         static const char *const bad[] = {
                 "", ":", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
-                "127.0.0.1:80x", "::1:80", "[::1]", "[::1]80", "localhost:80", "1.2.3:80",
+                "127.0.0.1:80x", "::1:80", "[::1]", "[::1]80", "example.com:80", "1.2.3:80",
                 "[nope]:1", "127.0.0.1: 80",
         };
 
@@ -1162,6 +1162,9 @@ static void test_bad_config(void **state)
         assert_int_equal(ss.ss_family, AF_INET6);
         assert_int_equal(http_server_parse_listen(":9464", &ss, &len), 0);
         assert_int_equal(ss.ss_family, AF_INET6);
+        assert_int_equal(http_server_parse_listen("localhost:9464", &ss, &len), 0);
+        assert_int_equal(ss.ss_family, AF_INET);
+        assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), INADDR_LOOPBACK);
 
         /* The port in use is reported as such. */
         char addr[64];
@@ -1177,6 +1180,9 @@ static void test_bad_config(void **state)
         assert_int_equal(http_server_route(t->srv, "GET", "/a/{b-c}", h_fail, NULL), -EINVAL);
         assert_int_equal(http_server_route(t->srv, "get", "/a", h_fail, NULL), -EINVAL);
         assert_int_equal(http_server_route(t->srv, "POST", "/echo", h_fail, NULL), -EEXIST);
+        assert_int_equal(http_server_route(t->srv, "GET", "/pools/{p}/runners/{i}", h_fail, NULL),
+                         -EEXIST);
+        assert_int_equal(http_server_route(t->srv, "GET", "/a", NULL, NULL), -EINVAL);
 
         /* Header injection is refused. */
         struct http_response r = { .body = BUFFER_INIT(16) };
