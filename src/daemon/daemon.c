@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "forge/hmulti.h"
+#include "http/hmulti.h"
 #include "util/fsutil.h"
 #include "util/httpc.h"
 #include "util/log.h"

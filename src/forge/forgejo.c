@@ -6,7 +6,7 @@
  * after the create callback returns. */
 #include "forge/forgejo.h"
 
-#include "forge/hmulti.h"
+#include "http/hmulti.h"
 #include "fs_version.h"
 
 #include <errno.h>

@@ -1,8 +1,9 @@
 /* server.c: see server.h. Owns the listening socket, the libmicrohttpd
  * daemon (external epoll mode: its epoll fd sits in our loop, a loop timer
- * follows MHD_get_timeout), the route table and per-request state. Runs
- * only on the loop's thread; never blocks, never logs above debug, never
- * calls MHD_run from inside an MHD callback. */
+ * follows MHD_get_timeout), the route table, per-request state and the
+ * per-connection request deadlines. Runs only on the loop's thread; never
+ * blocks, never logs above debug, never calls MHD_run from inside an MHD
+ * callback. */
 #include "http/server.h"
 
 #include <arpa/inet.h>
@@ -16,28 +17,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/router.h"
 #include "loop/loop.h"
+#include "util/hostport.h"
 #include "util/log.h"
 
-#define MAX_SEGMENTS 32
 #define LISTEN_BACKLOG 128
 /* A body that overflows max_body without a Content-Length (chunked) is
  * drained so the client gets a 413; past this multiple the connection is
  * simply closed. */
 #define DRAIN_FACTOR 8
 
-struct route {
-        char method[16];
-        char *pattern;
-        char *segbuf;                   /* pattern split in place */
-        size_t nseg;
-        const char *seg[MAX_SEGMENTS];  /* literal text or parameter name */
-        bool param[MAX_SEGMENTS];
+/* What a route leads to; the router's ud. */
+struct handler {
         http_handler_fn fn;
         void *ud;
 };
+
+_Static_assert(HTTP_MAX_PARAMS == ROUTER_MAX_PARAMS, "http_request_param reads router params");
 
 enum req_state {
         REQ_RECEIVING,  /* headers in, body arriving */
@@ -56,10 +56,8 @@ struct http_request {
         const char *method;                     /* MHD's, lives as long as the request */
         char *path;
         char *segbuf;                           /* path split in place for params */
-        const struct route *route;
-        size_t nparams;
-        const char *pname[HTTP_MAX_PARAMS];
-        const char *pval[HTTP_MAX_PARAMS];
+        const struct handler *h;
+        struct router_match m;
         struct buffer body;
         size_t bytes_in;
         bool too_big;
@@ -67,9 +65,22 @@ struct http_request {
         int status_sent;
         size_t bytes_out;
         int64_t start_ms;
+        struct conn *k;                         /* NULL only if MHD gave none */
         char remote[INET6_ADDRSTRLEN + 16];
         http_abort_fn abort_fn;
         void *abort_ud;
+};
+
+/* One per open connection (MHD's socket context). A connection is on the
+ * deadline list while a request is being received: from accept, and again
+ * from each completed answer on a kept-alive connection, until the request
+ * is whole. Deadlines are set to now + a constant, so the list is in
+ * deadline order by construction. */
+struct conn {
+        struct MHD_Connection *c;
+        struct conn *prev, *next;
+        int64_t deadline_ms;
+        bool listed;
 };
 
 struct http_server {
@@ -86,10 +97,14 @@ struct http_server {
         size_t max_response;
         http_access_log_fn access_log;
         void *access_log_ud;
-        struct route *routes;
-        size_t nroutes;
-        size_t cap;
+        struct router *router;
+        struct handler **handlers;              /* owned, the router's uds */
+        size_t nhandlers, cap;
         struct http_request *deferred;
+        int64_t request_timeout_ms;
+        struct conn *dl_head, *dl_tail;         /* deadline list */
+        struct loop_timer *dl_timer;
+        int64_t dl_timer_at;
 };
 
 /* ---- response helpers ---- */
@@ -179,71 +194,14 @@ static void response_fail(struct http_response *r, int status, const char *msg)
 
 /* ---- listen address ---- */
 
-static int parse_port(const char *s, uint16_t *ret)
-{
-        char *end;
-        long long v;
-
-        if (!*s || *s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno || *end || v < 0 || v > 65535)
-                return -EINVAL;
-        *ret = (uint16_t)v;
-        return 0;
-}
-
 int http_server_parse_listen(const char *s, struct sockaddr_storage *ret_addr,
                              socklen_t *ret_len)
 {
-        struct sockaddr_storage ss;
-        char host[INET6_ADDRSTRLEN + 1];
-        const char *colon, *hs;
-        size_t hl;
-        uint16_t port;
+        struct hostport hp;
 
-        if (!s)
+        if (hostport_parse(s, HOSTPORT_ANY_HOST, &hp, NULL) < 0)
                 return -EINVAL;
-        memset(&ss, 0, sizeof(ss));
-        if (s[0] == '[') {
-                const char *close = strchr(s, ']');
-                if (!close || close[1] != ':')
-                        return -EINVAL;
-                hs = s + 1;
-                hl = (size_t)(close - hs);
-                colon = close + 1;
-        } else {
-                colon = strrchr(s, ':');
-                if (!colon || memchr(s, ':', (size_t)(colon - s)))
-                        return -EINVAL; /* bare IPv6 needs brackets */
-                hs = s;
-                hl = (size_t)(colon - s);
-        }
-        if (parse_port(colon + 1, &port) < 0 || hl >= sizeof(host))
-                return -EINVAL;
-        memcpy(host, hs, hl);
-        host[hl] = '\0';
-
-        if (s[0] == '[' || hl == 0) {
-                struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-                a6->sin6_family = AF_INET6;
-                a6->sin6_port = htons(port);
-                if (hl == 0)
-                        a6->sin6_addr = in6addr_any;
-                else if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
-                        return -EINVAL;
-                *ret_len = sizeof(*a6);
-        } else {
-                struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-                a4->sin_family = AF_INET;
-                a4->sin_port = htons(port);
-                if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
-                        return -EINVAL;
-                *ret_len = sizeof(*a4);
-        }
-        *ret_addr = ss;
-        return 0;
+        return hostport_sockaddr(&hp, ret_addr, ret_len);
 }
 
 static int bind_socket(struct sockaddr_storage *ss, socklen_t len, bool any, int *ret_fd,
@@ -327,168 +285,119 @@ static void on_epoll(struct loop *l, int fd, unsigned events, void *ud)
         drive(ud);
 }
 
+/* ---- request deadlines ---- */
+
+/* MHD's connection timeout is an idle timeout: a client sending a byte now
+ * and then keeps it from firing and holds its slot for ever. The deadline
+ * list bounds the time to receive a request whatever the byte rate. */
+
+static void dl_on_timer(struct loop *l, void *ud);
+
+/* Called when the list gains a connection and after the timer fires. While
+ * the timer is armed it is due no later than the head (the head only ever
+ * moves later), so a removed head costs one early wake-up at most. */
+static void dl_arm(struct http_server *s)
+{
+        int64_t delay;
+
+        if (s->dl_timer || !s->dl_head || s->closing)
+                return;
+        delay = s->dl_head->deadline_ms - loop_now_ms(s->loop);
+        /* On OOM the next connection or answer arms it. */
+        s->dl_timer = loop_timer_add(s->loop, delay > 0 ? delay : 0, dl_on_timer, s);
+}
+
+static void dl_unlink(struct http_server *s, struct conn *k)
+{
+        if (!k->listed)
+                return;
+        if (k->prev)
+                k->prev->next = k->next;
+        else
+                s->dl_head = k->next;
+        if (k->next)
+                k->next->prev = k->prev;
+        else
+                s->dl_tail = k->prev;
+        k->prev = k->next = NULL;
+        k->listed = false;
+}
+
+static void dl_push(struct http_server *s, struct conn *k)
+{
+        dl_unlink(s, k);
+        k->deadline_ms = loop_now_ms(s->loop) + s->request_timeout_ms;
+        k->prev = s->dl_tail;
+        if (s->dl_tail)
+                s->dl_tail->next = k;
+        else
+                s->dl_head = k;
+        s->dl_tail = k;
+        k->listed = true;
+        dl_arm(s);
+}
+
+/* Ends a connection from outside MHD's callbacks without closing its fd
+ * under MHD: after shutdown() its next read sees EOF and MHD closes it. */
+static void conn_cut(struct MHD_Connection *c)
+{
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        if (ci && ci->connect_fd >= 0)
+                (void)shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
+static void dl_on_timer(struct loop *l, void *ud)
+{
+        struct http_server *s = ud;
+        int64_t now = loop_now_ms(l);
+        bool cut = false;
+
+        s->dl_timer = NULL;
+        while (s->dl_head && s->dl_head->deadline_ms <= now) {
+                struct conn *k = s->dl_head;
+                dl_unlink(s, k);
+                conn_cut(k->c);
+                cut = true;
+        }
+        dl_arm(s);
+        if (cut) {
+                s->kick = true;
+                rearm(s);
+        }
+}
+
 /* ---- routing ---- */
-
-/* Splits "/a/b" into {"a","b"} in place; "/" gives no segment. */
-static int split_path(char *p, const char **seg, size_t *ret_n)
-{
-        size_t n = 0;
-
-        if (p[0] != '/')
-                return -EINVAL;
-        if (p[1] == '\0') {
-                *ret_n = 0;
-                return 0;
-        }
-        p++;
-        for (;;) {
-                char *slash = strchr(p, '/');
-                if (n == MAX_SEGMENTS)
-                        return -E2BIG;
-                seg[n++] = p;
-                if (!slash)
-                        break;
-                *slash = '\0';
-                p = slash + 1;
-        }
-        *ret_n = n;
-        return 0;
-}
-
-static bool method_ok(const char *m)
-{
-        size_t n = strlen(m);
-
-        if (n == 0 || n >= sizeof(((struct route *)0)->method))
-                return false;
-        for (; *m; m++)
-                if (*m < 'A' || *m > 'Z')
-                        return false;
-        return true;
-}
 
 int http_server_route(struct http_server *s, const char *method, const char *pattern,
                       http_handler_fn fn, void *ud)
 {
-        struct route r = { .fn = fn, .ud = ud };
-        size_t nparams = 0;
-        int ret;
+        struct handler *h;
+        int r;
 
-        if (!method || !pattern || !fn || !method_ok(method))
+        if (!fn)
                 return -EINVAL;
-        snprintf(r.method, sizeof(r.method), "%s", method);
-        r.pattern = strdup(pattern);
-        r.segbuf = strdup(pattern);
-        if (!r.pattern || !r.segbuf) {
-                ret = -ENOMEM;
-                goto err;
-        }
-        ret = split_path(r.segbuf, r.seg, &r.nseg);
-        if (ret < 0) {
-                ret = -EINVAL;
-                goto err;
-        }
-        for (size_t i = 0; i < r.nseg; i++) {
-                char *sg = (char *)r.seg[i];
-                size_t l = strlen(sg);
-                if (strchr(sg, '{') || strchr(sg, '}')) {
-                        if (l < 3 || sg[0] != '{' || sg[l - 1] != '}' ||
-                            nparams == HTTP_MAX_PARAMS) {
-                                ret = -EINVAL;
-                                goto err;
-                        }
-                        sg[l - 1] = '\0';
-                        sg++;
-                        for (const char *c = sg; *c; c++) {
-                                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                                      (*c >= '0' && *c <= '9') || *c == '_')) {
-                                        ret = -EINVAL;
-                                        goto err;
-                                }
-                        }
-                        r.seg[i] = sg;
-                        r.param[i] = true;
-                        nparams++;
-                }
-        }
-        for (size_t i = 0; i < s->nroutes; i++) {
-                if (strcmp(s->routes[i].method, r.method) == 0 &&
-                    strcmp(s->routes[i].pattern, r.pattern) == 0) {
-                        ret = -EEXIST;
-                        goto err;
-                }
-        }
-        if (s->nroutes == s->cap) {
+        if (s->nhandlers == s->cap) {
                 size_t ncap = s->cap ? s->cap * 2 : 16;
-                struct route *nr = realloc(s->routes, ncap * sizeof(*nr));
-                if (!nr) {
-                        ret = -ENOMEM;
-                        goto err;
-                }
-                s->routes = nr;
+                struct handler **nh = realloc(s->handlers, ncap * sizeof(*nh));
+                if (!nh)
+                        return -ENOMEM;
+                s->handlers = nh;
                 s->cap = ncap;
         }
-        s->routes[s->nroutes++] = r;
+        h = malloc(sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        h->fn = fn;
+        h->ud = ud;
+        r = router_add(s->router, method, pattern, h);
+        if (r < 0) {
+                free(h);
+                return r;
+        }
+        s->handlers[s->nhandlers++] = h;
         return 0;
-err:
-        free(r.pattern);
-        free(r.segbuf);
-        return ret;
-}
-
-static bool path_matches(const struct route *r, const char *const *seg, size_t n)
-{
-        if (r->nseg != n)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                if (r->param[i] ? seg[i][0] == '\0' : strcmp(r->seg[i], seg[i]) != 0)
-                        return false;
-        }
-        return true;
-}
-
-static bool method_matches(const struct route *r, const char *method)
-{
-        return strcmp(r->method, method) == 0 ||
-               (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0);
-}
-
-/* Finds the route for req; on a path match with the wrong method it fills
- * allow with the methods that would have matched. */
-static const struct route *route_find(struct http_server *s, struct http_request *req,
-                                      struct buffer *allow)
-{
-        const char *seg[MAX_SEGMENTS];
-        size_t n;
-        bool path_found = false;
-
-        if (split_path(req->segbuf, seg, &n) < 0)
-                return NULL;
-        for (size_t i = 0; i < s->nroutes; i++) {
-                const struct route *r = &s->routes[i];
-                if (!path_matches(r, seg, n))
-                        continue;
-                if (method_matches(r, req->method)) {
-                        req->nparams = 0;
-                        for (size_t j = 0; j < n; j++) {
-                                if (!r->param[j])
-                                        continue;
-                                req->pname[req->nparams] = r->seg[j];
-                                req->pval[req->nparams] = seg[j];
-                                req->nparams++;
-                        }
-                        return r;
-                }
-                path_found = true;
-                if (!strstr(buffer_str(allow), r->method)) {
-                        (void)buffer_printf(allow, "%s%s", allow->len ? ", " : "", r->method);
-                        if (strcmp(r->method, "GET") == 0)
-                                (void)buffer_puts(allow, ", HEAD");
-                }
-        }
-        if (!path_found)
-                buffer_reset(allow);
-        return NULL;
 }
 
 /* ---- requests ---- */
@@ -516,6 +425,7 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
                                         const char *url, const char *method)
 {
         struct http_request *req = calloc(1, sizeof(*req));
+        const union MHD_ConnectionInfo *ci;
 
         if (!req)
                 return NULL;
@@ -533,6 +443,8 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
         buffer_init(&req->body, s->max_body);
         buffer_init(&req->resp.body, s->max_response);
         req->start_ms = loop_now_ms(s->loop);
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        req->k = ci ? ci->socket_context : NULL;
         format_remote(c, req->remote, sizeof(req->remote));
         return req;
 }
@@ -604,10 +516,13 @@ static enum MHD_Result dispatch(struct http_request *req)
 
         if (req->too_big)
                 return fail(req, 413, "request body too large");
+        /* The request is whole: its deadline no longer applies. */
+        if (req->k)
+                dl_unlink(s, req->k);
         if (s->closing)
                 return fail(req, 503, "server shutting down");
         req->state = REQ_HANDLER;
-        r = req->route->fn(req, &req->resp, req->route->ud);
+        r = req->h->fn(req, &req->resp, req->h->ud);
         if (r == HTTP_DEFER) {
                 if (req->state == REQ_READY) /* answered from inside the handler */
                         return queue(req);
@@ -649,26 +564,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         struct http_request *req = *con_cls;
 
         if (!req) {
-                struct buffer allow = BUFFER_INIT(256);
-                enum MHD_Result ret;
+                int r;
 
                 req = request_new(s, c, url, method);
                 if (!req)
                         return MHD_NO;
                 *con_cls = req;
-                req->route = route_find(s, req, &allow);
-                if (!req->route) {
-                        if (allow.len) {
-                                response_fail(&req->resp, 405, "method not allowed");
-                                (void)http_response_header(&req->resp, "Allow", allow.data);
-                                ret = queue(req);
-                        } else {
-                                ret = fail(req, 404, "not found");
-                        }
-                        buffer_done(&allow);
-                        return ret;
+                r = router_match(s->router, method, req->segbuf, &req->m);
+                if (r == ROUTER_WRONG_METHOD) {
+                        response_fail(&req->resp, 405, "method not allowed");
+                        (void)http_response_header(&req->resp, "Allow", req->m.allow);
+                        return queue(req);
                 }
-                buffer_done(&allow);
+                if (r != ROUTER_MATCH)
+                        return fail(req, 404, "not found");
+                req->h = req->m.ud;
                 if (content_length_too_big(req))
                         return fail(req, 413, "request body too large");
                 return MHD_YES;
@@ -714,6 +624,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         if (!req)
                 return;
         *con_cls = NULL;
+        /* A kept-alive connection gets a fresh deadline for its next
+         * request; a closing one leaves the list in on_connection. */
+        if (req->k)
+                dl_push(s, req->k);
         if (req->state == REQ_DEFERRED) {
                 /* Only reachable if MHD drops a parked connection itself. */
                 deferred_unlink(req);
@@ -742,11 +656,29 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
                           enum MHD_ConnectionNotificationCode code)
 {
         struct http_server *s = cls;
+        struct conn *k;
 
-        if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
                 s->nconn++;
-        else if (code == MHD_CONNECTION_NOTIFY_CLOSED && s->nconn > 0)
-                s->nconn--;
+                k = calloc(1, sizeof(*k));
+                if (!k) {
+                        /* Its time could not be bounded: refuse it. */
+                        conn_cut(c);
+                        return;
+                }
+                k->c = c;
+                *socket_ctx = k;
+                dl_push(s, k);
+        } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                if (s->nconn > 0)
+                        s->nconn--;
+                k = *socket_ctx;
+                if (k) {
+                        dl_unlink(s, k);
+                        free(k);
+                        *socket_ctx = NULL;
+                }
+        }
 }
 
 /* MHD's own diagnostics (malformed requests, socket errors) only matter
@@ -778,10 +710,7 @@ const char *http_request_path(const struct http_request *req)
 
 const char *http_request_param(const struct http_request *req, const char *name)
 {
-        for (size_t i = 0; i < req->nparams; i++)
-                if (strcmp(req->pname[i], name) == 0)
-                        return req->pval[i];
-        return NULL;
+        return req->h ? router_match_param(&req->m, name) : NULL;
 }
 
 const char *http_request_query(const struct http_request *req, const char *key)
@@ -862,10 +791,17 @@ int http_server_new(struct loop *l, const struct http_server_config *cfg,
                 return -ENOMEM;
         s->loop = l;
         s->epfd = -1;
+        s->router = router_new(ROUTER_HEAD_AS_GET);
+        if (!s->router) {
+                r = -ENOMEM;
+                goto err;
+        }
         s->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
         s->max_response = cfg->max_response ? cfg->max_response : HTTP_DEFAULT_MAX_RESPONSE;
         s->access_log = cfg->access_log;
         s->access_log_ud = cfg->access_log_ud;
+        s->request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms
+                                                        : HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
 
         any = ss.ss_family == AF_INET6 &&
               IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
@@ -894,6 +830,8 @@ int http_server_new(struct loop *l, const struct http_server_config *cfg,
                 MHD_OPTION_LISTEN_SOCKET, fd,
                 MHD_OPTION_CONNECTION_LIMIT,
                 cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                cfg->max_per_client ? cfg->max_per_client : HTTP_DEFAULT_MAX_PER_CLIENT,
                 MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : HTTP_DEFAULT_TIMEOUT_S,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                 (size_t)(cfg->max_header ? cfg->max_header : HTTP_DEFAULT_MAX_HEADER),
@@ -953,11 +891,12 @@ void http_server_free(struct http_server *s)
                 (void)MHD_run(s->mhd);
                 MHD_stop_daemon(s->mhd); /* closes the listening socket */
         }
-        for (size_t i = 0; i < s->nroutes; i++) {
-                free(s->routes[i].pattern);
-                free(s->routes[i].segbuf);
-        }
-        free(s->routes);
+        if (s->dl_timer)
+                loop_timer_cancel(s->loop, s->dl_timer);
+        router_free(s->router);
+        for (size_t i = 0; i < s->nhandlers; i++)
+                free(s->handlers[i]);
+        free(s->handlers);
         free(s);
 }
 

@@ -24,6 +24,8 @@ struct http_request;
 #define HTTP_MAX_HEADERS 16
 
 #define HTTP_DEFAULT_MAX_CONNECTIONS 64
+#define HTTP_DEFAULT_MAX_PER_CLIENT 8
+#define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define HTTP_DEFAULT_TIMEOUT_S 30
 #define HTTP_DEFAULT_MAX_BODY (1u << 20)
 #define HTTP_DEFAULT_MAX_HEADER (32u << 10)
@@ -46,7 +48,14 @@ typedef void (*http_access_log_fn)(const struct http_access *a, void *ud);
 struct http_server_config {
         const char *listen;         /* "127.0.0.1:9464", "[::1]:9464", ":9464"; port 0 picks one */
         unsigned max_connections;   /* 0: HTTP_DEFAULT_MAX_CONNECTIONS */
+        unsigned max_per_client;    /* connections per client address (more are closed
+                                     * at once); 0: HTTP_DEFAULT_MAX_PER_CLIENT */
         unsigned timeout_s;         /* idle timeout per connection; 0: HTTP_DEFAULT_TIMEOUT_S */
+        unsigned request_timeout_ms; /* time a client has to deliver a whole request
+                                     * (headers and body), whatever its byte rate: from
+                                     * accept, or from the previous answer on a kept-alive
+                                     * connection; the connection is closed past it.
+                                     * 0: HTTP_DEFAULT_REQUEST_TIMEOUT_MS */
         size_t max_body;            /* request body cap (413 above); 0: HTTP_DEFAULT_MAX_BODY */
         size_t max_header;          /* per-connection memory for the request line and
                                      * headers (431 above); 0: HTTP_DEFAULT_MAX_HEADER */
@@ -83,8 +92,9 @@ typedef int (*http_handler_fn)(struct http_request *req, struct http_response *r
  * (http_server_free). req is invalid once it returns. */
 typedef void (*http_abort_fn)(struct http_request *req, void *ud);
 
-/* Parses a listen address (numeric hosts only, no DNS). ":port" means every
- * interface (IPv6 any, dual stack). Returns 0 or -EINVAL. */
+/* Parses a listen address with hostport_parse() (util/hostport.h): an IP
+ * address or localhost (127.0.0.1), no DNS; ":port" means every interface
+ * (IPv6 any, dual stack). Returns 0 or -EINVAL. */
 int http_server_parse_listen(const char *s, struct sockaddr_storage *ret_addr,
                              socklen_t *ret_len);
 
@@ -106,12 +116,13 @@ uint16_t http_server_port(const struct http_server *s);
 /* Open client connections (idle, active and parked). */
 unsigned http_server_connections(const struct http_server *s);
 
-/* Adds a route. method is "GET", "POST", ... (GET routes also answer HEAD).
- * pattern starts with '/' and its segments are literals or "{name}"
- * ([A-Za-z0-9_]+, at most HTTP_MAX_PARAMS); a {name} segment matches one
- * non-empty path segment. Both strings are copied; ud is borrowed.
- * Returns 0, -EINVAL (bad method or pattern), -EEXIST (same method and
- * pattern already routed) or -ENOMEM. */
+/* Adds a route (matched with http/router.h, first added first). method is
+ * "GET", "POST", ... (GET routes also answer HEAD). pattern starts with '/'
+ * and its segments are literals or "{name}" ([A-Za-z0-9_]+, at most
+ * HTTP_MAX_PARAMS); a {name} segment matches one non-empty path segment.
+ * Both strings are copied; ud is borrowed. Returns 0, -EINVAL (bad method
+ * or pattern), -EEXIST (same method and pattern, parameter names aside,
+ * already routed) or -ENOMEM. */
 int http_server_route(struct http_server *s, const char *method, const char *pattern,
                       http_handler_fn fn, void *ud);
 

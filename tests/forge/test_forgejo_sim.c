@@ -23,7 +23,7 @@
 #include "check.h"
 #include "sim.h"
 #include "forge/forgejo.h"
-#include "forge/hmulti.h"
+#include "http/hmulti.h"
 #include "loop/loop.h"
 
 /* ---- world ------------------------------------------------------------- */

@@ -299,6 +299,49 @@ static void test_many_series_hashing(void **state)
         metrics_free(reg);
 }
 
+/* One gauge with a series per pool, rebuilt before each scrape as the
+ * daemon does: every one of 1,000 pools is set, read back and rendered in
+ * order, twice over a reset. */
+static void test_gauge_thousand_pools(void **state)
+{
+        enum { NPOOLS = 1000 };
+        struct metrics *reg = metrics_new();
+        struct buffer b = BUFFER_INIT(1 << 20);
+        struct metric *g = metrics_gauge(reg, "fs_pool_jobs_waiting", "Waiting jobs.", 1,
+                                         (const char *[]){ "pool" });
+        char name[32], line[96];
+        const char *text, *at;
+        double v;
+
+        assert_non_null(g);
+        for (int round = 0; round < 2; round++) {
+                metrics_reset(g);
+                for (int i = 0; i < NPOOLS; i++) {
+                        snprintf(name, sizeof(name), "pool-%04d", i);
+                        assert_int_equal(metrics_set(g, (const char *[]){ name }, i + round), 0);
+                }
+                assert_int_equal(metrics_series_count(g), NPOOLS);
+                for (int i = 0; i < NPOOLS; i++) {
+                        snprintf(name, sizeof(name), "pool-%04d", i);
+                        assert_int_equal(metrics_get(g, (const char *[]){ name }, &v), 0);
+                        assert_true(v == i + round);
+                }
+                text = render(reg, &b);
+                at = text;
+                for (int i = 0; i < NPOOLS; i++) {
+                        snprintf(line, sizeof(line), "fs_pool_jobs_waiting{pool=\"pool-%04d\"} %d\n",
+                                 i, i + round);
+                        at = strstr(at, line);
+                        if (!at)
+                                print_error("round %d: missing or out of order: %s", round, line);
+                        assert_non_null(at);
+                }
+                assert_null(strstr(text, METRICS_DROPPED_NAME "{"));
+        }
+        buffer_done(&b);
+        metrics_free(reg);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -309,6 +352,7 @@ int main(void)
                 cmocka_unit_test(test_registration_rules),
                 cmocka_unit_test(test_series_bound),
                 cmocka_unit_test(test_many_series_hashing),
+                cmocka_unit_test(test_gauge_thousand_pools),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,7 +36,7 @@
 
 /* ---- client side (runs on its own thread) ---- */
 
-enum job_kind { JOB_CURL, JOB_RAW, JOB_IDLE };
+enum job_kind { JOB_CURL, JOB_RAW, JOB_IDLE, JOB_TRICKLE };
 
 struct job {
         enum job_kind kind;
@@ -50,6 +51,9 @@ struct job {
         const char *raw;        /* JOB_RAW: bytes to send */
         size_t raw_len;
         bool raw_shutdown;      /* JOB_RAW: half-close after sending */
+        int retry_ms;           /* JOB_CURL: retry a failed request for this long */
+        int trickle_every_ms;   /* JOB_TRICKLE: one header byte per interval ... */
+        int trickle_for_ms;     /* ... for this long, or until the server closes */
 
         /* results */
         long status;
@@ -222,6 +226,39 @@ static void read_all(struct job *j, int fd)
         j->body_out[j->body_out_len] = '\0';
 }
 
+/* Sends a request line, then one header byte per interval: a client that
+ * never finishes its request yet is never idle. Stops when the server
+ * closes (got_eof) or after trickle_for_ms. */
+static void trickle(struct job *j, int fd, int64_t t0)
+{
+        static const char line[] = "GET /pools/a/runners/b HTTP/1.1\r\nX-Slow: ";
+        const char *start = j->raw ? j->raw : line;
+        size_t len = j->raw ? j->raw_len : sizeof(line) - 1;
+
+        if (send(fd, start, len, MSG_NOSIGNAL) < 0) {
+                j->got_eof = true;
+                return;
+        }
+        while (mono_ms() - t0 < j->trickle_for_ms) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                char c;
+
+                if (poll(&p, 1, j->trickle_every_ms) > 0) {
+                        ssize_t n = read(fd, &c, 1);
+                        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+                                j->got_eof = true;
+                                return;
+                        }
+                        /* an early answer: keep reading until the close */
+                        continue;
+                }
+                if (send(fd, "x", 1, MSG_NOSIGNAL) < 0) {
+                        j->got_eof = true;
+                        return;
+                }
+        }
+}
+
 static void *client_main(void *ud)
 {
         struct job *j = ud;
@@ -232,9 +269,20 @@ static void *client_main(void *ud)
         case JOB_CURL:
                 for (int i = 0; i < (j->repeat ? j->repeat : 1); i++) {
                         curl_once(j);
+                        while (j->rc != CURLE_OK && mono_ms() - t0 < j->retry_ms) {
+                                usleep(50 * 1000);
+                                curl_once(j);
+                        }
                         if (j->rc != CURLE_OK || j->status < 200 || j->status > 299)
                                 j->failures++;
                 }
+                break;
+        case JOB_TRICKLE:
+                fd = connect_server(j);
+                if (fd < 0)
+                        break;
+                trickle(j, fd, t0);
+                close(fd);
                 break;
         case JOB_RAW:
                 fd = connect_server(j);
@@ -278,6 +326,7 @@ struct ctx {
         char last_path[256];
         struct http_request *parked;
         struct http_server *other;
+        unsigned want_conns;
         bool aborted;
         int deferred_answered;
 };
@@ -938,6 +987,144 @@ static void test_connection_limit(void **state)
         http_server_free(s2);
 }
 
+static bool other_has_want(struct ctx *t)
+{
+        return http_server_connections(t->other) >= t->want_conns;
+}
+
+/* A second server on 127.0.0.1 with a short request deadline. */
+static struct http_server *slow_server(struct ctx *t, unsigned max_per_client,
+                                       unsigned request_timeout_ms, char *base, size_t n)
+{
+        struct http_server_config cfg = {
+                .listen = "127.0.0.1:0",
+                .max_connections = 16,
+                .max_per_client = max_per_client,
+                .request_timeout_ms = request_timeout_ms,
+        };
+        struct http_server *s = NULL;
+
+        assert_int_equal(http_server_new(t->loop, &cfg, &s), 0);
+        assert_int_equal(http_server_route(s, "GET", "/pools/{pool}/runners/{id}", h_runner, t), 0);
+        assert_int_equal(http_server_route(s, "POST", "/echo", h_echo, t), 0);
+        assert_int_equal(http_server_route(s, "GET", "/park", h_park, t), 0);
+        assert_int_equal(http_server_route(s, "POST", "/release", h_release, t), 0);
+        snprintf(base, n, "http://127.0.0.1:%u", http_server_port(s));
+        t->other = s;
+        return s;
+}
+
+/* Slowloris: more trickling clients than the server has connections,
+ * each sending a byte every 100 ms so no idle timeout ever fires. The
+ * per-client cap keeps them to a few slots and the request deadline (1 s)
+ * cuts those off, so a health check gets through within a bound. */
+static void test_slowloris_many(void **state)
+{
+        struct ctx *t = *state;
+        enum { NSLOW = 40 };
+        struct job *slow = calloc(NSLOW, sizeof(*slow));
+        struct job probe = { .kind = JOB_CURL, .retry_ms = 8000 };
+        char base[64];
+        struct http_server *s2 = slow_server(t, 0, 1000, base, sizeof(base));
+
+        assert_non_null(slow);
+        for (int i = 0; i < NSLOW; i++) {
+                slow[i] = (struct job){ .kind = JOB_TRICKLE, .trickle_every_ms = 100,
+                                        .trickle_for_ms = 8000 };
+                snprintf(slow[i].url, sizeof(slow[i].url), "%s", base);
+                job_start(t, &slow[i]);
+        }
+        t->want_conns = HTTP_DEFAULT_MAX_PER_CLIENT;
+        assert_true(run_until(t, other_has_want, 5000));
+        snprintf(probe.url, sizeof(probe.url), "%s/pools/health/runners/1", base);
+        job_run(t, &probe);
+        if (probe.status != 200 || probe.elapsed_ms >= 3000)
+                print_error("probe: rc %d status %ld after %lld ms\n", (int)probe.rc, probe.status,
+                            (long long)probe.elapsed_ms);
+        assert_int_equal(probe.status, 200);
+        assert_true(probe.elapsed_ms < 3000);
+        /* Every trickler was cut off long before it gave up. */
+        for (int i = 0; i < NSLOW; i++) {
+                job_wait(t, &slow[i]);
+                assert_true(slow[i].got_eof);
+                assert_true(slow[i].elapsed_ms < 4000);
+        }
+        free(slow);
+        http_server_free(s2);
+}
+
+/* One client that trickles its headers, one that trickles its body: both
+ * are closed at the request deadline, not at the idle timeout they keep
+ * resetting. A parked request is past receiving and is not cut off. */
+static void test_slow_request_cut_off(void **state)
+{
+        struct ctx *t = *state;
+        static const char post[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
+        struct job hdr = { .kind = JOB_TRICKLE, .trickle_every_ms = 100, .trickle_for_ms = 6000 };
+        struct job body = { .kind = JOB_TRICKLE, .trickle_every_ms = 100, .trickle_for_ms = 6000,
+                            .raw = post, .raw_len = sizeof(post) - 1 };
+        struct job park = { .kind = JOB_CURL };
+        struct job rel = { .kind = JOB_CURL, .method = "POST", .body = "", .body_len = 0 };
+        char base[64];
+        struct http_server *s2 = slow_server(t, 0, 1000, base, sizeof(base));
+
+        snprintf(hdr.url, sizeof(hdr.url), "%s", base);
+        snprintf(body.url, sizeof(body.url), "%s", base);
+        job_start(t, &hdr);
+        job_start(t, &body);
+        job_wait(t, &hdr);
+        job_wait(t, &body);
+        assert_true(hdr.got_eof);
+        assert_true(hdr.elapsed_ms >= 900);
+        assert_true(hdr.elapsed_ms < 2500);
+        assert_true(body.got_eof);
+        assert_true(body.elapsed_ms >= 900);
+        assert_true(body.elapsed_ms < 2500);
+
+        snprintf(park.url, sizeof(park.url), "%s/park", base);
+        job_start(t, &park);
+        assert_true(run_until(t, is_parked, 5000));
+        run_until(t, never, 1500);
+        snprintf(rel.url, sizeof(rel.url), "%s/release", base);
+        job_run(t, &rel);
+        assert_int_equal(rel.status, 200);
+        job_wait(t, &park);
+        assert_int_equal(park.status, 200);
+        assert_string_equal(park.body_out, "released");
+        http_server_free(s2);
+}
+
+/* The connection past a client's cap is closed at once; the others stay. */
+static void test_per_client_cap(void **state)
+{
+        struct ctx *t = *state;
+        struct job idle[4];
+        char base[64];
+        struct http_server *s2 = slow_server(t, 3, 5000, base, sizeof(base));
+
+        memset(idle, 0, sizeof(idle));
+        for (int i = 0; i < 4; i++) {
+                idle[i].kind = JOB_IDLE;
+                snprintf(idle[i].url, sizeof(idle[i].url), "%s", base);
+        }
+        for (int i = 0; i < 3; i++)
+                job_start(t, &idle[i]);
+        t->want_conns = 3;
+        assert_true(run_until(t, other_has_want, 5000));
+        job_run(t, &idle[3]);
+        assert_true(idle[3].got_eof);
+        assert_true(idle[3].elapsed_ms < 1000);
+        assert_int_equal(http_server_connections(s2), 3);
+        for (int i = 0; i < 3; i++)
+                assert_false(idle[i].done);
+        http_server_free(s2);
+        for (int i = 0; i < 3; i++) {
+                job_wait(t, &idle[i]);
+                assert_true(idle[i].got_eof);
+                assert_true(idle[i].elapsed_ms < 4000);
+        }
+}
+
 static void test_metrics_endpoint(void **state)
 {
         struct ctx *t = *state;
@@ -962,7 +1149,7 @@ static void test_bad_config(void **state)
         socklen_t len;
         static const char *const bad[] = {
                 "", ":", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
-                "127.0.0.1:80x", "::1:80", "[::1]", "[::1]80", "localhost:80", "1.2.3:80",
+                "127.0.0.1:80x", "::1:80", "[::1]", "[::1]80", "example.com:80", "1.2.3:80",
                 "[nope]:1", "127.0.0.1: 80",
         };
 
@@ -975,6 +1162,9 @@ static void test_bad_config(void **state)
         assert_int_equal(ss.ss_family, AF_INET6);
         assert_int_equal(http_server_parse_listen(":9464", &ss, &len), 0);
         assert_int_equal(ss.ss_family, AF_INET6);
+        assert_int_equal(http_server_parse_listen("localhost:9464", &ss, &len), 0);
+        assert_int_equal(ss.ss_family, AF_INET);
+        assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), INADDR_LOOPBACK);
 
         /* The port in use is reported as such. */
         char addr[64];
@@ -990,6 +1180,9 @@ static void test_bad_config(void **state)
         assert_int_equal(http_server_route(t->srv, "GET", "/a/{b-c}", h_fail, NULL), -EINVAL);
         assert_int_equal(http_server_route(t->srv, "get", "/a", h_fail, NULL), -EINVAL);
         assert_int_equal(http_server_route(t->srv, "POST", "/echo", h_fail, NULL), -EEXIST);
+        assert_int_equal(http_server_route(t->srv, "GET", "/pools/{p}/runners/{i}", h_fail, NULL),
+                         -EEXIST);
+        assert_int_equal(http_server_route(t->srv, "GET", "/a", NULL, NULL), -EINVAL);
 
         /* Header injection is refused. */
         struct http_response r = { .body = BUFFER_INIT(16) };
@@ -1035,6 +1228,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_garbage_input, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_slowloris_many, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_slow_request_cut_off, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_per_client_cap, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_metrics_endpoint, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ipv6_loopback, setup, teardown),

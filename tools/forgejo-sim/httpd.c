@@ -1,6 +1,7 @@
-/* httpd.c: the simulator's HTTP front end on libmicrohttpd: routing, request
- * body limits, per-route request statistics and injected faults. The only
- * file that includes microhttpd.h. Handlers never see a fault: faults are
+/* httpd.c: the simulator's HTTP front end on libmicrohttpd: the route
+ * table (matched with the daemon's http/router.h), request body limits,
+ * per-route request statistics and injected faults. The only file that
+ * includes microhttpd.h. Handlers never see a fault: faults are
  * applied before or after the handler runs, never inside it; control
  * routes under /_sim/ are never faulted and never counted. */
 #include "sim.h"
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/router.h"
 #include "util/log.h"
 
 #define CONNECTION_TIMEOUT_S 120
@@ -102,6 +104,7 @@ static const struct route routes[] = {
 struct httpd {
         struct sim *sim;
         struct MHD_Daemon *daemon;
+        struct router *router;          /* built before serving, then only read */
         atomic_bool stopping;
 };
 
@@ -112,7 +115,8 @@ struct conn_req {
         bool path_known;                /* some route has this path */
         bool control;
         char *path;
-        char *params[SIM_MAX_PARAMS];
+        char *segbuf;                   /* path split by the router */
+        const char *params[SIM_MAX_PARAMS]; /* point into segbuf */
         char *body;
         size_t len, cap;
         size_t max_body;
@@ -184,59 +188,23 @@ void resp_connect_error(struct sim_resp *rs, enum rp_code code, const char *fmt,
 
 /* ---- routing ------------------------------------------------------------ */
 
-/* Matches path against pattern segment by segment; {x} matches one
- * non-empty segment. On success the captures are malloc'd into params. */
-static bool match(const char *pattern, const char *path, char **params)
-{
-        const char *p = pattern, *u = path;
-        size_t np = 0;
-        char *caps[SIM_MAX_PARAMS] = {0};
-
-        while (*p && *u) {
-                if (*p != '/' || *u != '/')
-                        goto fail;
-                p++;
-                u++;
-                const char *pe = strchrnul(p, '/'), *ue = strchrnul(u, '/');
-                if (ue == u)
-                        goto fail;
-                if (*p == '{') {
-                        if (np == SIM_MAX_PARAMS)
-                                goto fail;
-                        if (params && !(caps[np] = strndup(u, (size_t)(ue - u))))
-                                goto fail;
-                        np++;
-                } else if ((size_t)(pe - p) != (size_t)(ue - u) || memcmp(p, u, (size_t)(pe - p)) != 0) {
-                        goto fail;
-                }
-                p = pe;
-                u = ue;
-        }
-        if (*p || *u)
-                goto fail;
-        if (params)
-                memcpy(params, caps, sizeof(caps));
-        return true;
-fail:
-        for (size_t i = 0; i < np; i++)
-                free(caps[i]);
-        return false;
-}
-
+/* Finds the route for method and path. A path routed for other methods
+ * still gets a route (the first with that path): requests are counted by
+ * pattern and answered 405. */
 static void route_lookup(struct conn_req *cr, const char *method)
 {
-        for (size_t i = 0; i < N_ROUTES; i++) {
-                if (!match(routes[i].pattern, cr->path, NULL))
-                        continue;
-                if (!cr->path_known)
-                        cr->route = &routes[i]; /* provisional: for stats */
-                cr->path_known = true;
-                if (strcmp(routes[i].method, method) == 0) {
-                        match(routes[i].pattern, cr->path, cr->params);
-                        cr->route = &routes[i];
-                        return;
-                }
-        }
+        struct router_match m;
+        int r = router_match(cr->h->router, method, cr->segbuf, &m);
+
+        if (r < 0)
+                return;
+        cr->path_known = true;
+        cr->route = m.ud;
+        if (r != ROUTER_MATCH)
+                return;
+        /* httpd_start() refused patterns with more. */
+        for (size_t i = 0; i < m.nparams && i < SIM_MAX_PARAMS; i++)
+                cr->params[i] = m.value[i];
 }
 
 /* ---- stats -------------------------------------------------------------- */
@@ -349,8 +317,7 @@ static void conn_req_free(struct conn_req *cr)
         if (!cr)
                 return;
         free(cr->path);
-        for (size_t i = 0; i < SIM_MAX_PARAMS; i++)
-                free(cr->params[i]);
+        free(cr->segbuf);
         free(cr->body);
         free(cr);
 }
@@ -417,7 +384,10 @@ static enum MHD_Result first_call(struct httpd *h, struct MHD_Connection *c, con
                 return MHD_NO;
         cr->h = h;
         cr->path = strdup(url);
-        if (!cr->path) {
+        cr->segbuf = strdup(url);
+        if (!cr->path || !cr->segbuf) {
+                free(cr->path);
+                free(cr->segbuf);
                 free(cr);
                 return MHD_NO;
         }
@@ -549,14 +519,43 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return handle(h, c, method, cr);
 }
 
+/* The route table; a pattern with more captures than a handler can see is
+ * a programming error caught at start. */
+static struct router *routes_build(void)
+{
+        struct router *r = router_new(0);
+
+        for (size_t i = 0; r && i < N_ROUTES; i++) {
+                size_t ncap = 0;
+                for (const char *p = routes[i].pattern; *p; p++)
+                        ncap += *p == '{';
+                if (ncap > SIM_MAX_PARAMS ||
+                    router_add(r, routes[i].method, routes[i].pattern, (void *)&routes[i]) < 0) {
+                        log_error("http", "bad route", KS("method", routes[i].method),
+                                  KS("pattern", routes[i].pattern));
+                        router_free(r);
+                        r = NULL;
+                }
+        }
+        return r;
+}
+
 struct httpd *httpd_start(struct sim *s, int listen_fd)
 {
         struct httpd *h = calloc(1, sizeof(*h));
 
-        if (!h)
+        if (!h) {
+                close(listen_fd);
                 return NULL;
+        }
         h->sim = s;
         atomic_init(&h->stopping, false);
+        h->router = routes_build();
+        if (!h->router) {
+                close(listen_fd);
+                free(h);
+                return NULL;
+        }
         h->daemon = MHD_start_daemon(
                 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
                         MHD_USE_ITC,
@@ -568,6 +567,7 @@ struct httpd *httpd_start(struct sim *s, int listen_fd)
                 MHD_OPTION_END);
         if (!h->daemon) {
                 close(listen_fd);
+                router_free(h->router);
                 free(h);
                 return NULL;
         }
@@ -593,5 +593,6 @@ void httpd_stop(struct httpd *h)
         MHD_stop_daemon(h->daemon);
         if (ls != MHD_INVALID_SOCKET)
                 close(ls);
+        router_free(h->router);
         free(h);
 }

@@ -17,6 +17,7 @@
 
 #include "fs_version.h"
 #include "util/duration.h"
+#include "util/hostport.h"
 #include "util/log.h"
 
 #define DEFAULT_ZOMBIE_TIMEOUT "600s"
@@ -49,46 +50,21 @@ const char *sim_forgejo_version = SIM_VERSION_STRING;
 static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len,
                         const char **why)
 {
-        const char *colon = strrchr(s, ':');
-        char host[64];
-        char *end;
-        long port;
+        struct hostport hp;
+        bool loopback;
 
-        if (!colon || colon == s) {
-                *why = "expected ADDR:PORT";
+        if (hostport_parse(s, 0, &hp, why) < 0)
+                return -EINVAL;
+        hostport_sockaddr(&hp, ss, len);
+        if (ss->ss_family == AF_INET6)
+                loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)ss)->sin6_addr);
+        else
+                loopback = ((struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+        if (!loopback) {
+                *why = "only 127.0.0.1, localhost and [::1] are allowed";
                 return -EINVAL;
         }
-        errno = 0;
-        port = strtol(colon + 1, &end, 10);
-        if (errno || end == colon + 1 || *end || port < 0 || port > 65535) {
-                *why = "port must be a number from 0 to 65535";
-                return -EINVAL;
-        }
-        if ((size_t)(colon - s) >= sizeof(host)) {
-                *why = "address too long";
-                return -EINVAL;
-        }
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = '\0';
-        memset(ss, 0, sizeof(*ss));
-        if (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0) {
-                struct sockaddr_in *a = (struct sockaddr_in *)ss;
-                a->sin_family = AF_INET;
-                a->sin_port = htons((uint16_t)port);
-                a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-                *len = sizeof(*a);
-                return 0;
-        }
-        if (strcmp(host, "[::1]") == 0) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-                a->sin6_family = AF_INET6;
-                a->sin6_port = htons((uint16_t)port);
-                a->sin6_addr = in6addr_loopback;
-                *len = sizeof(*a);
-                return 0;
-        }
-        *why = "only 127.0.0.1, localhost and [::1] are allowed";
-        return -EINVAL;
+        return 0;
 }
 
 /* Binds and listens; returns the fd and the bound port, or -errno. */

@@ -1,10 +1,12 @@
 /* hmulti.c: see hmulti.h. The only file that drives curl's multi interface;
  * it maps curl's socket and timer callbacks onto the loop, admits transfers
- * per origin and turns finished transfers into one completion callback each.
- * User callbacks run only from the loop's fd/timer callbacks, never from
- * inside a curl callback, so they may start, cancel and free freely. Never
- * logs above debug. */
-#include "forge/hmulti.h"
+ * per origin and class, hands streamed bodies over in bounded chunks and
+ * turns finished transfers into one completion callback each. User
+ * callbacks (data and completion) run only from the loop's fd/timer
+ * callbacks, never from inside a curl callback, so they may start, cancel
+ * and free freely; a curl write callback only fills the chunk buffer and
+ * pauses the transfer when it is full. Never logs above debug. */
+#include "http/hmulti.h"
 
 #include "loop/loop.h"
 
@@ -16,14 +18,21 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-enum { Q_URGENT, Q_NORMAL };
+enum { Q_URGENT, Q_NORMAL, Q_LONG, Q_N };
 
-/* One per scheme://host:port ever requested; the daemon talks to a handful
- * of forges, so a list that lives as long as hm is enough. */
+/* One per origin ever requested or configured ("scheme://host:port" or
+ * "unix:/path"); the daemon talks to a handful of forges and engines, so a
+ * list that lives as long as hm is enough. */
 struct origin {
         struct origin *next;
-        size_t active;                   /* transfers handed to curl */
-        struct hmulti_xfer *head[2], *tail[2];
+        size_t active;                   /* ordinary and urgent, handed to curl */
+        size_t active_long;              /* long-lived, handed to curl */
+        size_t cap;                      /* max_transfers */
+        size_t cap_long;                 /* max_long_lived */
+        size_t nqueued[Q_N];
+        size_t active_peak, active_long_peak;
+        struct hmulti_xfer *head[Q_N], *tail[Q_N];
+        bool is_unix;                    /* key compared byte for byte */
         size_t keylen;
         char key[];
 };
@@ -37,7 +46,10 @@ struct hmulti {
         struct origin *origins;
         size_t inflight;
         size_t active;
-        size_t per_host;                 /* admission cap per origin */
+        size_t per_host;                 /* default max_transfers per origin */
+        size_t per_host_long;            /* default max_long_lived per origin */
+        struct hmulti_xfer *spend_head, *spend_tail; /* streamed bytes to hand over */
+        struct hmulti_xfer *cur;         /* whose on_data runs; NULLed if cancelled */
         int *fds;                        /* fds watched in the loop */
         size_t nfds, capfds;
         unsigned depth;                  /* nesting of loop callbacks */
@@ -51,11 +63,12 @@ struct hmulti_xfer {
         struct hmulti_xfer *prev, *next; /* hm->xfers */
         struct hmulti_xfer *qprev, *qnext; /* origin queue while queued */
         struct origin *org;
-        int cls;                         /* Q_URGENT or Q_NORMAL */
+        int cls;                         /* Q_URGENT, Q_NORMAL or Q_LONG */
         bool queued;
         CURL *easy;                      /* only once admitted */
         /* The request, copied by hmulti_start() and applied on admission. */
         char *url;
+        char *unix_path;
         char method[17];
         char *body;
         size_t body_len;
@@ -71,6 +84,18 @@ struct hmulti_xfer {
         bool overflow;
         bool oom;
         bool sensitive;
+        /* Streaming: a 2xx body goes through sbuf (at most scap bytes, the
+         * chunk) to on_data; a full sbuf pauses the transfer until the loop
+         * has handed it over. */
+        hmulti_data_cb on_data;
+        bool decided;                    /* 2xx or not is known */
+        bool streaming;
+        bool paused;
+        bool spending;                   /* on hm's spend list */
+        char *sbuf;
+        size_t slen, scap;
+        size_t stotal, smax;             /* smax 0: no total cap */
+        struct hmulti_xfer *sprev, *snext;
         hmulti_cb cb;
         void *ud;
 };
@@ -110,6 +135,13 @@ static void fd_untrack(struct hmulti *hm, size_t i)
 
 /* ---- origins and admission --------------------------------------------- */
 
+#define UNIX_PREFIX "unix:"
+
+static bool is_http_url(const char *s)
+{
+        return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
+}
+
 /* Length of the "scheme://authority" prefix of an http(s) URL. */
 static size_t origin_len(const char *url)
 {
@@ -119,31 +151,75 @@ static size_t origin_len(const char *url)
         return (size_t)(p + strcspn(p, "/?#") - url);
 }
 
-static struct origin *origin_get(struct hmulti *hm, const char *url)
+static bool unix_path_ok(const char *p)
 {
-        size_t n = origin_len(url);
-        struct origin *o;
+        return p[0] == '/' && strlen(p) <= HMULTI_UNIX_PATH_MAX;
+}
 
-        for (o = hm->origins; o; o = o->next)
-                if (o->keylen == n && strncasecmp(o->key, url, n) == 0)
+/* Splits an origin as the API takes it ("http[s]://host[:port][/...]" or
+ * "unix:/path") into its key. Returns 0 or -EINVAL. */
+static int origin_parse(const char *s, size_t *ret_len, bool *ret_unix)
+{
+        size_t n;
+
+        if (!s)
+                return -EINVAL;
+        if (strncmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0) {
+                if (!unix_path_ok(s + strlen(UNIX_PREFIX)))
+                        return -EINVAL;
+                *ret_len = strlen(s);
+                *ret_unix = true;
+                return 0;
+        }
+        if (!is_http_url(s))
+                return -EINVAL;
+        n = origin_len(s);
+        if (s[n - 1] == '/') /* "http://" and no host */
+                return -EINVAL;
+        *ret_len = n;
+        *ret_unix = false;
+        return 0;
+}
+
+static struct origin *origin_find(const struct hmulti *hm, const char *key, size_t n, bool is_unix)
+{
+        for (struct origin *o = hm->origins; o; o = o->next) {
+                if (o->keylen != n || o->is_unix != is_unix)
+                        continue;
+                if (is_unix ? memcmp(o->key, key, n) == 0 : strncasecmp(o->key, key, n) == 0)
                         return o;
+        }
+        return NULL;
+}
+
+static struct origin *origin_get(struct hmulti *hm, const char *key, size_t n, bool is_unix)
+{
+        struct origin *o = origin_find(hm, key, n, is_unix);
+
+        if (o)
+                return o;
         o = calloc(1, sizeof(*o) + n + 1);
         if (!o)
                 return NULL;
-        memcpy(o->key, url, n);
+        memcpy(o->key, key, n);
         o->keylen = n;
+        o->is_unix = is_unix;
+        o->cap = hm->per_host;
+        o->cap_long = hm->per_host_long;
         o->next = hm->origins;
         hm->origins = o;
         return o;
 }
 
-/* With two or more connections per origin, one is kept for urgent
- * requests, so a listing finds a connection even when a backlog of
- * registrations holds all the others. */
-static bool can_admit(const struct hmulti *hm, const struct origin *o, int cls)
+/* With two or more slots per origin, one is kept for urgent requests, so a
+ * listing finds a connection even when a backlog of registrations holds
+ * all the others. Long-lived requests count against their own budget. */
+static bool can_admit(const struct origin *o, int cls)
 {
-        size_t cap = hm->per_host;
+        size_t cap = o->cap;
 
+        if (cls == Q_LONG)
+                return o->active_long < o->cap_long;
         if (cls == Q_NORMAL && cap > 1)
                 cap--;
         return o->active < cap;
@@ -161,6 +237,7 @@ static void q_push(struct hmulti_xfer *x)
         else
                 o->head[x->cls] = x;
         o->tail[x->cls] = x;
+        o->nqueued[x->cls]++;
         x->queued = true;
         hm->stats.queued_total++;
         if (++hm->stats.queued > hm->stats.queued_peak)
@@ -179,9 +256,46 @@ static void q_remove(struct hmulti_xfer *x)
                 x->qnext->qprev = x->qprev;
         else
                 o->tail[x->cls] = x->qprev;
+        o->nqueued[x->cls]--;
         x->qprev = x->qnext = NULL;
         x->queued = false;
         x->hm->stats.queued--;
+}
+
+/* ---- streamed bytes waiting for the loop ---------------------------- */
+
+static void spend_add(struct hmulti_xfer *x)
+{
+        struct hmulti *hm = x->hm;
+
+        if (x->spending)
+                return;
+        x->snext = NULL;
+        x->sprev = hm->spend_tail;
+        if (hm->spend_tail)
+                hm->spend_tail->snext = x;
+        else
+                hm->spend_head = x;
+        hm->spend_tail = x;
+        x->spending = true;
+}
+
+static void spend_remove(struct hmulti_xfer *x)
+{
+        struct hmulti *hm = x->hm;
+
+        if (!x->spending)
+                return;
+        if (x->sprev)
+                x->sprev->snext = x->snext;
+        else
+                hm->spend_head = x->snext;
+        if (x->snext)
+                x->snext->sprev = x->sprev;
+        else
+                hm->spend_tail = x->sprev;
+        x->sprev = x->snext = NULL;
+        x->spending = false;
 }
 
 /* ---- transfer lifetime ------------------------------------------------- */
@@ -200,10 +314,16 @@ static void xfer_unlink(struct hmulti_xfer *x)
                 x->next->prev = x->prev;
         x->prev = x->next = NULL;
         hm->inflight--;
+        spend_remove(x);
+        if (hm->cur == x)
+                hm->cur = NULL;
         if (x->queued) {
                 q_remove(x);
         } else if (x->easy) {
-                x->org->active--;
+                if (x->cls == Q_LONG)
+                        x->org->active_long--;
+                else
+                        x->org->active--;
                 hm->active--;
         }
 }
@@ -230,11 +350,15 @@ static void xfer_free(struct hmulti_xfer *x)
                         wipe_str(s->data);
                 if (x->buf)
                         explicit_bzero(x->buf, x->cap);
+                if (x->sbuf)
+                        explicit_bzero(x->sbuf, x->scap);
                 if (x->body)
                         explicit_bzero(x->body, x->body_len);
         }
         curl_slist_free_all(x->hdrs);
         free(x->url);
+        free(x->unix_path);
+        free(x->sbuf);
         free(x->body);
         free(x->ca_file);
         free(x->buf);
@@ -353,10 +477,12 @@ static void dispatch(struct hmulti *hm, struct origin *o)
         while (!hm->free_pending && !hm->destroying) {
                 int cls;
 
-                if (o->head[Q_URGENT] && can_admit(hm, o, Q_URGENT))
+                if (o->head[Q_URGENT] && can_admit(o, Q_URGENT))
                         cls = Q_URGENT;
-                else if (o->head[Q_NORMAL] && can_admit(hm, o, Q_NORMAL))
+                else if (o->head[Q_NORMAL] && can_admit(o, Q_NORMAL))
                         cls = Q_NORMAL;
+                else if (o->head[Q_LONG] && can_admit(o, Q_LONG))
+                        cls = Q_LONG;
                 else
                         return;
                 struct hmulti_xfer *x = o->head[cls];
@@ -377,6 +503,54 @@ static void finish(struct hmulti_xfer *x, int err)
         dispatch(hm, o);
 }
 
+/* Hands x's buffered stream bytes to on_data and lets curl go on if the
+ * full buffer had paused it. Runs only from loop callbacks. Returns false
+ * when x is gone: cancelled or aborted by the callback, or hm freed. */
+static bool deliver_one(struct hmulti_xfer *x)
+{
+        struct hmulti *hm = x->hm;
+
+        spend_remove(x);
+        if (x->slen) {
+                size_t n = x->slen;
+                int r;
+
+                x->slen = 0;
+                hm->cur = x;
+                r = x->on_data(x->ud, x->sbuf, n);
+                if (hm->cur != x || hm->free_pending)
+                        return false;
+                hm->cur = NULL;
+                if (x->sensitive)
+                        explicit_bzero(x->sbuf, n);
+                if (r < 0) {
+                        finish(x, r);
+                        return false;
+                }
+        }
+        if (x->paused) {
+                CURLcode cc;
+
+                x->paused = false;
+                /* curl hands what it held back to on_body right away,
+                 * which may fill the buffer and queue x again. When on_body
+                 * refuses it (cap, memory), curl reports it here and
+                 * nowhere else: the transfer would sit there. */
+                cc = curl_easy_pause(x->easy, CURLPAUSE_CONT);
+                if (cc != CURLE_OK) {
+                        finish(x, map_curl_error(x, cc));
+                        return false;
+                }
+        }
+        return true;
+}
+
+static void deliver(struct hmulti *hm)
+{
+        while (!hm->free_pending && hm->spend_head)
+                (void)deliver_one(hm->spend_head);
+}
+
 static void drain(struct hmulti *hm)
 {
         CURLMsg *m;
@@ -391,6 +565,9 @@ static void drain(struct hmulti *hm)
                 curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
                 struct hmulti_xfer *x = priv;
                 if (!x)
+                        continue;
+                /* The last bytes go before the completion. */
+                if (x->spending && !deliver_one(x))
                         continue;
                 finish(x, cc == CURLE_OK ? 0 : map_curl_error(x, cc));
         }
@@ -409,6 +586,7 @@ static void on_io(struct loop *l, int fd, unsigned events, void *ud)
                 mask |= CURL_CSELECT_OUT;
         enter(hm);
         curl_multi_socket_action(hm->multi, fd, mask, &running);
+        deliver(hm);
         drain(hm);
         leave(hm);
 }
@@ -421,6 +599,7 @@ static void on_timer(struct loop *l, void *ud)
         hm->timer = NULL;
         enter(hm);
         curl_multi_socket_action(hm->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        deliver(hm);
         drain(hm);
         leave(hm);
 }
@@ -519,11 +698,53 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct 
         return fd;
 }
 
+/* A streamed 2xx body: only buffers the bytes for the loop to hand over
+ * (see deliver_one); user code never runs inside curl. */
+static size_t stream_body(struct hmulti_xfer *x, const char *p, size_t n)
+{
+        if (x->smax && n > x->smax - x->stotal) {
+                x->overflow = true;
+                return 0;
+        }
+        if (n > x->scap - x->slen) {
+                /* curl never hands over more than HMULTI_MIN_CHUNK at once,
+                 * so an empty buffer always takes a piece. */
+                if (x->slen == 0) {
+                        x->overflow = true;
+                        return 0;
+                }
+                x->paused = true;
+                return CURL_WRITEFUNC_PAUSE;
+        }
+        if (!x->sbuf) {
+                x->sbuf = malloc(x->scap);
+                if (!x->sbuf) {
+                        x->oom = true;
+                        return 0;
+                }
+        }
+        memcpy(x->sbuf + x->slen, p, n);
+        x->slen += n;
+        x->stotal += n;
+        spend_add(x);
+        return n;
+}
+
 static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
 {
         struct hmulti_xfer *x = ud;
         size_t n = sz * nm;
 
+        if (x->on_data && !x->decided) {
+                long status = 0;
+                curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+                x->decided = true;
+                x->streaming = status >= 200 && status <= 299;
+                if (!x->streaming)
+                        x->max = HMULTI_MAX_ERROR_BODY;
+        }
+        if (x->streaming)
+                return stream_body(x, p, n);
         if (n > x->max - x->len) {
                 x->overflow = true;
                 return 0;
@@ -582,8 +803,18 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
         static const char tc[] = "x-total-count:";
 
         /* A new status line starts a new response (e.g. after a 100). */
-        if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
+        if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
                 x->total_count = -1;
+        } else if (x->cls == Q_LONG && x->deadline && (p[0] == '\r' || p[0] == '\n')) {
+                /* The end of a header block: once a final answer is in, a
+                 * long-lived transfer runs until it ends or is cancelled. */
+                long status = 0;
+                curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+                if (status >= 200) {
+                        loop_timer_cancel(x->hm->loop, x->deadline);
+                        x->deadline = NULL;
+                }
+        }
         else if (n > sizeof(tc) - 1 && strncasecmp(p, tc, sizeof(tc) - 1) == 0)
                 x->total_count = parse_count(p + sizeof(tc) - 1, n - (sizeof(tc) - 1));
         return n;
@@ -596,11 +827,14 @@ int hmulti_new(struct loop *l, const struct hmulti_opts *opts, struct hmulti **r
         struct hmulti *hm = calloc(1, sizeof(*hm));
         long per_host = opts && opts->max_host_connections > 0 ? opts->max_host_connections
                                                                : HMULTI_DEFAULT_MAX_HOST_CONNECTIONS;
+        long per_host_long = opts && opts->max_long_lived > 0 ? opts->max_long_lived
+                                                              : HMULTI_DEFAULT_MAX_LONG_LIVED;
 
         if (!hm)
                 return -ENOMEM;
         hm->loop = l;
         hm->per_host = (size_t)per_host;
+        hm->per_host_long = (size_t)per_host_long;
         hm->multi = curl_multi_init();
         if (!hm->multi) {
                 free(hm);
@@ -610,7 +844,8 @@ int hmulti_new(struct loop *l, const struct hmulti_opts *opts, struct hmulti **r
         curl_multi_setopt(hm->multi, CURLMOPT_SOCKETDATA, hm);
         curl_multi_setopt(hm->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
         curl_multi_setopt(hm->multi, CURLMOPT_TIMERDATA, hm);
-        curl_multi_setopt(hm->multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
+        /* No per-host cap in curl: admission above bounds each origin, and
+         * curl's cap is per host name, which unix-socket origins share. */
         if (opts && opts->max_total_connections > 0)
                 curl_multi_setopt(hm->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                                   opts->max_total_connections);
@@ -662,7 +897,9 @@ static int admit(struct hmulti_xfer *x)
                 goto oom;
         curl_easy_setopt(c, CURLOPT_PRIVATE, x);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->timeout_ms);
+        /* A long-lived transfer's deadline timer covers it until its
+         * headers are in; after that only a cancel ends it. */
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->cls == Q_LONG ? 0L : x->timeout_ms);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, x->timeout_ms);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
@@ -670,12 +907,24 @@ static int admit(struct hmulti_xfer *x)
         curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
         curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
         curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, hm);
-        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
+        /* A streamed body's cap is checked as it flows (an error body
+         * has a cap of its own). */
+        if (!x->on_data)
+                curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
         /* Only http(s), never a redirect: following one could carry the
          * Authorization header to another host. */
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        if (x->unix_path &&
+            curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, x->unix_path) != CURLE_OK)
+                goto oom;
+        if (x->cls == Q_LONG && !x->unix_path) {
+                /* A peer gone without a FIN must not leave a watch hanging. */
+                curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+                curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 60L);
+                curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 30L);
+        }
         if (x->ca_file)
                 curl_easy_setopt(c, CURLOPT_CAINFO, x->ca_file);
         if (x->insecure) {
@@ -698,7 +947,12 @@ static int admit(struct hmulti_xfer *x)
         if (curl_multi_add_handle(hm->multi, c) != CURLM_OK)
                 goto oom;
         x->easy = c;
-        x->org->active++;
+        if (x->cls == Q_LONG) {
+                if (++x->org->active_long > x->org->active_long_peak)
+                        x->org->active_long_peak = x->org->active_long;
+        } else if (++x->org->active > x->org->active_peak) {
+                x->org->active_peak = x->org->active;
+        }
         if (++hm->active > hm->stats.active_peak)
                 hm->stats.active_peak = hm->active;
         return 0;
@@ -716,11 +970,25 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
         bool oom = false;
         int r;
 
+        char ukey[sizeof(UNIX_PREFIX) + HMULTI_UNIX_PATH_MAX];
+        const char *key;
+        size_t keylen;
+
         if (hm->free_pending || hm->destroying)
                 return -ESHUTDOWN;
-        if (!cb || !req->url || !method_ok(m) ||
-            (strncasecmp(req->url, "http://", 7) != 0 && strncasecmp(req->url, "https://", 8) != 0))
+        if (!cb || !req->url || !method_ok(m) || !is_http_url(req->url) ||
+            (req->urgent && req->long_lived))
                 return -EINVAL;
+        if (req->unix_socket) {
+                /* TLS over a local socket is not a thing engines do. */
+                if (!unix_path_ok(req->unix_socket) || strncasecmp(req->url, "http://", 7) != 0)
+                        return -EINVAL;
+                keylen = (size_t)snprintf(ukey, sizeof(ukey), UNIX_PREFIX "%s", req->unix_socket);
+                key = ukey;
+        } else {
+                key = req->url;
+                keylen = origin_len(req->url);
+        }
         x = calloc(1, sizeof(*x));
         if (!x)
                 return -ENOMEM;
@@ -729,16 +997,26 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
         x->ud = ud;
         x->total_count = -1;
         x->sensitive = req->sensitive;
-        x->cls = req->urgent ? Q_URGENT : Q_NORMAL;
+        x->cls = req->urgent ? Q_URGENT : req->long_lived ? Q_LONG : Q_NORMAL;
         x->timeout_ms = timeout;
         x->insecure = req->insecure;
         x->max = req->max_response ? req->max_response : HMULTI_DEFAULT_MAX_RESPONSE;
         if (x->max > SIZE_MAX / 4)
                 x->max = SIZE_MAX / 4;
+        x->on_data = req->on_data;
+        if (x->on_data) {
+                x->smax = req->max_response;
+                x->scap = req->chunk_max ? req->chunk_max : HMULTI_DEFAULT_CHUNK;
+                if (x->scap < HMULTI_MIN_CHUNK)
+                        x->scap = HMULTI_MIN_CHUNK;
+                if (x->scap > SIZE_MAX / 4)
+                        x->scap = SIZE_MAX / 4;
+        }
         memcpy(x->method, m, strlen(m) + 1);
         x->url = strdup(req->url);
         x->ca_file = req->ca_file ? strdup(req->ca_file) : NULL;
-        oom = !x->url || (req->ca_file && !x->ca_file);
+        x->unix_path = req->unix_socket ? strdup(req->unix_socket) : NULL;
+        oom = !x->url || (req->ca_file && !x->ca_file) || (req->unix_socket && !x->unix_path);
         if (req->body || strcmp(m, "POST") == 0) {
                 x->has_body = true;
                 x->body_len = req->body ? req->body_len : 0;
@@ -766,7 +1044,7 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
                 else
                         x->hdrs = n;
         }
-        if (oom || !(x->org = origin_get(hm, req->url))) {
+        if (oom || !(x->org = origin_get(hm, key, keylen, req->unix_socket != NULL))) {
                 r = -ENOMEM;
                 goto err;
         }
@@ -777,7 +1055,7 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
         }
         /* FIFO within a class: admitted now only when none of its class
          * waits (an urgent one waiting means no slot is free at all). */
-        if (!x->org->head[x->cls] && can_admit(hm, x->org, x->cls)) {
+        if (!x->org->head[x->cls] && can_admit(x->org, x->cls)) {
                 r = admit(x);
                 if (r < 0)
                         goto err;
@@ -798,6 +1076,21 @@ err:
         return r;
 }
 
+/* Admits queued transfers on the next loop pass, where a failed admission
+ * can call back. Best effort: without the timer the queue still moves when
+ * another transfer ends. */
+static void kick_soon(struct hmulti *hm)
+{
+        if (hm->kick || hm->free_pending || hm->destroying)
+                return;
+        for (struct origin *o = hm->origins; o; o = o->next) {
+                if (o->head[Q_URGENT] || o->head[Q_NORMAL] || o->head[Q_LONG]) {
+                        hm->kick = loop_timer_add(hm->loop, 0, on_kick, hm);
+                        return;
+                }
+        }
+}
+
 void hmulti_cancel(struct hmulti_xfer *x)
 {
         struct hmulti *hm;
@@ -809,16 +1102,50 @@ void hmulti_cancel(struct hmulti_xfer *x)
         had_slot = !x->queued && x->easy;
         xfer_unlink(x);
         xfer_free(x);
-        if (had_slot && !hm->kick && !hm->free_pending && !hm->destroying) {
-                for (struct origin *o = hm->origins; o; o = o->next) {
-                        if (o->head[Q_URGENT] || o->head[Q_NORMAL]) {
-                                /* Best effort: without the timer the queue
-                                 * still moves when another transfer ends. */
-                                hm->kick = loop_timer_add(hm->loop, 0, on_kick, hm);
-                                break;
-                        }
-                }
-        }
+        if (had_slot)
+                kick_soon(hm);
+}
+
+int hmulti_origin_config(struct hmulti *hm, const char *origin,
+                         const struct hmulti_origin_opts *opts)
+{
+        struct origin *o;
+        size_t n;
+        bool is_unix;
+
+        if (!opts || opts->max_transfers < 0 || opts->max_long_lived < 0 ||
+            origin_parse(origin, &n, &is_unix) < 0)
+                return -EINVAL;
+        o = origin_get(hm, origin, n, is_unix);
+        if (!o)
+                return -ENOMEM;
+        o->cap = opts->max_transfers ? (size_t)opts->max_transfers : hm->per_host;
+        o->cap_long = opts->max_long_lived ? (size_t)opts->max_long_lived : hm->per_host_long;
+        kick_soon(hm);
+        return 0;
+}
+
+int hmulti_origin_get_stats(const struct hmulti *hm, const char *origin,
+                            struct hmulti_origin_stats *ret)
+{
+        const struct origin *o;
+        size_t n;
+        bool is_unix;
+
+        if (origin_parse(origin, &n, &is_unix) < 0)
+                return -EINVAL;
+        o = origin_find(hm, origin, n, is_unix);
+        if (!o)
+                return -ENOENT;
+        *ret = (struct hmulti_origin_stats){
+                .active = o->active,
+                .active_long = o->active_long,
+                .queued = o->nqueued[Q_URGENT] + o->nqueued[Q_NORMAL],
+                .queued_long = o->nqueued[Q_LONG],
+                .active_peak = o->active_peak,
+                .active_long_peak = o->active_long_peak,
+        };
+        return 0;
 }
 
 size_t hmulti_inflight(const struct hmulti *hm)
