@@ -7,6 +7,7 @@
 #include "forge/forgejo.h"
 
 #include "forge/hmulti.h"
+#include "util/strutil.h"
 #include "fs_version.h"
 
 #include <errno.h>
@@ -307,22 +308,10 @@ static int base_url_check(const char *u)
         return 0;
 }
 
-static char *dup_or_null(const char *s, bool *oom)
-{
-        char *d;
-
-        if (!s)
-                return NULL;
-        d = strdup(s);
-        if (!d)
-                *oom = true;
-        return d;
-}
-
 int forgejo_new(struct hmulti *hm, const struct forgejo_opts *opts, struct forgejo **ret)
 {
         struct forgejo *f;
-        bool oom = false;
+        int r = 0;
 
         if (!hm || !opts || !opts->base_url || base_url_check(opts->base_url) < 0)
                 return -EINVAL;
@@ -336,10 +325,10 @@ int forgejo_new(struct hmulti *hm, const struct forgejo_opts *opts, struct forge
         f->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : HMULTI_DEFAULT_TIMEOUT_MS;
         f->max_response = opts->max_response ? opts->max_response : HMULTI_DEFAULT_MAX_RESPONSE;
         f->insecure = opts->insecure;
-        f->name = dup_or_null(opts->name ? opts->name : "", &oom);
-        f->base = dup_or_null(opts->base_url, &oom);
-        f->ca_file = dup_or_null(opts->ca_file, &oom);
-        if (oom) {
+        f->name = strutil_dup_or_null(opts->name ? opts->name : "", &r);
+        f->base = strutil_dup_or_null(opts->base_url, &r);
+        f->ca_file = strutil_dup_or_null(opts->ca_file, &r);
+        if (r < 0) {
                 forgejo_free(f);
                 return -ENOMEM;
         }
