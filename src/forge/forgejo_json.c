@@ -1,7 +1,9 @@
 /* forgejo_json.c: see forgejo_json.h. Strict parsing of Forgejo REST
- * bodies with jansson, and the one request body the client sends. Pure:
- * never does I/O, never logs, never puts a runner token or the API token
- * into a reason, and wipes a created runner's token from its parse tree. */
+ * bodies with jansson, and the one request body the client sends. Owns the
+ * rules for every field the forge sends (types, ranges, string bounds and
+ * characters) and the storage of parse results (one arena each). Pure:
+ * never does I/O, never logs, never quotes a value or a token in a reason,
+ * and wipes a created runner's token from its parse tree. */
 #include "forge/forgejo_json.h"
 
 #include <errno.h>
@@ -49,13 +51,9 @@ int forgejo_version_parse(const char *s, int *ret_major, int *ret_minor, int *re
         return 0;
 }
 
-/* ---- strict JSON parsing ----------------------------------------------- */
+/* ---- reasons ------------------------------------------------------------ */
 
-struct store {
-        json_t *root;
-        const char **pool;               /* string arrays of all elements */
-        size_t npool, cappool;
-};
+#define WHY_MAX 160
 
 static const char *type_name(const json_t *j)
 {
@@ -100,119 +98,420 @@ static int load(const char *body, size_t len, json_t **ret, char *reason, size_t
         return 0;
 }
 
-/* Field getters: "where" names the element ("$[3]") for the reason. */
+/* ---- storage: every string of a result lives in one arena --------------- */
+
+struct chunk {
+        struct chunk *next;
+        size_t used, cap;
+        max_align_t data[];
+};
+
+struct arena {
+        struct chunk *head;
+};
+
+#define CHUNK_MIN (64u << 10)
+
+static void *arena_alloc(struct arena *a, size_t n)
+{
+        struct chunk *c = a->head;
+        size_t need = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+
+        if (need < n)
+                return NULL;
+        if (!c || c->cap - c->used < need) {
+                size_t cap = need > CHUNK_MIN ? need : CHUNK_MIN;
+                if (cap > SIZE_MAX - sizeof(*c))
+                        return NULL;
+                c = malloc(sizeof(*c) + cap);
+                if (!c)
+                        return NULL;
+                c->next = a->head;
+                c->used = 0;
+                c->cap = cap;
+                a->head = c;
+        }
+        void *p = (char *)c->data + c->used;
+        c->used += need;
+        return p;
+}
+
+static const char *arena_strdup(struct arena *a, const char *s, size_t len)
+{
+        char *d = arena_alloc(a, len + 1);
+
+        if (!d)
+                return NULL;
+        memcpy(d, s, len);
+        d[len] = '\0';
+        return d;
+}
+
+static void arena_done(struct arena *a)
+{
+        while (a->head) {
+                struct chunk *c = a->head;
+                a->head = c->next;
+                free(c);
+        }
+}
+
+/* Grows *v (elements of size sz) to hold at least need elements. */
+static int grow(void **v, size_t *cap, size_t need, size_t sz)
+{
+        size_t ncap = *cap ? *cap : 16;
+        void *p;
+
+        if (need <= *cap)
+                return 0;
+        while (ncap < need) {
+                if (ncap > SIZE_MAX / 2 / sz)
+                        return -ENOMEM;
+                ncap *= 2;
+        }
+        p = realloc(*v, ncap * sz);
+        if (!p)
+                return -ENOMEM;
+        *v = p;
+        *cap = ncap;
+        return 0;
+}
+
+/* ---- field rules -------------------------------------------------------- */
+
+/* A field's name in a reason: "$.uuid" for a top-level object, "uuid"
+ * inside a listing element (whose position the caller reports apart). */
+struct where {
+        bool top;
+        char *why;                       /* WHY_MAX bytes */
+};
+
+#define FIELD(w) ((w)->top ? "$." : "")
+
+static int missing(const struct where *w, const char *key)
+{
+        return bad(w->why, WHY_MAX, "%smissing \"%s\"", w->top ? "$: " : "", key);
+}
+
 static int get_int(const json_t *o, const char *key, bool required, int64_t min, int64_t *out,
-                   const char *where, char *reason, size_t n)
+                   const struct where *w)
 {
         const json_t *v = json_object_get(o, key);
 
         if (!v) {
                 if (required)
-                        return bad(reason, n, "%s: missing \"%s\"", where, key);
+                        return missing(w, key);
                 *out = 0;
                 return 0;
         }
         if (!json_is_integer(v))
-                return bad(reason, n, "%s.%s: expected integer, got %s", where, key, type_name(v));
+                return bad(w->why, WHY_MAX, "%s%s: expected integer, got %s", FIELD(w), key,
+                           type_name(v));
         json_int_t x = json_integer_value(v);
         if (x < min)
-                return bad(reason, n, "%s.%s: %lld is out of range", where, key, (long long)x);
+                return bad(w->why, WHY_MAX, "%s%s: %lld is out of range (at least %lld)", FIELD(w),
+                           key, (long long)x, (long long)min);
         *out = (int64_t)x;
         return 0;
 }
 
-static int get_str(const json_t *o, const char *key, bool required, const char **out,
-                   const char *where, char *reason, size_t n)
+static int get_bool(const json_t *o, const char *key, bool *out, const struct where *w)
 {
         const json_t *v = json_object_get(o, key);
 
-        if (!v) {
-                if (required)
-                        return bad(reason, n, "%s: missing \"%s\"", where, key);
-                *out = "";
+        *out = false;
+        if (!v)
                 return 0;
-        }
-        if (!json_is_string(v))
-                return bad(reason, n, "%s.%s: expected string, got %s", where, key, type_name(v));
-        *out = json_string_value(v);
-        return 0;
-}
-
-static int get_bool(const json_t *o, const char *key, bool required, bool *out,
-                    const char *where, char *reason, size_t n)
-{
-        const json_t *v = json_object_get(o, key);
-
-        if (!v) {
-                if (required)
-                        return bad(reason, n, "%s: missing \"%s\"", where, key);
-                *out = false;
-                return 0;
-        }
         if (!json_is_boolean(v))
-                return bad(reason, n, "%s.%s: expected boolean, got %s", where, key, type_name(v));
+                return bad(w->why, WHY_MAX, "%s%s: expected boolean, got %s", FIELD(w), key,
+                           type_name(v));
         *out = json_is_true(v);
         return 0;
 }
 
-/* A string array; JSON null counts as empty (Go nil slices). Pointers go to
- * the store's pool, which was sized beforehand. */
-static int get_strarr(struct store *st, const json_t *o, const char *key, bool required,
-                      const char *const **out, size_t *out_n, const char *where, char *reason,
-                      size_t n)
+enum text {
+        T_HANDLE,
+        T_LABEL,
+        T_NAME,
+        T_DESCRIPTION,
+        T_VERSION,
+        T_STATUS,
+};
+
+static const struct {
+        size_t max;
+        const char *allowed;             /* for the reason */
+} rules[] = {
+        [T_HANDLE] = { FORGEJO_HANDLE_MAX, "letters, digits, '-', '_' and '.'" },
+        [T_LABEL] = { FORGEJO_LABEL_MAX, "no control characters" },
+        [T_NAME] = { FORGEJO_NAME_TEXT_MAX, "no control characters" },
+        [T_DESCRIPTION] = { FORGEJO_DESCRIPTION_MAX, "" },
+        [T_VERSION] = { FORGEJO_VERSION_MAX, "printable ASCII without spaces" },
+        [T_STATUS] = { FORGEJO_STATUS_MAX, "lower-case letters and '_'" },
+};
+
+static bool alnum(unsigned char c)
+{
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool char_ok(enum text t, unsigned char c)
+{
+        switch (t) {
+        case T_HANDLE:
+                return alnum(c) || c == '-' || c == '_' || c == '.';
+        case T_LABEL:
+        case T_NAME:
+                return c >= 0x20 && c != 0x7f;
+        case T_DESCRIPTION:
+                return true;
+        case T_VERSION:
+                return c > 0x20 && c < 0x7f;
+        case T_STATUS:
+                return (c >= 'a' && c <= 'z') || c == '_';
+        }
+        return false;
+}
+
+/* Checks s[0..len) against rule t; label names the value in the reason
+ * ("handle", "runs_on[2]"). Never quotes the value. */
+static int check_text(enum text t, const char *s, size_t len, bool empty_ok, const char *prefix,
+                      const char *label, char *why)
+{
+        if (len == 0 && !empty_ok)
+                return bad(why, WHY_MAX, "%s%s: empty", prefix, label);
+        if (len > rules[t].max)
+                return bad(why, WHY_MAX, "%s%s: %zu bytes, more than the %zu allowed", prefix,
+                           label, len, rules[t].max);
+        if (t == T_HANDLE && !alnum((unsigned char)s[0]))
+                return bad(why, WHY_MAX, "%s%s: must start with a letter or digit", prefix,
+                           label);
+        for (size_t i = 0; i < len; i++)
+                if (!char_ok(t, (unsigned char)s[i]))
+                        return bad(why, WHY_MAX, "%s%s: byte 0x%02x at offset %zu is not allowed (%s)",
+                                   prefix, label, (unsigned char)s[i], i, rules[t].allowed);
+        return 0;
+}
+
+/* A string field checked against rule t and copied into the arena;
+ * absent and optional gives "". */
+static int get_text(struct arena *a, const json_t *o, const char *key, bool required,
+                    enum text t, bool empty_ok, const char **out, const struct where *w)
 {
         const json_t *v = json_object_get(o, key);
-        size_t i;
-        const json_t *e;
+        int r;
 
-        *out = st->pool + st->npool;
-        *out_n = 0;
         if (!v) {
                 if (required)
-                        return bad(reason, n, "%s: missing \"%s\"", where, key);
+                        return missing(w, key);
+                *out = "";
+                return 0;
+        }
+        if (!json_is_string(v))
+                return bad(w->why, WHY_MAX, "%s%s: expected string, got %s", FIELD(w), key,
+                           type_name(v));
+        r = check_text(t, json_string_value(v), json_string_length(v), empty_ok, FIELD(w), key,
+                       w->why);
+        if (r < 0)
+                return r;
+        *out = arena_strdup(a, json_string_value(v), json_string_length(v));
+        return *out ? 0 : -ENOMEM;
+}
+
+/* An array of labels; JSON null (a Go nil slice) is empty. With a NULL
+ * arena the values are only checked (needs). */
+static int get_labels(struct arena *a, const json_t *o, const char *key, bool required,
+                      const char *const **out, size_t *out_n, const struct where *w)
+{
+        const json_t *v = json_object_get(o, key), *e;
+        const char **list = NULL;
+        size_t i, n;
+        int r;
+
+        if (out) {
+                *out = NULL;
+                *out_n = 0;
+        }
+        if (!v) {
+                if (required)
+                        return missing(w, key);
                 return 0;
         }
         if (json_is_null(v))
                 return 0;
         if (!json_is_array(v))
-                return bad(reason, n, "%s.%s: expected array, got %s", where, key, type_name(v));
+                return bad(w->why, WHY_MAX, "%s%s: expected array, got %s", FIELD(w), key,
+                           type_name(v));
+        n = json_array_size(v);
+        if (a && n) {
+                list = arena_alloc(a, n * sizeof(*list));
+                if (!list)
+                        return -ENOMEM;
+        }
         json_array_foreach(v, i, e) {
+                char label[48];
+                snprintf(label, sizeof(label), "%s[%zu]", key, i);
                 if (!json_is_string(e))
-                        return bad(reason, n, "%s.%s[%zu]: expected string, got %s", where, key,
-                                   i, type_name(e));
-                if (st->npool >= st->cappool)
-                        return bad(reason, n, "%s.%s: internal size mismatch", where, key);
-                st->pool[st->npool++] = json_string_value(e);
+                        return bad(w->why, WHY_MAX, "%s%s: expected string, got %s", FIELD(w),
+                                   label, type_name(e));
+                r = check_text(T_LABEL, json_string_value(e), json_string_length(e), false,
+                               FIELD(w), label, w->why);
+                if (r < 0)
+                        return r;
+                if (list) {
+                        list[i] = arena_strdup(a, json_string_value(e), json_string_length(e));
+                        if (!list[i])
+                                return -ENOMEM;
+                }
         }
-        *out_n = json_array_size(v);
+        if (out && list) {
+                *out = list;
+                *out_n = n;
+        }
         return 0;
 }
 
-/* Sizes the pool for the arrays named key in every element of arr. */
-static int store_reserve(struct store *st, const json_t *arr, const char *key)
-{
-        size_t total = 0, i;
-        const json_t *e;
+/* What an empty label array points to: never NULL, so callers may index
+ * below n without a check. */
+static const char *const no_labels[1] = { NULL };
 
-        json_array_foreach(arr, i, e) {
-                const json_t *a = json_is_object(e) ? json_object_get(e, key) : NULL;
-                if (json_is_array(a))
-                        total += json_array_size(a);
-        }
-        st->pool = calloc(total ? total : 1, sizeof(*st->pool));
-        if (!st->pool)
+/* A string field as it is (for values checked by shape, not copied). */
+static int get_string(const json_t *o, const char *key, const json_t **out, const struct where *w)
+{
+        const json_t *v = json_object_get(o, key);
+
+        if (!v)
+                return missing(w, key);
+        if (!json_is_string(v))
+                return bad(w->why, WHY_MAX, "%s%s: expected string, got %s", FIELD(w), key,
+                           type_name(v));
+        *out = v;
+        return 0;
+}
+
+/* The element's id when it is a valid one, for rejected[]. */
+static int64_t peek_id(const json_t *o)
+{
+        const json_t *v = json_object_get(o, "id");
+
+        if (json_is_integer(v) && json_integer_value(v) > 0)
+                return (int64_t)json_integer_value(v);
+        return 0;
+}
+
+/* ---- listings: what both kinds share ------------------------------------ */
+
+struct rejects {
+        struct forgejo_rejected *v;
+        size_t n, cap;
+};
+
+static int reject(struct arena *a, struct rejects *rj, size_t index, int64_t id, const char *why)
+{
+        const char *reason;
+
+        if (grow((void **)&rj->v, &rj->cap, rj->n + 1, sizeof(*rj->v)) < 0)
                 return -ENOMEM;
-        st->cappool = total;
+        reason = arena_strdup(a, why, strlen(why));
+        if (!reason)
+                return -ENOMEM;
+        rj->v[rj->n++] = (struct forgejo_rejected){ .index = index, .id = id, .reason = reason };
         return 0;
 }
 
-static void store_free(struct store *st)
+/* ---- job listing ------------------------------------------------------- */
+
+/* Open addressing over indices into the accepted jobs, to find a second
+ * job with the same id or the same handle. */
+struct seen {
+        size_t *slot;                    /* job index + 1; 0 = empty */
+        size_t cap;                      /* power of two */
+        size_t n;
+};
+
+static uint64_t mix64(uint64_t x)
 {
-        if (!st)
-                return;
-        json_decref(st->root);
-        free(st->pool);
-        free(st);
+        x ^= x >> 30;
+        x *= UINT64_C(0xbf58476d1ce4e5b9);
+        x ^= x >> 27;
+        x *= UINT64_C(0x94d049bb133111eb);
+        return x ^ (x >> 31);
+}
+
+static uint64_t hash_str(const char *s)
+{
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
+        return h;
+}
+
+struct jobs_cx {
+        struct arena arena;
+        struct forgejo_job *jobs;
+        size_t n, cap;
+        struct rejects rj;
+        struct seen by_id, by_handle;
+};
+
+static uint64_t job_key(const struct jobs_cx *cx, size_t i, bool handle)
+{
+        return handle ? hash_str(cx->jobs[i].handle) : mix64((uint64_t)cx->jobs[i].id);
+}
+
+static bool job_same(const struct forgejo_job *a, const struct forgejo_job *b, bool handle)
+{
+        return handle ? strcmp(a->handle, b->handle) == 0 : a->id == b->id;
+}
+
+/* Index of the accepted job equal to j (by id or handle), or SIZE_MAX. */
+static size_t seen_find(const struct jobs_cx *cx, const struct seen *s, bool handle,
+                        const struct forgejo_job *j)
+{
+        uint64_t h;
+
+        if (!s->cap)
+                return SIZE_MAX;
+        h = handle ? hash_str(j->handle) : mix64((uint64_t)j->id);
+        for (size_t i = h & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+                if (!s->slot[i])
+                        return SIZE_MAX;
+                if (job_same(&cx->jobs[s->slot[i] - 1], j, handle))
+                        return s->slot[i] - 1;
+        }
+}
+
+static void seen_put(struct seen *s, uint64_t h, size_t idx)
+{
+        size_t i = h & (s->cap - 1);
+
+        while (s->slot[i])
+                i = (i + 1) & (s->cap - 1);
+        s->slot[i] = idx + 1;
+        s->n++;
+}
+
+/* Adds job index idx (already in cx->jobs); keeps the load under 1/2. */
+static int seen_add(struct jobs_cx *cx, struct seen *s, bool handle, size_t idx)
+{
+        if (2 * (s->n + 1) > s->cap) {
+                size_t ncap = s->cap ? 2 * s->cap : 64;
+                size_t *slot;
+                if (ncap > SIZE_MAX / sizeof(*slot))
+                        return -ENOMEM;
+                slot = calloc(ncap, sizeof(*slot));
+                if (!slot)
+                        return -ENOMEM;
+                free(s->slot);
+                s->slot = slot;
+                s->cap = ncap;
+                s->n = 0;
+                for (size_t k = 0; k < idx; k++)
+                        seen_put(s, job_key(cx, k, handle), k);
+        }
+        seen_put(s, job_key(cx, idx, handle), idx);
+        return 0;
 }
 
 static enum forgejo_job_state job_state(const char *s)
@@ -224,83 +523,152 @@ static enum forgejo_job_state job_state(const char *s)
         return FORGEJO_JOB_OTHER;
 }
 
-static int parse_job(struct store *st, const json_t *o, size_t idx, struct forgejo_job *j,
-                     char *reason, size_t n)
+/* One element of a job listing: appended to jobs or to rejected. Returns 0
+ * or -ENOMEM. */
+static int job_elem(struct jobs_cx *cx, const json_t *o, size_t idx)
 {
-        char where[32];
+        struct forgejo_job j = { 0 };
+        char why[WHY_MAX];
+        struct where w = { .top = false, .why = why };
+        struct arena *a = &cx->arena;
+        size_t other;
         int r;
 
-        snprintf(where, sizeof(where), "$[%zu]", idx);
-        if (!json_is_object(o))
-                return bad(reason, n, "%s: expected object, got %s", where, type_name(o));
-        if ((r = get_int(o, "id", true, 1, &j->id, where, reason, n)) < 0 ||
-            (r = get_int(o, "attempt", false, 0, &j->attempt, where, reason, n)) < 0 ||
-            (r = get_str(o, "handle", false, &j->handle, where, reason, n)) < 0 ||
-            (r = get_int(o, "repo_id", true, 0, &j->repo_id, where, reason, n)) < 0 ||
-            (r = get_int(o, "owner_id", true, 0, &j->owner_id, where, reason, n)) < 0 ||
-            (r = get_str(o, "name", true, &j->name, where, reason, n)) < 0 ||
-            (r = get_strarr(st, o, "runs_on", true, &j->runs_on, &j->n_runs_on, where, reason,
-                            n)) < 0 ||
-            (r = get_int(o, "task_id", true, 0, &j->task_id, where, reason, n)) < 0 ||
-            (r = get_str(o, "status", true, &j->status, where, reason, n)) < 0)
+        if (!json_is_object(o)) {
+                r = bad(why, sizeof(why), "expected object, got %s", type_name(o));
+                goto rejected;
+        }
+        if ((r = get_int(o, "id", true, 1, &j.id, &w)) < 0 ||
+            (r = get_int(o, "attempt", false, 0, &j.attempt, &w)) < 0 ||
+            (r = get_text(a, o, "handle", true, T_HANDLE, false, &j.handle, &w)) < 0 ||
+            (r = get_int(o, "repo_id", true, 1, &j.repo_id, &w)) < 0 ||
+            (r = get_int(o, "owner_id", true, 1, &j.owner_id, &w)) < 0 ||
+            (r = get_text(a, o, "name", true, T_NAME, true, &j.name, &w)) < 0 ||
+            (r = get_labels(NULL, o, "needs", false, NULL, NULL, &w)) < 0 ||
+            (r = get_labels(a, o, "runs_on", true, &j.runs_on, &j.n_runs_on, &w)) < 0 ||
+            (r = get_int(o, "task_id", true, 0, &j.task_id, &w)) < 0 ||
+            (r = get_text(a, o, "status", true, T_STATUS, false, &j.status, &w)) < 0)
+                goto rejected;
+        if (!j.runs_on)
+                j.runs_on = no_labels;
+        j.state = job_state(j.status);
+        other = seen_find(cx, &cx->by_id, false, &j);
+        if (other != SIZE_MAX) {
+                r = bad(why, sizeof(why), "id: the listing has it twice");
+                goto rejected;
+        }
+        other = seen_find(cx, &cx->by_handle, true, &j);
+        if (other != SIZE_MAX) {
+                r = bad(why, sizeof(why), "handle: also the handle of job %lld",
+                        (long long)cx->jobs[other].id);
+                goto rejected;
+        }
+        if (grow((void **)&cx->jobs, &cx->cap, cx->n + 1, sizeof(*cx->jobs)) < 0)
+                return -ENOMEM;
+        cx->jobs[cx->n] = j;
+        if (seen_add(cx, &cx->by_id, false, cx->n) < 0 ||
+            seen_add(cx, &cx->by_handle, true, cx->n) < 0)
+                return -ENOMEM;
+        cx->n++;
+        return 0;
+rejected:
+        if (r == -ENOMEM)
                 return r;
-        const json_t *needs = json_object_get(o, "needs");
-        if (needs && !json_is_null(needs) && !json_is_array(needs))
-                return bad(reason, n, "%s.needs: expected array, got %s", where,
-                           type_name(needs));
-        j->state = job_state(j->status);
+        return reject(a, &cx->rj, idx, json_is_object(o) ? peek_id(o) : 0, why);
+}
+
+static void jobs_cx_done(struct jobs_cx *cx)
+{
+        free(cx->jobs);
+        free(cx->rj.v);
+        free(cx->by_id.slot);
+        free(cx->by_handle.slot);
+        arena_done(&cx->arena);
+}
+
+struct list_priv {
+        struct arena arena;
+};
+
+/* Hands the arena over to the result. */
+static int take_arena(struct arena *a, void **ret)
+{
+        struct list_priv *p = calloc(1, sizeof(*p));
+
+        if (!p)
+                return -ENOMEM;
+        p->arena = *a;
+        a->head = NULL;
+        *ret = p;
+        return 0;
+}
+
+static void priv_free(void *priv)
+{
+        struct list_priv *p = priv;
+
+        if (!p)
+                return;
+        arena_done(&p->arena);
+        free(p);
+}
+
+/* Both listings: null or an array; anything else fails with its type. */
+static int listing_root(const char *body, size_t len, json_t **ret, char *reason, size_t n)
+{
+        json_t *root;
+        int r = load(body, len, &root, reason, n);
+
+        if (r < 0)
+                return r;
+        if (!json_is_array(root) && !json_is_null(root)) {
+                r = bad(reason, n, "expected a JSON array or null, got %s", type_name(root));
+                json_decref(root);
+                return r;
+        }
+        *ret = root;
         return 0;
 }
 
 int forgejo_parse_jobs(const char *body, size_t len, struct forgejo_job_list *ret,
                        char *reason, size_t reason_n)
 {
+        struct jobs_cx cx = { 0 };
         struct forgejo_job_list l = { 0 };
-        struct store *st = calloc(1, sizeof(*st));
+        json_t *root = NULL, *e;
         size_t i;
-        json_t *e;
         int r;
 
-        if (!st)
-                return -ENOMEM;
-        r = load(body, len, &st->root, reason, reason_n);
+        r = listing_root(body, len, &root, reason, reason_n);
         if (r < 0)
-                goto err;
-        if (json_is_null(st->root)) {
-                /* Forgejo serialises an empty result as null. */
-        } else if (!json_is_array(st->root)) {
-                r = bad(reason, reason_n, "expected a JSON array or null, got %s",
-                        type_name(st->root));
-                goto err;
-        } else {
-                r = store_reserve(st, st->root, "runs_on");
+                return r;
+        json_array_foreach(root, i, e) {
+                r = job_elem(&cx, e, i);
                 if (r < 0)
                         goto err;
-                l.n = json_array_size(st->root);
-                l.jobs = calloc(l.n ? l.n : 1, sizeof(*l.jobs));
-                if (!l.jobs) {
-                        r = -ENOMEM;
-                        goto err;
-                }
-                json_array_foreach(st->root, i, e) {
-                        r = parse_job(st, e, i, &l.jobs[i], reason, reason_n);
-                        if (r < 0)
-                                goto err;
-                }
         }
-        if (!l.jobs) {
-                l.jobs = calloc(1, sizeof(*l.jobs));
-                if (!l.jobs) {
-                        r = -ENOMEM;
-                        goto err;
-                }
+        /* Never NULL, so callers may index without a check. */
+        if (grow((void **)&cx.jobs, &cx.cap, 1, sizeof(*cx.jobs)) < 0 ||
+            grow((void **)&cx.rj.v, &cx.rj.cap, 1, sizeof(*cx.rj.v)) < 0 ||
+            take_arena(&cx.arena, &l.priv) < 0) {
+                r = -ENOMEM;
+                goto err;
         }
-        l.priv = st;
+        l.jobs = cx.jobs;
+        l.n = cx.n;
+        l.rejected = cx.rj.v;
+        l.n_rejected = cx.rj.n;
+        cx.jobs = NULL;
+        cx.rj.v = NULL;
+        jobs_cx_done(&cx);
+        json_decref(root);
         *ret = l;
         return 0;
 err:
-        free(l.jobs);
-        store_free(st);
+        if (r == -ENOMEM)
+                bad(reason, reason_n, "out of memory");
+        jobs_cx_done(&cx);
+        json_decref(root);
         return r;
 }
 
@@ -309,144 +677,21 @@ void forgejo_job_list_done(struct forgejo_job_list *l)
         if (!l)
                 return;
         free(l->jobs);
-        store_free(l->priv);
+        free(l->rejected);
+        priv_free(l->priv);
         memset(l, 0, sizeof(*l));
 }
 
-static enum forgejo_runner_state runner_state(const char *s)
-{
-        if (strcmp(s, "offline") == 0)
-                return FORGEJO_RUNNER_OFFLINE;
-        if (strcmp(s, "idle") == 0)
-                return FORGEJO_RUNNER_IDLE;
-        if (strcmp(s, "active") == 0)
-                return FORGEJO_RUNNER_ACTIVE;
-        return FORGEJO_RUNNER_UNKNOWN;
-}
-
-static int parse_runner_obj(struct store *st, const json_t *o, const char *where,
-                            struct forgejo_runner *rn, char *reason, size_t n)
-{
-        int r;
-
-        if (!json_is_object(o))
-                return bad(reason, n, "%s: expected object, got %s", where, type_name(o));
-        if ((r = get_int(o, "id", true, 1, &rn->id, where, reason, n)) < 0 ||
-            (r = get_str(o, "uuid", true, &rn->uuid, where, reason, n)) < 0 ||
-            (r = get_str(o, "name", true, &rn->name, where, reason, n)) < 0 ||
-            (r = get_str(o, "status", true, &rn->status, where, reason, n)) < 0 ||
-            (r = get_strarr(st, o, "labels", false, &rn->labels, &rn->n_labels, where, reason,
-                            n)) < 0 ||
-            (r = get_bool(o, "ephemeral", false, &rn->ephemeral, where, reason, n)) < 0 ||
-            (r = get_int(o, "owner_id", false, 0, &rn->owner_id, where, reason, n)) < 0 ||
-            (r = get_int(o, "repo_id", false, 0, &rn->repo_id, where, reason, n)) < 0 ||
-            (r = get_str(o, "version", false, &rn->version, where, reason, n)) < 0 ||
-            (r = get_str(o, "description", false, &rn->description, where, reason, n)) < 0)
-                return r;
-        rn->state = runner_state(rn->status);
-        return 0;
-}
-
-/* One object (single) or an array/null of objects (!single). */
-static int parse_runners_common(const char *body, size_t len, bool single,
-                                struct forgejo_runner_list *ret, char *reason, size_t n)
-{
-        struct forgejo_runner_list l = { .total_count = -1 };
-        struct store *st = calloc(1, sizeof(*st));
-        json_t *arr = NULL;
-        int r;
-
-        if (!st)
-                return -ENOMEM;
-        r = load(body, len, &st->root, reason, n);
-        if (r < 0)
-                goto err;
-        if (single) {
-                if (!json_is_object(st->root)) {
-                        r = bad(reason, n, "expected a JSON object, got %s", type_name(st->root));
-                        goto err;
-                }
-                arr = json_pack("[O]", st->root);
-                if (!arr) {
-                        r = -ENOMEM;
-                        goto err;
-                }
-        } else if (json_is_array(st->root)) {
-                arr = json_incref(st->root);
-        } else if (!json_is_null(st->root)) {
-                r = bad(reason, n, "expected a JSON array or null, got %s", type_name(st->root));
-                goto err;
-        }
-        if (arr) {
-                size_t i;
-                json_t *e;
-                r = store_reserve(st, arr, "labels");
-                if (r < 0)
-                        goto err;
-                l.n = json_array_size(arr);
-                l.runners = calloc(l.n ? l.n : 1, sizeof(*l.runners));
-                if (!l.runners) {
-                        r = -ENOMEM;
-                        goto err;
-                }
-                json_array_foreach(arr, i, e) {
-                        char where[32];
-                        if (single)
-                                snprintf(where, sizeof(where), "$");
-                        else
-                                snprintf(where, sizeof(where), "$[%zu]", i);
-                        r = parse_runner_obj(st, e, where, &l.runners[i], reason, n);
-                        if (r < 0)
-                                goto err;
-                }
-        } else {
-                l.runners = calloc(1, sizeof(*l.runners));
-                if (!l.runners) {
-                        r = -ENOMEM;
-                        goto err;
-                }
-        }
-        json_decref(arr);
-        l.priv = st;
-        *ret = l;
-        return 0;
-err:
-        json_decref(arr);
-        free(l.runners);
-        store_free(st);
-        return r;
-}
-
-int forgejo_parse_runner(const char *body, size_t len, struct forgejo_runner_list *ret,
-                         char *reason, size_t reason_n)
-{
-        return parse_runners_common(body, len, true, ret, reason, reason_n);
-}
-
-int forgejo_parse_runners(const char *body, size_t len, struct forgejo_runner_list *ret,
-                          char *reason, size_t reason_n)
-{
-        return parse_runners_common(body, len, false, ret, reason, reason_n);
-}
-
-void forgejo_runner_list_done(struct forgejo_runner_list *l)
-{
-        if (!l)
-                return;
-        free(l->runners);
-        store_free(l->priv);
-        memset(l, 0, sizeof(*l));
-        l->total_count = -1;
-}
+/* ---- runners ------------------------------------------------------------ */
 
 static bool is_hex(char c)
 {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static bool uuid_shape_ok(const char *s)
+static bool uuid_shape_ok(const char *s, size_t len)
 {
-        if (strlen(s) != FORGEJO_UUID_LEN)
+        if (len != FORGEJO_UUID_LEN)
                 return false;
         for (size_t i = 0; i < FORGEJO_UUID_LEN; i++) {
                 if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -469,6 +714,19 @@ static bool token_shape_ok(const char *s, size_t len)
         return true;
 }
 
+static int get_uuid(struct arena *a, const json_t *o, const char **out, const struct where *w)
+{
+        const json_t *v;
+        int r = get_string(o, "uuid", &v, w);
+
+        if (r < 0)
+                return r;
+        if (!uuid_shape_ok(json_string_value(v), json_string_length(v)))
+                return bad(w->why, WHY_MAX, "%suuid: not a canonical UUID", FIELD(w));
+        *out = arena_strdup(a, json_string_value(v), FORGEJO_UUID_LEN);
+        return *out ? 0 : -ENOMEM;
+}
+
 /* Zeroes a string inside a parse tree before the tree is freed. */
 static void wipe_json_string(json_t *v)
 {
@@ -476,12 +734,174 @@ static void wipe_json_string(json_t *v)
                 explicit_bzero((char *)json_string_value(v), json_string_length(v));
 }
 
+
+static enum forgejo_runner_state runner_state(const char *s)
+{
+        if (strcmp(s, "offline") == 0)
+                return FORGEJO_RUNNER_OFFLINE;
+        if (strcmp(s, "idle") == 0)
+                return FORGEJO_RUNNER_IDLE;
+        if (strcmp(s, "active") == 0)
+                return FORGEJO_RUNNER_ACTIVE;
+        return FORGEJO_RUNNER_UNKNOWN;
+}
+
+static int runner_obj(struct arena *a, const json_t *o, struct forgejo_runner *rn,
+                      const struct where *w)
+{
+        struct forgejo_runner x = { 0 };
+        int r;
+
+        if (!json_is_object(o))
+                return bad(w->why, WHY_MAX, "%sexpected object, got %s", w->top ? "$: " : "",
+                           type_name(o));
+        if ((r = get_int(o, "id", true, 1, &x.id, w)) < 0 ||
+            (r = get_uuid(a, o, &x.uuid, w)) < 0 ||
+            (r = get_text(a, o, "name", true, T_NAME, false, &x.name, w)) < 0 ||
+            (r = get_text(a, o, "status", true, T_STATUS, false, &x.status, w)) < 0 ||
+            (r = get_labels(a, o, "labels", false, &x.labels, &x.n_labels, w)) < 0 ||
+            (r = get_bool(o, "ephemeral", &x.ephemeral, w)) < 0 ||
+            (r = get_int(o, "owner_id", false, 0, &x.owner_id, w)) < 0 ||
+            (r = get_int(o, "repo_id", false, 0, &x.repo_id, w)) < 0 ||
+            (r = get_text(a, o, "version", false, T_VERSION, true, &x.version, w)) < 0 ||
+            (r = get_text(a, o, "description", false, T_DESCRIPTION, true, &x.description,
+                          w)) < 0)
+                return r;
+        if (!x.labels)
+                x.labels = no_labels;
+        x.state = runner_state(x.status);
+        *rn = x;
+        return 0;
+}
+
+struct runners_cx {
+        struct arena arena;
+        struct forgejo_runner *runners;
+        size_t n, cap;
+        struct rejects rj;
+};
+
+static int runner_elem(struct runners_cx *cx, const json_t *o, size_t idx)
+{
+        struct forgejo_runner rn;
+        char why[WHY_MAX];
+        struct where w = { .top = false, .why = why };
+        int r = runner_obj(&cx->arena, o, &rn, &w);
+
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return reject(&cx->arena, &cx->rj, idx, json_is_object(o) ? peek_id(o) : 0, why);
+        if (grow((void **)&cx->runners, &cx->cap, cx->n + 1, sizeof(*cx->runners)) < 0)
+                return -ENOMEM;
+        cx->runners[cx->n++] = rn;
+        return 0;
+}
+
+static int runners_finish(struct runners_cx *cx, struct forgejo_runner_list *ret)
+{
+        struct forgejo_runner_list l = { .total_count = -1 };
+
+        if (grow((void **)&cx->runners, &cx->cap, 1, sizeof(*cx->runners)) < 0 ||
+            grow((void **)&cx->rj.v, &cx->rj.cap, 1, sizeof(*cx->rj.v)) < 0 ||
+            take_arena(&cx->arena, &l.priv) < 0)
+                return -ENOMEM;
+        l.runners = cx->runners;
+        l.n = cx->n;
+        l.rejected = cx->rj.v;
+        l.n_rejected = cx->rj.n;
+        cx->runners = NULL;
+        cx->rj.v = NULL;
+        *ret = l;
+        return 0;
+}
+
+static void runners_cx_done(struct runners_cx *cx)
+{
+        free(cx->runners);
+        free(cx->rj.v);
+        arena_done(&cx->arena);
+}
+
+int forgejo_parse_runner(const char *body, size_t len, struct forgejo_runner_list *ret,
+                         char *reason, size_t reason_n)
+{
+        struct runners_cx cx = { 0 };
+        struct forgejo_runner rn;
+        char why[WHY_MAX];
+        struct where w = { .top = true, .why = why };
+        json_t *root = NULL;
+        int r;
+
+        r = load(body, len, &root, reason, reason_n);
+        if (r < 0)
+                return r;
+        if (!json_is_object(root)) {
+                r = bad(reason, reason_n, "expected a JSON object, got %s", type_name(root));
+                goto out;
+        }
+        r = runner_obj(&cx.arena, root, &rn, &w);
+        if (r == -EBADMSG) {
+                bad(reason, reason_n, "%s", why);
+                goto out;
+        }
+        if (r < 0 || grow((void **)&cx.runners, &cx.cap, 1, sizeof(*cx.runners)) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        cx.runners[cx.n++] = rn;
+        r = runners_finish(&cx, ret);
+out:
+        if (r == -ENOMEM)
+                bad(reason, reason_n, "out of memory");
+        runners_cx_done(&cx);
+        json_decref(root);
+        return r;
+}
+
+int forgejo_parse_runners(const char *body, size_t len, struct forgejo_runner_list *ret,
+                          char *reason, size_t reason_n)
+{
+        struct runners_cx cx = { 0 };
+        json_t *root = NULL, *e;
+        size_t i;
+        int r;
+
+        r = listing_root(body, len, &root, reason, reason_n);
+        if (r < 0)
+                return r;
+        json_array_foreach(root, i, e) {
+                r = runner_elem(&cx, e, i);
+                if (r < 0)
+                        goto out;
+        }
+        r = runners_finish(&cx, ret);
+out:
+        if (r == -ENOMEM)
+                bad(reason, reason_n, "out of memory");
+        runners_cx_done(&cx);
+        json_decref(root);
+        return r;
+}
+
+void forgejo_runner_list_done(struct forgejo_runner_list *l)
+{
+        if (!l)
+                return;
+        free(l->runners);
+        free(l->rejected);
+        priv_free(l->priv);
+        memset(l, 0, sizeof(*l));
+        l->total_count = -1;
+}
+
 int forgejo_parse_created(const char *body, size_t len, struct forgejo_runner_created *ret,
                           char *reason, size_t reason_n)
 {
+        char why[WHY_MAX];
+        struct where w = { .top = true, .why = why };
         json_t *root = NULL;
-        const json_t *tok;
-        const char *uuid, *token;
+        const json_t *tok, *uuid;
         int64_t id;
         int r;
 
@@ -493,24 +913,27 @@ int forgejo_parse_created(const char *body, size_t len, struct forgejo_runner_cr
                 r = bad(reason, reason_n, "expected a JSON object, got %s", type_name(root));
                 goto out;
         }
-        if ((r = get_int(root, "id", true, 1, &id, "$", reason, reason_n)) < 0 ||
-            (r = get_str(root, "uuid", true, &uuid, "$", reason, reason_n)) < 0 ||
-            (r = get_str(root, "token", true, &token, "$", reason, reason_n)) < 0)
-                goto out;
-        if (!uuid_shape_ok(uuid)) {
-                r = bad(reason, reason_n, "$.uuid: not a canonical UUID");
-                goto out;
+        if ((r = get_int(root, "id", true, 1, &id, &w)) < 0 ||
+            (r = get_string(root, "uuid", &uuid, &w)) < 0 ||
+            (r = get_string(root, "token", &tok, &w)) < 0)
+                goto out_why;
+        if (!uuid_shape_ok(json_string_value(uuid), json_string_length(uuid))) {
+                r = bad(why, sizeof(why), "$.uuid: not a canonical UUID");
+                goto out_why;
         }
-        if (!token_shape_ok(token, json_string_length(tok))) {
+        if (!token_shape_ok(json_string_value(tok), json_string_length(tok))) {
                 /* Never quote the value: it may be a real secret. */
-                r = bad(reason, reason_n, "$.token: expected %d hex characters",
+                r = bad(why, sizeof(why), "$.token: expected %d hex characters",
                         FORGEJO_RUNNER_TOKEN_LEN);
-                goto out;
+                goto out_why;
         }
         ret->id = id;
-        memcpy(ret->uuid, uuid, FORGEJO_UUID_LEN + 1);
-        memcpy(ret->token, token, FORGEJO_RUNNER_TOKEN_LEN + 1);
+        memcpy(ret->uuid, json_string_value(uuid), FORGEJO_UUID_LEN + 1);
+        memcpy(ret->token, json_string_value(tok), FORGEJO_RUNNER_TOKEN_LEN + 1);
         r = 0;
+        goto out;
+out_why:
+        bad(reason, reason_n, "%s", why);
 out:
         wipe_json_string((json_t *)tok);
         json_decref(root);
@@ -521,7 +944,10 @@ int forgejo_parse_version(const char *body, size_t len, struct forgejo_version *
                           char *reason, size_t reason_n)
 {
         struct forgejo_version v = { 0 };
+        char why[WHY_MAX];
+        struct where w = { .top = true, .why = why };
         json_t *root = NULL;
+        const json_t *s;
         int r = load(body, len, &root, reason, reason_n);
 
         if (r < 0)
@@ -530,9 +956,13 @@ int forgejo_parse_version(const char *body, size_t len, struct forgejo_version *
                 r = bad(reason, reason_n, "expected a JSON object, got %s", type_name(root));
                 goto err;
         }
-        r = get_str(root, "version", true, &v.version, "$", reason, reason_n);
-        if (r < 0)
+        if ((r = get_string(root, "version", &s, &w)) < 0 ||
+            (r = check_text(T_VERSION, json_string_value(s), json_string_length(s), false, "$.",
+                            "version", why)) < 0) {
+                bad(reason, reason_n, "%s", why);
                 goto err;
+        }
+        v.version = json_string_value(s);
         v.parsed = forgejo_version_parse(v.version, &v.major, &v.minor, &v.patch) == 0;
         v.priv = root;
         *ret = v;

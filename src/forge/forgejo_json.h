@@ -9,8 +9,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Payload structs are owned by the client and valid only during the
- * callback; strings are NUL-terminated UTF-8 and never NULL. */
+/* What the forge may send. Every string is checked against a bound and a
+ * character set and rejected with a reason when it does not fit; nothing
+ * is ever cut to fit a buffer. Bounds are in bytes, NUL not included. */
+
+/* A job's handle. Forgejo's are UUIDs (36 bytes, forgejo-api.md section
+ * 1.3); 63 leaves room for another format and lets a char[64] (what
+ * FORGEJO_HANDLE_MAX + 1 is) hold every accepted handle. Letters, digits,
+ * '-', '_' and '.', starting with a letter or digit: handles travel as
+ * argv words, file names and map keys. */
+#define FORGEJO_HANDLE_MAX 63
+/* A runs_on or runner label: no control characters. Forgejo sets no
+ * limit; 255 is far above any label a person types and bounds hostile
+ * input. */
+#define FORGEJO_LABEL_MAX 255
+/* Job and runner names: Forgejo stores them as VARCHAR(255) characters
+ * (and cuts runner names to 255 bytes at registration); 255 UTF-8
+ * characters take at most 1020 bytes. No control characters. */
+#define FORGEJO_NAME_TEXT_MAX 1020
+/* A runner's free-text description (newlines allowed). */
+#define FORGEJO_DESCRIPTION_MAX 4096
+/* Version strings ("15.0.1+gitea-1.22.0", "v12.9.0"): printable ASCII
+ * without spaces. */
+#define FORGEJO_VERSION_MAX 128
+/* Status words ("waiting", "idle"): lower-case letters and '_'. */
+#define FORGEJO_STATUS_MAX 32
+
+/* Payload structs are owned by the client (or by the parse result, until
+ * its _done()) and valid only during the callback; strings are
+ * NUL-terminated UTF-8 and never NULL. */
 
 struct forgejo_version {
         const char *version;             /* "15.0.1+gitea-1.22.0" */
@@ -26,22 +53,36 @@ enum forgejo_job_state {
 };
 
 struct forgejo_job {
-        int64_t id;                      /* > 0 */
-        int64_t attempt;                 /* 0 when absent (before 15.0) */
-        const char *handle;              /* "" when absent */
-        int64_t repo_id;
-        int64_t owner_id;
-        const char *name;
-        const char *const *runs_on;      /* n_runs_on labels */
+        int64_t id;                      /* > 0, unique in the listing */
+        int64_t attempt;                 /* >= 0; 0 when absent */
+        const char *handle;              /* valid (see FORGEJO_HANDLE_MAX),
+                                          * unique in the listing */
+        int64_t repo_id;                 /* > 0 */
+        int64_t owner_id;                /* > 0 */
+        const char *name;                /* may be "" */
+        const char *const *runs_on;      /* n_runs_on non-empty labels */
         size_t n_runs_on;
-        int64_t task_id;                 /* 0 when never assigned */
+        int64_t task_id;                 /* >= 0; 0 when never assigned */
         const char *status;              /* "waiting", "running", ... */
         enum forgejo_job_state state;
+};
+
+/* An element of a listing that was skipped because it does not have the
+ * documented shape. */
+struct forgejo_rejected {
+        size_t index;                    /* position in the listing (0-based) */
+        int64_t id;                      /* the element's "id" when that is a
+                                          * valid id, else 0 */
+        const char *reason;              /* "handle: 70 bytes, more than the
+                                          * 63 allowed"; printable ASCII, no
+                                          * position, never a value */
 };
 
 struct forgejo_job_list {
         struct forgejo_job *jobs;        /* n entries, server order */
         size_t n;
+        struct forgejo_rejected *rejected; /* n_rejected entries, listing order */
+        size_t n_rejected;
         void *priv;                      /* parse storage */
 };
 
@@ -54,22 +95,24 @@ enum forgejo_runner_state {
 
 struct forgejo_runner {
         int64_t id;                      /* > 0 */
-        const char *uuid;
-        const char *name;
+        const char *uuid;                /* canonical 8-4-4-4-12 hex */
+        const char *name;                /* non-empty */
         const char *status;              /* "offline", "idle", "active" */
         enum forgejo_runner_state state;
         const char *const *labels;
         size_t n_labels;
         bool ephemeral;
-        int64_t owner_id;
-        int64_t repo_id;
+        int64_t owner_id;                /* >= 0 */
+        int64_t repo_id;                 /* >= 0 */
         const char *version;             /* "" when absent */
         const char *description;         /* "" when absent */
 };
 
 struct forgejo_runner_list {
-        struct forgejo_runner *runners;
+        struct forgejo_runner *runners;  /* n entries, server order */
         size_t n;
+        struct forgejo_rejected *rejected; /* n_rejected entries, listing order */
+        size_t n_rejected;
         long long total_count;           /* X-Total-Count; -1 when absent */
         void *priv;
 };
@@ -91,14 +134,25 @@ struct forgejo_runner_created {
 int forgejo_version_parse(const char *s, int *ret_major, int *ret_minor, int *ret_patch);
 
 /* Strict parsers of response bodies. Return 0, -EBADMSG with a reason, or
- * -ENOMEM. On success release with the matching _done(). body need not be
- * NUL-terminated. */
+ * -ENOMEM; *ret is set only on success, then released with the matching
+ * _done() (which accepts NULL and zeroed structs). body need not be
+ * NUL-terminated; reason (may be NULL) gets a printable sentence.
+ *
+ * Listings (jobs, runners): a body that is not valid JSON, or whose top
+ * level is neither an array nor null, fails. Inside a valid array, an
+ * element of the wrong shape -- wrong type, id out of range, a string over
+ * its bound or with unexpected characters, a missing field, a duplicate
+ * job id or handle -- is skipped and described in rejected[], and the
+ * rest is returned: one bad job must not hide the demand of the others. */
 int forgejo_parse_jobs(const char *body, size_t len, struct forgejo_job_list *ret,
                        char *reason, size_t reason_n);
 void forgejo_job_list_done(struct forgejo_job_list *l);
 
+/* One runner object (GET .../runners/{id}); any rule broken fails the
+ * parse ("$.uuid: not a canonical UUID"). The result has n == 1. */
 int forgejo_parse_runner(const char *body, size_t len, struct forgejo_runner_list *ret,
                          char *reason, size_t reason_n);
+/* A page of GET .../runners. */
 int forgejo_parse_runners(const char *body, size_t len, struct forgejo_runner_list *ret,
                           char *reason, size_t reason_n);
 void forgejo_runner_list_done(struct forgejo_runner_list *l);
@@ -107,7 +161,9 @@ void forgejo_runner_list_done(struct forgejo_runner_list *l);
 int forgejo_parse_created(const char *body, size_t len, struct forgejo_runner_created *ret,
                           char *reason, size_t reason_n);
 
-/* GET /api/v1/version: {"version": "..."}. */
+/* GET /api/v1/version: {"version": "..."}; the version is non-empty
+ * printable ASCII of at most FORGEJO_VERSION_MAX bytes. parsed tells
+ * whether forgejo_version_parse() understood it. */
 int forgejo_parse_version(const char *body, size_t len, struct forgejo_version *ret,
                           char *reason, size_t reason_n);
 void forgejo_version_done(struct forgejo_version *v);
