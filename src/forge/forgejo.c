@@ -31,6 +31,7 @@ struct forgejo {
         const char *token;               /* borrowed */
         long timeout_ms;
         size_t max_response;
+        size_t max_listing;
         char *ca_file;
         bool insecure;
         forgejo_hook_cb hook;
@@ -324,6 +325,7 @@ int forgejo_new(struct hmulti *hm, const struct forgejo_opts *opts, struct forge
         f->token = opts->token;
         f->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : HMULTI_DEFAULT_TIMEOUT_MS;
         f->max_response = opts->max_response ? opts->max_response : HMULTI_DEFAULT_MAX_RESPONSE;
+        f->max_listing = opts->max_listing ? opts->max_listing : FORGEJO_LISTING_MAX;
         f->insecure = opts->insecure;
         f->name = strutil_dup_or_null(opts->name ? opts->name : "", &r);
         f->base = strutil_dup_or_null(opts->base_url, &r);
@@ -457,6 +459,13 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
                 if (err == -ETIMEDOUT)
                         snprintf(res.reason, sizeof(res.reason), "request timed out after %ld ms",
                                  f->timeout_ms);
+                if (err == -EMSGSIZE && c->op == OP_JOBS) {
+                        /* Distinct from other oversized answers: the
+                         * queue outgrew the cap, and demand is unknown. */
+                        res.err = -EFBIG;
+                        snprintf(res.reason, sizeof(res.reason), "listing larger than %zu bytes",
+                                 f->max_listing);
+                }
         } else if (!status_expected(c->op, status)) {
                 char msg[100];
                 res.err = status >= 200 && status < 300 ? -EPROTO : status_errno(status);
@@ -592,7 +601,7 @@ static int start(struct forgejo_call *c, const char *method, const char *path_qu
                 .body = body,
                 .body_len = body ? strlen(body) : 0,
                 .timeout_ms = f->timeout_ms,
-                .max_response = f->max_response,
+                .max_response = c->op == OP_JOBS ? f->max_listing : f->max_response,
                 .ca_file = f->ca_file,
                 .insecure = f->insecure,
                 /* The Authorization header is always a secret; so is a

@@ -69,8 +69,10 @@ int forgejo_labels_query(const char *const *labels, char *buf, size_t n);
  *   -EACCES (401), -EPERM (403), -ENOENT (404), -EINVAL (400/422),
  *   -EEXIST (409), -EAGAIN (429), -EREMOTEIO (5xx), -EPROTO (any other
  *   unexpected status, or a TLS failure), -EBADMSG (the body does not have
- *   the documented shape), or a transport error from hmulti (-ETIMEDOUT,
- *   -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH, -EMSGSIZE, -ENOMEM, -EIO).
+ *   the documented shape), -EFBIG (a job listing over max_listing: reason
+ *   "listing larger than N bytes"), or a transport error from hmulti
+ *   (-ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH, -EMSGSIZE for
+ *   any other body over max_response, -ENOMEM, -EIO).
  * status is the HTTP status (0 when no response arrived). reason is a short
  * printable text for the caller's single log line ("" on success); it never
  * holds a token. route is the route pattern, e.g.
@@ -110,13 +112,24 @@ typedef void (*forgejo_hook_cb)(void *ud, const struct forgejo_event *ev);
 
 /* ---- client ------------------------------------------------------------ */
 
+/* The default cap on a job listing's body. Forgejo does not paginate the
+ * listing (forgejo-api.md section 1.2), so the body grows with the queue:
+ * a job measured 210 bytes (one label, no needs) to 354 bytes (needs,
+ * three labels, run_id, html_url). 64 MiB holds 100,000 jobs of up to 671
+ * bytes. The parser holds the body and the result (forgejo_json.h): about
+ * 40 MB besides a 35 MB body for 100,000 jobs, and 5 us of CPU per job. */
+#define FORGEJO_LISTING_MAX (64u << 20)
+
 struct forgejo_opts {
         const char *name;                /* forge name for the hook; copied */
         const char *base_url;            /* "https://code.example/" (path ok); copied */
         const char *token;               /* borrowed: must stay valid and unchanged
                                           * while the client lives; NULL = anonymous */
         long timeout_ms;                 /* per request; 10 s when <= 0 */
-        size_t max_response;             /* per response; 8 MiB when 0 */
+        size_t max_response;             /* per response but job listings;
+                                          * 8 MiB when 0 */
+        size_t max_listing;              /* per job listing;
+                                          * FORGEJO_LISTING_MAX when 0 */
         const char *ca_file;             /* copied; optional */
         bool insecure;
 };

@@ -350,14 +350,18 @@ static int get_labels(struct arena *a, const json_t *o, const char *key, bool re
         }
         json_array_foreach(v, i, e) {
                 char label[48];
-                snprintf(label, sizeof(label), "%s[%zu]", key, i);
                 if (!json_is_string(e))
-                        return bad(w->why, WHY_MAX, "%s%s: expected string, got %s", FIELD(w),
-                                   label, type_name(e));
+                        return bad(w->why, WHY_MAX, "%s%s[%zu]: expected string, got %s",
+                                   FIELD(w), key, i, type_name(e));
                 r = check_text(T_LABEL, json_string_value(e), json_string_length(e), false,
-                               FIELD(w), label, w->why);
-                if (r < 0)
-                        return r;
+                               "", "", w->why);
+                if (r < 0) {
+                        /* Named only on failure: formatting costs more than
+                         * the check. */
+                        snprintf(label, sizeof(label), "%s[%zu]", key, i);
+                        return check_text(T_LABEL, json_string_value(e),
+                                          json_string_length(e), false, FIELD(w), label, w->why);
+                }
                 if (list) {
                         list[i] = arena_strdup(a, json_string_value(e), json_string_length(e));
                         if (!list[i])
@@ -421,10 +425,16 @@ static int reject(struct arena *a, struct rejects *rj, size_t index, int64_t id,
 
 /* ---- job listing ------------------------------------------------------- */
 
-/* Open addressing over indices into the accepted jobs, to find a second
- * job with the same id or the same handle. */
+/* Open addressing over the accepted jobs, to find a second job with the
+ * same id or the same handle. Slots keep the hash, so a probe touches a
+ * job only when the hashes match. */
+struct slot {
+        uint64_t hash;
+        size_t job;                      /* index + 1; 0 = empty */
+};
+
 struct seen {
-        size_t *slot;                    /* job index + 1; 0 = empty */
+        struct slot *slot;
         size_t cap;                      /* power of two */
         size_t n;
 };
@@ -455,62 +465,51 @@ struct jobs_cx {
         struct seen by_id, by_handle;
 };
 
-static uint64_t job_key(const struct jobs_cx *cx, size_t i, bool handle)
+/* Index of the accepted job equal to j by id (or by handle), or SIZE_MAX. */
+static size_t seen_find(const struct jobs_cx *cx, const struct seen *s, uint64_t h,
+                        bool handle, const struct forgejo_job *j)
 {
-        return handle ? hash_str(cx->jobs[i].handle) : mix64((uint64_t)cx->jobs[i].id);
-}
-
-static bool job_same(const struct forgejo_job *a, const struct forgejo_job *b, bool handle)
-{
-        return handle ? strcmp(a->handle, b->handle) == 0 : a->id == b->id;
-}
-
-/* Index of the accepted job equal to j (by id or handle), or SIZE_MAX. */
-static size_t seen_find(const struct jobs_cx *cx, const struct seen *s, bool handle,
-                        const struct forgejo_job *j)
-{
-        uint64_t h;
-
         if (!s->cap)
                 return SIZE_MAX;
-        h = handle ? hash_str(j->handle) : mix64((uint64_t)j->id);
         for (size_t i = h & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
-                if (!s->slot[i])
+                const struct slot *sl = &s->slot[i];
+                if (!sl->job)
                         return SIZE_MAX;
-                if (job_same(&cx->jobs[s->slot[i] - 1], j, handle))
-                        return s->slot[i] - 1;
+                if (sl->hash != h)
+                        continue;
+                const struct forgejo_job *o = &cx->jobs[sl->job - 1];
+                if (handle ? strcmp(o->handle, j->handle) == 0 : o->id == j->id)
+                        return sl->job - 1;
         }
 }
 
-static void seen_put(struct seen *s, uint64_t h, size_t idx)
+static void seen_put(struct seen *s, uint64_t h, size_t job)
 {
         size_t i = h & (s->cap - 1);
 
-        while (s->slot[i])
+        while (s->slot[i].job)
                 i = (i + 1) & (s->cap - 1);
-        s->slot[i] = idx + 1;
+        s->slot[i] = (struct slot){ .hash = h, .job = job };
         s->n++;
 }
 
-/* Adds job index idx (already in cx->jobs); keeps the load under 1/2. */
-static int seen_add(struct jobs_cx *cx, struct seen *s, bool handle, size_t idx)
+/* Adds job index idx with hash h; keeps the load under 1/2. */
+static int seen_add(struct seen *s, uint64_t h, size_t idx)
 {
         if (2 * (s->n + 1) > s->cap) {
-                size_t ncap = s->cap ? 2 * s->cap : 64;
-                size_t *slot;
-                if (ncap > SIZE_MAX / sizeof(*slot))
+                struct seen ns = { .cap = s->cap ? 2 * s->cap : 64 };
+                if (ns.cap > SIZE_MAX / sizeof(*ns.slot))
                         return -ENOMEM;
-                slot = calloc(ncap, sizeof(*slot));
-                if (!slot)
+                ns.slot = calloc(ns.cap, sizeof(*ns.slot));
+                if (!ns.slot)
                         return -ENOMEM;
+                for (size_t i = 0; i < s->cap; i++)
+                        if (s->slot[i].job)
+                                seen_put(&ns, s->slot[i].hash, s->slot[i].job);
                 free(s->slot);
-                s->slot = slot;
-                s->cap = ncap;
-                s->n = 0;
-                for (size_t k = 0; k < idx; k++)
-                        seen_put(s, job_key(cx, k, handle), k);
+                *s = ns;
         }
-        seen_put(s, job_key(cx, idx, handle), idx);
+        seen_put(s, h, idx + 1);
         return 0;
 }
 
@@ -525,12 +524,14 @@ static enum forgejo_job_state job_state(const char *s)
 
 /* One element of a job listing: appended to jobs or to rejected. Returns 0
  * or -ENOMEM. */
-static int job_elem(struct jobs_cx *cx, const json_t *o, size_t idx)
+static int job_elem(void *ud, const json_t *o, size_t idx)
 {
+        struct jobs_cx *cx = ud;
         struct forgejo_job j = { 0 };
         char why[WHY_MAX];
         struct where w = { .top = false, .why = why };
         struct arena *a = &cx->arena;
+        uint64_t h_id, h_handle;
         size_t other;
         int r;
 
@@ -552,12 +553,14 @@ static int job_elem(struct jobs_cx *cx, const json_t *o, size_t idx)
         if (!j.runs_on)
                 j.runs_on = no_labels;
         j.state = job_state(j.status);
-        other = seen_find(cx, &cx->by_id, false, &j);
+        h_id = mix64((uint64_t)j.id);
+        h_handle = hash_str(j.handle);
+        other = seen_find(cx, &cx->by_id, h_id, false, &j);
         if (other != SIZE_MAX) {
                 r = bad(why, sizeof(why), "id: the listing has it twice");
                 goto rejected;
         }
-        other = seen_find(cx, &cx->by_handle, true, &j);
+        other = seen_find(cx, &cx->by_handle, h_handle, true, &j);
         if (other != SIZE_MAX) {
                 r = bad(why, sizeof(why), "handle: also the handle of job %lld",
                         (long long)cx->jobs[other].id);
@@ -566,8 +569,8 @@ static int job_elem(struct jobs_cx *cx, const json_t *o, size_t idx)
         if (grow((void **)&cx->jobs, &cx->cap, cx->n + 1, sizeof(*cx->jobs)) < 0)
                 return -ENOMEM;
         cx->jobs[cx->n] = j;
-        if (seen_add(cx, &cx->by_id, false, cx->n) < 0 ||
-            seen_add(cx, &cx->by_handle, true, cx->n) < 0)
+        if (seen_add(&cx->by_id, h_id, cx->n) < 0 ||
+            seen_add(&cx->by_handle, h_handle, cx->n) < 0)
                 return -ENOMEM;
         cx->n++;
         return 0;
@@ -613,20 +616,165 @@ static void priv_free(void *priv)
         free(p);
 }
 
-/* Both listings: null or an array; anything else fails with its type. */
-static int listing_root(const char *body, size_t len, json_t **ret, char *reason, size_t n)
-{
-        json_t *root;
-        int r = load(body, len, &root, reason, n);
+/* ---- listings: one element at a time ------------------------------------ */
 
-        if (r < 0)
-                return r;
-        if (!json_is_array(root) && !json_is_null(root)) {
-                r = bad(reason, n, "expected a JSON array or null, got %s", type_name(root));
-                json_decref(root);
-                return r;
+/* A listing's body is walked without building its tree: the top level is
+ * checked here byte by byte, and each element's bytes go to jansson alone,
+ * whose tree is freed before the next one. Memory is the body plus the
+ * result (about 100 bytes and the strings per job) instead of jansson's
+ * tree of every job, which measured about 2 KB per job (200 MB for
+ * 100,000). Element boundaries only need to be right for valid JSON: a
+ * span that is not one JSON value fails jansson, so every byte of the body
+ * is still validated. */
+
+typedef int (*elem_cb)(void *cx, const json_t *elem, size_t index);
+
+static bool ws(char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+        while (p < end && ws(*p))
+                p++;
+        return p;
+}
+
+/* "invalid JSON at line L column C: what", with L and C (1-based, bytes)
+ * of offset off in body. */
+static int invalid_at(const char *body, size_t off, const char *what, char *reason, size_t n)
+{
+        int line = 1, col = 1;
+
+        for (size_t i = 0; i < off; i++) {
+                if (body[i] == '\n') {
+                        line++;
+                        col = 1;
+                } else {
+                        col++;
+                }
         }
-        *ret = root;
+        return bad(reason, n, "invalid JSON at line %d column %d: %.60s", line, col, what);
+}
+
+/* The end of the JSON value starting at p, or NULL when it cannot be one.
+ * Objects and arrays end at their matching bracket (strings skipped), so
+ * nesting costs a counter, not recursion; scalars end before whitespace,
+ * ',' or ']'. */
+static const char *value_end(const char *p, const char *end)
+{
+        size_t depth = 0;
+
+        if (p >= end)
+                return NULL;
+        if (*p != '{' && *p != '[' && *p != '"') {
+                const char *q = p;
+                while (q < end && !ws(*q) && *q != ',' && *q != ']' && *q != '}')
+                        q++;
+                return q > p ? q : NULL;
+        }
+        do {
+                char c = *p++;
+                if (c == '"') {
+                        while (p < end && *p != '"')
+                                p += *p == '\\' ? 2 : 1;
+                        if (p >= end)
+                                return NULL;
+                        p++;
+                } else if (c == '{' || c == '[') {
+                        depth++;
+                } else if (c == '}' || c == ']') {
+                        if (depth == 0)
+                                return NULL;
+                        depth--;
+                }
+        } while (depth > 0 && p < end);
+        return depth == 0 ? p : NULL;
+}
+
+/* What a top-level value that is not an array is, from its first byte. */
+static const char *scalar_kind(const char *p, const char *end)
+{
+        switch (*p) {
+        case '{': return "object";
+        case '"': return "string";
+        case 't':
+        case 'f': return "boolean";
+        }
+        if (*p == '-' || (*p >= '0' && *p <= '9')) {
+                for (const char *q = p; q < end && !ws(*q); q++)
+                        if (*q == '.' || *q == 'e' || *q == 'E')
+                                return "number";
+                return "integer";
+        }
+        return NULL;
+}
+
+/* Calls cb for each element of the top-level array of body; null is an
+ * empty listing. Returns 0, -EBADMSG with a reason, or what cb returned. */
+static int each_element(const char *body, size_t len, elem_cb cb, void *cx, char *reason,
+                        size_t n)
+{
+        const char *end = body + len, *p;
+        size_t index = 0;
+
+        if (!body)
+                return bad(reason, n, "empty body");
+        p = skip_ws(body, end);
+        if (p == end)
+                return invalid_at(body, (size_t)(p - body), "empty body", reason, n);
+        if (*p == 'n') {
+                if (end - p < 4 || memcmp(p, "null", 4) != 0 || skip_ws(p + 4, end) != end)
+                        return invalid_at(body, (size_t)(p - body), "expected null", reason, n);
+                return 0;
+        }
+        if (*p != '[') {
+                const char *kind = scalar_kind(p, end);
+                if (!kind)
+                        return invalid_at(body, (size_t)(p - body), "not a JSON value", reason,
+                                          n);
+                return bad(reason, n, "expected a JSON array or null, got %s", kind);
+        }
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == ']') {
+                p++;
+        } else {
+                for (;;) {
+                        const char *e = value_end(p, end);
+                        json_error_t err;
+                        json_t *elem;
+                        int r;
+
+                        if (!e)
+                                return invalid_at(body, (size_t)(p - body), "expected a value",
+                                                  reason, n);
+                        elem = json_loadb(p, (size_t)(e - p),
+                                          JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+                        if (!elem) {
+                                size_t at = (size_t)(p - body) + (size_t)(err.position > 0 ? err.position : 0);
+                                return invalid_at(body, at < len ? at : len, err.text, reason, n);
+                        }
+                        r = cb(cx, elem, index++);
+                        json_decref(elem);
+                        if (r < 0)
+                                return r;
+                        p = skip_ws(e, end);
+                        if (p < end && *p == ',') {
+                                p = skip_ws(p + 1, end);
+                                continue;
+                        }
+                        if (p < end && *p == ']') {
+                                p++;
+                                break;
+                        }
+                        return invalid_at(body, (size_t)(p - body), "expected ',' or ']'", reason,
+                                          n);
+                }
+        }
+        if (skip_ws(p, end) != end)
+                return invalid_at(body, (size_t)(skip_ws(p, end) - body), "data after the array",
+                                  reason, n);
         return 0;
 }
 
@@ -635,18 +783,11 @@ int forgejo_parse_jobs(const char *body, size_t len, struct forgejo_job_list *re
 {
         struct jobs_cx cx = { 0 };
         struct forgejo_job_list l = { 0 };
-        json_t *root = NULL, *e;
-        size_t i;
         int r;
 
-        r = listing_root(body, len, &root, reason, reason_n);
+        r = each_element(body, len, job_elem, &cx, reason, reason_n);
         if (r < 0)
-                return r;
-        json_array_foreach(root, i, e) {
-                r = job_elem(&cx, e, i);
-                if (r < 0)
-                        goto err;
-        }
+                goto err;
         /* Never NULL, so callers may index without a check. */
         if (grow((void **)&cx.jobs, &cx.cap, 1, sizeof(*cx.jobs)) < 0 ||
             grow((void **)&cx.rj.v, &cx.rj.cap, 1, sizeof(*cx.rj.v)) < 0 ||
@@ -661,14 +802,12 @@ int forgejo_parse_jobs(const char *body, size_t len, struct forgejo_job_list *re
         cx.jobs = NULL;
         cx.rj.v = NULL;
         jobs_cx_done(&cx);
-        json_decref(root);
         *ret = l;
         return 0;
 err:
         if (r == -ENOMEM)
                 bad(reason, reason_n, "out of memory");
         jobs_cx_done(&cx);
-        json_decref(root);
         return r;
 }
 
@@ -781,8 +920,9 @@ struct runners_cx {
         struct rejects rj;
 };
 
-static int runner_elem(struct runners_cx *cx, const json_t *o, size_t idx)
+static int runner_elem(void *ud, const json_t *o, size_t idx)
 {
+        struct runners_cx *cx = ud;
         struct forgejo_runner rn;
         char why[WHY_MAX];
         struct where w = { .top = false, .why = why };
@@ -863,24 +1003,14 @@ int forgejo_parse_runners(const char *body, size_t len, struct forgejo_runner_li
                           char *reason, size_t reason_n)
 {
         struct runners_cx cx = { 0 };
-        json_t *root = NULL, *e;
-        size_t i;
         int r;
 
-        r = listing_root(body, len, &root, reason, reason_n);
-        if (r < 0)
-                return r;
-        json_array_foreach(root, i, e) {
-                r = runner_elem(&cx, e, i);
-                if (r < 0)
-                        goto out;
-        }
-        r = runners_finish(&cx, ret);
-out:
+        r = each_element(body, len, runner_elem, &cx, reason, reason_n);
+        if (r >= 0)
+                r = runners_finish(&cx, ret);
         if (r == -ENOMEM)
                 bad(reason, reason_n, "out of memory");
         runners_cx_done(&cx);
-        json_decref(root);
         return r;
 }
 

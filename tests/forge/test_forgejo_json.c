@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+
 #include "forge/forgejo_json.h"
 
 #define REF_JOB "{\"id\":393,\"attempt\":1,\"handle\":\"18e9cf40-2f3c-4a8e-9d1e-2b5a7c0e1f11\"," \
@@ -373,6 +375,72 @@ static void job_list_deep_nesting(void **state)
         free(body);
 }
 
+static long max_rss_kb(void)
+{
+        struct rusage ru;
+
+        getrusage(RUSAGE_SELF, &ru);
+        return ru.ru_maxrss;
+}
+
+/* 100,000 jobs, as Forgejo sends them (no paging), with three bad ones
+ * among them: every good job comes back, in order, and the parse costs
+ * the result, not a tree of the whole body. */
+static void job_list_of_100k(void **state)
+{
+        const size_t n = 100000;
+        size_t cap = n * 400, o = 0;
+        char *body = malloc(cap);
+        struct forgejo_job_list l;
+        char reason[160] = "";
+        long rss0;
+
+        assert_non_null(body);
+        body[o++] = '[';
+        for (size_t i = 0; i < n; i++) {
+                /* Jobs 1000, 2000 and 3000 have a handle too long. */
+                bool bad_job = i == 1000 || i == 2000 || i == 3000;
+                o += (size_t)snprintf(body + o, cap - o,
+                        "%s{\"id\":%zu,\"attempt\":1,\"handle\":\"%08zx-2f3c-4a8e-9d1e-2b5a7c0e1f11%s\","
+                        "\"repo_id\":%zu,\"owner_id\":%zu,\"name\":\"build (ubuntu-latest, %zu)\","
+                        "\"needs\":[\"lint\"],\"runs_on\":[\"ubuntu-latest\",\"docker\"],\"task_id\":0,"
+                        "\"status\":\"%s\",\"run_id\":%zu,"
+                        "\"html_url\":\"https://code.example/acme/app/actions/runs/%zu/jobs/1/attempt/1\"}",
+                        i ? "," : "", n - i, i, bad_job ? H63 : "", i % 5000 + 1, i % 300 + 1,
+                        i % 7, i % 10 ? "waiting" : "running", i / 3 + 1, i / 3 + 1);
+                assert_true(o < cap - 2);
+        }
+        body[o++] = ']';
+        /* The size this file's header comment and forgejo.h quote. */
+        assert_true(o > 30u << 20 && o < 40u << 20);
+
+        rss0 = max_rss_kb();
+        assert_int_equal(forgejo_parse_jobs(body, o, &l, reason, sizeof(reason)), 0);
+        assert_int_equal(l.n, n - 3);
+        assert_int_equal(l.n_rejected, 3);
+        assert_int_equal(l.rejected[1].index, 2000);
+        assert_true(l.rejected[1].id == (int64_t)(n - 2000));
+        for (size_t i = 0, k = 0; i < n; i++) {
+                if (i == 1000 || i == 2000 || i == 3000)
+                        continue;
+                const struct forgejo_job *j = &l.jobs[k++];
+                if (j->id != (int64_t)(n - i) || j->n_runs_on != 2 ||
+                    j->state != (i % 10 ? FORGEJO_JOB_WAITING : FORGEJO_JOB_RUNNING))
+                        fail_msg("job %zu came back wrong (id %" PRId64 ")", i, j->id);
+        }
+        assert_string_equal(l.jobs[n - 4].runs_on[1], "docker");
+#ifndef __SANITIZE_ADDRESS__
+        /* jansson's tree of this body took ~260 MB; the result takes ~40. */
+        long grown_mb = (max_rss_kb() - rss0) / 1024;
+        if (grown_mb > 100)
+                fail_msg("parsing 100k jobs grew the peak RSS by %ld MB", grown_mb);
+#else
+        (void)rss0;
+#endif
+        forgejo_job_list_done(&l);
+        free(body);
+}
+
 #define REF_RUNNER "{\"id\":12,\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\"," \
                    "\"owner_id\":3,\"repo_id\":0,\"name\":\"fs-1\",\"status\":\"idle\"," \
                    "\"version\":\"v12.9.0\",\"labels\":[\"docker\",\"linux\"]," \
@@ -638,6 +706,7 @@ int main(void)
                 cmocka_unit_test(job_list_reproduction_bodies),
                 cmocka_unit_test(job_list_string_bounds),
                 cmocka_unit_test(job_list_deep_nesting),
+                cmocka_unit_test(job_list_of_100k),
                 cmocka_unit_test(runner_parse),
                 cmocka_unit_test(runner_list_parse),
                 cmocka_unit_test(created_parse),
