@@ -45,6 +45,7 @@ struct forgejo_call {
         struct forgejo_call *prev, *next;
         struct hmulti_xfer *xfer;
         enum op op;
+        int page, limit;                 /* OP_LIST */
         const char *route;
         int64_t t0_ms;
         union {
@@ -282,6 +283,66 @@ int forgejo_labels_query(const char *const *labels, char *buf, size_t n)
         return (int)o;
 }
 
+/* ---- paging ------------------------------------------------------------- */
+
+void forgejo_pager_init(struct forgejo_pager *p, int limit)
+{
+        *p = (struct forgejo_pager){ .page = 1, .limit = limit };
+}
+
+/* The ids of the first and last element of a page (0 for one without a
+ * valid id), whichever of runners[] and rejected[] they are in. */
+static int64_t page_id(const struct forgejo_runner_list *l, size_t index)
+{
+        for (size_t i = 0; i < l->n_rejected; i++)
+                if (l->rejected[i].index == index)
+                        return l->rejected[i].id;
+        /* Not rejected: runners[] holds the others in order. */
+        size_t before = 0;
+        for (size_t i = 0; i < l->n_rejected; i++)
+                if (l->rejected[i].index < index)
+                        before++;
+        return index - before < l->n ? l->runners[index - before].id : 0;
+}
+
+bool forgejo_pager_next(struct forgejo_pager *p, const struct forgejo_runner_list *l)
+{
+        int64_t first, last;
+
+        if (l->page_count == 0) {
+                p->stop = "empty page";
+                return false;
+        }
+        first = page_id(l, 0);
+        last = page_id(l, l->page_count - 1);
+        if (p->page > 1 && l->page_count == p->prev_count && first == p->prev_first &&
+            last == p->prev_last) {
+                p->stop = "page repeated (the server ignores page)";
+                return false;
+        }
+        p->seen += l->page_count;
+        p->prev_count = l->page_count;
+        p->prev_first = first;
+        p->prev_last = last;
+        if (l->total_count >= 0) {
+                /* A page shorter than asked is no end when the server caps
+                 * limit (MAX_RESPONSE_ITEMS): the total says. */
+                if (p->seen >= (unsigned long long)l->total_count) {
+                        p->stop = "all runners seen (X-Total-Count)";
+                        return false;
+                }
+        } else if (l->page_count < (size_t)p->limit) {
+                p->stop = "short page";
+                return false;
+        }
+        if (p->page >= FORGEJO_PAGER_MAX_PAGES) {
+                p->stop = "too many pages";
+                return false;
+        }
+        p->page++;
+        return true;
+}
+
 /* ---- client ------------------------------------------------------------ */
 
 static bool text_ok(const char *s)
@@ -497,6 +558,8 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
                         r = forgejo_parse_runners(body, len, &runners, res.reason,
                                                   sizeof(res.reason));
                         runners.total_count = total_count;
+                        runners.page = c->page;
+                        runners.limit = c->limit;
                         break;
                 case OP_DELETE:
                         break;
@@ -772,5 +835,7 @@ int forgejo_runner_list(struct forgejo *f, const struct forgejo_scope *sc, int p
         if (!c)
                 return -ENOMEM;
         c->cb.runners = cb;
+        c->page = page;
+        c->limit = limit;
         return start(c, "GET", path, NULL, false, ret);
 }

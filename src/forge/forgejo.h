@@ -175,8 +175,29 @@ int forgejo_runner_delete(struct forgejo *f, const struct forgejo_scope *sc, int
                           forgejo_done_cb cb, void *ud, struct forgejo_call **ret);
 
 /* GET <scope>/actions/runners?page=P&limit=L (page >= 1, 1 <= limit <= 1000).
- * The server may cap limit (Forgejo's MAX_RESPONSE_ITEMS, 50 by default):
- * page on until the runners seen reach total_count or a page is empty. */
+ * The list carries page, limit, page_count and total_count (X-Total-Count).
+ * The server may cap limit (Forgejo's MAX_RESPONSE_ITEMS, 50 by default)
+ * and a broken one may ignore page: walk the pages with forgejo_pager. */
 int forgejo_runner_list(struct forgejo *f, const struct forgejo_scope *sc, int page, int limit,
                         forgejo_runners_cb cb, void *ud, struct forgejo_call **ret);
+
+/* Paging through GET .../runners (the orphan sweep). Per page: stop when it
+ * is empty; when it repeats the previous page (same count, first and last
+ * id: a server that ignores page); when X-Total-Count is known and that
+ * many elements were seen; without X-Total-Count, when it is shorter than
+ * limit; and after FORGEJO_PAGER_MAX_PAGES pages whatever the server says. */
+#define FORGEJO_PAGER_MAX_PAGES 10000
+struct forgejo_pager {
+        int page;                        /* the page to ask for next */
+        int limit;
+        unsigned long long seen;         /* elements of the pages so far */
+        size_t prev_count;
+        int64_t prev_first, prev_last;
+        const char *stop;                /* why paging ended (static text) */
+};
+void forgejo_pager_init(struct forgejo_pager *p, int limit);
+/* Takes the page just received (asked as p->page). Returns true, with
+ * p->page advanced, when the next page should be asked; false when the
+ * listing is complete, with p->stop set. */
+bool forgejo_pager_next(struct forgejo_pager *p, const struct forgejo_runner_list *l);
 

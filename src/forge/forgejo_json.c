@@ -950,6 +950,7 @@ static int runners_finish(struct runners_cx *cx, struct forgejo_runner_list *ret
         l.n = cx->n;
         l.rejected = cx->rj.v;
         l.n_rejected = cx->rj.n;
+        l.page_count = cx->n + cx->rj.n;
         cx->runners = NULL;
         cx->rj.v = NULL;
         *ret = l;

@@ -113,6 +113,11 @@ struct forgejo_runner_list {
         size_t n;
         struct forgejo_rejected *rejected; /* n_rejected entries, listing order */
         size_t n_rejected;
+        /* Paging (forgejo_runner_list() fills page, limit, total_count):
+         * compare page_count, not n, with limit -- a page with a rejected
+         * runner is not short. */
+        size_t page_count;               /* elements in the page: n + n_rejected */
+        int page, limit;                 /* as asked; 0 when not a page */
         long long total_count;           /* X-Total-Count; -1 when absent */
         void *priv;
 };

@@ -364,6 +364,65 @@ static void runner_over_max_response_is_emsgsize(void **state)
         free(body);
 }
 
+static void on_runners(void *ud, const struct forgejo_result *res,
+                       const struct forgejo_runner_list *l)
+{
+        fx.done++;
+        fx.res = *res;
+        fx.had_payload = l != NULL;
+        if (l) {
+                fx.n = l->n;
+                fx.n_rejected = l->n_rejected;
+                fx.page_count = l->page_count;
+                fx.total_count = l->total_count;
+                fx.page = l->page;
+                fx.limit = l->limit;
+        }
+}
+
+#define RUNNER(id) "{\"id\":" #id ",\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\"," \
+                   "\"name\":\"fs-" #id "\",\"status\":\"idle\"}"
+
+/* What paging needs: the page as asked, its element count (rejected
+ * runners included) and X-Total-Count when the server sends it. */
+static void runner_page_carries_paging(void **state)
+{
+        static const char page[] = "[" RUNNER(7) ",{\"id\":8}," RUNNER(9) "]";
+        struct forgejo_scope sc;
+        char req[512];
+
+        assert_int_equal(forgejo_scope_parse("repo/acme/app", &sc), 0);
+        answer(200, "X-Total-Count: 1234\r\nLink: <x>; rel=\"next\"\r\n", page,
+               sizeof(page) - 1, false);
+        fx.done = 0;
+        assert_int_equal(forgejo_runner_list(fx.f, &sc, 4, 3, on_runners, NULL, NULL), 0);
+        wait_done();
+        last_request(req, sizeof(req));
+        assert_string_equal(req,
+                            "GET /api/v1/repos/acme/app/actions/runners?page=4&limit=3 HTTP/1.1");
+        assert_int_equal(fx.res.err, 0);
+        assert_int_equal(fx.n, 2);
+        assert_int_equal(fx.n_rejected, 1);
+        assert_int_equal(fx.page_count, 3);
+        assert_int_equal(fx.page, 4);
+        assert_int_equal(fx.limit, 3);
+        assert_int_equal(fx.total_count, 1234);
+
+        /* Without the header: -1. A malformed one counts as absent. */
+        static const char *const hdrs[] = { NULL, "X-Total-Count: 12x\r\n",
+                                            "X-Total-Count: -5\r\n" };
+        for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+                answer(200, hdrs[i], page, sizeof(page) - 1, false);
+                fx.done = 0;
+                assert_int_equal(forgejo_runner_list(fx.f, &sc, 1, 50, on_runners, NULL, NULL), 0);
+                wait_done();
+                assert_int_equal(fx.res.err, 0);
+                assert_int_equal(fx.total_count, -1);
+                assert_int_equal(fx.page, 1);
+                assert_int_equal(fx.limit, 50);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -372,6 +431,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(runner_over_max_response_is_emsgsize, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(listing_with_bad_jobs, setup, teardown),
+                cmocka_unit_test_setup_teardown(runner_page_carries_paging, setup, teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -188,6 +188,110 @@ static void version_parse(void **state)
         assert_int_equal(forgejo_version_parse(NULL, &a, &b, &c), -EINVAL);
 }
 
+/* A page of n runners with ids first, first+1, ... (rejected[] lists the
+ * positions given in bad, with id 0). */
+struct page {
+        struct forgejo_runner runners[64];
+        struct forgejo_rejected rejected[8];
+        struct forgejo_runner_list l;
+};
+
+static const struct forgejo_runner_list *mkpage(struct page *pg, size_t count, int64_t first,
+                                                long long total, const size_t *bad, size_t nbad)
+{
+        memset(pg, 0, sizeof(*pg));
+        for (size_t i = 0, k = 0; i < count; i++) {
+                bool rejected = false;
+                for (size_t b = 0; b < nbad; b++)
+                        rejected |= bad[b] == i;
+                if (rejected)
+                        pg->rejected[pg->l.n_rejected++] = (struct forgejo_rejected){ .index = i };
+                else
+                        pg->runners[k++].id = first + (int64_t)i;
+                if (!rejected)
+                        pg->l.n++;
+        }
+        pg->l.runners = pg->runners;
+        pg->l.rejected = pg->rejected;
+        pg->l.page_count = count;
+        pg->l.total_count = total;
+        return &pg->l;
+}
+
+static void pager_without_total(void **state)
+{
+        struct forgejo_pager p;
+        struct page pg;
+
+        /* Full pages go on, a short one ends. */
+        forgejo_pager_init(&p, 50);
+        assert_int_equal(p.page, 1);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
+        assert_int_equal(p.page, 2);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 51, -1, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 49, 101, -1, NULL, 0)));
+        assert_string_equal(p.stop, "short page");
+        assert_int_equal(p.seen, 149);
+
+        /* A rejected runner does not make a page short. */
+        const size_t bad[] = { 0, 17 };
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, bad, 2)));
+        assert_int_equal(pg.l.n, 48);
+
+        /* An empty page ends. */
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 0, 0, -1, NULL, 0)));
+        assert_string_equal(p.stop, "empty page");
+
+        /* A server that ignores page answers page 1 again: stop. */
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
+        assert_string_equal(p.stop, "page repeated (the server ignores page)");
+        assert_int_equal(p.seen, 50);
+        /* ... also when the repeated page has rejected ends. */
+        const size_t ends[] = { 0, 49 };
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, ends, 2)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, ends, 2)));
+}
+
+static void pager_with_total(void **state)
+{
+        struct forgejo_pager p;
+        struct page pg;
+
+        /* The server caps limit at 30 although 50 were asked: short pages
+         * go on until X-Total-Count runners were seen. */
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 30, 1, 70, NULL, 0)));
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 30, 31, 70, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 10, 61, 70, NULL, 0)));
+        assert_string_equal(p.stop, "all runners seen (X-Total-Count)");
+        assert_int_equal(p.page, 3);
+
+        /* Exactly full pages: stop without asking for an empty one. */
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, 100, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 50, 51, 100, NULL, 0)));
+        assert_int_equal(p.page, 2);
+
+        /* A total that keeps growing (runners registered meanwhile), or a
+         * lying one, is bounded by the empty page, a repeat, or the cap. */
+        forgejo_pager_init(&p, 1);
+        int asked = 1;
+        while (forgejo_pager_next(&p, mkpage(&pg, 1, p.page, 1LL << 40, NULL, 0)))
+                asked++;
+        assert_string_equal(p.stop, "too many pages");
+        assert_int_equal(asked, FORGEJO_PAGER_MAX_PAGES);
+        assert_int_equal(p.page, FORGEJO_PAGER_MAX_PAGES);
+        /* A total of 0 with runners in the page ends there. */
+        forgejo_pager_init(&p, 50);
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 5, 1, 0, NULL, 0)));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -197,6 +301,8 @@ int main(void)
                 cmocka_unit_test(urlencode),
                 cmocka_unit_test(labels_query),
                 cmocka_unit_test(version_parse),
+                cmocka_unit_test(pager_without_total),
+                cmocka_unit_test(pager_with_total),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
