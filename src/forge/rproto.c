@@ -1027,7 +1027,18 @@ int rp_error_from_json(const json_t *j, struct rp_error *ret)
                 return -EINVAL;
         ret->code = code;
         m = json_object_get(j, "message");
-        if (json_is_string(m))
-                snprintf(ret->message, sizeof(ret->message), "%s", json_string_value(m));
+        if (json_is_string(m)) {
+                size_t n = json_string_length(m);
+                if (n < sizeof(ret->message)) {
+                        memcpy(ret->message, json_string_value(m), n + 1);
+                } else {
+                        /* A diagnostic for a log line: kept bounded, and
+                         * visibly cut rather than silently. */
+                        static const char more[] = " [cut]";
+                        size_t keep = sizeof(ret->message) - sizeof(more);
+                        memcpy(ret->message, json_string_value(m), keep);
+                        memcpy(ret->message + keep, more, sizeof(more));
+                }
+        }
         return 0;
 }

@@ -230,7 +230,7 @@ enum rp_code {
 
 struct rp_error {
         enum rp_code code;
-        char message[256];
+        char message[256];               /* decoded: longer ones end in " [cut]" */
 };
 
 const char *rp_code_name(enum rp_code c);

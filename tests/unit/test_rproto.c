@@ -336,6 +336,23 @@ static void connect_errors(void **state)
         j = lit("{\"code\":\"teapot\"}");
         assert_int_equal(rp_error_from_json(j, &back), -EINVAL);
         json_decref(j);
+
+        /* A message that does not fit is marked as cut, not cut silently;
+         * one that fits exactly is whole. */
+        char body[600], text[400];
+        for (size_t len = sizeof(back.message) - 1; len <= sizeof(back.message); len++) {
+                memset(text, 'm', len);
+                text[len] = '\0';
+                snprintf(body, sizeof(body), "{\"code\":\"internal\",\"message\":\"%s\"}", text);
+                j = lit(body);
+                assert_int_equal(rp_error_from_json(j, &back), 0);
+                assert_int_equal(strlen(back.message), sizeof(back.message) - 1);
+                if (len < sizeof(back.message))
+                        assert_string_equal(back.message, text);
+                else
+                        assert_string_equal(back.message + sizeof(back.message) - 7, " [cut]");
+                json_decref(j);
+        }
 }
 
 static void decoders_survive_hostile_input(void **state)
