@@ -1,9 +1,10 @@
 /* forgejo.h: typed, asynchronous Forgejo (>= 15.0) REST calls over hmulti:
  * version, job listing, runner create/get/list/delete at the four scopes.
- * Owns request building (paths, URL encoding, label queries) and strict
- * parsing of every response: bad input from the network is an error with a
- * reason, never a crash. Never logs above debug; never stores, logs or
- * reports the API token or a created runner's token. */
+ * Owns request building (paths, URL encoding, label queries), response
+ * caps, status mapping and runner paging; every body goes through the
+ * strict parsers of forgejo_json.h, so bad input from the network is an
+ * error with a reason, never a crash. Never logs above debug; never
+ * stores, logs or reports the API token or a created runner's token. */
 #pragma once
 
 #include <stdbool.h>
