@@ -1,17 +1,17 @@
 /* forgejo.c: see forgejo.h. Builds Forgejo REST requests (paths, URL
- * encoding, label queries, Authorization header) and parses responses
- * strictly with jansson. The only holder of the API token is the caller;
+ * encoding, label queries, Authorization header) and hands response
+ * bodies to forgejo_json.c. The only holder of the API token is the caller;
  * this file copies it only into the request header, which hmulti wipes.
  * Never logs, never puts a token into a reason, never keeps a runner token
  * after the create callback returns. */
 #include "forge/forgejo.h"
 
 #include "http/hmulti.h"
+#include "util/strutil.h"
 #include "fs_version.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +31,7 @@ struct forgejo {
         const char *token;               /* borrowed */
         long timeout_ms;
         size_t max_response;
+        size_t max_listing;
         char *ca_file;
         bool insecure;
         forgejo_hook_cb hook;
@@ -44,6 +45,7 @@ struct forgejo_call {
         struct forgejo_call *prev, *next;
         struct hmulti_xfer *xfer;
         enum op op;
+        int page, limit;                 /* OP_LIST */
         const char *route;
         int64_t t0_ms;
         union {
@@ -281,533 +283,64 @@ int forgejo_labels_query(const char *const *labels, char *buf, size_t n)
         return (int)o;
 }
 
-int forgejo_version_parse(const char *s, int *ret_major, int *ret_minor, int *ret_patch)
-{
-        int v[3] = { 0, 0, 0 };
-        int parts = 0;
-        const char *p = s;
+/* ---- paging ------------------------------------------------------------- */
 
-        if (!s)
-                return -EINVAL;
-        if (*p == 'v' || *p == 'V')
-                p++;
-        for (;;) {
-                int digits = 0;
-                long x = 0;
-                while (*p >= '0' && *p <= '9') {
-                        if (++digits > 9)
-                                return -EINVAL;
-                        x = x * 10 + (*p - '0');
-                        p++;
-                }
-                if (digits == 0)
-                        return -EINVAL;
-                v[parts++] = (int)x;
-                if (*p == '.' && parts < 3) {
-                        p++;
-                        continue;
-                }
-                break;
-        }
-        if (parts < 2)
-                return -EINVAL;
-        if (*p != '\0' && *p != '-' && *p != '+')
-                return -EINVAL;
-        *ret_major = v[0];
-        *ret_minor = v[1];
-        *ret_patch = v[2];
-        return 0;
+void forgejo_pager_init(struct forgejo_pager *p, int limit)
+{
+        *p = (struct forgejo_pager){ .page = 1, .limit = limit };
 }
 
-/* ---- strict JSON parsing ----------------------------------------------- */
-
-struct store {
-        json_t *root;
-        const char **pool;               /* string arrays of all elements */
-        size_t npool, cappool;
-};
-
-static const char *type_name(const json_t *j)
+/* The ids of the first and last element of a page (0 for one without a
+ * valid id), whichever of runners[] and rejected[] they are in. */
+static int64_t page_id(const struct forgejo_runner_list *l, size_t index)
 {
-        switch (json_typeof(j)) {
-        case JSON_OBJECT: return "object";
-        case JSON_ARRAY: return "array";
-        case JSON_STRING: return "string";
-        case JSON_INTEGER: return "integer";
-        case JSON_REAL: return "number";
-        case JSON_TRUE:
-        case JSON_FALSE: return "boolean";
-        case JSON_NULL: return "null";
-        }
-        return "?";
+        for (size_t i = 0; i < l->n_rejected; i++)
+                if (l->rejected[i].index == index)
+                        return l->rejected[i].id;
+        /* Not rejected: runners[] holds the others in order. */
+        size_t before = 0;
+        for (size_t i = 0; i < l->n_rejected; i++)
+                if (l->rejected[i].index < index)
+                        before++;
+        return index - before < l->n ? l->runners[index - before].id : 0;
 }
 
-__attribute__((format(printf, 3, 4)))
-static int bad(char *reason, size_t n, const char *fmt, ...)
+bool forgejo_pager_next(struct forgejo_pager *p, const struct forgejo_runner_list *l)
 {
-        va_list ap;
+        int64_t first, last;
 
-        if (reason && n) {
-                va_start(ap, fmt);
-                vsnprintf(reason, n, fmt, ap);
-                va_end(ap);
-        }
-        return -EBADMSG;
-}
-
-static int load(const char *body, size_t len, json_t **ret, char *reason, size_t n)
-{
-        json_error_t e;
-        json_t *j;
-
-        if (!body)
-                return bad(reason, n, "empty body");
-        j = json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
-        if (!j)
-                return bad(reason, n, "invalid JSON at line %d column %d: %.60s", e.line,
-                           e.column, e.text);
-        *ret = j;
-        return 0;
-}
-
-/* Field getters: "where" names the element ("$[3]") for the reason. */
-static int get_int(const json_t *o, const char *key, bool required, int64_t min, int64_t *out,
-                   const char *where, char *reason, size_t n)
-{
-        const json_t *v = json_object_get(o, key);
-
-        if (!v) {
-                if (required)
-                        return bad(reason, n, "%s: missing \"%s\"", where, key);
-                *out = 0;
-                return 0;
-        }
-        if (!json_is_integer(v))
-                return bad(reason, n, "%s.%s: expected integer, got %s", where, key, type_name(v));
-        json_int_t x = json_integer_value(v);
-        if (x < min)
-                return bad(reason, n, "%s.%s: %lld is out of range", where, key, (long long)x);
-        *out = (int64_t)x;
-        return 0;
-}
-
-static int get_str(const json_t *o, const char *key, bool required, const char **out,
-                   const char *where, char *reason, size_t n)
-{
-        const json_t *v = json_object_get(o, key);
-
-        if (!v) {
-                if (required)
-                        return bad(reason, n, "%s: missing \"%s\"", where, key);
-                *out = "";
-                return 0;
-        }
-        if (!json_is_string(v))
-                return bad(reason, n, "%s.%s: expected string, got %s", where, key, type_name(v));
-        *out = json_string_value(v);
-        return 0;
-}
-
-static int get_bool(const json_t *o, const char *key, bool required, bool *out,
-                    const char *where, char *reason, size_t n)
-{
-        const json_t *v = json_object_get(o, key);
-
-        if (!v) {
-                if (required)
-                        return bad(reason, n, "%s: missing \"%s\"", where, key);
-                *out = false;
-                return 0;
-        }
-        if (!json_is_boolean(v))
-                return bad(reason, n, "%s.%s: expected boolean, got %s", where, key, type_name(v));
-        *out = json_is_true(v);
-        return 0;
-}
-
-/* A string array; JSON null counts as empty (Go nil slices). Pointers go to
- * the store's pool, which was sized beforehand. */
-static int get_strarr(struct store *st, const json_t *o, const char *key, bool required,
-                      const char *const **out, size_t *out_n, const char *where, char *reason,
-                      size_t n)
-{
-        const json_t *v = json_object_get(o, key);
-        size_t i;
-        const json_t *e;
-
-        *out = st->pool + st->npool;
-        *out_n = 0;
-        if (!v) {
-                if (required)
-                        return bad(reason, n, "%s: missing \"%s\"", where, key);
-                return 0;
-        }
-        if (json_is_null(v))
-                return 0;
-        if (!json_is_array(v))
-                return bad(reason, n, "%s.%s: expected array, got %s", where, key, type_name(v));
-        json_array_foreach(v, i, e) {
-                if (!json_is_string(e))
-                        return bad(reason, n, "%s.%s[%zu]: expected string, got %s", where, key,
-                                   i, type_name(e));
-                if (st->npool >= st->cappool)
-                        return bad(reason, n, "%s.%s: internal size mismatch", where, key);
-                st->pool[st->npool++] = json_string_value(e);
-        }
-        *out_n = json_array_size(v);
-        return 0;
-}
-
-/* Sizes the pool for the arrays named key in every element of arr. */
-static int store_reserve(struct store *st, const json_t *arr, const char *key)
-{
-        size_t total = 0, i;
-        const json_t *e;
-
-        json_array_foreach(arr, i, e) {
-                const json_t *a = json_is_object(e) ? json_object_get(e, key) : NULL;
-                if (json_is_array(a))
-                        total += json_array_size(a);
-        }
-        st->pool = calloc(total ? total : 1, sizeof(*st->pool));
-        if (!st->pool)
-                return -ENOMEM;
-        st->cappool = total;
-        return 0;
-}
-
-static void store_free(struct store *st)
-{
-        if (!st)
-                return;
-        json_decref(st->root);
-        free(st->pool);
-        free(st);
-}
-
-static enum forgejo_job_state job_state(const char *s)
-{
-        if (strcmp(s, "waiting") == 0)
-                return FORGEJO_JOB_WAITING;
-        if (strcmp(s, "running") == 0)
-                return FORGEJO_JOB_RUNNING;
-        return FORGEJO_JOB_OTHER;
-}
-
-static int parse_job(struct store *st, const json_t *o, size_t idx, struct forgejo_job *j,
-                     char *reason, size_t n)
-{
-        char where[32];
-        int r;
-
-        snprintf(where, sizeof(where), "$[%zu]", idx);
-        if (!json_is_object(o))
-                return bad(reason, n, "%s: expected object, got %s", where, type_name(o));
-        if ((r = get_int(o, "id", true, 1, &j->id, where, reason, n)) < 0 ||
-            (r = get_int(o, "attempt", false, 0, &j->attempt, where, reason, n)) < 0 ||
-            (r = get_str(o, "handle", false, &j->handle, where, reason, n)) < 0 ||
-            (r = get_int(o, "repo_id", true, 0, &j->repo_id, where, reason, n)) < 0 ||
-            (r = get_int(o, "owner_id", true, 0, &j->owner_id, where, reason, n)) < 0 ||
-            (r = get_str(o, "name", true, &j->name, where, reason, n)) < 0 ||
-            (r = get_strarr(st, o, "runs_on", true, &j->runs_on, &j->n_runs_on, where, reason,
-                            n)) < 0 ||
-            (r = get_int(o, "task_id", true, 0, &j->task_id, where, reason, n)) < 0 ||
-            (r = get_str(o, "status", true, &j->status, where, reason, n)) < 0)
-                return r;
-        const json_t *needs = json_object_get(o, "needs");
-        if (needs && !json_is_null(needs) && !json_is_array(needs))
-                return bad(reason, n, "%s.needs: expected array, got %s", where,
-                           type_name(needs));
-        j->state = job_state(j->status);
-        return 0;
-}
-
-int forgejo_parse_jobs(const char *body, size_t len, struct forgejo_job_list *ret,
-                       char *reason, size_t reason_n)
-{
-        struct forgejo_job_list l = { 0 };
-        struct store *st = calloc(1, sizeof(*st));
-        size_t i;
-        json_t *e;
-        int r;
-
-        if (!st)
-                return -ENOMEM;
-        r = load(body, len, &st->root, reason, reason_n);
-        if (r < 0)
-                goto err;
-        if (json_is_null(st->root)) {
-                /* Forgejo serialises an empty result as null. */
-        } else if (!json_is_array(st->root)) {
-                r = bad(reason, reason_n, "expected a JSON array or null, got %s",
-                        type_name(st->root));
-                goto err;
-        } else {
-                r = store_reserve(st, st->root, "runs_on");
-                if (r < 0)
-                        goto err;
-                l.n = json_array_size(st->root);
-                l.jobs = calloc(l.n ? l.n : 1, sizeof(*l.jobs));
-                if (!l.jobs) {
-                        r = -ENOMEM;
-                        goto err;
-                }
-                json_array_foreach(st->root, i, e) {
-                        r = parse_job(st, e, i, &l.jobs[i], reason, reason_n);
-                        if (r < 0)
-                                goto err;
-                }
-        }
-        if (!l.jobs) {
-                l.jobs = calloc(1, sizeof(*l.jobs));
-                if (!l.jobs) {
-                        r = -ENOMEM;
-                        goto err;
-                }
-        }
-        l.priv = st;
-        *ret = l;
-        return 0;
-err:
-        free(l.jobs);
-        store_free(st);
-        return r;
-}
-
-void forgejo_job_list_done(struct forgejo_job_list *l)
-{
-        if (!l)
-                return;
-        free(l->jobs);
-        store_free(l->priv);
-        memset(l, 0, sizeof(*l));
-}
-
-static enum forgejo_runner_state runner_state(const char *s)
-{
-        if (strcmp(s, "offline") == 0)
-                return FORGEJO_RUNNER_OFFLINE;
-        if (strcmp(s, "idle") == 0)
-                return FORGEJO_RUNNER_IDLE;
-        if (strcmp(s, "active") == 0)
-                return FORGEJO_RUNNER_ACTIVE;
-        return FORGEJO_RUNNER_UNKNOWN;
-}
-
-static int parse_runner_obj(struct store *st, const json_t *o, const char *where,
-                            struct forgejo_runner *rn, char *reason, size_t n)
-{
-        int r;
-
-        if (!json_is_object(o))
-                return bad(reason, n, "%s: expected object, got %s", where, type_name(o));
-        if ((r = get_int(o, "id", true, 1, &rn->id, where, reason, n)) < 0 ||
-            (r = get_str(o, "uuid", true, &rn->uuid, where, reason, n)) < 0 ||
-            (r = get_str(o, "name", true, &rn->name, where, reason, n)) < 0 ||
-            (r = get_str(o, "status", true, &rn->status, where, reason, n)) < 0 ||
-            (r = get_strarr(st, o, "labels", false, &rn->labels, &rn->n_labels, where, reason,
-                            n)) < 0 ||
-            (r = get_bool(o, "ephemeral", false, &rn->ephemeral, where, reason, n)) < 0 ||
-            (r = get_int(o, "owner_id", false, 0, &rn->owner_id, where, reason, n)) < 0 ||
-            (r = get_int(o, "repo_id", false, 0, &rn->repo_id, where, reason, n)) < 0 ||
-            (r = get_str(o, "version", false, &rn->version, where, reason, n)) < 0 ||
-            (r = get_str(o, "description", false, &rn->description, where, reason, n)) < 0)
-                return r;
-        rn->state = runner_state(rn->status);
-        return 0;
-}
-
-/* One object (single) or an array/null of objects (!single). */
-static int parse_runners_common(const char *body, size_t len, bool single,
-                                struct forgejo_runner_list *ret, char *reason, size_t n)
-{
-        struct forgejo_runner_list l = { .total_count = -1 };
-        struct store *st = calloc(1, sizeof(*st));
-        json_t *arr = NULL;
-        int r;
-
-        if (!st)
-                return -ENOMEM;
-        r = load(body, len, &st->root, reason, n);
-        if (r < 0)
-                goto err;
-        if (single) {
-                if (!json_is_object(st->root)) {
-                        r = bad(reason, n, "expected a JSON object, got %s", type_name(st->root));
-                        goto err;
-                }
-                arr = json_pack("[O]", st->root);
-                if (!arr) {
-                        r = -ENOMEM;
-                        goto err;
-                }
-        } else if (json_is_array(st->root)) {
-                arr = json_incref(st->root);
-        } else if (!json_is_null(st->root)) {
-                r = bad(reason, n, "expected a JSON array or null, got %s", type_name(st->root));
-                goto err;
-        }
-        if (arr) {
-                size_t i;
-                json_t *e;
-                r = store_reserve(st, arr, "labels");
-                if (r < 0)
-                        goto err;
-                l.n = json_array_size(arr);
-                l.runners = calloc(l.n ? l.n : 1, sizeof(*l.runners));
-                if (!l.runners) {
-                        r = -ENOMEM;
-                        goto err;
-                }
-                json_array_foreach(arr, i, e) {
-                        char where[32];
-                        if (single)
-                                snprintf(where, sizeof(where), "$");
-                        else
-                                snprintf(where, sizeof(where), "$[%zu]", i);
-                        r = parse_runner_obj(st, e, where, &l.runners[i], reason, n);
-                        if (r < 0)
-                                goto err;
-                }
-        } else {
-                l.runners = calloc(1, sizeof(*l.runners));
-                if (!l.runners) {
-                        r = -ENOMEM;
-                        goto err;
-                }
-        }
-        json_decref(arr);
-        l.priv = st;
-        *ret = l;
-        return 0;
-err:
-        json_decref(arr);
-        free(l.runners);
-        store_free(st);
-        return r;
-}
-
-int forgejo_parse_runner(const char *body, size_t len, struct forgejo_runner_list *ret,
-                         char *reason, size_t reason_n)
-{
-        return parse_runners_common(body, len, true, ret, reason, reason_n);
-}
-
-int forgejo_parse_runners(const char *body, size_t len, struct forgejo_runner_list *ret,
-                          char *reason, size_t reason_n)
-{
-        return parse_runners_common(body, len, false, ret, reason, reason_n);
-}
-
-void forgejo_runner_list_done(struct forgejo_runner_list *l)
-{
-        if (!l)
-                return;
-        free(l->runners);
-        store_free(l->priv);
-        memset(l, 0, sizeof(*l));
-        l->total_count = -1;
-}
-
-static bool is_hex(char c)
-{
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool uuid_shape_ok(const char *s)
-{
-        if (strlen(s) != FORGEJO_UUID_LEN)
+        if (l->page_count == 0) {
+                p->stop = "empty page";
                 return false;
-        for (size_t i = 0; i < FORGEJO_UUID_LEN; i++) {
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                        if (s[i] != '-')
-                                return false;
-                } else if (!is_hex(s[i])) {
+        }
+        first = page_id(l, 0);
+        last = page_id(l, l->page_count - 1);
+        if (p->page > 1 && l->page_count == p->prev_count && first == p->prev_first &&
+            last == p->prev_last) {
+                p->stop = "page repeated (the server ignores page)";
+                return false;
+        }
+        p->seen += l->page_count;
+        p->prev_count = l->page_count;
+        p->prev_first = first;
+        p->prev_last = last;
+        if (l->total_count >= 0) {
+                /* A page shorter than asked is no end when the server caps
+                 * limit (MAX_RESPONSE_ITEMS): the total says. */
+                if (p->seen >= (unsigned long long)l->total_count) {
+                        p->stop = "all runners seen (X-Total-Count)";
                         return false;
                 }
-        }
-        return true;
-}
-
-static bool token_shape_ok(const char *s, size_t len)
-{
-        if (len != FORGEJO_RUNNER_TOKEN_LEN)
+        } else if (l->page_count < (size_t)p->limit) {
+                p->stop = "short page";
                 return false;
-        for (size_t i = 0; i < len; i++)
-                if (!is_hex(s[i]))
-                        return false;
+        }
+        if (p->page >= FORGEJO_PAGER_MAX_PAGES) {
+                p->stop = "too many pages";
+                return false;
+        }
+        p->page++;
         return true;
-}
-
-/* Zeroes a string inside a parse tree before the tree is freed. */
-static void wipe_json_string(json_t *v)
-{
-        if (json_is_string(v))
-                explicit_bzero((char *)json_string_value(v), json_string_length(v));
-}
-
-int forgejo_parse_created(const char *body, size_t len, struct forgejo_runner_created *ret,
-                          char *reason, size_t reason_n)
-{
-        json_t *root = NULL;
-        const json_t *tok;
-        const char *uuid, *token;
-        int64_t id;
-        int r;
-
-        r = load(body, len, &root, reason, reason_n);
-        if (r < 0)
-                return r;
-        tok = json_object_get(root, "token");
-        if (!json_is_object(root)) {
-                r = bad(reason, reason_n, "expected a JSON object, got %s", type_name(root));
-                goto out;
-        }
-        if ((r = get_int(root, "id", true, 1, &id, "$", reason, reason_n)) < 0 ||
-            (r = get_str(root, "uuid", true, &uuid, "$", reason, reason_n)) < 0 ||
-            (r = get_str(root, "token", true, &token, "$", reason, reason_n)) < 0)
-                goto out;
-        if (!uuid_shape_ok(uuid)) {
-                r = bad(reason, reason_n, "$.uuid: not a canonical UUID");
-                goto out;
-        }
-        if (!token_shape_ok(token, json_string_length(tok))) {
-                /* Never quote the value: it may be a real secret. */
-                r = bad(reason, reason_n, "$.token: expected %d hex characters",
-                        FORGEJO_RUNNER_TOKEN_LEN);
-                goto out;
-        }
-        ret->id = id;
-        memcpy(ret->uuid, uuid, FORGEJO_UUID_LEN + 1);
-        memcpy(ret->token, token, FORGEJO_RUNNER_TOKEN_LEN + 1);
-        r = 0;
-out:
-        wipe_json_string((json_t *)tok);
-        json_decref(root);
-        return r;
-}
-
-static int parse_version(const char *body, size_t len, json_t **ret_root,
-                         struct forgejo_version *v, char *reason, size_t n)
-{
-        json_t *root = NULL;
-        int r = load(body, len, &root, reason, n);
-
-        if (r < 0)
-                return r;
-        if (!json_is_object(root)) {
-                r = bad(reason, n, "expected a JSON object, got %s", type_name(root));
-                goto err;
-        }
-        r = get_str(root, "version", true, &v->version, "$", reason, n);
-        if (r < 0)
-                goto err;
-        v->parsed = forgejo_version_parse(v->version, &v->major, &v->minor, &v->patch) == 0;
-        *ret_root = root;
-        return 0;
-err:
-        json_decref(root);
-        return r;
 }
 
 /* ---- client ------------------------------------------------------------ */
@@ -837,22 +370,10 @@ static int base_url_check(const char *u)
         return 0;
 }
 
-static char *dup_or_null(const char *s, bool *oom)
-{
-        char *d;
-
-        if (!s)
-                return NULL;
-        d = strdup(s);
-        if (!d)
-                *oom = true;
-        return d;
-}
-
 int forgejo_new(struct hmulti *hm, const struct forgejo_opts *opts, struct forgejo **ret)
 {
         struct forgejo *f;
-        bool oom = false;
+        int r = 0;
 
         if (!hm || !opts || !opts->base_url || base_url_check(opts->base_url) < 0)
                 return -EINVAL;
@@ -865,11 +386,12 @@ int forgejo_new(struct hmulti *hm, const struct forgejo_opts *opts, struct forge
         f->token = opts->token;
         f->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : HMULTI_DEFAULT_TIMEOUT_MS;
         f->max_response = opts->max_response ? opts->max_response : HMULTI_DEFAULT_MAX_RESPONSE;
+        f->max_listing = opts->max_listing ? opts->max_listing : FORGEJO_LISTING_MAX;
         f->insecure = opts->insecure;
-        f->name = dup_or_null(opts->name ? opts->name : "", &oom);
-        f->base = dup_or_null(opts->base_url, &oom);
-        f->ca_file = dup_or_null(opts->ca_file, &oom);
-        if (oom) {
+        f->name = strutil_dup_or_null(opts->name ? opts->name : "", &r);
+        f->base = strutil_dup_or_null(opts->base_url, &r);
+        f->ca_file = strutil_dup_or_null(opts->ca_file, &r);
+        if (r < 0) {
                 forgejo_free(f);
                 return -ENOMEM;
         }
@@ -934,20 +456,6 @@ static int64_t mono_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Printable ASCII only, so a hostile server cannot inject log syntax. */
-static void sanitize_into(char *dst, size_t n, const char *s)
-{
-        size_t o = 0;
-
-        if (n == 0)
-                return;
-        for (; *s && o + 1 < n; s++) {
-                unsigned char c = (unsigned char)*s;
-                dst[o++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
-        }
-        dst[o] = '\0';
-}
-
 static int status_errno(long status)
 {
         if (status == 401)
@@ -981,26 +489,6 @@ static const char *transport_text(int err)
         }
 }
 
-/* The "message" of a Forgejo error body, sanitised, unless it could echo
- * the token back. */
-static void error_message(const struct forgejo *f, const char *body, size_t len, char *out,
-                          size_t n)
-{
-        json_t *j;
-        const char *m;
-
-        out[0] = '\0';
-        if (!body || len == 0)
-                return;
-        j = json_loadb(body, len, 0, NULL);
-        if (!j)
-                return;
-        m = json_string_value(json_object_get(j, "message"));
-        if (m && !(f->token && strstr(m, f->token)))
-                sanitize_into(out, n, m);
-        json_decref(j);
-}
-
 static bool status_expected(enum op op, long status)
 {
         switch (op) {
@@ -1020,7 +508,6 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
         struct forgejo *f = c->f;
         struct forgejo_result res = { .err = err, .status = status, .route = c->route };
         struct forgejo_version ver = { 0 };
-        json_t *ver_root = NULL;
         struct forgejo_job_list jobs = { 0 };
         struct forgejo_runner_list runners = { .total_count = -1 };
         struct forgejo_runner_created created = { 0 };
@@ -1033,10 +520,17 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
                 if (err == -ETIMEDOUT)
                         snprintf(res.reason, sizeof(res.reason), "request timed out after %ld ms",
                                  f->timeout_ms);
+                if (err == -EMSGSIZE && c->op == OP_JOBS) {
+                        /* Distinct from other oversized answers: the
+                         * queue outgrew the cap, and demand is unknown. */
+                        res.err = -EFBIG;
+                        snprintf(res.reason, sizeof(res.reason), "listing larger than %zu bytes",
+                                 f->max_listing);
+                }
         } else if (!status_expected(c->op, status)) {
                 char msg[100];
                 res.err = status >= 200 && status < 300 ? -EPROTO : status_errno(status);
-                error_message(f, body, len, msg, sizeof(msg));
+                forgejo_parse_error_message(body, len, f->token, msg, sizeof(msg));
                 if (status >= 300 && status < 400)
                         snprintf(msg, sizeof(msg),
                                  "redirects are not followed (check the forge URL)");
@@ -1046,8 +540,8 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
                 int r = 0;
                 switch (c->op) {
                 case OP_VERSION:
-                        r = parse_version(body, len, &ver_root, &ver, res.reason,
-                                          sizeof(res.reason));
+                        r = forgejo_parse_version(body, len, &ver, res.reason,
+                                                  sizeof(res.reason));
                         break;
                 case OP_JOBS:
                         r = forgejo_parse_jobs(body, len, &jobs, res.reason, sizeof(res.reason));
@@ -1064,6 +558,8 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
                         r = forgejo_parse_runners(body, len, &runners, res.reason,
                                                   sizeof(res.reason));
                         runners.total_count = total_count;
+                        runners.page = c->page;
+                        runners.limit = c->limit;
                         break;
                 case OP_DELETE:
                         break;
@@ -1108,7 +604,7 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
                 break;
         }
         explicit_bzero(&created, sizeof(created));
-        json_decref(ver_root);
+        forgejo_version_done(&ver);
         forgejo_job_list_done(&jobs);
         forgejo_runner_list_done(&runners);
         free(c);
@@ -1168,7 +664,7 @@ static int start(struct forgejo_call *c, const char *method, const char *path_qu
                 .body = body,
                 .body_len = body ? strlen(body) : 0,
                 .timeout_ms = f->timeout_ms,
-                .max_response = f->max_response,
+                .max_response = c->op == OP_JOBS ? f->max_listing : f->max_response,
                 .ca_file = f->ca_file,
                 .insecure = f->insecure,
                 /* The Authorization header is always a secret; so is a
@@ -1246,8 +742,8 @@ int forgejo_runner_create(struct forgejo *f, const struct forgejo_scope *sc, con
                           void *ud, struct forgejo_call **ret)
 {
         char path[512];
-        json_t *j = NULL;
         char *body = NULL;
+        struct forgejo_call *c;
         int r;
 
         if (!cb || !name || !name[0])
@@ -1255,30 +751,10 @@ int forgejo_runner_create(struct forgejo *f, const struct forgejo_scope *sc, con
         r = forgejo_scope_runners_path(sc, path, sizeof(path));
         if (r < 0)
                 return r;
-        j = json_object();
-        if (!j)
-                return -ENOMEM;
-        json_t *jn = json_string(name);
-        json_t *jd = json_string(description ? description : "");
-        if (!jn || !jd) {
-                /* json_string() fails on invalid UTF-8 as well as OOM. */
-                json_decref(jn);
-                json_decref(jd);
-                r = -EINVAL;
-                goto out;
-        }
-        if (json_object_set_new(j, "name", jn) < 0 ||
-            json_object_set_new(j, "description", jd) < 0 ||
-            json_object_set_new(j, "ephemeral", json_boolean(ephemeral)) < 0) {
-                r = -ENOMEM;
-                goto out;
-        }
-        body = json_dumps(j, JSON_COMPACT);
-        if (!body) {
-                r = -ENOMEM;
-                goto out;
-        }
-        struct forgejo_call *c = call_new(f, OP_CREATE, sc->kind, ud);
+        r = forgejo_create_body(name, description, ephemeral, &body);
+        if (r < 0)
+                return r;
+        c = call_new(f, OP_CREATE, sc->kind, ud);
         if (!c) {
                 r = -ENOMEM;
                 goto out;
@@ -1287,7 +763,6 @@ int forgejo_runner_create(struct forgejo *f, const struct forgejo_scope *sc, con
         r = start(c, "POST", path, body, true, ret);
 out:
         free(body);
-        json_decref(j);
         return r;
 }
 
@@ -1360,5 +835,7 @@ int forgejo_runner_list(struct forgejo *f, const struct forgejo_scope *sc, int p
         if (!c)
                 return -ENOMEM;
         c->cb.runners = cb;
+        c->page = page;
+        c->limit = limit;
         return start(c, "GET", path, NULL, false, ret);
 }

@@ -1,14 +1,17 @@
 /* forgejo.h: typed, asynchronous Forgejo (>= 15.0) REST calls over hmulti:
  * version, job listing, runner create/get/list/delete at the four scopes.
- * Owns request building (paths, URL encoding, label queries) and strict
- * parsing of every response: bad input from the network is an error with a
- * reason, never a crash. Never logs above debug; never stores, logs or
- * reports the API token or a created runner's token. */
+ * Owns request building (paths, URL encoding, label queries), response
+ * caps, status mapping and runner paging; every body goes through the
+ * strict parsers of forgejo_json.h, so bad input from the network is an
+ * error with a reason, never a crash. Never logs above debug; never
+ * stores, logs or reports the API token or a created runner's token. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "forge/forgejo_json.h"
 
 struct hmulti;
 struct forgejo;
@@ -67,8 +70,10 @@ int forgejo_labels_query(const char *const *labels, char *buf, size_t n);
  *   -EACCES (401), -EPERM (403), -ENOENT (404), -EINVAL (400/422),
  *   -EEXIST (409), -EAGAIN (429), -EREMOTEIO (5xx), -EPROTO (any other
  *   unexpected status, or a TLS failure), -EBADMSG (the body does not have
- *   the documented shape), or a transport error from hmulti (-ETIMEDOUT,
- *   -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH, -EMSGSIZE, -ENOMEM, -EIO).
+ *   the documented shape), -EFBIG (a job listing over max_listing: reason
+ *   "listing larger than N bytes"), or a transport error from hmulti
+ *   (-ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH, -EMSGSIZE for
+ *   any other body over max_response, -ENOMEM, -EIO).
  * status is the HTTP status (0 when no response arrived). reason is a short
  * printable text for the caller's single log line ("" on success); it never
  * holds a token. route is the route pattern, e.g.
@@ -78,82 +83,6 @@ struct forgejo_result {
         long status;
         const char *route;
         char reason[160];
-};
-
-/* Payload structs are owned by the client and valid only during the
- * callback; strings are NUL-terminated UTF-8 and never NULL. */
-
-struct forgejo_version {
-        const char *version;             /* "15.0.1+gitea-1.22.0" */
-        bool parsed;                     /* major/minor/patch are valid */
-        int major, minor, patch;
-};
-
-enum forgejo_job_state {
-        FORGEJO_JOB_OTHER = 0,           /* any other status string */
-        FORGEJO_JOB_WAITING,
-        FORGEJO_JOB_RUNNING,
-};
-
-struct forgejo_job {
-        int64_t id;                      /* > 0 */
-        int64_t attempt;                 /* 0 when absent (before 15.0) */
-        const char *handle;              /* "" when absent */
-        int64_t repo_id;
-        int64_t owner_id;
-        const char *name;
-        const char *const *runs_on;      /* n_runs_on labels */
-        size_t n_runs_on;
-        int64_t task_id;                 /* 0 when never assigned */
-        const char *status;              /* "waiting", "running", ... */
-        enum forgejo_job_state state;
-};
-
-struct forgejo_job_list {
-        struct forgejo_job *jobs;        /* n entries, server order */
-        size_t n;
-        void *priv;                      /* parse storage */
-};
-
-enum forgejo_runner_state {
-        FORGEJO_RUNNER_UNKNOWN = 0,      /* any other status string */
-        FORGEJO_RUNNER_OFFLINE,
-        FORGEJO_RUNNER_IDLE,
-        FORGEJO_RUNNER_ACTIVE,
-};
-
-struct forgejo_runner {
-        int64_t id;                      /* > 0 */
-        const char *uuid;
-        const char *name;
-        const char *status;              /* "offline", "idle", "active" */
-        enum forgejo_runner_state state;
-        const char *const *labels;
-        size_t n_labels;
-        bool ephemeral;
-        int64_t owner_id;
-        int64_t repo_id;
-        const char *version;             /* "" when absent */
-        const char *description;         /* "" when absent */
-};
-
-struct forgejo_runner_list {
-        struct forgejo_runner *runners;
-        size_t n;
-        long long total_count;           /* X-Total-Count; -1 when absent */
-        void *priv;
-};
-
-#define FORGEJO_UUID_LEN 36
-#define FORGEJO_RUNNER_TOKEN_LEN 40
-
-/* Not const: the caller may wipe token after copying it. The client wipes
- * the struct, the response body and its parse tree once the callback
- * returns. */
-struct forgejo_runner_created {
-        int64_t id;
-        char uuid[FORGEJO_UUID_LEN + 1];
-        char token[FORGEJO_RUNNER_TOKEN_LEN + 1];
 };
 
 /* On failure the payload pointer is NULL and res->err < 0. */
@@ -184,13 +113,24 @@ typedef void (*forgejo_hook_cb)(void *ud, const struct forgejo_event *ev);
 
 /* ---- client ------------------------------------------------------------ */
 
+/* The default cap on a job listing's body. Forgejo does not paginate the
+ * listing (forgejo-api.md section 1.2), so the body grows with the queue:
+ * a job measured 210 bytes (one label, no needs) to 354 bytes (needs,
+ * three labels, run_id, html_url). 64 MiB holds 100,000 jobs of up to 671
+ * bytes. The parser holds the body and the result (forgejo_json.h): about
+ * 40 MB besides a 35 MB body for 100,000 jobs, and 5 us of CPU per job. */
+#define FORGEJO_LISTING_MAX (64u << 20)
+
 struct forgejo_opts {
         const char *name;                /* forge name for the hook; copied */
         const char *base_url;            /* "https://code.example/" (path ok); copied */
         const char *token;               /* borrowed: must stay valid and unchanged
                                           * while the client lives; NULL = anonymous */
         long timeout_ms;                 /* per request; 10 s when <= 0 */
-        size_t max_response;             /* per response; 8 MiB when 0 */
+        size_t max_response;             /* per response but job listings;
+                                          * 8 MiB when 0 */
+        size_t max_listing;              /* per job listing;
+                                          * FORGEJO_LISTING_MAX when 0 */
         const char *ca_file;             /* copied; optional */
         bool insecure;
 };
@@ -236,30 +176,29 @@ int forgejo_runner_delete(struct forgejo *f, const struct forgejo_scope *sc, int
                           forgejo_done_cb cb, void *ud, struct forgejo_call **ret);
 
 /* GET <scope>/actions/runners?page=P&limit=L (page >= 1, 1 <= limit <= 1000).
- * The server may cap limit (Forgejo's MAX_RESPONSE_ITEMS, 50 by default):
- * page on until the runners seen reach total_count or a page is empty. */
+ * The list carries page, limit, page_count and total_count (X-Total-Count).
+ * The server may cap limit (Forgejo's MAX_RESPONSE_ITEMS, 50 by default)
+ * and a broken one may ignore page: walk the pages with forgejo_pager. */
 int forgejo_runner_list(struct forgejo *f, const struct forgejo_scope *sc, int page, int limit,
                         forgejo_runners_cb cb, void *ud, struct forgejo_call **ret);
 
-/* ---- pure helpers (exposed for tests and tools) ------------------------ */
+/* Paging through GET .../runners (the orphan sweep). Per page: stop when it
+ * is empty; when it repeats the previous page (same count, first and last
+ * id: a server that ignores page); when X-Total-Count is known and that
+ * many elements were seen; without X-Total-Count, when it is shorter than
+ * limit; and after FORGEJO_PAGER_MAX_PAGES pages whatever the server says. */
+#define FORGEJO_PAGER_MAX_PAGES 10000
+struct forgejo_pager {
+        int page;                        /* the page to ask for next */
+        int limit;
+        unsigned long long seen;         /* elements of the pages so far */
+        size_t prev_count;
+        int64_t prev_first, prev_last;
+        const char *stop;                /* why paging ended (static text) */
+};
+void forgejo_pager_init(struct forgejo_pager *p, int limit);
+/* Takes the page just received (asked as p->page). Returns true, with
+ * p->page advanced, when the next page should be asked; false when the
+ * listing is complete, with p->stop set. */
+bool forgejo_pager_next(struct forgejo_pager *p, const struct forgejo_runner_list *l);
 
-/* "15.0.1+gitea-1.22.0", "v15.0.0-dev-123-abc", "15.1" → 15/1/0.
- * Returns 0 or -EINVAL; outputs set only on success. */
-int forgejo_version_parse(const char *s, int *ret_major, int *ret_minor, int *ret_patch);
-
-/* Strict parsers of response bodies. Return 0, -EBADMSG with a reason, or
- * -ENOMEM. On success release with the matching _done(). body need not be
- * NUL-terminated. */
-int forgejo_parse_jobs(const char *body, size_t len, struct forgejo_job_list *ret,
-                       char *reason, size_t reason_n);
-void forgejo_job_list_done(struct forgejo_job_list *l);
-
-int forgejo_parse_runner(const char *body, size_t len, struct forgejo_runner_list *ret,
-                         char *reason, size_t reason_n);
-int forgejo_parse_runners(const char *body, size_t len, struct forgejo_runner_list *ret,
-                          char *reason, size_t reason_n);
-void forgejo_runner_list_done(struct forgejo_runner_list *l);
-
-/* The created runner (the caller wipes *ret when done with the token). */
-int forgejo_parse_created(const char *body, size_t len, struct forgejo_runner_created *ret,
-                          char *reason, size_t reason_n);

@@ -4,6 +4,8 @@
  * the token into an error message. */
 #include "forge/rpc.h"
 
+#include "util/strutil.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,18 +15,6 @@
  * real payload while still bounding a hostile server. */
 #define RPC_MAX_RESPONSE (4u << 20)
 #define RPC_HDR_MAX 512
-
-static char *dup_or_null(const char *s, int *r)
-{
-        char *d;
-
-        if (!s)
-                return NULL;
-        d = strdup(s);
-        if (!d)
-                *r = -ENOMEM;
-        return d;
-}
 
 static void wipe_free(char *s)
 {
@@ -45,9 +35,9 @@ int rpc_client_init(struct rpc_client *c, const char *base_url,
         c->http = httpc_new();
         if (!c->http)
                 return -ENOMEM;
-        c->base_url = dup_or_null(base_url ? base_url : "", &r);
-        c->uuid = dup_or_null(uuid, &r);
-        c->token = dup_or_null(token, &r);
+        c->base_url = strutil_dup_or_null(base_url ? base_url : "", &r);
+        c->uuid = strutil_dup_or_null(uuid, &r);
+        c->token = strutil_dup_or_null(token, &r);
         if (r < 0) {
                 rpc_client_done(c);
                 return r;

@@ -4,6 +4,9 @@
  * because these bodies come from the network. */
 #include "forge/rproto.h"
 
+#include "util/base64.h"
+#include "util/rfc3339.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -265,11 +268,14 @@ static int put_bool(json_t *o, const char *k, bool v)
 
 static int put_ts(json_t *o, const char *k, struct rp_ts ts)
 {
-        char buf[48];
+        char buf[RFC3339_BUF];
+        int r;
 
         if (!ts.set)
                 return 0;
-        rp_ts_format(ts, buf, sizeof(buf));
+        r = rp_ts_format(ts, buf, sizeof(buf));
+        if (r < 0)
+                return r;
         return set_new(o, k, json_string(buf));
 }
 
@@ -347,159 +353,19 @@ struct rp_ts rp_ts_now(void)
         return (struct rp_ts){ .sec = ts.tv_sec, .nsec = (int32_t)ts.tv_nsec, .set = true };
 }
 
-void rp_ts_format(struct rp_ts ts, char *buf, size_t n)
+int rp_ts_format(struct rp_ts ts, char *buf, size_t n)
 {
-        struct tm tm;
-        time_t t = (time_t)ts.sec;
-        char frac[16] = "";
-
-        gmtime_r(&t, &tm);
-        if (ts.nsec > 0) {
-                /* protojson prints 0, 3, 6 or 9 fraction digits. */
-                if (ts.nsec % 1000000 == 0)
-                        snprintf(frac, sizeof(frac), ".%03d", ts.nsec / 1000000);
-                else if (ts.nsec % 1000 == 0)
-                        snprintf(frac, sizeof(frac), ".%06d", ts.nsec / 1000);
-                else
-                        snprintf(frac, sizeof(frac), ".%09d", ts.nsec);
-        }
-        snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d%sZ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-}
-
-static int digits(const char **p, int n, int *ret)
-{
-        int v = 0;
-
-        for (int i = 0; i < n; i++) {
-                if (!isdigit((unsigned char)(*p)[i]))
-                        return -EINVAL;
-                v = v * 10 + ((*p)[i] - '0');
-        }
-        *p += n;
-        *ret = v;
-        return 0;
+        return rfc3339_format(ts.sec, ts.nsec, RFC3339_FRAC_AUTO, buf, n);
 }
 
 int rp_ts_parse(const char *s, struct rp_ts *ret)
 {
-        int Y, M, D, h, m, sec, off = 0;
-        int32_t nsec = 0;
-        struct tm tm = { 0 };
-        const char *p = s;
+        int64_t sec;
+        int32_t nsec;
 
-        if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' ||
-            digits(&p, 2, &D) || (*p != 'T' && *p != 't') || !*p++ ||
-            digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' ||
-            digits(&p, 2, &sec))
+        if (!s || rfc3339_parse(s, strlen(s), &sec, &nsec) < 0)
                 return -EINVAL;
-        if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-                return -EINVAL;
-        if (*p == '.') {
-                int nd = 0;
-                p++;
-                if (!isdigit((unsigned char)*p))
-                        return -EINVAL;
-                while (isdigit((unsigned char)*p)) {
-                        if (nd < 9) {
-                                nsec = nsec * 10 + (*p - '0');
-                                nd++;
-                        }
-                        p++;
-                }
-                while (nd++ < 9)
-                        nsec *= 10;
-        }
-        if (*p == 'Z' || *p == 'z') {
-                p++;
-        } else if (*p == '+' || *p == '-') {
-                int sign = *p++ == '-' ? -1 : 1, oh, om;
-                if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
-                        return -EINVAL;
-                off = sign * (oh * 3600 + om * 60);
-        } else {
-                return -EINVAL;
-        }
-        if (*p)
-                return -EINVAL;
-        tm.tm_year = Y - 1900;
-        tm.tm_mon = M - 1;
-        tm.tm_mday = D;
-        tm.tm_hour = h;
-        tm.tm_min = m;
-        tm.tm_sec = sec;
-        *ret = (struct rp_ts){ .sec = (int64_t)timegm(&tm) - off, .nsec = nsec, .set = true };
-        return 0;
-}
-
-/* ---- base64 (standard alphabet; decoding also takes URL-safe) ----------- */
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(const unsigned char *in, size_t n)
-{
-        char *out = malloc(4 * ((n + 2) / 3) + 1), *o = out;
-
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n; i += 3) {
-                unsigned v = (unsigned)in[i] << 16;
-                if (i + 1 < n)
-                        v |= (unsigned)in[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= in[i + 2];
-                *o++ = b64[(v >> 18) & 63];
-                *o++ = b64[(v >> 12) & 63];
-                *o++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-                *o++ = i + 2 < n ? b64[v & 63] : '=';
-        }
-        *o = '\0';
-        return out;
-}
-
-static int b64_val(int c)
-{
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+' || c == '-') return 62;
-        if (c == '/' || c == '_') return 63;
-        return -1;
-}
-
-static int b64_decode(const char *s, unsigned char **ret, size_t *ret_len)
-{
-        size_t n = strlen(s), o = 0;
-        unsigned acc = 0;
-        int bits = 0;
-        unsigned char *out;
-
-        while (n > 0 && s[n - 1] == '=')
-                n--;
-        out = malloc(n * 3 / 4 + 1);
-        if (!out)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                int v = b64_val((unsigned char)s[i]);
-                if (v < 0) {
-                        free(out);
-                        return -EINVAL;
-                }
-                acc = (acc << 6) | (unsigned)v;
-                bits += 6;
-                if (bits >= 8) {
-                        bits -= 8;
-                        out[o++] = (unsigned char)(acc >> bits);
-                        acc &= (1u << bits) - 1;
-                }
-        }
-        if (bits >= 6) { /* a lone trailing character carries < 8 bits */
-                free(out);
-                return -EINVAL;
-        }
-        out[o] = '\0';
-        *ret = out;
-        *ret_len = o;
+        *ret = (struct rp_ts){ .sec = sec, .nsec = nsec, .set = true };
         return 0;
 }
 
@@ -733,7 +599,8 @@ DECODE_BEGIN(task)
         TRY(get_i64(j, "id", NULL, &ret->id, err, errlen));
         TRY(get_str(j, "workflowPayload", "workflow_payload", &payload, err, errlen));
         if (payload) {
-                r = b64_decode(payload, &ret->workflow_payload, &ret->workflow_payload_len);
+                r = base64_decode(payload, strlen(payload), &ret->workflow_payload,
+                                  &ret->workflow_payload_len);
                 free(payload);
                 if (r == -EINVAL)
                         seterr(err, errlen, "field \"%s\": invalid base64", "workflowPayload");
@@ -748,7 +615,7 @@ DECODE_END(task)
 ENCODE_BEGIN(task)
         PUT(put_i64(o, "id", m->id));
         if (m->workflow_payload && m->workflow_payload_len) {
-                char *b = b64_encode(m->workflow_payload, m->workflow_payload_len);
+                char *b = base64_encode(m->workflow_payload, m->workflow_payload_len);
                 if (!b)
                         goto fail;
                 int rr = set_new(o, "workflowPayload", json_string(b));
@@ -1160,7 +1027,18 @@ int rp_error_from_json(const json_t *j, struct rp_error *ret)
                 return -EINVAL;
         ret->code = code;
         m = json_object_get(j, "message");
-        if (json_is_string(m))
-                snprintf(ret->message, sizeof(ret->message), "%s", json_string_value(m));
+        if (json_is_string(m)) {
+                size_t n = json_string_length(m);
+                if (n < sizeof(ret->message)) {
+                        memcpy(ret->message, json_string_value(m), n + 1);
+                } else {
+                        /* A diagnostic for a log line: kept bounded, and
+                         * visibly cut rather than silently. */
+                        static const char more[] = " [cut]";
+                        size_t keep = sizeof(ret->message) - sizeof(more);
+                        memcpy(ret->message, json_string_value(m), keep);
+                        memcpy(ret->message + keep, more, sizeof(more));
+                }
+        }
         return 0;
 }

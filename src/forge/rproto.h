@@ -16,7 +16,7 @@
  * Ownership: every decoded struct owns its strings and json_t references;
  * release with the matching rp_*_done(), which accepts zeroed structs.
  * Encoders borrow their input and return a new json_t reference (NULL on
- * OOM). Decoders return 0 or -EINVAL (reason in err) / -ENOMEM and leave
+ * OOM or a Timestamp that RFC 3339 cannot express). Decoders return 0 or -EINVAL (reason in err) / -ENOMEM and leave
  * *ret zeroed on failure. */
 #pragma once
 
@@ -50,8 +50,11 @@ struct rp_ts {
         bool set;
 };
 struct rp_ts rp_ts_now(void);
-/* RFC 3339 with 'Z' and up to 9 fraction digits; buf needs 40 bytes. */
-void rp_ts_format(struct rp_ts ts, char *buf, size_t n);
+/* RFC 3339 with 'Z' and 0, 3, 6 or 9 fraction digits (util/rfc3339.h);
+ * buf needs RFC3339_BUF (31) bytes. Returns the length, or -ERANGE (a year
+ * outside 0001..9999), -EINVAL (nsec outside [0, 1e9)), -ENOBUFS. */
+int rp_ts_format(struct rp_ts ts, char *buf, size_t n);
+/* Strict RFC 3339 (rfc3339_parse()): 0 or -EINVAL, *ret untouched then. */
 int rp_ts_parse(const char *s, struct rp_ts *ret);
 
 struct rp_strlist {
@@ -227,7 +230,7 @@ enum rp_code {
 
 struct rp_error {
         enum rp_code code;
-        char message[256];
+        char message[256];               /* decoded: longer ones end in " [cut]" */
 };
 
 const char *rp_code_name(enum rp_code c);

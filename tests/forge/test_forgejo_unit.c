@@ -1,7 +1,6 @@
 /* test_forgejo_unit.c: pure parts of the Forgejo client: scope parsing and
- * paths, URL encoding, label queries, version parsing and the strict
- * parsers of job lists, runners and created runners (literal bodies from
- * forgejo-api.md §1.3 and §3.2). No network. */
+ * paths, URL encoding, label queries and version strings. The body parsers
+ * have their own test (test_forgejo_json.c). No network. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,10 +12,6 @@
 #include <string.h>
 
 #include "forge/forgejo.h"
-
-#define REF_JOB "{\"id\":393,\"attempt\":1,\"handle\":\"18e9cf40-2f3c-4a8e-9d1e-2b5a7c0e1f11\"," \
-                "\"repo_id\":1,\"owner_id\":1,\"name\":\"job_2\",\"needs\":null," \
-                "\"runs_on\":[\"ubuntu-latest\"],\"task_id\":47,\"status\":\"waiting\"}"
 
 static void scope_parse_ok(void **state)
 {
@@ -193,336 +188,108 @@ static void version_parse(void **state)
         assert_int_equal(forgejo_version_parse(NULL, &a, &b, &c), -EINVAL);
 }
 
-static void jobs_reference_example(void **state)
-{
-        struct forgejo_job_list l;
-        char reason[160] = "";
-        const char *body = "[" REF_JOB "]";
-
-        assert_int_equal(forgejo_parse_jobs(body, strlen(body), &l, reason, sizeof(reason)), 0);
-        assert_int_equal(l.n, 1);
-        struct forgejo_job *j = &l.jobs[0];
-        assert_int_equal(j->id, 393);
-        assert_int_equal(j->attempt, 1);
-        assert_string_equal(j->handle, "18e9cf40-2f3c-4a8e-9d1e-2b5a7c0e1f11");
-        assert_int_equal(j->repo_id, 1);
-        assert_int_equal(j->owner_id, 1);
-        assert_string_equal(j->name, "job_2");
-        assert_int_equal(j->n_runs_on, 1);
-        assert_string_equal(j->runs_on[0], "ubuntu-latest");
-        assert_int_equal(j->task_id, 47);
-        assert_string_equal(j->status, "waiting");
-        assert_int_equal(j->state, FORGEJO_JOB_WAITING);
-        forgejo_job_list_done(&l);
-}
-
-static void jobs_empty_forms(void **state)
-{
-        struct forgejo_job_list l;
-        char reason[160];
-
-        /* Forgejo sends null for an empty result; [] must work too. */
-        assert_int_equal(forgejo_parse_jobs("null", 4, &l, reason, sizeof(reason)), 0);
-        assert_int_equal(l.n, 0);
-        assert_non_null(l.jobs);
-        forgejo_job_list_done(&l);
-        assert_int_equal(forgejo_parse_jobs(" [ ]\n", 5, &l, reason, sizeof(reason)), 0);
-        assert_int_equal(l.n, 0);
-        forgejo_job_list_done(&l);
-        forgejo_job_list_done(NULL);
-}
-
-static void jobs_many_and_variants(void **state)
-{
-        struct forgejo_job_list l;
-        char reason[160];
-        /* Descending ids, a running job, empty/null runs_on, newer fields
-         * (run_id, html_url) ignored, attempt/handle absent (pre-15.0),
-         * int64 extremes. */
-        const char *body =
-                "[{\"id\":9223372036854775807,\"attempt\":3,\"handle\":\"h\",\"repo_id\":2,"
-                "\"owner_id\":3,\"name\":\"build\",\"needs\":[\"lint\"],\"runs_on\":[\"a\",\"b\"],"
-                "\"task_id\":9223372036854775806,\"status\":\"running\",\"run_id\":7,"
-                "\"html_url\":\"https://x/y\"},"
-                "{\"id\":5,\"repo_id\":2,\"owner_id\":3,\"name\":\"\",\"runs_on\":[],"
-                "\"task_id\":0,\"status\":\"waiting\"},"
-                "{\"id\":4,\"attempt\":1,\"handle\":\"\",\"repo_id\":2,\"owner_id\":3,"
-                "\"name\":\"n\",\"runs_on\":null,\"task_id\":0,\"status\":\"blocked\"}]";
-
-        assert_int_equal(forgejo_parse_jobs(body, strlen(body), &l, reason, sizeof(reason)), 0);
-        assert_int_equal(l.n, 3);
-        assert_true(l.jobs[0].id == INT64_MAX);
-        assert_true(l.jobs[0].task_id == INT64_MAX - 1);
-        assert_int_equal(l.jobs[0].state, FORGEJO_JOB_RUNNING);
-        assert_int_equal(l.jobs[0].n_runs_on, 2);
-        assert_string_equal(l.jobs[0].runs_on[0], "a");
-        assert_string_equal(l.jobs[0].runs_on[1], "b");
-        assert_int_equal(l.jobs[1].attempt, 0);
-        assert_string_equal(l.jobs[1].handle, "");
-        assert_int_equal(l.jobs[1].n_runs_on, 0);
-        assert_int_equal(l.jobs[2].n_runs_on, 0);
-        assert_int_equal(l.jobs[2].state, FORGEJO_JOB_OTHER);
-        assert_string_equal(l.jobs[2].status, "blocked");
-        forgejo_job_list_done(&l);
-
-        /* Not NUL-terminated: the parser honours len. */
-        char raw[8] = { '[', ']', 'x', 'x', 'x', 'x', 'x', 'x' };
-        assert_int_equal(forgejo_parse_jobs(raw, 2, &l, reason, sizeof(reason)), 0);
-        forgejo_job_list_done(&l);
-}
-
-struct bad_case {
-        const char *body;
-        const char *reason_has;
+/* A page of n runners with ids first, first+1, ... (rejected[] lists the
+ * positions given in bad, with id 0). */
+struct page {
+        struct forgejo_runner runners[64];
+        struct forgejo_rejected rejected[8];
+        struct forgejo_runner_list l;
 };
 
-static void jobs_rejected(void **state)
+static const struct forgejo_runner_list *mkpage(struct page *pg, size_t count, int64_t first,
+                                                long long total, const size_t *bad, size_t nbad)
 {
-        static const struct bad_case cases[] = {
-                { "", "invalid JSON" },
-                { "   ", "invalid JSON" },
-                { "<html>502 Bad Gateway</html>", "invalid JSON" },
-                { "{\"message\":\"token is required\"}", "expected a JSON array or null, got object" },
-                { "\"waiting\"", "got string" },
-                { "42", "got integer" },
-                { "true", "got boolean" },
-                { "[1]", "$[0]: expected object, got integer" },
-                { "[null]", "$[0]: expected object, got null" },
-                { "[[]]", "$[0]: expected object, got array" },
-                { "[" REF_JOB "] trailing", "invalid JSON" },
-                { "[" REF_JOB ",", "invalid JSON" },
-                /* wrong types */
-                { "[{\"id\":\"393\",\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].id: expected integer, got string" },
-                { "[{\"id\":393.0,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].id: expected integer, got number" },
-                { "[{\"id\":1e3,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].id: expected integer, got number" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":5,\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].name: expected string, got integer" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":\"linux\",\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].runs_on: expected array, got string" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[\"a\",7],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].runs_on[1]: expected string, got integer" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":null,\"status\":\"waiting\"}]",
-                  "$[0].task_id: expected integer, got null" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":null}]",
-                  "$[0].status: expected string, got null" },
-                { "[{\"id\":1,\"attempt\":\"1\",\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].attempt: expected integer, got string" },
-                { "[{\"id\":1,\"handle\":7,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].handle: expected string, got integer" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"needs\":\"x\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].needs: expected array, got string" },
-                /* out of range */
-                { "[{\"id\":0,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].id: 0 is out of range" },
-                { "[{\"id\":-5,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0].id: -5 is out of range" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":-1,\"status\":\"waiting\"}]",
-                  "$[0].task_id: -1 is out of range" },
-                /* huge numbers do not fit int64 */
-                { "[{\"id\":9223372036854775808,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "invalid JSON" },
-                { "[{\"id\":123456789012345678901234567890,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "invalid JSON" },
-                /* missing fields */
-                { "[{\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0]: missing \"id\"" },
-                { "[{\"id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0]: missing \"repo_id\"" },
-                { "[{\"id\":1,\"repo_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0]: missing \"owner_id\"" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0]: missing \"name\"" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"task_id\":0,\"status\":\"waiting\"}]",
-                  "$[0]: missing \"runs_on\"" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"status\":\"waiting\"}]",
-                  "$[0]: missing \"task_id\"" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0}]",
-                  "$[0]: missing \"status\"" },
-                { "[{}]", "$[0]: missing \"id\"" },
-                /* one bad element poisons the whole list */
-                { "[" REF_JOB ",{\"id\":2}]", "$[1]: missing \"repo_id\"" },
-                /* duplicate keys, embedded NUL, bad UTF-8 */
-                { "[{\"id\":1,\"id\":2,\"repo_id\":1,\"owner_id\":1,\"name\":\"n\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "invalid JSON" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"a\\u0000b\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "invalid JSON" },
-                { "[{\"id\":1,\"repo_id\":1,\"owner_id\":1,\"name\":\"\xff\",\"runs_on\":[],\"task_id\":0,\"status\":\"waiting\"}]",
-                  "invalid JSON" },
-        };
-
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                struct forgejo_job_list l = { 0 };
-                char reason[160] = "";
-                int r = forgejo_parse_jobs(cases[i].body, strlen(cases[i].body), &l, reason,
-                                           sizeof(reason));
-                if (r != -EBADMSG)
-                        fail_msg("case %zu (%s): r=%d, want -EBADMSG", i, cases[i].body, r);
-                if (!strstr(reason, cases[i].reason_has))
-                        fail_msg("case %zu: reason \"%s\" lacks \"%s\"", i, reason,
-                                 cases[i].reason_has);
-                assert_null(l.jobs); /* untouched */
+        memset(pg, 0, sizeof(*pg));
+        for (size_t i = 0, k = 0; i < count; i++) {
+                bool rejected = false;
+                for (size_t b = 0; b < nbad; b++)
+                        rejected |= bad[b] == i;
+                if (rejected)
+                        pg->rejected[pg->l.n_rejected++] = (struct forgejo_rejected){ .index = i };
+                else
+                        pg->runners[k++].id = first + (int64_t)i;
+                if (!rejected)
+                        pg->l.n++;
         }
-        /* NULL body and a NULL reason buffer are tolerated. */
-        struct forgejo_job_list l;
-        assert_int_equal(forgejo_parse_jobs(NULL, 0, &l, NULL, 0), -EBADMSG);
+        pg->l.runners = pg->runners;
+        pg->l.rejected = pg->rejected;
+        pg->l.page_count = count;
+        pg->l.total_count = total;
+        return &pg->l;
 }
 
-static void jobs_deep_nesting(void **state)
+static void pager_without_total(void **state)
 {
-        /* A hostile deeply nested body must fail cleanly, not overflow. */
-        size_t depth = 100000;
-        char *body = malloc(2 * depth + 1);
-        struct forgejo_job_list l;
-        char reason[160];
+        struct forgejo_pager p;
+        struct page pg;
 
-        assert_non_null(body);
-        memset(body, '[', depth);
-        memset(body + depth, ']', depth);
-        body[2 * depth] = '\0';
-        assert_int_equal(forgejo_parse_jobs(body, 2 * depth, &l, reason, sizeof(reason)),
-                         -EBADMSG);
-        free(body);
+        /* Full pages go on, a short one ends. */
+        forgejo_pager_init(&p, 50);
+        assert_int_equal(p.page, 1);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
+        assert_int_equal(p.page, 2);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 51, -1, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 49, 101, -1, NULL, 0)));
+        assert_string_equal(p.stop, "short page");
+        assert_int_equal(p.seen, 149);
+
+        /* A rejected runner does not make a page short. */
+        const size_t bad[] = { 0, 17 };
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, bad, 2)));
+        assert_int_equal(pg.l.n, 48);
+
+        /* An empty page ends. */
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 0, 0, -1, NULL, 0)));
+        assert_string_equal(p.stop, "empty page");
+
+        /* A server that ignores page answers page 1 again: stop. */
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
+        assert_string_equal(p.stop, "page repeated (the server ignores page)");
+        assert_int_equal(p.seen, 50);
+        /* ... also when the repeated page has rejected ends. */
+        const size_t ends[] = { 0, 49 };
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, ends, 2)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, ends, 2)));
 }
 
-#define REF_RUNNER "{\"id\":12,\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\"," \
-                   "\"owner_id\":3,\"repo_id\":0,\"name\":\"fs-1\",\"status\":\"idle\"," \
-                   "\"version\":\"v12.9.0\",\"labels\":[\"docker\",\"linux\"]," \
-                   "\"description\":\"made by forgescale\",\"ephemeral\":true}"
-
-static void runner_parse(void **state)
+static void pager_with_total(void **state)
 {
-        struct forgejo_runner_list l;
-        char reason[160];
+        struct forgejo_pager p;
+        struct page pg;
 
-        assert_int_equal(forgejo_parse_runner(REF_RUNNER, strlen(REF_RUNNER), &l, reason,
-                                              sizeof(reason)), 0);
-        assert_int_equal(l.n, 1);
-        struct forgejo_runner *r = &l.runners[0];
-        assert_int_equal(r->id, 12);
-        assert_string_equal(r->uuid, "0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c");
-        assert_int_equal(r->owner_id, 3);
-        assert_int_equal(r->repo_id, 0);
-        assert_string_equal(r->name, "fs-1");
-        assert_string_equal(r->status, "idle");
-        assert_int_equal(r->state, FORGEJO_RUNNER_IDLE);
-        assert_string_equal(r->version, "v12.9.0");
-        assert_int_equal(r->n_labels, 2);
-        assert_string_equal(r->labels[1], "linux");
-        assert_string_equal(r->description, "made by forgescale");
-        assert_true(r->ephemeral);
-        forgejo_runner_list_done(&l);
+        /* The server caps limit at 30 although 50 were asked: short pages
+         * go on until X-Total-Count runners were seen. */
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 30, 1, 70, NULL, 0)));
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 30, 31, 70, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 10, 61, 70, NULL, 0)));
+        assert_string_equal(p.stop, "all runners seen (X-Total-Count)");
+        assert_int_equal(p.page, 3);
 
-        /* A fresh runner (no labels, no version). */
-        const char *fresh = "{\"id\":1,\"uuid\":\"u\",\"name\":\"n\",\"status\":\"offline\","
-                            "\"labels\":null,\"version\":\"\",\"ephemeral\":false}";
-        assert_int_equal(forgejo_parse_runner(fresh, strlen(fresh), &l, reason, sizeof(reason)), 0);
-        assert_int_equal(l.runners[0].n_labels, 0);
-        assert_int_equal(l.runners[0].state, FORGEJO_RUNNER_OFFLINE);
-        assert_false(l.runners[0].ephemeral);
-        forgejo_runner_list_done(&l);
+        /* Exactly full pages: stop without asking for an empty one. */
+        forgejo_pager_init(&p, 50);
+        assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, 100, NULL, 0)));
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 50, 51, 100, NULL, 0)));
+        assert_int_equal(p.page, 2);
 
-        static const struct bad_case bad[] = {
-                { "[" REF_RUNNER "]", "expected a JSON object, got array" },
-                { "null", "expected a JSON object, got null" },
-                { "{\"id\":1,\"uuid\":\"u\",\"name\":\"n\"}", "$: missing \"status\"" },
-                { "{\"id\":1,\"uuid\":\"u\",\"name\":\"n\",\"status\":\"idle\",\"ephemeral\":\"yes\"}",
-                  "$.ephemeral: expected boolean, got string" },
-                { "{\"id\":1,\"uuid\":\"u\",\"name\":\"n\",\"status\":\"idle\",\"labels\":[{}]}",
-                  "$.labels[0]: expected string, got object" },
-                { "{\"id\":1,\"uuid\":2,\"name\":\"n\",\"status\":\"idle\"}",
-                  "$.uuid: expected string, got integer" },
-        };
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                reason[0] = '\0';
-                if (forgejo_parse_runner(bad[i].body, strlen(bad[i].body), &l, reason,
-                                         sizeof(reason)) != -EBADMSG)
-                        fail_msg("runner case %zu accepted", i);
-                if (!strstr(reason, bad[i].reason_has))
-                        fail_msg("runner case %zu: reason \"%s\" lacks \"%s\"", i, reason,
-                                 bad[i].reason_has);
-        }
-}
-
-static void runners_parse(void **state)
-{
-        struct forgejo_runner_list l;
-        char reason[160];
-        const char *body = "[" REF_RUNNER ",{\"id\":13,\"uuid\":\"x\",\"name\":\"fs-2\","
-                           "\"status\":\"active\",\"labels\":[\"gpu\"]}]";
-
-        assert_int_equal(forgejo_parse_runners(body, strlen(body), &l, reason, sizeof(reason)), 0);
-        assert_int_equal(l.n, 2);
-        assert_int_equal(l.runners[1].id, 13);
-        assert_int_equal(l.runners[1].state, FORGEJO_RUNNER_ACTIVE);
-        assert_int_equal(l.runners[1].n_labels, 1);
-        assert_string_equal(l.runners[1].labels[0], "gpu");
-        assert_string_equal(l.runners[0].labels[0], "docker");
-        forgejo_runner_list_done(&l);
-
-        assert_int_equal(forgejo_parse_runners("null", 4, &l, reason, sizeof(reason)), 0);
-        assert_int_equal(l.n, 0);
-        forgejo_runner_list_done(&l);
-        assert_int_equal(forgejo_parse_runners("[]", 2, &l, reason, sizeof(reason)), 0);
-        assert_int_equal(l.n, 0);
-        forgejo_runner_list_done(&l);
-
-        /* Gitea's envelope is not Forgejo's bare array. */
-        const char *gitea = "{\"runners\":[],\"total_count\":0}";
-        assert_int_equal(forgejo_parse_runners(gitea, strlen(gitea), &l, reason, sizeof(reason)),
-                         -EBADMSG);
-        assert_non_null(strstr(reason, "expected a JSON array or null, got object"));
-        const char *bad = "[" REF_RUNNER ",{\"id\":-1,\"uuid\":\"x\",\"name\":\"n\",\"status\":\"idle\"}]";
-        assert_int_equal(forgejo_parse_runners(bad, strlen(bad), &l, reason, sizeof(reason)),
-                         -EBADMSG);
-        assert_non_null(strstr(reason, "$[1].id: -1 is out of range"));
-}
-
-static void created_parse(void **state)
-{
-        struct forgejo_runner_created c;
-        char reason[160];
-        const char *ok = "{\"id\":7,\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\","
-                         "\"token\":\"0123456789abcdef0123456789ABCDEF01234567\"}";
-
-        assert_int_equal(forgejo_parse_created(ok, strlen(ok), &c, reason, sizeof(reason)), 0);
-        assert_int_equal(c.id, 7);
-        assert_string_equal(c.uuid, "0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c");
-        assert_string_equal(c.token, "0123456789abcdef0123456789ABCDEF01234567");
-
-        static const struct bad_case bad[] = {
-                { "{\"id\":7,\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\",\"token\":\"0123456789abcdef0123456789abcdef0123456\"}",
-                  "$.token: expected 40 hex characters" },
-                { "{\"id\":7,\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\",\"token\":\"0123456789abcdef0123456789abcdef01234567z\"}",
-                  "$.token: expected 40 hex characters" },
-                { "{\"id\":7,\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\",\"token\":\"g123456789abcdef0123456789abcdef01234567\"}",
-                  "$.token: expected 40 hex characters" },
-                { "{\"id\":7,\"uuid\":\"0f3c1b2a8d4e-4f6a-9b7c-1d2e3f4a5b6cx\",\"token\":\"0123456789abcdef0123456789abcdef01234567\"}",
-                  "$.uuid: not a canonical UUID" },
-                { "{\"id\":7,\"uuid\":\"\",\"token\":\"0123456789abcdef0123456789abcdef01234567\"}",
-                  "$.uuid: not a canonical UUID" },
-                { "{\"id\":0,\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\",\"token\":\"0123456789abcdef0123456789abcdef01234567\"}",
-                  "$.id: 0 is out of range" },
-                { "{\"id\":7,\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\"}", "$: missing \"token\"" },
-                { "{\"id\":7,\"uuid\":\"0f3c1b2a-8d4e-4f6a-9b7c-1d2e3f4a5b6c\",\"token\":40}",
-                  "$.token: expected string, got integer" },
-                { "[]", "expected a JSON object, got array" },
-        };
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                memset(&c, 0x5a, sizeof(c));
-                reason[0] = '\0';
-                if (forgejo_parse_created(bad[i].body, strlen(bad[i].body), &c, reason,
-                                          sizeof(reason)) != -EBADMSG)
-                        fail_msg("created case %zu accepted", i);
-                if (!strstr(reason, bad[i].reason_has))
-                        fail_msg("created case %zu: reason \"%s\" lacks \"%s\"", i, reason,
-                                 bad[i].reason_has);
-                assert_true(c.id == 0x5a5a5a5a5a5a5a5a); /* untouched */
-                /* The reason never quotes the token value. */
-                assert_null(strstr(reason, "0123456789abcdef"));
-        }
+        /* A total that keeps growing (runners registered meanwhile), or a
+         * lying one, is bounded by the empty page, a repeat, or the cap. */
+        forgejo_pager_init(&p, 1);
+        int asked = 1;
+        while (forgejo_pager_next(&p, mkpage(&pg, 1, p.page, 1LL << 40, NULL, 0)))
+                asked++;
+        assert_string_equal(p.stop, "too many pages");
+        assert_int_equal(asked, FORGEJO_PAGER_MAX_PAGES);
+        assert_int_equal(p.page, FORGEJO_PAGER_MAX_PAGES);
+        /* A total of 0 with runners in the page ends there. */
+        forgejo_pager_init(&p, 50);
+        assert_false(forgejo_pager_next(&p, mkpage(&pg, 5, 1, 0, NULL, 0)));
 }
 
 int main(void)
@@ -534,14 +301,8 @@ int main(void)
                 cmocka_unit_test(urlencode),
                 cmocka_unit_test(labels_query),
                 cmocka_unit_test(version_parse),
-                cmocka_unit_test(jobs_reference_example),
-                cmocka_unit_test(jobs_empty_forms),
-                cmocka_unit_test(jobs_many_and_variants),
-                cmocka_unit_test(jobs_rejected),
-                cmocka_unit_test(jobs_deep_nesting),
-                cmocka_unit_test(runner_parse),
-                cmocka_unit_test(runners_parse),
-                cmocka_unit_test(created_parse),
+                cmocka_unit_test(pager_without_total),
+                cmocka_unit_test(pager_with_total),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -178,6 +178,20 @@ static void binary_payload_base64(void **state)
         rp_task_done(&back);
         json_decref(j);
 
+        /* Padding only where RFC 4648 puts it, one alphabet at a time, as
+         * Go's protojson decodes bytes. */
+        static const char *const bad_b64[] = { "AAEC+vv8/Q=", "AAEC+vv8/Q===", "AAEC-vv8/Q==",
+                                               "AA=C", "A" };
+        for (size_t i = 0; i < sizeof(bad_b64) / sizeof(bad_b64[0]); i++) {
+                char body[64];
+                snprintf(body, sizeof(body), "{\"workflowPayload\":\"%s\"}", bad_b64[i]);
+                j = lit(body);
+                if (rp_task_from_json(j, &back, err, sizeof(err)) != -EINVAL)
+                        fail_msg("payload \"%s\" was accepted", bad_b64[i]);
+                assert_non_null(strstr(err, "workflowPayload"));
+                json_decref(j);
+        }
+
         j = lit("{\"workflowPayload\":\"***\"}");
         assert_int_equal(rp_task_from_json(j, &back, err, sizeof(err)), -EINVAL);
         assert_non_null(strstr(err, "workflowPayload"));
@@ -278,6 +292,22 @@ static void timestamps(void **state)
         assert_int_equal(rp_ts_parse("2026-13-28T14:19:50Z", &ts), -EINVAL);
         assert_int_equal(rp_ts_parse("2026-11-28T14:19:50", &ts), -EINVAL);
         assert_int_equal(rp_ts_parse("2026-11-28T14:19:50Zjunk", &ts), -EINVAL);
+        /* Impossible dates are errors, not another day (timegm() would
+         * make "02-31" the 3rd of March), and so are leap seconds, which a
+         * protobuf Timestamp cannot hold. */
+        ts = (struct rp_ts){ .sec = 7 };
+        assert_int_equal(rp_ts_parse("2026-02-31T00:00:00Z", &ts), -EINVAL);
+        assert_int_equal(rp_ts_parse("2026-02-29T00:00:00Z", &ts), -EINVAL);
+        assert_int_equal(rp_ts_parse("2026-11-28T23:59:60Z", &ts), -EINVAL);
+        assert_int_equal(rp_ts_parse("2026-11-28T14:19:50.1234567891Z", &ts), -EINVAL);
+        assert_int_equal(rp_ts_parse("0000-01-01T00:00:00Z", &ts), -EINVAL);
+        assert_true(ts.sec == 7);
+        assert_int_equal(rp_ts_parse("2028-02-29T00:00:00+01:00", &ts), 0);
+        assert_true(ts.sec == 1835391600);
+        /* A Timestamp outside years 0001..9999 cannot be encoded. */
+        struct rp_log_row row = { .time = { .sec = INT64_MAX, .set = true } };
+        assert_int_equal(rp_ts_format(row.time, buf, sizeof(buf)), -ERANGE);
+        assert_null(rp_log_row_to_json(&row));
 }
 
 static void connect_errors(void **state)
@@ -306,6 +336,23 @@ static void connect_errors(void **state)
         j = lit("{\"code\":\"teapot\"}");
         assert_int_equal(rp_error_from_json(j, &back), -EINVAL);
         json_decref(j);
+
+        /* A message that does not fit is marked as cut, not cut silently;
+         * one that fits exactly is whole. */
+        char body[600], text[400];
+        for (size_t len = sizeof(back.message) - 1; len <= sizeof(back.message); len++) {
+                memset(text, 'm', len);
+                text[len] = '\0';
+                snprintf(body, sizeof(body), "{\"code\":\"internal\",\"message\":\"%s\"}", text);
+                j = lit(body);
+                assert_int_equal(rp_error_from_json(j, &back), 0);
+                assert_int_equal(strlen(back.message), sizeof(back.message) - 1);
+                if (len < sizeof(back.message))
+                        assert_string_equal(back.message, text);
+                else
+                        assert_string_equal(back.message + sizeof(back.message) - 7, " [cut]");
+                json_decref(j);
+        }
 }
 
 static void decoders_survive_hostile_input(void **state)
