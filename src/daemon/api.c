@@ -32,6 +32,11 @@ void api_observe_wait(struct daemon *d, const struct inst *in, double seconds)
         metrics_observe(d->m_wait, (const char *[]){ in->row.pool }, seconds);
 }
 
+void api_count_rejected(struct daemon *d, const char *forge, const char *what)
+{
+        metrics_inc(d->m_rejected, (const char *[]){ forge, what }, 1);
+}
+
 static int refresh_gauges(struct daemon *d)
 {
         size_t np = d->n_pools;
@@ -201,7 +206,12 @@ int api_init(struct daemon *d)
                                           "1 while the pool's demand is the last known one because the "
                                           "listing fails or is late (forge unreachable).",
                                           1, (const char *[]){ "pool" });
-        if (!d->m_demand_age || !d->m_demand_stale || !d->m_waiting || !d->m_desired || !d->m_runners || !d->m_wait || !d->m_requests ||
+        d->m_rejected = metrics_counter(d->metrics, "forgescale_forge_rejected_total",
+                                        "What the forge sent that forgescale could not act on: jobs in a "
+                                        "shape it cannot run (each counted once), job listings over the "
+                                        "size cap (each time; demand then stays at its last value).",
+                                        2, (const char *[]){ "forge", "what" });
+        if (!d->m_rejected || !d->m_demand_age || !d->m_demand_stale || !d->m_waiting || !d->m_desired || !d->m_runners || !d->m_wait || !d->m_requests ||
             !d->m_launches || !d->m_forge_up)
                 return -ENOMEM;
 

@@ -31,6 +31,9 @@
 #define CREATES_INFLIGHT_MAX 32
 #define PRUNE_PERIOD_MS (10 * 60 * 1000)
 #define HISTORY_MS (24 * 3600 * 1000LL)
+/* "forge index:handle" keys of merged jobs; handles are bounded by the
+ * parser, so nothing is ever cut. */
+#define MERGE_KEY_MAX (24 + FORGEJO_HANDLE_MAX + 1)
 
 int64_t daemon_wall_ms(void)
 {
@@ -129,6 +132,56 @@ oom:
         return -ENOMEM;
 }
 
+/* A job the forge listed in a shape we cannot act on (no handle, a handle
+ * too long to pass on…) is skipped; say so once per job, not per poll. */
+struct rejected_note {
+        int64_t seen;                /* monotonic: last listing that had it */
+        char key[];
+};
+
+static void note_rejected(struct daemon *d, struct group *g, const struct forgejo_rejected *rj)
+{
+        char key[64 + 160];
+        struct rejected_note *n;
+
+        if (rj->id > 0)
+                snprintf(key, sizeof(key), "%d:%lld", g->forge, (long long)rj->id);
+        else
+                snprintf(key, sizeof(key), "%d:?%.150s", g->forge, rj->reason);
+        if ((n = strmap_get(&d->rejected, key))) {
+                n->seen = loop_now_ms(d->loop);
+                return;
+        }
+        n = malloc(sizeof(*n) + strlen(key) + 1);
+        if (!n)
+                return;
+        memcpy(n->key, key, strlen(key) + 1);
+        n->seen = loop_now_ms(d->loop);
+        if (strmap_put(&d->rejected, n->key, n) < 0) {
+                free(n);
+                return;
+        }
+        api_count_rejected(d, d->forges[g->forge].cfg->name, "job");
+        log_warn("demand", "skipping a job the forge listed in a shape forgescale cannot act on",
+                 KS("forge", d->forges[g->forge].cfg->name), KS("scope", g->scope_text),
+                 KI("job", rj->id), KS("reason", rj->reason));
+}
+
+/* Forgets skipped jobs no listing returned for an hour. */
+static void expire_rejected(struct daemon *d)
+{
+        size_t pos = 0;
+        const char *k;
+        void *v;
+        int64_t now = loop_now_ms(d->loop);
+
+        while (strmap_next(&d->rejected, &pos, &k, &v))
+                if (now - ((struct rejected_note *)v)->seen > 3600 * 1000) {
+                        strmap_del(&d->rejected, k);
+                        free(v);
+                }
+}
+
 static void on_jobs(void *ud, const struct forgejo_result *res, const struct forgejo_job_list *list)
 {
         struct group *g = ud;
@@ -144,6 +197,8 @@ static void on_jobs(void *ud, const struct forgejo_result *res, const struct for
                 int64_t delay = backoff_ms(g->interval_ms, g->failures);
                 /* Log the first failure and then every tenth, so an outage
                  * is visible without flooding the log. */
+                if (res->err == -EFBIG)
+                        api_count_rejected(d, d->forges[g->forge].cfg->name, "listing_too_large");
                 if (g->failures == 1 || g->failures % 10 == 0)
                         log_warn("demand", "job listing failed; keeping instances as they are",
                                  KS("forge", d->forges[g->forge].cfg->name), KS("scope", g->scope_text),
@@ -153,6 +208,8 @@ static void on_jobs(void *ud, const struct forgejo_result *res, const struct for
                 daemon_schedule_tick(d);
                 return;
         }
+        for (size_t i = 0; i < list->n_rejected; i++)
+                note_rejected(d, g, &list->rejected[i]);
         struct djob *jobs;
         size_t n;
         if (copy_jobs(list, &jobs, &n) < 0) {
@@ -298,7 +355,7 @@ struct merged {
         const struct djob **src;
         size_t n;
         struct strmap by_key;      /* "forge:handle" → index+1 */
-        char (*keys)[80];
+        char (*keys)[MERGE_KEY_MAX];
 };
 
 struct handle_note *daemon_handle_note(struct strmap *m, const char *handle)
@@ -420,7 +477,7 @@ static int merge_jobs(struct daemon *d, struct merged *m)
                 bool stale = !daemon_group_fresh(d, g);
                 for (size_t i = 0; i < g->n_jobs; i++) {
                         const struct djob *j = &g->jobs[i];
-                        char key[80];
+                        char key[MERGE_KEY_MAX];
                         snprintf(key, sizeof(key), "%d:%s", g->forge, j->handle);
                         uintptr_t idx = (uintptr_t)strmap_get(&m->by_key, key);
                         if (idx) {
@@ -603,7 +660,7 @@ static void tick(struct loop *l, void *ud)
                 enum scaler_job_state js = SCALER_JOB_UNKNOWN;
                 if (!in->row.warm && in->pool >= 0 && d->pools[in->pool].group >= 0 &&
                     daemon_group_fresh(d, &d->groups[d->pools[in->pool].group])) {
-                        char key[80];
+                        char key[MERGE_KEY_MAX];
                         snprintf(key, sizeof(key), "%d:%s", (int)d->pools[in->pool].cfg->forge_idx, in->row.handle);
                         uintptr_t idx = (uintptr_t)strmap_get(&m.by_key, key);
                         if (!idx || !(m.jobs[idx - 1].groups & (UINT64_C(1) << d->pools[in->pool].group)))
@@ -768,6 +825,7 @@ static void periodic(struct loop *l, void *ud)
         d->periodic = loop_timer_add(l, TICK_PERIOD_MS, periodic, d);
         daemon_schedule_tick(d);
         pools_forget_retired(d);
+        expire_rejected(d);
         size_t unsaved = inst_flush(d);
         if (unsaved && loop_now_ms(l) - d->store_warned >= 30000) {
                 d->store_warned = loop_now_ms(l);
@@ -998,6 +1056,10 @@ static void daemon_free(struct daemon *d)
         while (strmap_next(&d->finished, &pos, &k, &v))
                 free(v);
         strmap_done(&d->finished);
+        pos = 0;
+        while (strmap_next(&d->rejected, &pos, &k, &v))
+                free(v);
+        strmap_done(&d->rejected);
         free(d->forges);
         store_close(d->store);
         loop_free(d->loop);

@@ -127,7 +127,7 @@ struct daemon {
         struct http_server *http;
         struct metrics *metrics;
         struct metric *m_waiting, *m_runners, *m_wait, *m_requests, *m_launches,
-                      *m_forge_up, *m_desired, *m_demand_age, *m_demand_stale;
+                      *m_forge_up, *m_desired, *m_demand_age, *m_demand_stale, *m_rejected;
 
         struct dforge *forges;
         size_t n_forges;
@@ -153,6 +153,8 @@ struct daemon {
         struct strmap backoff;       /* handle → struct backoff */
         struct strmap finished;      /* handle → struct finished: served until a
                                       * listing asked after the finish drops it */
+        struct strmap rejected;      /* "forge:job id" → struct rejected_note:
+                                      * skipped jobs, warned once */
 
         struct loop_timer *tick_timer;
         bool tick_scheduled;
@@ -172,7 +174,7 @@ struct handle_note {
         int64_t at;                  /* monotonic */
         int64_t until;               /* wall ms */
         int attempts;
-        char handle[64];
+        char handle[FORGEJO_HANDLE_MAX + 1];
 };
 
 /* daemon.c */
@@ -236,4 +238,6 @@ int api_init(struct daemon *d);
 void api_done(struct daemon *d);
 void api_count_launch(struct daemon *d, const struct inst *in, const char *result);
 void api_observe_wait(struct daemon *d, const struct inst *in, double seconds);
+/* what: "job" (a listed job skipped) or "listing_too_large". */
+void api_count_rejected(struct daemon *d, const char *forge, const char *what);
 void api_forge_hook(void *ud, const struct forgejo_event *ev);

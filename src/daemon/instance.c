@@ -24,6 +24,9 @@
 #define RUNNER_GONE_EXIT_MS 60000  /* worker should exit after its runner is gone */
 #define WORKER_LOG_MAX (4u << 20)
 
+/* The forge client rejects longer handles, so a row never cuts one. */
+_Static_assert(sizeof(((struct store_instance *)0)->handle) > FORGEJO_HANDLE_MAX, "handle fits a row");
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static struct dforge *inst_forge(struct daemon *d, const struct inst *in)
@@ -776,15 +779,12 @@ void inst_resume(struct daemon *d, struct inst *in)
 /* ---- orphan sweep --------------------------------------------------------- */
 
 #define SWEEP_PAGE 50
-#define SWEEP_MAX_PAGES 2000      /* 100,000 registrations */
 
 struct sweep {
         struct daemon *d;
         int group;
-        int page;
         int deleted;
-        int64_t first_id;         /* of the previous page: a forge that ignores
-                                   * `page` repeats it forever */
+        struct forgejo_pager pager;
 };
 
 static void on_orphan_deleted(void *ud, const struct forgejo_result *res)
@@ -833,8 +833,7 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
                 free(sw);
                 return;
         }
-        bool repeated = list->n > 0 && sw->page > 1 && list->runners[0].id == sw->first_id;
-        if (!repeated && list->n) {
+        if (list->n) {
                 ids = malloc((d->n_insts ? d->n_insts : 1) * sizeof(*ids));
                 if (!ids) {
                         g->reap_inflight = false;
@@ -848,7 +847,7 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
                                 ids[n_ids++] = d->insts[i]->row.runner_id;
                 qsort(ids, n_ids, sizeof(*ids), cmp_i64);
         }
-        for (size_t i = 0; !repeated && i < list->n; i++) {
+        for (size_t i = 0; i < list->n; i++) {
                 const struct forgejo_runner *rn = &list->runners[i];
                 if (strncmp(rn->name, d->prefix, plen) != 0 || held(d, ids, n_ids, rn))
                         continue;
@@ -858,19 +857,13 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
                 sw->deleted++;
         }
         free(ids);
-        /* The last page is short, or reaches X-Total-Count; a page equal to
-         * the one before means the forge ignores paging. */
-        bool more = !repeated && list->n == SWEEP_PAGE && sw->page < SWEEP_MAX_PAGES &&
-                    (list->total_count < 0 || (long long)sw->page * SWEEP_PAGE < list->total_count);
-        if (repeated)
-                log_warn("reaper", "the forge returned the same page of runners twice; sweep stopped there",
-                         KS("scope", g->scope_text), KI("page", sw->page));
-        if (more) {
-                sw->first_id = list->runners[0].id;
-                sw->page++;
-                if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, sw->page, SWEEP_PAGE,
+        if (forgejo_pager_next(&sw->pager, list)) {
+                if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, sw->pager.page, SWEEP_PAGE,
                                         on_runner_page, sw, NULL) == 0)
                         return;
+        } else if (sw->pager.incomplete) {
+                log_warn("reaper", "orphan sweep stopped early", KS("scope", g->scope_text),
+                         KS("why", sw->pager.stop), KI("page", sw->pager.page));
         }
         g->reap_inflight = false;
         g->next_reap = loop_now_ms(d->loop) + (g->reap_again ? 2000 : 600000);
@@ -902,8 +895,10 @@ void inst_reap_orphans(struct daemon *d, int group)
 
         if (!sw)
                 return;
-        *sw = (struct sweep){ .d = d, .group = group, .page = 1 };
-        if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, 1, SWEEP_PAGE, on_runner_page, sw, NULL) < 0) {
+        *sw = (struct sweep){ .d = d, .group = group };
+        forgejo_pager_init(&sw->pager, SWEEP_PAGE);
+        if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, sw->pager.page, SWEEP_PAGE,
+                                on_runner_page, sw, NULL) < 0) {
                 free(sw);
                 g->next_reap = loop_now_ms(d->loop) + 30000;
                 return;

@@ -318,6 +318,7 @@ bool forgejo_pager_next(struct forgejo_pager *p, const struct forgejo_runner_lis
         if (p->page > 1 && l->page_count == p->prev_count && first == p->prev_first &&
             last == p->prev_last) {
                 p->stop = "page repeated (the server ignores page)";
+                p->incomplete = true;
                 return false;
         }
         p->seen += l->page_count;
@@ -337,6 +338,7 @@ bool forgejo_pager_next(struct forgejo_pager *p, const struct forgejo_runner_lis
         }
         if (p->page >= FORGEJO_PAGER_MAX_PAGES) {
                 p->stop = "too many pages";
+                p->incomplete = true;
                 return false;
         }
         p->page++;

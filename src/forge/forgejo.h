@@ -195,6 +195,8 @@ struct forgejo_pager {
         size_t prev_count;
         int64_t prev_first, prev_last;
         const char *stop;                /* why paging ended (static text) */
+        bool incomplete;                 /* ended on a repeated page or the page
+                                          * limit: some runners may be unseen */
 };
 void forgejo_pager_init(struct forgejo_pager *p, int limit);
 /* Takes the page just received (asked as p->page). Returns true, with

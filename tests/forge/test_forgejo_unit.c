@@ -231,6 +231,7 @@ static void pager_without_total(void **state)
         assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 51, -1, NULL, 0)));
         assert_false(forgejo_pager_next(&p, mkpage(&pg, 49, 101, -1, NULL, 0)));
         assert_string_equal(p.stop, "short page");
+        assert_false(p.incomplete);
         assert_int_equal(p.seen, 149);
 
         /* A rejected runner does not make a page short. */
@@ -250,6 +251,7 @@ static void pager_without_total(void **state)
         assert_true(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
         assert_false(forgejo_pager_next(&p, mkpage(&pg, 50, 1, -1, NULL, 0)));
         assert_string_equal(p.stop, "page repeated (the server ignores page)");
+        assert_true(p.incomplete);
         assert_int_equal(p.seen, 50);
         /* ... also when the repeated page has rejected ends. */
         const size_t ends[] = { 0, 49 };
@@ -270,6 +272,7 @@ static void pager_with_total(void **state)
         assert_true(forgejo_pager_next(&p, mkpage(&pg, 30, 31, 70, NULL, 0)));
         assert_false(forgejo_pager_next(&p, mkpage(&pg, 10, 61, 70, NULL, 0)));
         assert_string_equal(p.stop, "all runners seen (X-Total-Count)");
+        assert_false(p.incomplete);
         assert_int_equal(p.page, 3);
 
         /* Exactly full pages: stop without asking for an empty one. */
@@ -285,6 +288,7 @@ static void pager_with_total(void **state)
         while (forgejo_pager_next(&p, mkpage(&pg, 1, p.page, 1LL << 40, NULL, 0)))
                 asked++;
         assert_string_equal(p.stop, "too many pages");
+        assert_true(p.incomplete);
         assert_int_equal(asked, FORGEJO_PAGER_MAX_PAGES);
         assert_int_equal(p.page, FORGEJO_PAGER_MAX_PAGES);
         /* A total of 0 with runners in the page ends there. */
