@@ -563,6 +563,12 @@ static void update_first_seen(struct daemon *d, const struct merged *m, int64_t 
         }
 }
 
+/* A past monotonic moment as wall-clock ms; 0 stays 0 (never). */
+static int64_t mono_to_wall(int64_t t, int64_t now_mono, int64_t now_wall)
+{
+        return t ? now_wall - (now_mono - t) : 0;
+}
+
 static void tick(struct loop *l, void *ud)
 {
         struct daemon *d = ud;
@@ -591,21 +597,6 @@ static void tick(struct loop *l, void *ud)
                         goto out;
         }
         update_first_seen(d, &m, wall);
-
-        /* Workers whose runner is gone but which did not exit get stopped.
-         * Done on a copy: a stop may finish (and free) an instance. */
-        {
-                size_t n = d->n_insts, k = 0;
-                struct inst **gone = calloc(n ? n : 1, sizeof(*gone));
-                if (!gone)
-                        goto out;
-                for (size_t i = 0; i < n; i++)
-                        if (d->insts[i]->runner_gone_since)
-                                gone[k++] = d->insts[i];
-                for (size_t i = 0; i < k; i++)
-                        inst_check_runner_gone(d, gone[i]);
-                free(gone);
-        }
 
         sp = calloc(d->n_pools ? d->n_pools : 1, sizeof(*sp));
         sprov = calloc(d->n_providers ? d->n_providers : 1, sizeof(*sprov));
@@ -667,8 +658,16 @@ static void tick(struct loop *l, void *ud)
                                 js = SCALER_JOB_GONE;
                         else
                                 js = m.jobs[idx - 1].waiting ? SCALER_JOB_WAITING : SCALER_JOB_RUNNING;
-                        if (js == SCALER_JOB_RUNNING && !in->job_running_since)
+                        /* Since when the job is in its state: the scaler
+                         * trusts a claim check only if asked after that. */
+                        if (js != SCALER_JOB_RUNNING)
+                                in->job_running_since = 0;
+                        else if (!in->job_running_since)
                                 in->job_running_since = now;
+                        if (js != SCALER_JOB_GONE)
+                                in->job_gone_since = 0;
+                        else if (!in->job_gone_since)
+                                in->job_gone_since = now;
                 }
                 in->job_state = js;
                 si[ni] = (struct scaler_inst){
@@ -677,15 +676,18 @@ static void tick(struct loop *l, void *ud)
                         .created_ms = in->row.created_ms, .state_ms = in->row.state_ms,
                         .idle_since_ms = in->idle_since, .stop_requested = in->stop_requested,
                         .verify_inflight = in->op != OP_NONE,
-                        .verify_after_ms = in->verify_after,
+                        /* The scaler compares times with now in wall-clock
+                         * milliseconds (rows survive restarts); these are
+                         * monotonic, so translate them. */
+                        .verify_after_ms = in->verify_after > now ? wall + (in->verify_after - now) : 0,
+                        .job_running_since_ms = mono_to_wall(in->job_running_since, now, wall),
+                        .job_gone_since_ms = mono_to_wall(in->job_gone_since, now, wall),
+                        .idle_checked_ms = mono_to_wall(in->idle_checked, now, wall),
+                        .runner_gone_since_ms = mono_to_wall(in->runner_gone_since, now, wall),
+                        .worker_alive = in->provider_live,
                 };
                 snap[ni++] = in;
         }
-        /* The scaler compares created/idle times with now in wall-clock
-         * milliseconds (rows survive restarts); verify_after is monotonic,
-         * so translate it. */
-        for (size_t i = 0; i < ni; i++)
-                si[i].verify_after_ms = snap[i]->verify_after > now ? wall + (snap[i]->verify_after - now) : 0;
 
         struct scaler_input sin = {
                 .now_ms = wall, .pools = sp, .n_pools = d->n_pools,

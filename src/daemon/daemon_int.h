@@ -104,6 +104,9 @@ struct inst {
         enum scaler_job_state job_state;
         int64_t verify_after;        /* monotonic */
         int64_t job_running_since;   /* monotonic, 0 = not seen running */
+        int64_t job_gone_since;      /* monotonic, 0 = listed (or unknown) */
+        int64_t idle_checked;        /* monotonic: a claim check asked then found
+                                      * the runner idle, 0 = none */
         int64_t verify_asked;        /* monotonic: the claim check was asked */
         int64_t claimed_mono;        /* monotonic: the claim check that saw the
                                       * claim was asked, 0 = not seen */
@@ -202,7 +205,6 @@ void inst_resume(struct daemon *d, struct inst *in);
 void inst_reap_orphans(struct daemon *d, int group);
 void inst_suspect_leak(struct daemon *d, int group);
 void inst_remove(struct daemon *d, struct inst *in);
-void inst_check_runner_gone(struct daemon *d, struct inst *in);
 /* Writes the row. On failure the instance is marked dirty (retried by
  * inst_flush) and the caller must not do what depends on the row. */
 int inst_save(struct daemon *d, struct inst *in);

@@ -20,8 +20,6 @@
 #include "util/secret.h"
 
 #define STOP_GRACE_MS 10000
-#define CLAIM_GRACE_MS 15000       /* a claimed runner reports within seconds */
-#define RUNNER_GONE_EXIT_MS 60000  /* worker should exit after its runner is gone */
 #define WORKER_LOG_MAX (4u << 20)
 
 /* The forge client rejects longer handles, so a row never cuts one. */
@@ -627,15 +625,11 @@ static void on_runner(void *ud, const struct forgejo_result *res, const struct f
                 in->verify_after = now + interval;
                 return;
         }
-        if (in->job_state == SCALER_JOB_GONE) {
-                /* Cancelled, or run to the end by another runner. */
-                inst_stop(d, in, "job_gone", STORE_DONE);
-        } else if (in->job_state == SCALER_JOB_RUNNING && in->job_running_since &&
-                   now - in->job_running_since >= CLAIM_GRACE_MS) {
-                inst_stop(d, in, "job_taken_by_other_runner", STORE_DONE);
-        } else {
-                in->verify_after = now + 2000;
-        }
+        /* Registered and idle: whether that means its job went elsewhere is
+         * the scaler's call, with the listings it has. */
+        in->idle_checked = in->verify_asked;
+        in->verify_after = now + 2000;
+        daemon_schedule_tick(d);
 }
 
 void inst_verify(struct daemon *d, struct inst *in)
@@ -650,13 +644,6 @@ void inst_verify(struct daemon *d, struct inst *in)
                 in->op = OP_VERIFY;
                 in->verify_asked = loop_now_ms(d->loop);
         }
-}
-
-void inst_check_runner_gone(struct daemon *d, struct inst *in)
-{
-        if (in->runner_gone_since && in->provider_live && !in->stop_requested &&
-            loop_now_ms(d->loop) - in->runner_gone_since >= RUNNER_GONE_EXIT_MS)
-                inst_stop(d, in, "runner_gone", STORE_DONE);
 }
 
 /* ---- stop --------------------------------------------------------------- */

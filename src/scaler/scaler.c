@@ -10,6 +10,9 @@ const char *scaler_reason_name(enum scaler_reason r)
         case SCALER_R_IDLE_TIMEOUT:      return "idle_timeout";
         case SCALER_R_POOL_DISABLED:     return "pool_disabled";
         case SCALER_R_POOL_REMOVED:      return "pool_removed";
+        case SCALER_R_JOB_GONE:          return "job_gone";
+        case SCALER_R_JOB_TAKEN:         return "job_taken_by_other_runner";
+        case SCALER_R_RUNNER_GONE:       return "runner_gone";
         case SCALER_R_NONE:              break;
         }
         return "none";
@@ -76,6 +79,27 @@ static bool pool_sees(const struct scaler_pool *pl, const struct scaler_job *j)
                (j->groups & (UINT64_C(1) << pl->group));
 }
 
+/* Whether what the engine saw of an instance's runner and job means the
+ * instance has nothing left to do. Each rule needs an observation made
+ * after the fact it rests on: a runner seen idle before its job went away
+ * proves nothing. */
+static enum scaler_reason lost_purpose(const struct scaler_input *in, const struct scaler_pool *pl,
+                                       const struct scaler_inst *s)
+{
+        if (s->runner_gone_since_ms && s->worker_alive &&
+            in->now_ms - s->runner_gone_since_ms >= SCALER_RUNNER_GONE_EXIT_MS)
+                return SCALER_R_RUNNER_GONE;
+        if (s->warm || s->state != STORE_WAITING || !s->idle_checked_ms || !pl->demand_fresh)
+                return SCALER_R_NONE;
+        if (s->job_state == SCALER_JOB_GONE && s->job_gone_since_ms &&
+            s->idle_checked_ms >= s->job_gone_since_ms)
+                return SCALER_R_JOB_GONE;
+        if (s->job_state == SCALER_JOB_RUNNING && s->job_running_since_ms &&
+            s->idle_checked_ms >= s->job_running_since_ms + SCALER_CLAIM_GRACE_MS)
+                return SCALER_R_JOB_TAKEN;
+        return SCALER_R_NONE;
+}
+
 int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
 {
         static struct tally t; /* single-threaded daemon; keeps the stack small */
@@ -133,6 +157,12 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
                     in->now_ms - s->created_ms >= pl->bootstrap_timeout_ms) {
                         emit(out, (struct scaler_action){ .kind = SCALER_STOP, .pool = s->pool,
                                                           .inst = i, .reason = SCALER_R_BOOTSTRAP_TIMEOUT });
+                        continue;
+                }
+                enum scaler_reason why = lost_purpose(in, pl, s);
+                if (why != SCALER_R_NONE) {
+                        emit(out, (struct scaler_action){ .kind = SCALER_STOP, .pool = s->pool,
+                                                          .inst = i, .reason = why });
                         continue;
                 }
                 if (s->warm) {

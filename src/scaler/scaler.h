@@ -3,7 +3,9 @@
  * stop and which instances need their claim checked on the forge.
  *
  * Owns: job → pool assignment (first matching pool in config order that has
- * room), warm-pool sizing, timeouts, per-pool demand figures.
+ * room), warm-pool sizing, timeouts, per-pool demand figures, and every
+ * decision to stop an instance (the engines report what they observed:
+ * claim checks, job states, a runner gone; the scaler concludes).
  * Never does I/O, never allocates, never reads the clock (now is an input),
  * so the same code drives the daemon and the simulator. */
 #pragma once
@@ -77,7 +79,21 @@ struct scaler_inst {
         bool stop_requested;          /* already being stopped */
         bool verify_inflight;         /* a claim check is under way */
         int64_t verify_after_ms;      /* no new check before this */
+        /* What the engine observed, as wall-clock ms (0 = never): */
+        int64_t job_running_since_ms; /* the job first listed as running */
+        int64_t job_gone_since_ms;    /* the job first missing from a listing */
+        int64_t idle_checked_ms;      /* asked: a claim check that found the
+                                       * instance's runner registered and idle */
+        int64_t runner_gone_since_ms; /* its runner seen deleted on the forge */
+        bool worker_alive;            /* the provider still runs its worker */
 };
+
+/* A runner seen idle this long after its job was listed as running lost
+ * the job to another runner (a claimed runner reports within seconds). */
+#define SCALER_CLAIM_GRACE_MS 15000
+/* A worker whose runner is gone (its task ended) exits by itself; one that
+ * has not after this long is stopped. */
+#define SCALER_RUNNER_GONE_EXIT_MS 60000
 
 enum scaler_action_kind {
         SCALER_LAUNCH_JOB = 1,        /* job index, pool */
@@ -92,6 +108,10 @@ enum scaler_reason {
         SCALER_R_IDLE_TIMEOUT,        /* warm instance above min_idle */
         SCALER_R_POOL_DISABLED,
         SCALER_R_POOL_REMOVED,        /* warm instance of a retired pool */
+        SCALER_R_JOB_GONE,            /* its job was cancelled or run elsewhere,
+                                       * and its runner is idle */
+        SCALER_R_JOB_TAKEN,           /* another runner took its job */
+        SCALER_R_RUNNER_GONE,         /* runner deleted, worker still there */
 };
 
 const char *scaler_reason_name(enum scaler_reason r);

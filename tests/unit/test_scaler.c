@@ -435,6 +435,95 @@ static void desired_counts_job_instances_before_their_claim(void **state)
         assert_int_equal(p.st[0].desired, 2);   /* the idle warm one is not wanted: min_idle 0 */
 }
 
+static struct scaler_inst waiting_job_inst(enum scaler_job_state js)
+{
+        return (struct scaler_inst){ .pool = 0, .state = STORE_WAITING, .handle = "h1", .job_state = js,
+                                     .created_ms = NOW - 20000, .state_ms = NOW - 20000,
+                                     .verify_after_ms = NOW + 1000, .worker_alive = true };
+}
+
+static const struct scaler_action *only_stop(const struct plan *p)
+{
+        for (size_t i = 0; i < p->out.n; i++)
+                if (p->a[i].kind == SCALER_STOP)
+                        return &p->a[i];
+        return NULL;
+}
+
+/* The reason of the plan's stop; SCALER_R_NONE when it has none. */
+static enum scaler_reason stop_reason(const struct plan *p)
+{
+        const struct scaler_action *a = only_stop(p);
+
+        return a ? a->reason : SCALER_R_NONE;
+}
+
+/* A job gone from the listings and a runner found idle by a check asked
+ * after that: the instance has nothing to do. A check asked before the job
+ * went proves nothing. */
+static void job_gone_and_runner_idle_stops(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_inst insts[] = { waiting_job_inst(SCALER_JOB_GONE) };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .insts = insts, .n_insts = 1 };
+        struct plan p;
+
+        insts[0].job_gone_since_ms = NOW - 3000;
+        insts[0].idle_checked_ms = NOW - 3001;
+        run(&in, &p);
+        assert_null(only_stop(&p));
+        insts[0].idle_checked_ms = NOW - 3000;
+        run(&in, &p);
+        assert_int_equal(stop_reason(&p), SCALER_R_JOB_GONE);
+        /* Not on a listing that is no longer fresh. */
+        pools[0].demand_fresh = false;
+        run(&in, &p);
+        assert_null(only_stop(&p));
+}
+
+/* Another runner took the job: the job is listed running and ours was
+ * still idle a claim grace later. */
+static void job_taken_after_claim_grace_stops(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_inst insts[] = { waiting_job_inst(SCALER_JOB_RUNNING) };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .insts = insts, .n_insts = 1 };
+        struct plan p;
+
+        insts[0].job_running_since_ms = NOW - 16000;
+        insts[0].idle_checked_ms = NOW - 16000 + SCALER_CLAIM_GRACE_MS - 1;
+        run(&in, &p);
+        assert_null(only_stop(&p));
+        insts[0].idle_checked_ms = NOW - 16000 + SCALER_CLAIM_GRACE_MS;
+        run(&in, &p);
+        assert_int_equal(stop_reason(&p), SCALER_R_JOB_TAKEN);
+        /* A warm instance holds no job of its own. */
+        insts[0].warm = true;
+        run(&in, &p);
+        assert_null(only_stop(&p));
+}
+
+/* A worker whose runner was deleted (its task ended) should exit; one still
+ * running a minute later is stopped, whatever its state. */
+static void worker_outliving_its_runner_stops(void **state)
+{
+        struct scaler_pool pools[] = { pool(0, L_UB, 1, 10) };
+        struct scaler_inst insts[] = { waiting_job_inst(SCALER_JOB_UNKNOWN) };
+        struct scaler_input in = { .pools = pools, .n_pools = 1, .insts = insts, .n_insts = 1 };
+        struct plan p;
+
+        insts[0].state = STORE_RUNNING;
+        insts[0].runner_gone_since_ms = NOW - SCALER_RUNNER_GONE_EXIT_MS + 1;
+        run(&in, &p);
+        assert_null(only_stop(&p));
+        insts[0].runner_gone_since_ms = NOW - SCALER_RUNNER_GONE_EXIT_MS;
+        run(&in, &p);
+        assert_int_equal(stop_reason(&p), SCALER_R_RUNNER_GONE);
+        insts[0].worker_alive = false;   /* it exited: nothing to stop */
+        run(&in, &p);
+        assert_null(only_stop(&p));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -458,6 +547,9 @@ int main(void)
                 cmocka_unit_test(stale_jobs_count_as_demand_and_launch_nothing),
                 cmocka_unit_test(retired_pool_launches_nothing_and_retires_warm),
                 cmocka_unit_test(desired_counts_job_instances_before_their_claim),
+                cmocka_unit_test(job_gone_and_runner_idle_stops),
+                cmocka_unit_test(job_taken_after_claim_grace_stops),
+                cmocka_unit_test(worker_outliving_its_runner_stops),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
