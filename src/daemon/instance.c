@@ -18,7 +18,6 @@
 #include "util/log.h"
 #include "util/secret.h"
 
-#define STOP_GRACE_MS 10000
 #define CLAIM_GRACE_MS 15000       /* a claimed runner reports within seconds */
 #define RUNNER_GONE_EXIT_MS 60000  /* worker should exit after its runner is gone */
 #define WORKER_LOG_MAX (4u << 20)
@@ -144,14 +143,17 @@ static void cleanup(struct daemon *d, struct inst *in);
 
 static void finish(struct daemon *d, struct inst *in)
 {
-        char dir[PATH_MAX - 32], path[PATH_MAX];
+        char dir[PATH_MAX - 32];
 
         set_state(in, in->final == STORE_FAILED ? STORE_FAILED : STORE_DONE);
         if (inst_save(d, in) < 0)
                 return; /* stays in memory; the next restart resumes it */
         inst_dir(d, in, dir, sizeof(dir));
-        snprintf(path, sizeof(path), "%s/token", dir);
-        unlink(path);
+        struct provider *p = inst_provider(d, in);
+        int cr = p && p->ops->cleanup ? p->ops->cleanup(p, in->row.name, in->row.provider_ref, dir) : 0;
+        if (cr < 0)
+                log_warn("instance", "cannot remove the worker's leftovers", KS("instance", in->row.name),
+                         KERR(cr));
         /* A failed worker's log is kept for diagnosis (pruned with its row);
          * everything else goes. */
         if (in->row.state == STORE_DONE)
@@ -291,7 +293,7 @@ static void on_provider(void *ud, const struct provider_event *ev)
                 inst_save(d, in);
                 if (in->stop_requested) {
                         struct provider *p = inst_provider(d, in);
-                        if (p && p->ops->stop(p, in->row.name, STOP_GRACE_MS) < 0) {
+                        if (p && p->ops->stop(p, in->row.name) < 0) {
                                 in->provider_live = false;
                                 cleanup(d, in);
                         }
@@ -312,7 +314,8 @@ static void on_provider(void *ud, const struct provider_event *ev)
                 in->starting = false;
                 in->provider_live = false;
                 in->exited = true;
-                in->row.exit_code = ev->signal ? 128 + ev->signal : ev->exit_code;
+                in->row.exit_code = ev->exit.kind == PROVIDER_EXIT_SIGNAL ? 128 + ev->exit.signal
+                                    : ev->exit.kind == PROVIDER_EXIT_CODE ? ev->exit.code : -1;
                 if (in->stop_requested) {
                         cleanup(d, in);
                         break;
@@ -320,13 +323,13 @@ static void on_provider(void *ud, const struct provider_event *ev)
                 if (in->row.state == STORE_RUNNING) {
                         set_reason(in, "completed");
                         in->final = STORE_DONE;
-                } else if (ev->exit_code == 0 && !ev->signal) {
+                } else if (ev->exit.kind == PROVIDER_EXIT_CODE && ev->exit.code == 0) {
                         /* one-job exits 0 only after a task; the claim may
                          * have happened between two listings. */
                         set_reason(in, "completed");
                         in->final = STORE_DONE;
                         in->row.claimed_ms = daemon_wall_ms();
-                } else if (ev->exit_code < 0 && !ev->signal) {
+                } else if (ev->exit.kind == PROVIDER_EXIT_UNKNOWN) {
                         /* An adopted worker: its status is unknowable.
                          * on_deleted() decides — a registration already
                          * gone means Forgejo saw its task finish. */
@@ -352,25 +355,18 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
         struct config_pool *pc = dp->cfg;
         struct provider *prov = inst_provider(d, in);
         char dir[PATH_MAX - 32], tokpath[PATH_MAX], logpath[PATH_MAX], tokurl[PATH_MAX + 8];
-        char labels_csv[1024] = "";
-        const char *argv[256];
-        char *label_args[64] = { 0 };
-        size_t na = 0, nl = 0;
-        char *envbuf[64] = { 0 };
-        const char *envv[64];
-        size_t ne = 0;
+        const char **argv = NULL, **envv = NULL;
+        char **label_args = NULL, **envbuf = NULL, *labels_csv = NULL;
+        size_t na = 0, nl = 0, ne = 0, csv_len = 1;
         int r;
 
         inst_dir(d, in, dir, sizeof(dir));
-        snprintf(tokpath, sizeof(tokpath), "%s/token", dir);
         snprintf(logpath, sizeof(logpath), "%s/worker.log", dir);
-        snprintf(tokurl, sizeof(tokurl), "file:%s", tokpath);
-        /* The instances folder exists: one mkdir, and no fsync for the token
-         * (after a machine crash the worker is gone too). */
-        if ((mkdir(dir, 0700) < 0 && errno != EEXIST && (r = fs_mkdir_p(dir, 0700)) < 0) ||
-            (r = fs_write_secret(tokpath, token, strlen(token))) < 0) {
-                log_error("instance", "cannot write the runner token file", KS("instance", in->row.name),
-                          KS("path", tokpath), KERR(r));
+        /* The instances folder exists: one mkdir. The provider places the
+         * token and says where the worker reads it. */
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST && (r = fs_mkdir_p(dir, 0700)) < 0) {
+                log_error("instance", "cannot create the instance folder", KS("instance", in->row.name),
+                          KS("path", dir), KERR(r));
                 goto fail;
         }
         if (!prov) {
@@ -379,11 +375,33 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
                           KS("provider", in->row.provider));
                 goto fail;
         }
+        r = prov->ops->token_path(prov, in->row.name, dir, tokpath, sizeof(tokpath));
+        if (r < 0) {
+                log_error("instance", "no path for the runner token", KS("instance", in->row.name), KERR(r));
+                goto fail;
+        }
+        snprintf(tokurl, sizeof(tokurl), "file:%s", tokpath);
+
+        /* Sized from the configuration: no fixed caps on argv or env. */
+        size_t ncmd = pc->runner.command.n ? pc->runner.command.n : 1;
+        /* command, one-job and 3 flag pairs, a pair per label, --handle H,
+         * --wait, NULL */
+        argv = calloc(ncmd + 7 + 2 * pc->labels.n + 2 + 1 + 1, sizeof(*argv));
+        label_args = calloc(pc->labels.n + 1, sizeof(*label_args));
+        envv = calloc(8 + pc->runner.env.n + 1, sizeof(*envv));
+        envbuf = calloc(8 + pc->runner.env.n + 1, sizeof(*envbuf));
+        for (size_t i = 0; i < pc->labels.n; i++)
+                csv_len += strlen(pc->labels.v[i]) + 1;
+        labels_csv = calloc(1, csv_len);
+        if (!argv || !label_args || !envv || !envbuf || !labels_csv) {
+                r = -ENOMEM;
+                goto fail;
+        }
 
         /* argv: runner.command (default "forgejo-runner") followed by the
          * one-job flags; the token travels only as a file. */
         if (pc->runner.command.n) {
-                for (size_t i = 0; i < pc->runner.command.n && na < 200; i++)
+                for (size_t i = 0; i < pc->runner.command.n; i++)
                         argv[na++] = pc->runner.command.v[i];
         } else {
                 argv[na++] = "forgejo-runner";
@@ -395,19 +413,16 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
         argv[na++] = in->row.runner_uuid;
         argv[na++] = "--token-url";
         argv[na++] = tokurl;
-        for (size_t i = 0; i < pc->labels.n && nl < 64; i++) {
+        for (size_t i = 0, o = 0; i < pc->labels.n; i++) {
                 const char *scheme = pc->runner.label_scheme ? pc->runner.label_scheme : "host";
-                size_t len = strlen(pc->labels.v[i]) + strlen(scheme) + 2;
-                label_args[nl] = malloc(len);
-                if (!label_args[nl]) {
+                if (asprintf(&label_args[nl], "%s:%s", pc->labels.v[i], scheme) < 0) {
+                        label_args[nl] = NULL;
                         r = -ENOMEM;
                         goto fail;
                 }
-                snprintf(label_args[nl], len, "%s:%s", pc->labels.v[i], scheme);
                 argv[na++] = "--label";
                 argv[na++] = label_args[nl++];
-                size_t o = strlen(labels_csv);
-                snprintf(labels_csv + o, sizeof(labels_csv) - o, "%s%s", o ? "," : "", pc->labels.v[i]);
+                o += (size_t)snprintf(labels_csv + o, csv_len - o, "%s%s", o ? "," : "", pc->labels.v[i]);
         }
         if (!in->row.warm) {
                 argv[na++] = "--handle";
@@ -417,7 +432,8 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
         argv[na] = NULL;
 
 #define ENV(...) do {                                                     \
-                if (ne >= 60 || asprintf(&envbuf[ne], __VA_ARGS__) < 0) {     \
+                if (asprintf(&envbuf[ne], __VA_ARGS__) < 0) {                 \
+                        envbuf[ne] = NULL;                                    \
                         r = -ENOMEM;                                          \
                         goto fail;                                            \
                 }                                                             \
@@ -439,7 +455,7 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
 
         struct provider_spec spec = {
                 .instance = in->row.name, .pool = pc->name, .workdir = dir,
-                .argv = argv, .env = envv, .token_file = tokpath,
+                .argv = argv, .env = envv, .token = token, .token_len = strlen(token),
                 .log_path = logpath, .log_max = WORKER_LOG_MAX,
         };
         in->starting = true;
@@ -447,7 +463,7 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
         if (r < 0) {
                 in->starting = false;
                 log_warn("instance", "worker could not be started", KS("instance", in->row.name),
-                         KS("pool", pc->name), KERR(r));
+                         KS("pool", pc->name), KS("reason", prov->error), KERR(r));
                 goto fail;
         }
         /* Persist the worker's reference before the loop runs again: a
@@ -465,10 +481,15 @@ fail:
         backoff_handle(d, in->row.handle);
         cleanup(d, in);
 out:
-        for (size_t i = 0; i < nl; i++)
+        for (size_t i = 0; label_args && i < nl; i++)
                 free(label_args[i]);
-        for (size_t i = 0; i < ne; i++)
+        for (size_t i = 0; envbuf && i < ne; i++)
                 free(envbuf[i]);
+        free(label_args);
+        free(envbuf);
+        free(argv);
+        free(envv);
+        free(labels_csv);
 }
 
 static void on_created(void *ud, const struct forgejo_result *res, struct forgejo_runner_created *c)
@@ -696,7 +717,7 @@ void inst_stop(struct daemon *d, struct inst *in, const char *reason, enum store
         if (in->op == OP_CREATE || in->starting)
                 return; /* on_created / on_provider continue from here */
         if (in->provider_live && (p = inst_provider(d, in)) != NULL) {
-                if (p->ops->stop(p, in->row.name, STOP_GRACE_MS) == 0)
+                if (p->ops->stop(p, in->row.name) == 0)
                         return; /* EXITED continues */
                 in->provider_live = false;
         }
@@ -728,7 +749,7 @@ void inst_resume(struct daemon *d, struct inst *in)
         }
         /* Without a saved ref (the daemon died between spawning the worker
          * and saving it) the provider may still find the worker by name. */
-        if (p && p->ops->adopt && (in->row.provider_ref[0] || in->row.state == STORE_STARTING)) {
+        if (p && (p->ops->caps & PROVIDER_CAP_ADOPT) && (in->row.provider_ref[0] || in->row.state == STORE_STARTING)) {
                 r = p->ops->adopt(p, in->row.name, in->row.provider_ref, on_provider, in);
                 if (r == 0) {
                         const char *ref = p->ops->ref ? p->ops->ref(p, in->row.name) : NULL;
