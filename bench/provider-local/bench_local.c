@@ -127,7 +127,7 @@ int main(int argc, char **argv)
         }
         long rss0 = status_kb("VmRSS");
         int fds0 = count_fds();
-        if ((r = loop_new(&l)) < 0 || (r = p.ops->init(&p, l)) < 0) {
+        if ((r = loop_new(&l)) < 0 || (r = p.ops->init(&p, l, NULL)) < 0) {
                 fprintf(stderr, "init: %s\n", strerror(-r));
                 goto out;
         }
@@ -156,10 +156,11 @@ int main(int argc, char **argv)
                (double)(heap2 - heap1) / n, fds0, fds2, n);
 
         t0 = now_s();
+        p.stop_grace_ms = 5000;
         for (int k = 0; k < n; k++) {
                 char name[64];
                 snprintf(name, sizeof(name), "s-%05d", k);
-                p.ops->stop(&p, name, 5000);
+                p.ops->stop(&p, name);
         }
         if ((r = wait_exited(l, n, 60)) < 0) {
                 fprintf(stderr, "waiting for stops: %s\n", strerror(-r));

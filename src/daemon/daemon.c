@@ -1174,7 +1174,6 @@ int daemon_run(struct config *cfg, bool log_from_config)
                 static const char *const type_names[] = { "local", "container", "kubernetes", "ssh", "external" };
                 pv->ops = provider_ops_find(type_names[cp->type]);
                 pv->name = strdup(cp->name);
-                pv->max_instances = (int)cp->max_instances;
                 if (!pv->name) {
                         r = -ENOMEM;
                         goto out;
@@ -1185,8 +1184,9 @@ int daemon_run(struct config *cfg, bool log_from_config)
                         r = -EOPNOTSUPP;
                         goto out;
                 }
-                if ((r = pv->ops->init(pv, d->loop)) < 0) {
-                        log_error("provider", "cannot start provider", KS("provider", cp->name), KERR(r));
+                if ((r = pv->ops->init(pv, d->loop, cp)) < 0) {
+                        log_error("provider", "cannot start provider", KS("provider", cp->name),
+                                  KS("reason", pv->error), KERR(r));
                         pv->ops = NULL;
                         goto out;
                 }

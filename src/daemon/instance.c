@@ -19,7 +19,6 @@
 #include "util/log.h"
 #include "util/secret.h"
 
-#define STOP_GRACE_MS 10000
 #define WORKER_LOG_MAX (4u << 20)
 
 /* The forge client rejects longer handles, so a row never cuts one. */
@@ -175,7 +174,7 @@ static void retry_cleanup(struct loop *l, void *ud);
 
 static void finish(struct daemon *d, struct inst *in)
 {
-        char dir[PATH_MAX - 32], path[PATH_MAX];
+        char dir[PATH_MAX - 32];
 
         set_state(in, in->final == STORE_FAILED ? STORE_FAILED : STORE_DONE);
         if (inst_save(d, in) < 0) {
@@ -184,8 +183,11 @@ static void finish(struct daemon *d, struct inst *in)
                 return;
         }
         inst_dir(d, in, dir, sizeof(dir));
-        snprintf(path, sizeof(path), "%s/token", dir);
-        unlink(path);
+        struct provider *p = inst_provider(d, in);
+        int cr = p && p->ops->cleanup ? p->ops->cleanup(p, in->row.name, in->row.provider_ref, dir) : 0;
+        if (cr < 0)
+                log_warn("instance", "cannot remove the worker's leftovers", KS("instance", in->row.name),
+                         KERR(cr));
         /* A failed worker's log is kept for diagnosis (pruned with its row);
          * everything else goes. */
         if (in->row.state == STORE_DONE)
@@ -349,7 +351,8 @@ static void on_provider(void *ud, const struct provider_event *ev)
                 in->starting = false;
                 in->provider_live = false;
                 in->exited = true;
-                in->row.exit_code = ev->signal ? 128 + ev->signal : ev->exit_code;
+                in->row.exit_code = ev->exit.kind == PROVIDER_EXIT_SIGNAL ? 128 + ev->exit.signal
+                                    : ev->exit.kind == PROVIDER_EXIT_CODE ? ev->exit.code : -1;
                 if (in->stop_requested) {
                         cleanup(d, in);
                         break;
@@ -357,13 +360,13 @@ static void on_provider(void *ud, const struct provider_event *ev)
                 if (in->row.state == STORE_RUNNING) {
                         set_reason(in, "completed");
                         in->final = STORE_DONE;
-                } else if (ev->exit_code == 0 && !ev->signal) {
+                } else if (ev->exit.kind == PROVIDER_EXIT_CODE && ev->exit.code == 0) {
                         /* one-job exits 0 only after a task; the claim may
                          * have happened between two listings. */
                         set_reason(in, "completed");
                         in->final = STORE_DONE;
                         in->row.claimed_ms = daemon_wall_ms();
-                } else if (ev->exit_code < 0 && !ev->signal) {
+                } else if (ev->exit.kind == PROVIDER_EXIT_UNKNOWN) {
                         /* An adopted worker: its status is unknowable.
                          * on_deleted() decides — a registration already
                          * gone means Forgejo saw its task finish. */
@@ -392,20 +395,23 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
         int r;
 
         inst_dir(d, in, dir, sizeof(dir));
-        snprintf(tokpath, sizeof(tokpath), "%s/token", dir);
         snprintf(logpath, sizeof(logpath), "%s/worker.log", dir);
-        /* The instances folder exists: one mkdir, and no fsync for the token
-         * (after a machine crash the worker is gone too). */
-        if ((mkdir(dir, 0700) < 0 && errno != EEXIST && (r = fs_mkdir_p(dir, 0700)) < 0) ||
-            (r = fs_write_secret(tokpath, token, strlen(token))) < 0) {
-                log_error("instance", "cannot write the runner token file", KS("instance", in->row.name),
-                          KS("path", tokpath), KERR(r));
+        /* The instances folder exists: one mkdir. The provider places the
+         * token and says where the worker reads it. */
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST && (r = fs_mkdir_p(dir, 0700)) < 0) {
+                log_error("instance", "cannot create the instance folder", KS("instance", in->row.name),
+                          KS("path", dir), KERR(r));
                 goto fail;
         }
         if (!prov) {
                 r = -ENOENT;
                 log_error("instance", "provider not available", KS("instance", in->row.name),
                           KS("provider", in->row.provider));
+                goto fail;
+        }
+        r = prov->ops->token_path(prov, in->row.name, dir, tokpath, sizeof(tokpath));
+        if (r < 0) {
+                log_error("instance", "no path for the runner token", KS("instance", in->row.name), KERR(r));
                 goto fail;
         }
         struct workerspec_in wi = {
@@ -422,14 +428,15 @@ static void start_worker(struct daemon *d, struct inst *in, const char *token)
         struct provider_spec spec = {
                 .instance = in->row.name, .pool = pc->name, .workdir = dir,
                 .argv = (const char *const *)ws.argv, .env = (const char *const *)ws.env,
-                .token_file = tokpath, .log_path = logpath, .log_max = WORKER_LOG_MAX,
+                .token = token, .token_len = strlen(token),
+                .log_path = logpath, .log_max = WORKER_LOG_MAX,
         };
         in->starting = true;
         r = prov->ops->create(prov, &spec, on_provider, in);
         if (r < 0) {
                 in->starting = false;
                 log_warn("instance", "worker could not be started", KS("instance", in->row.name),
-                         KS("pool", pc->name), KERR(r));
+                         KS("pool", pc->name), KS("reason", prov->error), KERR(r));
                 goto fail;
         }
         /* Persist the worker's reference before the loop runs again: a
@@ -687,7 +694,7 @@ static void stop_effect(struct daemon *d, struct inst *in)
         if (in->op == OP_CREATE || in->starting)
                 return; /* on_created / on_provider continue from here */
         if (in->provider_live && (p = inst_provider(d, in)) != NULL) {
-                if (p->ops->stop(p, in->row.name, STOP_GRACE_MS) == 0)
+                if (p->ops->stop(p, in->row.name) == 0)
                         return; /* EXITED continues */
                 in->provider_live = false;
         }
@@ -719,7 +726,7 @@ void inst_resume(struct daemon *d, struct inst *in)
         }
         /* Without a saved ref (the daemon died between spawning the worker
          * and saving it) the provider may still find the worker by name. */
-        if (p && p->ops->adopt && (in->row.provider_ref[0] || in->row.state == STORE_STARTING)) {
+        if (p && (p->ops->caps & PROVIDER_CAP_ADOPT) && (in->row.provider_ref[0] || in->row.state == STORE_STARTING)) {
                 r = p->ops->adopt(p, in->row.name, in->row.provider_ref, on_provider, in);
                 if (r == 0) {
                         const char *ref = p->ops->ref ? p->ops->ref(p, in->row.name) : NULL;

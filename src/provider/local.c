@@ -1,18 +1,24 @@
 /* local.c: the `local` provider: workers are processes on this machine.
  * Owns spawning (clone with a shared address space, like vfork), each
- * worker's process group, its size-capped log file, SIGTERM-then-SIGKILL
- * stops, "pid:starttime" references and re-adoption after a restart.
- * Never reads or writes worker output itself, never sets PR_SET_PDEATHSIG
- * (workers outlive the daemon so they can be adopted), never logs. */
+ * worker's environment (spec->env plus a short allow-list, nothing else of
+ * the daemon's), its account (`user`/`group`), its token file, process
+ * group and size-capped log, SIGTERM-then-SIGKILL stops, "pid:starttime"
+ * references, the /proc scan behind list() and adoption by name. Never
+ * reads worker output, never sets PR_SET_PDEATHSIG (workers outlive the
+ * daemon so they can be adopted), never logs. */
 #include "provider/provider.h"
+#include "config/config.h"
 #include "loop/loop.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +61,40 @@ extern char **environ;
  * The limit (and the ignored SIGXFSZ) is inherited by everything the
  * worker starts, so log_max must exceed the largest file a job running
  * directly on the host writes (docker jobs are children of dockerd and
- * are not affected). */
+ * are not affected).
+ *
+ * Why the worker's environment is built from scratch: the daemon's own
+ * environment carries its secrets (a forge token through token_env, proxy
+ * credentials) and every job step would inherit them. A worker gets
+ * spec->env, FORGESCALE_INSTANCE (the marker list() and adoption by name
+ * look for, placed first so a scan reads only the start of environ) and
+ * PATH, HOME, LANG and TZ: the daemon's, or with `user` the account's own
+ * home and a standard PATH.
+ *
+ * Why credentials are switched with raw system calls: glibc's setuid()
+ * family, in a process that has threads (libcurl's resolver), signals every
+ * thread so they all switch; in a child sharing the daemon's memory that
+ * would reach into the daemon's threads. The raw calls change only the
+ * calling task, which is the child. */
 
 #define SPAWN_STACK_SIZE (256u * 1024u)
 #define STAT_MAX 1024
 #define REF_MAX 48
+#define ENVIRON_SCAN_MAX (64u * 1024u)  /* of /proc/PID/environ, per process */
+#define MARK_KEY "FORGESCALE_INSTANCE"
+#define TOKEN_NAME "token"
+/* The worker account's PATH: what login(1) gives a non-root account. */
+#define ACCOUNT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+#ifdef SYS_setresuid32                  /* 32-bit ABIs: the 32-bit id calls */
+#define NR_SETGROUPS SYS_setgroups32
+#define NR_SETRESGID SYS_setresgid32
+#define NR_SETRESUID SYS_setresuid32
+#else
+#define NR_SETGROUPS SYS_setgroups
+#define NR_SETRESGID SYS_setresgid
+#define NR_SETRESUID SYS_setresuid
+#endif
 
 struct local_inst {
         struct local_inst *hnext;
@@ -86,6 +121,18 @@ struct list_req {
         struct loop_timer *timer;
 };
 
+/* The workers' account. Without `user` and `group` it is the daemon's and
+ * nothing is switched; uid still tells which processes a scan may claim. */
+struct account {
+        bool switch_creds;              /* the child changes uid/gid/groups */
+        uid_t uid;
+        gid_t gid;
+        gid_t *groups;                  /* supplementary groups, owned */
+        size_t ngroups;
+        char *user;                     /* name for messages, or NULL */
+        char *home_env;                 /* "HOME=<home>", or NULL: the daemon's */
+};
+
 struct local {
         struct loop *loop;
         int devnull;
@@ -94,6 +141,7 @@ struct local {
         size_t nbuckets;
         size_t n;
         struct list_req *lists;         /* pending list() calls */
+        struct account acct;
 };
 
 /* ---- instance table ---------------------------------------------------- */
@@ -274,7 +322,174 @@ static int parse_ref(const char *ref, pid_t *ret_pid, unsigned long long *ret_st
         return 0;
 }
 
+/* ---- the workers' account -------------------------------------------------- */
+
+static bool parse_id(const char *s, unsigned long long *ret)
+{
+        char *end;
+        unsigned long long v;
+
+        if (*s < '0' || *s > '9')
+                return false;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || *end || v >= (unsigned long long)(uid_t)-1)
+                return false;
+        *ret = v;
+        return true;
+}
+
+/* getpwnam_r() reports "no such entry" as 0 with a NULL result and asks for
+ * a larger buffer with ERANGE. A name of digits that is no account name is
+ * taken as a uid. *buf is the caller's, reused and freed by it. */
+static int lookup_user(const char *name, struct passwd *pw, char **buf)
+{
+        for (size_t n = 1024; n <= (1u << 20); n *= 2) {
+                struct passwd *res = NULL;
+                unsigned long long id;
+                char *b = realloc(*buf, n);
+                int e;
+
+                if (!b)
+                        return -ENOMEM;
+                *buf = b;
+                e = getpwnam_r(name, pw, b, n, &res);
+                if (e == 0 && !res && parse_id(name, &id))
+                        e = getpwuid_r((uid_t)id, pw, b, n, &res);
+                if (e == ERANGE)
+                        continue;
+                if (e)
+                        return -e;
+                return res ? 0 : -ENOENT;
+        }
+        return -ERANGE;
+}
+
+static int lookup_group(const char *name, struct group *gr, char **buf)
+{
+        for (size_t n = 1024; n <= (1u << 20); n *= 2) {
+                struct group *res = NULL;
+                unsigned long long id;
+                char *b = realloc(*buf, n);
+                int e;
+
+                if (!b)
+                        return -ENOMEM;
+                *buf = b;
+                e = getgrnam_r(name, gr, b, n, &res);
+                if (e == 0 && !res && parse_id(name, &id))
+                        e = getgrgid_r((gid_t)id, gr, b, n, &res);
+                if (e == ERANGE)
+                        continue;
+                if (e)
+                        return -e;
+                return res ? 0 : -ENOENT;
+        }
+        return -ERANGE;
+}
+
+static void account_done(struct account *a)
+{
+        free(a->groups);
+        free(a->user);
+        free(a->home_env);
+        memset(a, 0, sizeof(*a));
+}
+
+/* Resolves `user` and `group` once, at init: the child cannot call NSS.
+ * The groups are the user's (as login(1) would set them) or, with only a
+ * group, that group alone. */
+static int account_init(struct account *a, const char *user, const char *group,
+                        char *err, size_t errn)
+{
+        struct passwd pw;
+        struct group gr;
+        char *buf = NULL;
+        int r = 0;
+
+        memset(a, 0, sizeof(*a));
+        a->uid = geteuid();
+        a->gid = getegid();
+        if (user && !*user)
+                user = NULL;
+        if (group && !*group)
+                group = NULL;
+        if (!user && !group)
+                return 0;
+        if (user) {
+                r = lookup_user(user, &pw, &buf);
+                if (r < 0) {
+                        snprintf(err, errn, r == -ENOENT ? "user '%s' does not exist"
+                                                        : "cannot look up user '%s'", user);
+                        goto out;
+                }
+                a->uid = pw.pw_uid;
+                a->gid = pw.pw_gid;
+                a->user = strdup(pw.pw_name);
+                if (!a->user || asprintf(&a->home_env, "HOME=%s", pw.pw_dir) < 0) {
+                        a->home_env = NULL;
+                        r = -ENOMEM;
+                        goto out;
+                }
+        }
+        if (group) {
+                r = lookup_group(group, &gr, &buf);
+                if (r < 0) {
+                        snprintf(err, errn, r == -ENOENT ? "group '%s' does not exist"
+                                                        : "cannot look up group '%s'", group);
+                        goto out;
+                }
+                a->gid = gr.gr_gid;
+        }
+        if (a->user) {
+                int n = 16;
+                for (;;) {
+                        gid_t *g = realloc(a->groups, (size_t)n * sizeof(*g));
+                        int want = n;
+                        if (!g) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        a->groups = g;
+                        if (getgrouplist(a->user, a->gid, a->groups, &want) >= 0) {
+                                a->ngroups = (size_t)want;
+                                break;
+                        }
+                        if (want <= n || want > 65536) {
+                                snprintf(err, errn, "cannot list the groups of user '%s'", a->user);
+                                r = -EINVAL;
+                                goto out;
+                        }
+                        n = want;
+                }
+        } else {
+                a->groups = malloc(sizeof(*a->groups));
+                if (!a->groups) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                a->groups[0] = a->gid;
+                a->ngroups = 1;
+        }
+        /* Naming the daemon's own account changes nothing, and must not
+         * need privileges the daemon lacks. */
+        a->switch_creds = a->uid != geteuid() || a->gid != getegid();
+        r = 0;
+out:
+        free(buf);
+        if (r < 0)
+                account_done(a);
+        return r;
+}
+
 /* ---- spawning ------------------------------------------------------------ */
+
+enum spawn_step {
+        STEP_SETUP = 1,                 /* process group, stdio, limits */
+        STEP_CREDS,                     /* setgroups/setresgid/setresuid */
+        STEP_CHDIR,
+        STEP_EXEC,
+};
 
 struct spawn_args {
         const char *file;               /* argv[0]; searched in path if no '/' */
@@ -286,6 +501,8 @@ struct spawn_args {
         int logfd;                      /* >= 3 */
         bool set_fsize;
         struct rlimit fsize;
+        const struct account *acct;
+        volatile int step;              /* written by the child */
         volatile int err;               /* written by the child on failure */
 };
 
@@ -342,14 +559,18 @@ static int child_exec(const struct spawn_args *a)
 
 /* Runs in the child on the spawn stack, sharing the daemon's memory: only
  * system calls, and every signal is blocked until the dispositions are
- * back to default, so no daemon handler can run here. */
+ * back to default, so no daemon handler can run here. The folder is
+ * entered after the switch to the worker's account, so a worker that could
+ * not reach its folder (nor its token by path) fails here, at create(). */
 __attribute__((no_sanitize("address")))
 static int child_main(void *arg)
 {
         struct spawn_args *a = arg;
+        const struct account *acct = a->acct;
         struct sigaction sa;
         sigset_t none;
 
+        a->step = STEP_SETUP;
         memset(&sa, 0, sizeof(sa));
         for (int sig = 1; sig < NSIG; sig++) {
                 if (sig == SIGKILL || sig == SIGSTOP)
@@ -367,8 +588,6 @@ static int child_main(void *arg)
         }
         if (setpgid(0, 0) < 0)
                 goto fail;
-        if (chdir(a->workdir) < 0)
-                goto fail;
         if (dup2(a->devnull, 0) < 0 || dup2(a->logfd, 1) < 0 || dup2(a->logfd, 2) < 0)
                 goto fail;
         /* Every daemon fd is O_CLOEXEC already; this also covers fds that a
@@ -377,9 +596,22 @@ static int child_main(void *arg)
                 (void)close_range(3, ~0u, 0);
         if (a->set_fsize && setrlimit(RLIMIT_FSIZE, &a->fsize) < 0)
                 goto fail;
+        if (acct->switch_creds) {
+                a->step = STEP_CREDS;
+                /* Groups first: after setresuid the right to change them is gone. */
+                if (syscall(NR_SETGROUPS, acct->ngroups, acct->groups) < 0 ||
+                    syscall(NR_SETRESGID, acct->gid, acct->gid, acct->gid) < 0 ||
+                    syscall(NR_SETRESUID, acct->uid, acct->uid, acct->uid) < 0)
+                        goto fail;
+        }
+        a->step = STEP_CHDIR;
+        if (chdir(a->workdir) < 0)
+                goto fail;
+        a->step = STEP_SETUP;
         sigemptyset(&none);
         if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
                 goto fail;
+        a->step = STEP_EXEC;
         a->err = child_exec(a);
         _exit(127);
 fail:
@@ -397,42 +629,68 @@ static int fd_above_stdio(int fd)
         return r;
 }
 
-static bool env_overridden(const char *entry, const char *const *extra)
+static bool has_key(const char *entry, const char *key, size_t klen)
 {
-        const char *eq = strchr(entry, '=');
-        size_t klen = eq ? (size_t)(eq - entry) : strlen(entry);
+        return strncmp(entry, key, klen) == 0 && entry[klen] == '=';
+}
 
-        for (size_t k = 0; extra && extra[k]; k++)
-                if (strncmp(extra[k], entry, klen) == 0 && extra[k][klen] == '=')
+static bool env_has_key(const char *const *env, const char *key, size_t klen)
+{
+        for (size_t k = 0; env && env[k]; k++)
+                if (has_key(env[k], key, klen))
                         return true;
         return false;
 }
 
-/* The daemon's environment with spec->env on top (same key: spec wins).
- * Pointers are borrowed; the caller frees only the array. */
-static int build_env(const char *const *extra, char ***ret)
+/* The worker's whole environment (see the top of the file): the marker,
+ * spec->env, then the allow-list entries spec->env does not set. Pointers
+ * are borrowed except *ret_own, which the caller frees with the array. */
+static int build_env(const struct local *lc, const struct provider_spec *spec,
+                     char ***ret, char **ret_own)
 {
-        size_t ne = 0, nx = 0, n = 0;
-        char **envp;
+        static const char *const allow[] = { "PATH", "HOME", "LANG", "TZ" };
+        const size_t nallow = sizeof(allow) / sizeof(allow[0]);
+        const size_t mklen = sizeof(MARK_KEY) - 1;
+        const struct account *acct = &lc->acct;
+        char **envp, *mark;
+        size_t nx = 0, n = 0;
 
-        for (size_t k = 0; extra && extra[k]; k++) {
-                const char *eq = strchr(extra[k], '=');
-                if (!eq || eq == extra[k])
+        for (size_t k = 0; spec->env && spec->env[k]; k++) {
+                const char *eq = strchr(spec->env[k], '=');
+                if (!eq || eq == spec->env[k])
                         return -EINVAL;
                 nx++;
         }
-        while (environ && environ[ne])
-                ne++;
-        envp = malloc((ne + nx + 1) * sizeof(*envp));
-        if (!envp)
+        if (asprintf(&mark, MARK_KEY "=%s", spec->instance) < 0)
                 return -ENOMEM;
-        for (size_t k = 0; k < ne; k++)
-                if (!env_overridden(environ[k], extra))
-                        envp[n++] = environ[k];
+        envp = malloc((1 + nx + nallow + 1) * sizeof(*envp));
+        if (!envp) {
+                free(mark);
+                return -ENOMEM;
+        }
+        envp[n++] = mark;
         for (size_t k = 0; k < nx; k++)
-                envp[n++] = (char *)extra[k];
+                if (!has_key(spec->env[k], MARK_KEY, mklen))
+                        envp[n++] = (char *)spec->env[k];
+        for (size_t k = 0; k < nallow; k++) {
+                size_t klen = strlen(allow[k]);
+                const char *v = NULL;
+                if (env_has_key(spec->env, allow[k], klen))
+                        continue;
+                if (acct->home_env && strcmp(allow[k], "HOME") == 0)
+                        v = acct->home_env;
+                else if (acct->user && strcmp(allow[k], "PATH") == 0)
+                        v = "PATH=" ACCOUNT_PATH;
+                else
+                        for (size_t e = 0; environ && environ[e] && !v; e++)
+                                if (has_key(environ[e], allow[k], klen))
+                                        v = environ[e];
+                if (v)
+                        envp[n++] = (char *)v;
+        }
         envp[n] = NULL;
         *ret = envp;
+        *ret_own = mark;
         return 0;
 }
 
@@ -444,10 +702,55 @@ static const char *env_path(char *const *envp)
         return "/usr/local/bin:/usr/bin:/bin";
 }
 
+__attribute__((format(printf, 2, 3)))
+static void set_error(struct provider *p, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(p->error, sizeof(p->error), fmt, ap);
+        va_end(ap);
+}
+
+static const char *who(const struct account *a)
+{
+        return a->user ? a->user : "the daemon's user";
+}
+
+/* Explains a child failure in terms an operator can act on. */
+static void explain_spawn(struct provider *p, const struct provider_spec *spec,
+                          int step, int err)
+{
+        const struct account *a = &((struct local *)p->ctx)->acct;
+
+        switch (step) {
+        case STEP_CREDS:
+                set_error(p, "cannot run workers as %s (uid %u, gid %u)%s", who(a),
+                          (unsigned)a->uid, (unsigned)a->gid,
+                          err == EPERM ? ": the daemon needs root, or CAP_SETUID and CAP_SETGID" : "");
+                break;
+        case STEP_CHDIR:
+                if (err == EACCES && a->switch_creds)
+                        set_error(p, "%s cannot reach the instance folder %s: every folder above it "
+                                  "must be searchable (x) by that account", who(a), spec->workdir);
+                else
+                        set_error(p, "cannot enter the instance folder %s", spec->workdir);
+                break;
+        case STEP_EXEC:
+                set_error(p, "cannot run '%s'%s", spec->argv[0],
+                          err == ENOENT && !strchr(spec->argv[0], '/') ? " (not found in the worker's PATH)" : "");
+                break;
+        default:
+                set_error(p, "cannot set up the worker process");
+                break;
+        }
+}
+
 /* Starts the child; returns its pid, or -errno when nothing runs (a child
  * that failed before or at execve has been reaped). */
-static pid_t spawn(struct local *lc, const struct provider_spec *spec, char *const *envp)
+static pid_t spawn(struct provider *p, const struct provider_spec *spec, char *const *envp)
 {
+        struct local *lc = p->ctx;
         struct spawn_args a = {
                 .file = spec->argv[0],
                 .argv = (char *const *)spec->argv,
@@ -455,6 +758,8 @@ static pid_t spawn(struct local *lc, const struct provider_spec *spec, char *con
                 .path = env_path(envp),
                 .workdir = spec->workdir,
                 .devnull = lc->devnull,
+                .acct = &lc->acct,
+                .step = 0,
                 .err = 0,
         };
         sigset_t all, old;
@@ -472,15 +777,20 @@ static pid_t spawn(struct local *lc, const struct provider_spec *spec, char *con
                         a.fsize.rlim_cur = cur.rlim_max;
         }
 
-        /* A new worker starts a new log; O_APPEND keeps concurrent writes
-         * of stdout and stderr (and of the worker's children) whole. */
-        fd = open(spec->log_path,
-                  O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        if (fchmod(fd, 0600) < 0) {
+        /* A new worker starts a new log, in a new file: whatever a previous
+         * worker (maybe another account) left under that name is never
+         * opened. O_APPEND keeps concurrent writes of stdout and stderr
+         * (and of the worker's children) whole. */
+        if (unlink(spec->log_path) < 0 && errno != ENOENT) {
                 r = -errno;
-                close(fd);
+                set_error(p, "cannot replace the worker log %s", spec->log_path);
+                return r;
+        }
+        fd = open(spec->log_path,
+                  O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                r = -errno;
+                set_error(p, "cannot create the worker log %s", spec->log_path);
                 return r;
         }
         fd = fd_above_stdio(fd);
@@ -500,6 +810,7 @@ static pid_t spawn(struct local *lc, const struct provider_spec *spec, char *con
         if (a.err) {
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
+                explain_spawn(p, spec, a.step, a.err);
                 return -a.err;
         }
         return pid;
@@ -513,6 +824,64 @@ static void discard_child(pid_t pid)
                 ;
 }
 
+/* ---- the instance folder and the token ---------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+        while (n) {
+                ssize_t w = write(fd, p, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0)
+                        return -errno;
+                p += w;
+                n -= (size_t)w;
+        }
+        return 0;
+}
+
+/* Hands the folder to the worker's account and writes the token in it as a
+ * new 0600 file of that account. The folder may hold whatever an earlier
+ * worker of that account left, so nothing existing is opened or followed:
+ * the old name is unlinked and the file created with O_EXCL. */
+static int place_token(struct provider *p, const struct provider_spec *spec, int dirfd)
+{
+        const struct account *a = &((struct local *)p->ctx)->acct;
+        int fd, r;
+
+        if (a->uid != geteuid() && fchown(dirfd, a->uid, a->gid) < 0) {
+                r = -errno;
+                set_error(p, "cannot give the instance folder %s to %s%s", spec->workdir, who(a),
+                          r == -EPERM ? ": the daemon needs root, or CAP_CHOWN" : "");
+                return r;
+        }
+        if (!spec->token)
+                return 0;
+        if (unlinkat(dirfd, TOKEN_NAME, 0) < 0 && errno != ENOENT) {
+                r = -errno;
+                set_error(p, "cannot replace the token file in %s", spec->workdir);
+                return r;
+        }
+        fd = openat(dirfd, TOKEN_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                r = -errno;
+                set_error(p, "cannot create the token file in %s", spec->workdir);
+                return r;
+        }
+        r = 0;
+        if (a->switch_creds && fchown(fd, a->uid, a->gid) < 0)
+                r = -errno;
+        if (r == 0)
+                r = write_all(fd, spec->token, spec->token_len);
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r < 0) {
+                set_error(p, "cannot write the token file in %s", spec->workdir);
+                unlinkat(dirfd, TOKEN_NAME, 0);
+        }
+        return r;
+}
+
 /* ---- events ------------------------------------------------------------- */
 
 static void emit_started(struct local_inst *i)
@@ -521,10 +890,24 @@ static void emit_started(struct local_inst *i)
                 .type = PROVIDER_EV_STARTED,
                 .instance = i->name,
                 .ref = i->ref,
-                .exit_code = -1,
         };
 
         i->cb(i->ud, &ev);
+}
+
+/* -1 is the loop's "not our child, status unknowable". */
+static struct provider_exit exit_from_status(int wstatus)
+{
+        struct provider_exit e = { .kind = PROVIDER_EXIT_UNKNOWN };
+
+        if (wstatus != -1 && WIFEXITED(wstatus)) {
+                e.kind = PROVIDER_EXIT_CODE;
+                e.code = WEXITSTATUS(wstatus);
+        } else if (wstatus != -1 && WIFSIGNALED(wstatus)) {
+                e.kind = PROVIDER_EXIT_SIGNAL;
+                e.signal = WTERMSIG(wstatus);
+        }
+        return e;
 }
 
 /* The worker is gone: kill what it left in its group, forget it, report.
@@ -537,8 +920,7 @@ static void finish(struct local_inst *i, int wstatus)
                 .type = PROVIDER_EV_EXITED,
                 .instance = i->name,
                 .ref = i->ref,
-                .exit_code = -1,
-                .signal = 0,
+                .exit = exit_from_status(wstatus),
         };
 
         if (i->kill_timer) {
@@ -550,14 +932,6 @@ static void finish(struct local_inst *i, int wstatus)
         if (i->pgid == i->pid && i->pid > 1)
                 kill(-i->pgid, SIGKILL);
         inst_unlink(lc, i);
-
-        if (wstatus != -1) {
-                if (WIFEXITED(wstatus)) {
-                        ev.exit_code = WEXITSTATUS(wstatus);
-                } else if (WIFSIGNALED(wstatus)) {
-                        ev.signal = WTERMSIG(wstatus);
-                }
-        }
         i->cb(i->ud, &ev);
         inst_free(i);
 }
@@ -592,17 +966,182 @@ static void on_kill_timer(struct loop *l, void *ud)
         kill(i->pgid == i->pid ? -i->pid : i->pid, SIGKILL);
 }
 
+/* ---- finding workers in /proc ---------------------------------------------- */
+
+/* A worker found by its marker: the oldest process claiming a name wins,
+ * since a job step that made itself a group leader inherits the marker
+ * too, but only after the worker started. */
+struct found {
+        char *name;
+        pid_t pid;
+        unsigned long long start;
+};
+
+struct found_set {
+        struct found *v;
+        size_t n, cap;
+};
+
+static void found_set_done(struct found_set *s)
+{
+        for (size_t k = 0; k < s->n; k++)
+                free(s->v[k].name);
+        free(s->v);
+        memset(s, 0, sizeof(*s));
+}
+
+static int found_add(struct found_set *s, const char *name, size_t len, pid_t pid,
+                     unsigned long long start)
+{
+        for (size_t k = 0; k < s->n; k++) {
+                if (strlen(s->v[k].name) == len && memcmp(s->v[k].name, name, len) == 0) {
+                        if (start < s->v[k].start) {
+                                s->v[k].pid = pid;
+                                s->v[k].start = start;
+                        }
+                        return 0;
+                }
+        }
+        if (s->n == s->cap) {
+                size_t cap = s->cap ? s->cap * 2 : 16;
+                struct found *v = realloc(s->v, cap * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                s->v = v;
+                s->cap = cap;
+        }
+        s->v[s->n].name = strndup(name, len);
+        if (!s->v[s->n].name)
+                return -ENOMEM;
+        s->v[s->n].pid = pid;
+        s->v[s->n].start = start;
+        s->n++;
+        return 0;
+}
+
+/* The real uid on the "Uid:" line of /proc/PID/status. */
+static int proc_uid(pid_t pid, uid_t *ret)
+{
+        char path[64], buf[STAT_MAX * 2];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return n < 0 ? -errno : -EINVAL;
+        buf[n] = '\0';
+        char *s = strstr(buf, "\nUid:");
+        if (!s)
+                return -EINVAL;
+        s += 5;
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(s, &end, 10);
+        if (errno || end == s)
+                return -EINVAL;
+        *ret = (uid_t)u;
+        return 0;
+}
+
+/* Reads the start of /proc/PID/environ into buf[cap] (NUL-terminated). */
+static ssize_t read_environ(pid_t pid, char *buf, size_t cap)
+{
+        char path[64];
+        size_t len = 0;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        while (len < cap - 1) {
+                ssize_t n = read(fd, buf + len, cap - 1 - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+        }
+        close(fd);
+        buf[len] = '\0';
+        return (ssize_t)len;
+}
+
+/* Collects the live workers of this provider's account whose marker is
+ * exactly `exact` (when set) or starts with `prefix` (NULL or "": any):
+ * processes leading their own group (as every worker does) whose
+ * environment carries the marker. Only the account's processes count, so
+ * a job of another account cannot pose as a worker. */
+static int scan_workers(const struct local *lc, const char *prefix, const char *exact,
+                        struct found_set *out)
+{
+        static const char mark[] = MARK_KEY "=";
+        size_t plen = prefix ? strlen(prefix) : 0, elen = exact ? strlen(exact) : 0;
+        char *buf = NULL;
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        d = opendir("/proc");
+        if (!d)
+                return -errno;
+        buf = malloc(ENVIRON_SCAN_MAX);
+        if (!buf) {
+                closedir(d);
+                return -ENOMEM;
+        }
+        while (r == 0 && (de = readdir(d))) {
+                char *end, state;
+                pid_t pgrp;
+                unsigned long long start;
+                uid_t uid;
+                long pid = strtol(de->d_name, &end, 10);
+
+                if (*end || pid <= 0 || pid > INT_MAX || pid == getpid())
+                        continue;
+                if (read_stat((pid_t)pid, &state, &pgrp, &start) < 0 || pgrp != (pid_t)pid ||
+                    state == 'Z' || state == 'X')
+                        continue;
+                ssize_t len = read_environ((pid_t)pid, buf, ENVIRON_SCAN_MAX);
+                for (char *e = buf; len > 0 && e < buf + len; e += strlen(e) + 1) {
+                        if (strncmp(e, mark, sizeof(mark) - 1) != 0)
+                                continue;
+                        const char *name = e + sizeof(mark) - 1;
+                        size_t nlen = strlen(name);
+                        bool match = exact ? nlen == elen && memcmp(name, exact, elen) == 0
+                                           : nlen >= plen && strncmp(name, prefix ? prefix : "", plen) == 0;
+                        if (match && nlen && proc_uid((pid_t)pid, &uid) == 0 && uid == lc->acct.uid)
+                                r = found_add(out, name, nlen, (pid_t)pid, start);
+                        break;
+                }
+        }
+        free(buf);
+        closedir(d);
+        return r;
+}
+
 /* ---- operations ---------------------------------------------------------- */
 
-static int local_init(struct provider *p, struct loop *loop)
+static int local_init(struct provider *p, struct loop *loop, const struct config_provider *cfg)
 {
         struct local *lc = calloc(1, sizeof(*lc));
         int r;
 
+        provider_init_common(p, cfg);
+        p->ctx = NULL;
         if (!lc)
                 return -ENOMEM;
         lc->loop = loop;
         lc->devnull = -1;
+        r = account_init(&lc->acct, cfg ? cfg->local.user : NULL, cfg ? cfg->local.group : NULL,
+                         p->error, sizeof(p->error));
+        if (r < 0)
+                goto err;
         lc->nbuckets = 64;
         lc->buckets = calloc(lc->nbuckets, sizeof(*lc->buckets));
         if (!lc->buckets) {
@@ -633,6 +1172,7 @@ err:
                 munmap(lc->stack, SPAWN_STACK_SIZE);
         if (lc->devnull >= 0)
                 close(lc->devnull);
+        account_done(&lc->acct);
         free(lc->buckets);
         free(lc);
         return r;
@@ -666,26 +1206,43 @@ static void local_done(struct provider *p)
         }
         munmap(lc->stack, SPAWN_STACK_SIZE);
         close(lc->devnull);
+        account_done(&lc->acct);
         free(lc->buckets);
         free(lc);
         p->ctx = NULL;
 }
 
-/* Exec failures (missing binary, no permission, bad workdir) are known
- * before create() returns, so they come back as its -errno and no FAILED
- * event is ever sent. STARTED is delivered from the loop, never from
- * inside create(). */
+/* The worker reads the token where it was placed: the instance folder is
+ * on this machine and the worker sees the daemon's paths. */
+static int local_token_path(struct provider *p, const char *instance, const char *workdir,
+                            char *buf, size_t n)
+{
+        if (!workdir || !*workdir || !buf || n == 0)
+                return -EINVAL;
+        int len = snprintf(buf, n, "%s/" TOKEN_NAME, workdir);
+        if (len < 0 || (size_t)len >= n)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Exec failures (missing binary, no permission, bad workdir, an account
+ * the daemon cannot switch to) are known before create() returns, so they
+ * come back as its -errno, with nothing left behind, and no FAILED event
+ * is ever sent. STARTED is delivered from the loop, never from inside
+ * create(). */
 static int local_create(struct provider *p, const struct provider_spec *spec,
                         provider_event_cb cb, void *ud)
 {
         struct local *lc = p->ctx;
         struct local_inst *i = NULL;
-        char **envp = NULL;
+        char **envp = NULL, *env_own = NULL;
         unsigned long long start;
+        bool token_placed = false;
         pid_t pid, pgrp;
         char state;
-        int r, st;
+        int r, st, dirfd = -1;
 
+        p->error[0] = '\0';
         if (!spec || !cb || !spec->instance || !*spec->instance || !spec->argv ||
             !spec->argv[0] || !*spec->argv[0] || !spec->workdir || !spec->log_path)
                 return -EINVAL;
@@ -693,7 +1250,7 @@ static int local_create(struct provider *p, const struct provider_spec *spec,
                 return -EEXIST;
         if (p->max_instances > 0 && lc->n >= (size_t)p->max_instances)
                 return -EAGAIN;
-        r = build_env(spec->env, &envp);
+        r = build_env(lc, spec, &envp, &env_own);
         if (r < 0)
                 return r;
         i = inst_new(lc, spec->instance, cb, ud);
@@ -708,8 +1265,18 @@ static int local_create(struct provider *p, const struct provider_spec *spec,
                 r = -ENOMEM;
                 goto out;
         }
+        dirfd = open(spec->workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dirfd < 0) {
+                r = -errno;
+                set_error(p, "cannot open the instance folder %s", spec->workdir);
+                goto out;
+        }
+        r = place_token(p, spec, dirfd);
+        if (r < 0)
+                goto out;
+        token_placed = spec->token != NULL;
 
-        pid = spawn(lc, spec, envp);
+        pid = spawn(p, spec, envp);
         if (pid < 0) {
                 r = pid;
                 goto out;
@@ -741,19 +1308,26 @@ static int local_create(struct provider *p, const struct provider_spec *spec,
         }
         inst_insert(lc, i);
         i = NULL;
+        token_placed = false;
         r = 0;
 out:
+        if (token_placed)
+                unlinkat(dirfd, TOKEN_NAME, 0);
+        if (dirfd >= 0)
+                close(dirfd);
         if (i) {
                 loop_timer_cancel(lc->loop, i->start_timer);
                 inst_free(i);
         }
         free(envp);
+        free(env_own);
         return r;
 }
 
-static int local_stop(struct provider *p, const char *instance, int64_t grace_ms)
+static int local_stop(struct provider *p, const char *instance)
 {
         struct local *lc = p->ctx;
+        int64_t grace_ms = p->stop_grace_ms > 0 ? p->stop_grace_ms : PROVIDER_STOP_GRACE_DEFAULT_MS;
         struct local_inst *i;
         pid_t target;
 
@@ -766,13 +1340,6 @@ static int local_stop(struct provider *p, const char *instance, int64_t grace_ms
                 return 0;               /* EXITED is already queued */
         target = i->pgid == i->pid ? -i->pid : i->pid;
         /* ESRCH: already dead and not yet reported; EXITED still follows. */
-        if (grace_ms <= 0) {
-                loop_timer_cancel(lc->loop, i->kill_timer);
-                i->kill_timer = NULL;
-                if (kill(target, SIGKILL) < 0 && errno != ESRCH)
-                        return -errno;
-                return 0;
-        }
         if (kill(target, SIGTERM) < 0 && errno != ESRCH)
                 return -errno;
         int64_t deadline = loop_now_ms(lc->loop) + grace_ms;
@@ -788,52 +1355,17 @@ static int local_stop(struct provider *p, const char *instance, int64_t grace_ms
 }
 
 /* Finds the worker of an instance whose reference was never saved (the
- * daemon died between spawning it and writing the row) by the
- * FORGESCALE_INSTANCE=<name> entry every worker gets in its environment.
- * Only processes of our own user are readable, which is all we need. */
-static int find_by_env(const char *instance, char *ref, size_t n)
+ * daemon died between spawning it and writing the row) by its marker. */
+static int find_by_name(const struct local *lc, const char *instance, char *ref, size_t n)
 {
-        char want[300], path[64];
-        DIR *d;
-        struct dirent *de;
-        int r = -ESRCH;
+        struct found_set s = { 0 };
+        int r = scan_workers(lc, NULL, instance, &s);
 
-        if (snprintf(want, sizeof(want), "FORGESCALE_INSTANCE=%s", instance) >= (int)sizeof(want))
-                return -ENAMETOOLONG;
-        d = opendir("/proc");
-        if (!d)
-                return -errno;
-        while ((de = readdir(d)) && r == -ESRCH) {
-                char *end, buf[65536];
-                long pid = strtol(de->d_name, &end, 10);
-                if (*end || pid <= 0 || pid == getpid())
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                ssize_t len = read(fd, buf, sizeof(buf) - 1);
-                close(fd);
-                if (len <= 0)
-                        continue;
-                buf[len] = '\0';
-                for (char *e = buf; e < buf + len; e += strlen(e) + 1) {
-                        if (strcmp(e, want) != 0)
-                                continue;
-                        char state;
-                        pid_t pgrp;
-                        unsigned long long start;
-                        /* The worker leads its own process group; a child
-                         * of it (a job step) inherits the variable too. */
-                        if (read_stat((pid_t)pid, &state, &pgrp, &start) == 0 && pgrp == (pid_t)pid &&
-                            state != 'Z' && state != 'X') {
-                                snprintf(ref, n, "%ld:%llu", pid, start);
-                                r = 0;
-                        }
-                        break;
-                }
-        }
-        closedir(d);
+        if (r == 0 && s.n == 0)
+                r = -ESRCH;
+        if (r == 0)
+                snprintf(ref, n, "%d:%llu", (int)s.v[0].pid, s.v[0].start);
+        found_set_done(&s);
         return r;
 }
 
@@ -848,10 +1380,13 @@ static int local_adopt(struct provider *p, const char *instance, const char *ref
         char state;
         int r;
 
+        p->error[0] = '\0';
         if (!instance || !*instance || !cb || !ref)
                 return -EINVAL;
+        if (inst_find(lc, instance))
+                return -EEXIST;
         if (!*ref) {
-                r = find_by_env(instance, found, sizeof(found));
+                r = find_by_name(lc, instance, found, sizeof(found));
                 if (r < 0)
                         return r;
                 ref = found;
@@ -859,8 +1394,6 @@ static int local_adopt(struct provider *p, const char *instance, const char *ref
         r = parse_ref(ref, &pid, &want);
         if (r < 0)
                 return r;
-        if (inst_find(lc, instance))
-                return -EEXIST;
         r = read_stat(pid, &state, &pgrp, &start);
         if (r < 0)
                 return r;
@@ -891,13 +1424,18 @@ err:
         return r;
 }
 
+/* Tracked instances first (an exited one whose EXITED is still queued is
+ * not running), then workers only /proc knows: started by an earlier run
+ * and not adopted by this one. */
 static void on_list_timer(struct loop *l, void *ud)
 {
         struct list_req *q = ud;
         struct local *lc = q->lc;
         struct provider_listing *items = NULL;
+        struct found_set s = { 0 };
+        char (*refs)[REF_MAX] = NULL;
         size_t n = 0, plen = q->prefix ? strlen(q->prefix) : 0;
-        int err = 0;
+        int err;
 
         if (q->prev)
                 q->prev->next = q->next;
@@ -906,19 +1444,29 @@ static void on_list_timer(struct loop *l, void *ud)
         if (q->next)
                 q->next->prev = q->prev;
 
-        if (lc->n) {
-                items = calloc(lc->n, sizeof(*items));
-                if (!items)
+        err = scan_workers(lc, q->prefix, NULL, &s);
+        if (err == 0) {
+                items = calloc(lc->n + s.n + 1, sizeof(*items));
+                refs = calloc(s.n + 1, sizeof(*refs));
+                if (!items || !refs)
                         err = -ENOMEM;
         }
-        for (size_t k = 0; items && k < lc->nbuckets; k++) {
+        for (size_t k = 0; err == 0 && k < lc->nbuckets; k++) {
                 for (struct local_inst *i = lc->buckets[k]; i; i = i->hnext) {
                         if (plen && strncmp(i->name, q->prefix, plen) != 0)
                                 continue;
                         items[n++] = (struct provider_listing){
-                                .instance = i->name, .ref = i->ref, .running = true,
+                                .instance = i->name, .ref = i->ref, .running = !i->exited_early,
                         };
                 }
+        }
+        for (size_t k = 0; err == 0 && k < s.n; k++) {
+                if (inst_find(lc, s.v[k].name))
+                        continue;
+                snprintf(refs[k], sizeof(refs[k]), "%d:%llu", (int)s.v[k].pid, s.v[k].start);
+                items[n++] = (struct provider_listing){
+                        .instance = s.v[k].name, .ref = refs[k], .running = true,
+                };
         }
         provider_list_cb cb = q->cb;
         void *cud = q->ud;
@@ -926,11 +1474,12 @@ static void on_list_timer(struct loop *l, void *ud)
         free(q);
         cb(cud, err, err ? NULL : items, err ? 0 : n);
         free(items);
+        free(refs);
+        found_set_done(&s);
 }
 
-/* Reports, from the loop, the instances this provider tracks now (every
- * one of them is running: exited ones are forgotten when reported). The
- * listing's strings are valid during the callback only. */
+/* Reports, from the loop, this provider's workers: those it tracks and
+ * those of its account that carry the marker (see scan_workers()). */
 static int local_list(struct provider *p, const char *prefix, provider_list_cb cb, void *ud)
 {
         struct local *lc = p->ctx;
@@ -971,15 +1520,36 @@ static const char *local_ref(struct provider *p, const char *instance)
         return i && i->ref[0] ? i->ref : NULL;
 }
 
+/* The token file is the only thing a local worker leaves that the
+ * provider placed; the folder and the log are the core's. */
+static int local_cleanup(struct provider *p, const char *instance, const char *ref,
+                         const char *workdir)
+{
+        char path[PATH_MAX];
+        int r;
+
+        if (!instance || !*instance)
+                return -EINVAL;
+        if (inst_find(p->ctx, instance))
+                return -EBUSY;
+        r = local_token_path(p, instance, workdir, path, sizeof(path));
+        if (r < 0)
+                return r;
+        if (unlink(path) < 0 && errno != ENOENT && errno != ENOTDIR)
+                return -errno;
+        return 0;
+}
+
 const struct provider_ops provider_local_ops = {
         .type = "local",
         .caps = PROVIDER_CAP_ADOPT | PROVIDER_CAP_LIST,
         .init = local_init,
         .done = local_done,
+        .token_path = local_token_path,
         .create = local_create,
         .stop = local_stop,
         .adopt = local_adopt,
         .list = local_list,
         .ref = local_ref,
-        .cleanup = NULL,
+        .cleanup = local_cleanup,
 };

@@ -1,7 +1,9 @@
-/* test_local.c: the local provider against real processes and a real loop:
- * exit status, logs and their cap, environment, working folder, signal
- * state of workers, stops (SIGTERM, SIGKILL after grace, whole process
- * group), adoption by "pid:starttime", listing, launch rate, fd hygiene. */
+/* test_local.c: the local provider against real processes and a real loop,
+ * for what only it does (contract.c covers the shared contract): exit
+ * status, logs and their cap, the worker's exact environment, argv/env of
+ * any length, working folder, signal state, stops (SIGTERM, SIGKILL after
+ * grace, whole process group), the workers' account (`user`/`group`, as
+ * root), adoption by "pid:starttime" and by marker, listing, fd hygiene. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,7 +12,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "loop/loop.h"
 #include "provider/provider.h"
 #include "util/fsutil.h"
@@ -30,6 +35,7 @@ struct rec_ev {
         enum provider_event_type type;
         char instance[64];
         char ref[64];
+        enum provider_exit_kind kind;
         int exit_code;
         int signal;
         int error;
@@ -84,7 +90,7 @@ static void on_event(void *ud, const struct provider_event *ev)
                 break;
         case PROVIDER_EV_EXITED:
                 f->nexited++;
-                if (ev->exit_code != 0 || ev->signal != 0)
+                if (ev->exit.kind != PROVIDER_EXIT_CODE || ev->exit.code != 0)
                         f->nexit_nonzero++;
                 break;
         case PROVIDER_EV_FAILED:
@@ -96,8 +102,9 @@ static void on_event(void *ud, const struct provider_event *ev)
                 r->type = ev->type;
                 snprintf(r->instance, sizeof(r->instance), "%s", ev->instance);
                 snprintf(r->ref, sizeof(r->ref), "%s", ev->ref ? ev->ref : "");
-                r->exit_code = ev->exit_code;
-                r->signal = ev->signal;
+                r->kind = ev->exit.kind;
+                r->exit_code = ev->exit.code;
+                r->signal = ev->exit.signal;
                 r->error = ev->error;
         }
 }
@@ -112,7 +119,7 @@ static int setup(void **state)
         assert_non_null(mkdtemp(f->dir));
         assert_int_equal(loop_new(&f->loop), 0);
         f->prov.ops = &provider_local_ops;
-        assert_int_equal(f->prov.ops->init(&f->prov, f->loop), 0);
+        assert_int_equal(f->prov.ops->init(&f->prov, f->loop, NULL), 0);
         *state = f;
         return 0;
 }
@@ -216,6 +223,23 @@ static const struct rec_ev *find_ev(struct fx *f, enum provider_event_type t, co
         fail_msg("no event %d for %s", (int)t, name);
         abort();
 }
+
+/* The exit as data: kind first, so a wrong kind names itself. */
+#define assert_exit_code(e, n) do {                                     \
+                assert_int_equal((e)->kind, PROVIDER_EXIT_CODE);        \
+                assert_int_equal((e)->exit_code, (n));                  \
+                assert_int_equal((e)->signal, 0);                       \
+        } while (0)
+#define assert_exit_signal(e, sig) do {                                 \
+                assert_int_equal((e)->kind, PROVIDER_EXIT_SIGNAL);      \
+                assert_int_equal((e)->signal, (sig));                   \
+                assert_int_equal((e)->exit_code, 0);                    \
+        } while (0)
+#define assert_exit_unknown(e) do {                                     \
+                assert_int_equal((e)->kind, PROVIDER_EXIT_UNKNOWN);     \
+                assert_int_equal((e)->exit_code, 0);                    \
+                assert_int_equal((e)->signal, 0);                       \
+        } while (0)
 
 static char *read_log(struct fx *f, const char *name, size_t *ret_len)
 {
@@ -326,8 +350,7 @@ static void exit_code_and_log(void **state)
         assert_string_equal(f->ev[0].instance, "w1");
         assert_int_equal(f->ev[1].type, PROVIDER_EV_EXITED);
         assert_string_equal(f->ev[1].instance, "w1");
-        assert_int_equal(f->ev[1].exit_code, 3);
-        assert_int_equal(f->ev[1].signal, 0);
+        assert_exit_code(&f->ev[1], 3);
 
         char *log = read_log(f, "w1", NULL);
         assert_string_equal(log, "hi\nerr\n");
@@ -337,11 +360,11 @@ static void exit_code_and_log(void **state)
         assert_int_equal(st.st_mode & 0777, 0600);
 
         /* Exited instances are forgotten: the name is free again. */
-        assert_int_equal(f->prov.ops->stop(&f->prov, "w1", 100), -ENOENT);
+        assert_int_equal(f->prov.ops->stop(&f->prov, "w1"), -ENOENT);
         assert_int_equal(create(f, "w1", argv, NULL, 1 << 20), 0);
         assert_int_equal(create(f, "w1", argv, NULL, 1 << 20), -EEXIST);
         assert_true(wait_exited(f, 2, 5000));
-        assert_int_equal(f->ev[3].exit_code, 3);
+        assert_exit_code(&f->ev[3], 3);
 }
 
 static void env_cwd_stdin_and_fds(void **state)
@@ -351,31 +374,125 @@ static void env_cwd_stdin_and_fds(void **state)
         int leak = fcntl(2, F_DUPFD, 10);  /* deliberately not CLOEXEC */
 
         assert_true(leak >= 10);
-        assert_int_equal(setenv("FS_TEST_OVR", "old", 1), 0);
         snprintf(script, sizeof(script),
                  "printf 'pool=%%s\\n' \"$FORGESCALE_POOL\"; "
-                 "printf 'ovr=%%s\\n' \"$FS_TEST_OVR\"; "
-                 "tr '\\0' '\\n' < /proc/$$/environ | grep -c '^FS_TEST_OVR='; "
-                 "printf 'keep=%%s\\n' \"$FS_TEST_KEEP\"; "
                  "pwd; cat; echo stdin-eof; "
                  "if [ -e /proc/$$/fd/%d ]; then echo leaked; else echo no-leak; fi", leak);
-        assert_int_equal(setenv("FS_TEST_KEEP", "kept", 1), 0);
         const char *argv[] = { "sh", "-c", script, NULL };
-        const char *env[] = { "FORGESCALE_POOL=p1", "FS_TEST_OVR=new", NULL };
+        const char *env[] = { "FORGESCALE_POOL=p1", NULL };
 
         assert_int_equal(create(f, "w-env", argv, env, 1 << 20), 0);
         assert_true(wait_exited(f, 1, 5000));
         close(leak);
-        unsetenv("FS_TEST_OVR");
-        unsetenv("FS_TEST_KEEP");
-        assert_int_equal(f->ev[1].exit_code, 0);
+        assert_exit_code(&f->ev[1], 0);
 
         assert_non_null(realpath(f->dir, cwd));
-        snprintf(want, sizeof(want),
-                 "pool=p1\novr=new\n1\nkeep=kept\n%s\nstdin-eof\nno-leak\n", cwd);
+        snprintf(want, sizeof(want), "pool=p1\n%s\nstdin-eof\nno-leak\n", cwd);
         char *log = read_log(f, "w-env", NULL);
         assert_string_equal(log, want);
         free(log);
+}
+
+struct saved_env {
+        const char *key;
+        char *old;              /* NULL: was unset */
+};
+
+static void env_save_set(struct saved_env *e, const char *key, const char *val)
+{
+        const char *o = getenv(key);
+
+        e->key = key;
+        e->old = o ? strdup(o) : NULL;
+        if (val)
+                assert_int_equal(setenv(key, val, 1), 0);
+        else
+                assert_int_equal(unsetenv(key), 0);
+}
+
+static void env_restore(struct saved_env *e)
+{
+        if (e->old)
+                setenv(e->key, e->old, 1);
+        else
+                unsetenv(e->key);
+        free(e->old);
+}
+
+/* The reproduction of a job printing the daemon's forge token: the
+ * worker's environment is exactly the marker, spec->env and the allow-list
+ * (PATH, HOME, LANG, TZ from the daemon), in that order; a secret in the
+ * daemon's environment never reaches it, and spec->env overrides an
+ * allow-listed key. /proc/PID/environ is what exec gave the worker, before
+ * the shell adds anything. */
+static void worker_env_is_spec_plus_allow_list(void **state)
+{
+        struct fx *f = *state;
+        struct saved_env saved[6];
+        const char *argv[] = { "sh", "-c", "tr '\\0' '\\n' < /proc/$$/environ", NULL };
+        const char *env[] = { "FORGESCALE_POOL=p1", "FS_TEST_OVR=new", "TZ=Europe/Berlin",
+                              "FORGESCALE_INSTANCE=spec-cannot-rename", NULL };
+        char want[1024];
+
+        env_save_set(&saved[0], "FS_TEST_SECRET", "s3cr3t-forge-token");
+        env_save_set(&saved[1], "FS_TEST_OVR", "old");
+        env_save_set(&saved[2], "LANG", "C.UTF-8");
+        env_save_set(&saved[3], "TZ", "UTC");
+        env_save_set(&saved[4], "HOME", "/home/daemon-test");
+        env_save_set(&saved[5], "PATH", "/usr/bin:/bin");
+        int r = create(f, "w-env2", argv, env, 1 << 20);
+        for (int k = 5; k >= 0; k--)
+                env_restore(&saved[k]);
+        assert_int_equal(r, 0);
+        assert_true(wait_exited(f, 1, 5000));
+        assert_exit_code(&f->ev[1], 0);
+
+        snprintf(want, sizeof(want),
+                 "FORGESCALE_INSTANCE=w-env2\nFORGESCALE_POOL=p1\nFS_TEST_OVR=new\nTZ=Europe/Berlin\n"
+                 "PATH=/usr/bin:/bin\nHOME=/home/daemon-test\nLANG=C.UTF-8\n");
+        char *log = read_log(f, "w-env2", NULL);
+        assert_null(strstr(log, "s3cr3t"));
+        assert_string_equal(log, want);
+        free(log);
+}
+
+/* No fixed arrays on the way to execve: 5,000 arguments and 3,000
+ * variables arrive whole, in order. */
+static void argv_and_env_of_any_length(void **state)
+{
+        struct fx *f = *state;
+        enum { NARG = 5000, NENV = 3000 };
+        const char **argv = calloc(NARG + 5, sizeof(*argv));
+        const char **env = calloc(NENV + 1, sizeof(*env));
+        char (*args)[16] = calloc(NARG, sizeof(*args));
+        char (*vars)[32] = calloc(NENV, sizeof(*vars));
+        char want[128];
+
+        assert_true(argv && env && args && vars);
+        argv[0] = "sh";
+        argv[1] = "-c";
+        argv[2] = "echo \"$# $1 ${5000}\"; tr '\\0' '\\n' < /proc/$$/environ | grep -c '^FS_LONG_'; "
+                  "echo \"$FS_LONG_0 $FS_LONG_2999\"";
+        argv[3] = "sh";
+        for (int k = 0; k < NARG; k++) {
+                snprintf(args[k], sizeof(args[k]), "a%d", k);
+                argv[4 + k] = args[k];
+        }
+        for (int k = 0; k < NENV; k++) {
+                snprintf(vars[k], sizeof(vars[k]), "FS_LONG_%d=v%d", k, k);
+                env[k] = vars[k];
+        }
+        assert_int_equal(create(f, "w-long", argv, env, 1 << 20), 0);
+        assert_true(wait_exited(f, 1, 10000));
+        assert_exit_code(&f->ev[1], 0);
+        snprintf(want, sizeof(want), "%d a0 a%d\n%d\nv0 v%d\n", NARG, NARG - 1, NENV, NENV - 1);
+        char *log = read_log(f, "w-long", NULL);
+        assert_string_equal(log, want);
+        free(log);
+        free(argv);
+        free(env);
+        free(args);
+        free(vars);
 }
 
 static void on_usr2(int sig)
@@ -400,7 +517,7 @@ static void worker_signal_state_is_clean(void **state)
         assert_true(wait_exited(f, 1, 5000));
         sigaction(SIGUSR2, &old_usr2, NULL);
         sigaction(SIGPIPE, &old_pipe, NULL);
-        assert_int_equal(f->ev[1].exit_code, 0);
+        assert_exit_code(&f->ev[1], 0);
 
         char *log = read_log(f, "w-sig", NULL);
         if (!strstr(log, "SigBlk:\t0000000000000000\n") || !strstr(log, "SigIgn:\t0000000001000000\n"))
@@ -430,7 +547,7 @@ static void path_lookup_uses_spec_env(void **state)
         const char *env[] = { path, NULL };
         assert_int_equal(create(f, "w-path", argv, env, 1 << 20), 0);
         assert_true(wait_exited(f, 1, 5000));
-        assert_int_equal(f->ev[1].exit_code, 5);
+        assert_exit_code(&f->ev[1], 5);
         char *log = read_log(f, "w-path", NULL);
         assert_string_equal(log, "fake a b\n");
         free(log);
@@ -473,7 +590,7 @@ static void exec_failures_return_errno(void **state)
         for (int k = 0; k < 5; k++)
                 assert_int_equal(loop_run_once(f->loop, 10), 0);
         assert_int_equal(f->nev, 0);
-        assert_int_equal(f->prov.ops->stop(&f->prov, "e1", 100), -ENOENT);
+        assert_int_equal(f->prov.ops->stop(&f->prov, "e1"), -ENOENT);
         /* The failed children were reaped. */
         assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
         assert_int_equal(errno, ECHILD);
@@ -500,11 +617,11 @@ static void started_is_deferred_ref_is_valid_sigterm_stops(void **state)
         assert_true(getpgrp() != pid);
 
         int64_t t0 = now_ms();
-        assert_int_equal(f->prov.ops->stop(&f->prov, "w-sleep", 10000), 0);
+        f->prov.stop_grace_ms = 10000;
+        assert_int_equal(f->prov.ops->stop(&f->prov, "w-sleep"), 0);
         assert_true(wait_exited(f, 1, 5000));
         assert_true(now_ms() - t0 < 2000);
-        assert_int_equal(f->ev[1].signal, SIGTERM);
-        assert_int_equal(f->ev[1].exit_code, -1);
+        assert_exit_signal(&f->ev[1], SIGTERM);
         assert_true(proc_gone(pid, start));
         assert_int_equal(loop_timer_count(f->loop), 0); /* kill timer gone */
 }
@@ -519,12 +636,13 @@ static void stop_escalates_to_sigkill_after_grace(void **state)
         assert_int_equal(create(f, "w-trap", argv, NULL, 4096), 0);
         assert_true(run_until(f, log_has, &w, 5000));
         int64_t t0 = now_ms();
-        assert_int_equal(f->prov.ops->stop(&f->prov, "w-trap", 300), 0);
+        f->prov.stop_grace_ms = 300;
+        assert_int_equal(f->prov.ops->stop(&f->prov, "w-trap"), 0);
         assert_true(wait_exited(f, 1, 5000));
         int64_t took = now_ms() - t0;
         assert_true(took >= 290);
         assert_true(took < 3000);
-        assert_int_equal(f->ev[1].signal, SIGKILL);
+        assert_exit_signal(&f->ev[1], SIGKILL);
 }
 
 static pid_t log_pid(struct fx *f, const char *name)
@@ -561,9 +679,10 @@ static void stop_reaches_grandchildren(void **state)
         assert_true(proc_stat(gc, &st, &pg, &s));
         assert_true(st != 'Z');
 
-        assert_int_equal(f->prov.ops->stop(&f->prov, "w-tree", 5000), 0);
+        f->prov.stop_grace_ms = 5000;
+        assert_int_equal(f->prov.ops->stop(&f->prov, "w-tree"), 0);
         assert_true(wait_exited(f, 1, 3000));
-        assert_int_equal(f->ev[1].signal, SIGTERM);
+        assert_exit_signal(&f->ev[1], SIGTERM);
         assert_true(run_until(f, gone_pred, &gc, 2000));
 }
 
@@ -576,8 +695,7 @@ static void stragglers_killed_after_exit(void **state)
 
         assert_int_equal(create(f, "w-strag", argv, NULL, 4096), 0);
         assert_true(wait_exited(f, 1, 5000));
-        assert_int_equal(f->ev[1].exit_code, 0);
-        assert_int_equal(f->ev[1].signal, 0);
+        assert_exit_code(&f->ev[1], 0);
         pid_t gc = log_pid(f, "w-strag");
         assert_true(run_until(f, gone_pred, &gc, 2000));
 }
@@ -596,15 +714,13 @@ static void log_is_capped_and_worker_survives(void **state)
         assert_true(wait_exited(f, 2, 10000));
 
         const struct rec_ev *e = find_ev(f, PROVIDER_EV_EXITED, "w-cap");
-        assert_int_equal(e->signal, 0);        /* not SIGXFSZ */
-        assert_int_equal(e->exit_code, 1);     /* head saw EFBIG and said so */
+        assert_exit_code(e, 1);                /* not SIGXFSZ: head saw EFBIG and said so */
         log_path(f, "w-cap", lp, sizeof(lp));
         assert_int_equal(stat(lp, &st), 0);
         assert_int_equal(st.st_size, 64 * 1024);
 
         e = find_ev(f, PROVIDER_EV_EXITED, "w-cap2");
-        assert_int_equal(e->signal, 0);
-        assert_int_equal(e->exit_code, 4);
+        assert_exit_code(e, 4);
         log_path(f, "w-cap2", lp, sizeof(lp));
         assert_int_equal(stat(lp, &st), 0);
         assert_int_equal(st.st_size, 64 * 1024);
@@ -700,8 +816,7 @@ static void adopt_reports_exit_and_checks_start_time(void **state)
         assert_int_equal(f->ev[0].type, PROVIDER_EV_EXITED);
         assert_string_equal(f->ev[0].instance, "a1");
         assert_string_equal(f->ev[0].ref, ref);
-        assert_int_equal(f->ev[0].exit_code, -1);
-        assert_int_equal(f->ev[0].signal, 0);
+        assert_exit_unknown(&f->ev[0]);
         /* Ended: its ref no longer adopts. */
         assert_true(run_until(f, gone_pred, &pid, 2000));
         assert_int_equal(o->adopt(&f->prov, "a1", ref, on_event, f), -ESRCH);
@@ -748,14 +863,14 @@ static void adopt_without_ref_finds_worker_by_name(void **state)
         assert_true(wait_exited(f, 1, 8000));
         assert_int_equal(f->ev[0].type, PROVIDER_EV_EXITED);
         assert_string_equal(f->ev[0].instance, "lost-ref-1");
-        assert_int_equal(f->ev[0].exit_code, -1);
+        assert_exit_unknown(&f->ev[0]);
 }
 
 struct list_res {
         int calls;
         int error;
         size_t n;
-        char names[8][32];
+        char names[512][32];           /* "" lists may see other tests' workers */
         bool refs_ok;
         bool all_running;
 };
@@ -769,7 +884,8 @@ static void on_list(void *ud, int error, const struct provider_listing *items, s
         r->n = n;
         r->refs_ok = true;
         r->all_running = true;
-        for (size_t k = 0; k < n && k < 8; k++) {
+        assert_true(n <= 512);
+        for (size_t k = 0; k < n; k++) {
                 snprintf(r->names[k], sizeof(r->names[k]), "%s", items[k].instance);
                 pid_t pid;
                 unsigned long long start;
@@ -786,7 +902,7 @@ static bool list_done(struct fx *f, const void *arg)
 
 static bool has_name(const struct list_res *r, const char *name)
 {
-        for (size_t k = 0; k < r->n && k < 8; k++)
+        for (size_t k = 0; k < r->n; k++)
                 if (strcmp(r->names[k], name) == 0)
                         return true;
         return false;
@@ -805,7 +921,7 @@ static void adopted_worker_stops_and_lists(void **state)
         f->detached[f->ndetached].pid = pid;
         f->detached[f->ndetached++].start = start;
         assert_int_equal(o->adopt(&f->prov, "a2", ref, on_event, f), 0);
-        assert_int_equal(o->list(&f->prov, NULL, on_list, &r), 0);
+        assert_int_equal(o->list(&f->prov, "a2", on_list, &r), 0);
         assert_int_equal(r.calls, 0);
         assert_true(run_until(f, list_done, &r, 2000));
         assert_int_equal(r.error, 0);
@@ -813,9 +929,10 @@ static void adopted_worker_stops_and_lists(void **state)
         assert_string_equal(r.names[0], "a2");
         assert_true(r.refs_ok);
 
-        assert_int_equal(o->stop(&f->prov, "a2", 5000), 0);
+        f->prov.stop_grace_ms = 5000;
+        assert_int_equal(o->stop(&f->prov, "a2"), 0);
         assert_true(wait_exited(f, 1, 3000));
-        assert_int_equal(f->ev[0].exit_code, -1);
+        assert_exit_unknown(&f->ev[0]);
         assert_true(run_until(f, gone_pred, &pid, 2000));
 }
 
@@ -840,20 +957,22 @@ static void list_filters_by_prefix(void **state)
         assert_int_equal(ra.n, 2);
         assert_true(has_name(&ra, "a-1") && has_name(&ra, "a-2"));
         assert_true(ra.refs_ok && ra.all_running);
-        assert_int_equal(rall.n, 3);
-        assert_true(has_name(&rall, "b-1"));
+        /* Everything: ours and any other marked worker of this account. */
+        assert_true(rall.n >= 3);
+        assert_true(has_name(&rall, "a-1") && has_name(&rall, "a-2") && has_name(&rall, "b-1"));
         assert_int_equal(rnone.n, 0);
 
-        /* grace 0: SIGKILL at once. */
-        assert_int_equal(o->stop(&f->prov, "a-1", 0), 0);
-        assert_int_equal(o->stop(&f->prov, "a-2", 0), 0);
-        assert_int_equal(o->stop(&f->prov, "b-1", 0), 0);
+        /* No stop_grace_ms in the config: init() gave the default; sleep obeys TERM. */
+        assert_int_equal(f->prov.stop_grace_ms, PROVIDER_STOP_GRACE_DEFAULT_MS);
+        assert_int_equal(o->stop(&f->prov, "a-1"), 0);
+        assert_int_equal(o->stop(&f->prov, "a-2"), 0);
+        assert_int_equal(o->stop(&f->prov, "b-1"), 0);
         assert_true(wait_exited(f, 3, 3000));
         for (int k = 3; k < 6; k++)
-                assert_int_equal(f->ev[k].signal, SIGKILL);
+                assert_exit_signal(&f->ev[k], SIGTERM);
         assert_int_equal(o->list(&f->prov, NULL, on_list, &rafter), 0);
         assert_true(run_until(f, list_done, &rafter, 2000));
-        assert_int_equal(rafter.n, 0);
+        assert_false(has_name(&rafter, "a-1") || has_name(&rafter, "a-2") || has_name(&rafter, "b-1"));
 
         /* A pending list() is dropped by done() without a call. */
         struct list_res rdrop = { 0 };
@@ -883,7 +1002,8 @@ static void done_keeps_workers_for_adoption(void **state)
         assert_int_equal(f->ev[0].type, PROVIDER_EV_STARTED);
         snprintf(ref, sizeof(ref), "%s", f->ev[0].ref);
         parse_ref(ref, &pid, &start);
-        assert_int_equal(o->stop(&f->prov, "w-keep", 200), 0); /* TERM ignored */
+        f->prov.stop_grace_ms = 200;
+        assert_int_equal(o->stop(&f->prov, "w-keep"), 0); /* TERM ignored */
         assert_int_equal(o->list(&f->prov, NULL, on_list, &rdrop), 0);
 
         o->done(&f->prov);
@@ -894,42 +1014,381 @@ static void done_keeps_workers_for_adoption(void **state)
         assert_int_equal(rdrop.calls, 0);
         assert_false(proc_gone(pid, start));
 
-        assert_int_equal(o->init(&f->prov, f->loop), 0);
+        assert_int_equal(o->init(&f->prov, f->loop, NULL), 0);
         assert_int_equal(o->adopt(&f->prov, "w-keep", ref, on_event, f), 0);
-        assert_int_equal(o->stop(&f->prov, "w-keep", 100), 0);
+        f->prov.stop_grace_ms = 100;
+        assert_int_equal(o->stop(&f->prov, "w-keep"), 0);
         assert_true(wait_exited(f, 1, 3000));
         assert_int_equal(f->ev[1].type, PROVIDER_EV_EXITED);
         assert_string_equal(f->ev[1].instance, "w-keep");
         /* Still this process's child here: the loop may learn the real
          * status (SIGCHLD) or only the exit (pidfd), whichever comes first. */
-        assert_int_equal(f->ev[1].exit_code, -1);
-        assert_true(f->ev[1].signal == SIGKILL || f->ev[1].signal == 0);
+        if (f->ev[1].kind == PROVIDER_EXIT_SIGNAL)
+                assert_exit_signal(&f->ev[1], SIGKILL);
+        else
+                assert_exit_unknown(&f->ev[1]);
         assert_true(proc_gone(pid, start));
 }
 
-static void launch_rate_200(void **state)
+/* ---- the workers' account (`user`, `group`) ------------------------------ */
+
+static int create_in(struct fx *f, const char *name, const char *workdir,
+                     const char *const *argv, const char *const *env, const char *token)
+{
+        char lp[256];
+
+        log_path(f, name, lp, sizeof(lp));
+        struct provider_spec spec = {
+                .instance = name, .pool = "p1", .workdir = workdir,
+                .argv = argv, .env = env,
+                .token = token, .token_len = token ? strlen(token) : 0,
+                .log_path = lp, .log_max = 1 << 20,
+        };
+        return f->prov.ops->create(&f->prov, &spec, on_event, f);
+}
+
+static void reinit(struct fx *f, const struct config_provider *cfg)
+{
+        f->prov.ops->done(&f->prov);
+        assert_int_equal(f->prov.ops->init(&f->prov, f->loop, cfg), 0);
+}
+
+/* "id -G" of an account as login(1) would set it up with primary gid. */
+static void groups_text(const char *user, gid_t gid, char *buf, size_t n)
+{
+        gid_t g[64];
+        int ng = 64;
+        size_t o = 0;
+
+        assert_true(getgrouplist(user, gid, g, &ng) >= 0);
+        buf[0] = '\0';
+        for (int k = 0; k < ng; k++)
+                o += (size_t)snprintf(buf + o, n - o, "%s%u", k ? " " : "", (unsigned)g[k]);
+}
+
+static void make_dir(const char *path, mode_t mode)
+{
+        assert_int_equal(mkdir(path, 0700), 0);
+        assert_int_equal(chmod(path, mode), 0);
+}
+
+static void write_text(const char *path, const char *text)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+}
+
+static const char account_script[] =
+        "id -u; id -g; id -G; "
+        "if cat ../daemon/secret >/dev/null 2>&1; then echo read-secret; else echo no-secret; fi; "
+        "if ls ../daemon >/dev/null 2>&1; then echo listed; else echo no-list; fi; "
+        "cat \"$TOKEN_FILE\"; echo; stat -c '%u %g %a' \"$TOKEN_FILE\" .; "
+        "printf '%s|%s\\n' \"$HOME\" \"$PATH\"";
+
+/* As root the worker runs as `nobody`: its uid, gid and groups are the
+ * account's, it cannot read (nor list) a 0700 folder of the daemon next to
+ * its own, its token is a 0600 file of its own, HOME and PATH are the
+ * account's. Not root: the switch is refused with -EPERM (see
+ * account_switch_needs_privilege for the reason given). */
+static void worker_runs_as_account(void **state)
 {
         struct fx *f = *state;
-        const char *argv[] = { "true", NULL };
-        char name[32];
-        const int n = 200;
+        struct config_provider cfg = { .name = "acct", .local = { .user = "nobody" } };
+        struct passwd *pw = getpwnam("nobody");
+        char wd[128], sdir[128], spath[160], tok[PATH_MAX], tokenv[PATH_MAX + 16];
+        char grp[256], want[1024];
+        const char *argv[] = { "sh", "-c", account_script, NULL };
+        const char *env[] = { tokenv, NULL };
 
-        int64_t t0 = now_ms();
-        for (int k = 0; k < n; k++) {
-                snprintf(name, sizeof(name), "t-%03d", k);
-                assert_int_equal(create(f, name, argv, NULL, 4096), 0);
+        assert_non_null(pw);
+        snprintf(wd, sizeof(wd), "%s/w-acct", f->dir);
+        snprintf(sdir, sizeof(sdir), "%s/daemon", f->dir);
+        snprintf(spath, sizeof(spath), "%s/secret", sdir);
+        make_dir(wd, 0700);
+        make_dir(sdir, 0700);
+        write_text(spath, "daemon-secret\n");
+        reinit(f, &cfg);
+        assert_int_equal(f->prov.ops->token_path(&f->prov, "w-acct", wd, tok, sizeof(tok)), 0);
+        snprintf(tokenv, sizeof(tokenv), "TOKEN_FILE=%s", tok);
+        if (geteuid() != 0) {
+                assert_int_equal(create_in(f, "w-acct", wd, argv, env, "tok-abc"), -EPERM);
+                return;
         }
-        int64_t t1 = now_ms();
-        assert_true(wait_exited(f, n, 20000));
-        int64_t t2 = now_ms();
-        assert_int_equal(f->nstarted, n);
-        assert_int_equal(f->nexit_nonzero, 0);
-        assert_int_equal(f->nfailed, 0);
-        double spawn_s = (double)(t1 - t0) / 1000.0, all_s = (double)(t2 - t0) / 1000.0;
-        print_message("local provider: %d creates of `true` in %.3f s (%.0f launches/s); "
-                      "all exits reported after %.3f s (%.0f/s)\n",
-                      n, spawn_s, spawn_s > 0 ? n / spawn_s : 0.0,
-                      all_s, all_s > 0 ? n / all_s : 0.0);
+        /* The daemon's state folder must be searchable by the account. */
+        assert_int_equal(chmod(f->dir, 0711), 0);
+
+        assert_int_equal(create_in(f, "w-acct", wd, argv, env, "tok-abc"), 0);
+        assert_int_equal(f->nev, 0);
+        assert_true(wait_exited(f, 1, 5000));
+        assert_exit_code(&f->ev[1], 0);
+        groups_text("nobody", pw->pw_gid, grp, sizeof(grp));
+        snprintf(want, sizeof(want),
+                 "%u\n%u\n%s\nno-secret\nno-list\ntok-abc\n%u %u 600\n%u %u 700\n%s|%s\n",
+                 (unsigned)pw->pw_uid, (unsigned)pw->pw_gid, grp,
+                 (unsigned)pw->pw_uid, (unsigned)pw->pw_gid,
+                 (unsigned)pw->pw_uid, (unsigned)pw->pw_gid,
+                 pw->pw_dir, "/usr/local/bin:/usr/bin:/bin");
+        char *log = read_log(f, "w-acct", NULL);
+        assert_string_equal(log, want);
+        free(log);
+
+        /* cleanup() takes the token away once the worker is gone. */
+        struct stat st;
+        assert_int_equal(stat(tok, &st), 0);
+        assert_int_equal(f->prov.ops->cleanup(&f->prov, "w-acct", f->ev[1].ref, wd), 0);
+        assert_int_equal(stat(tok, &st), -1);
+        assert_int_equal(errno, ENOENT);
+}
+
+/* `group` replaces the account's primary group (and its groups are then
+ * the ones login(1) would give with that primary group). */
+static void account_group_overrides_primary(void **state)
+{
+        struct fx *f = *state;
+        struct config_provider cfg = { .local = { .user = "nobody", .group = "daemon" } };
+        struct passwd *pw = getpwnam("nobody");
+        struct group *gr = getgrnam("daemon");
+        const char *argv[] = { "sh", "-c", "id -u; id -g; id -G", NULL };
+        char wd[128], grp[256], want[512];
+
+        assert_non_null(pw);
+        assert_non_null(gr);
+        assert_true(gr->gr_gid != pw->pw_gid);
+        snprintf(wd, sizeof(wd), "%s/w-grp", f->dir);
+        make_dir(wd, 0700);
+        reinit(f, &cfg);
+        if (geteuid() != 0) {
+                assert_int_equal(create_in(f, "w-grp", wd, argv, NULL, NULL), -EPERM);
+                return;
+        }
+        assert_int_equal(chmod(f->dir, 0711), 0);
+        assert_int_equal(create_in(f, "w-grp", wd, argv, NULL, NULL), 0);
+        assert_true(wait_exited(f, 1, 5000));
+        assert_exit_code(&f->ev[1], 0);
+        groups_text("nobody", gr->gr_gid, grp, sizeof(grp));
+        snprintf(want, sizeof(want), "%u\n%u\n%s\n", (unsigned)pw->pw_uid, (unsigned)gr->gr_gid, grp);
+        char *log = read_log(f, "w-grp", NULL);
+        assert_string_equal(log, want);
+        free(log);
+}
+
+/* A folder the account cannot reach by path fails create() with the
+ * reason, before anything runs and with no token left behind. */
+static void account_cannot_reach_its_folder(void **state)
+{
+        struct fx *f = *state;
+        struct config_provider cfg = { .local = { .user = "nobody" } };
+        const char *argv[] = { "true", NULL };
+        char wd[128], tok[PATH_MAX];
+        struct stat st;
+
+        snprintf(wd, sizeof(wd), "%s/w-far", f->dir);
+        make_dir(wd, 0700);
+        reinit(f, &cfg);
+        if (geteuid() != 0) {
+                assert_int_equal(create_in(f, "w-far", wd, argv, NULL, "tok"), -EPERM);
+                return;
+        }
+        assert_int_equal(chmod(f->dir, 0700), 0);      /* not searchable by nobody */
+        assert_int_equal(create_in(f, "w-far", wd, argv, NULL, "tok"), -EACCES);
+        assert_non_null(strstr(f->prov.error, "cannot reach the instance folder"));
+        assert_non_null(strstr(f->prov.error, "searchable"));
+        assert_int_equal(f->prov.ops->token_path(&f->prov, "w-far", wd, tok, sizeof(tok)), 0);
+        assert_int_equal(stat(tok, &st), -1);
+        for (int k = 0; k < 5; k++)
+                assert_int_equal(loop_run_once(f->loop, 10), 0);
+        assert_int_equal(f->nev, 0);
+        assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+        assert_int_equal(errno, ECHILD);
+}
+
+struct eperm_res {
+        int r_user, r_group, nev;
+        char err_user[PROVIDER_ERROR_MAX], err_group[PROVIDER_ERROR_MAX];
+};
+
+static void eperm_event(void *ud, const struct provider_event *ev)
+{
+        ((struct eperm_res *)ud)->nev++;
+}
+
+/* A daemon without root asks for another account: for a user the folder
+ * cannot be handed over, for a group the switch itself is refused. */
+static void eperm_body(const char *dir, struct eperm_res *res)
+{
+        struct config_provider cu = { .local = { .user = "root" } };
+        struct config_provider cg = { .local = { .group = "root" } };
+        struct provider p = { .ops = &provider_local_ops };
+        const char *argv[] = { "true", NULL };
+        char wd[160], lp[160];
+        struct loop *l = NULL;
+
+        snprintf(wd, sizeof(wd), "%s/w", dir);
+        snprintf(lp, sizeof(lp), "%s/w.log", dir);
+        struct provider_spec spec = {
+                .instance = "w-eperm", .workdir = wd, .argv = argv,
+                .token = "tok", .token_len = 3, .log_path = lp,
+        };
+        res->r_user = res->r_group = 1;
+        if (loop_new(&l) < 0 || p.ops->init(&p, l, &cu) < 0)
+                return;
+        res->r_user = p.ops->create(&p, &spec, eperm_event, res);
+        snprintf(res->err_user, sizeof(res->err_user), "%s", p.error);
+        p.ops->done(&p);
+        if (p.ops->init(&p, l, &cg) < 0)
+                return;
+        spec.token = NULL;
+        res->r_group = p.ops->create(&p, &spec, eperm_event, res);
+        snprintf(res->err_group, sizeof(res->err_group), "%s", p.error);
+        for (int k = 0; k < 5; k++)
+                loop_run_once(l, 10);
+        p.ops->done(&p);
+        loop_free(l);
+}
+
+static void account_switch_needs_privilege(void **state)
+{
+        struct fx *f = *state;
+        struct eperm_res res = { 0 };
+        char dir[128], wd[160];
+
+        snprintf(dir, sizeof(dir), "%s/np", f->dir);
+        snprintf(wd, sizeof(wd), "%s/w", dir);
+        make_dir(dir, 0700);
+        make_dir(wd, 0700);
+        if (geteuid() != 0) {
+                eperm_body(dir, &res);
+        } else {
+                /* Root here: an unprivileged copy of this process plays
+                 * the daemon, as nobody, in a folder of nobody's. */
+                struct passwd *pw = getpwnam("nobody");
+                int pfd[2];
+                assert_non_null(pw);
+                assert_int_equal(chmod(f->dir, 0711), 0);
+                assert_int_equal(chown(dir, pw->pw_uid, pw->pw_gid), 0);
+                assert_int_equal(chown(wd, pw->pw_uid, pw->pw_gid), 0);
+                assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+                pid_t c = fork();
+                assert_true(c >= 0);
+                if (c == 0) {
+                        if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+                                _exit(2);
+                        eperm_body(dir, &res);
+                        _exit(write(pfd[1], &res, sizeof(res)) == (ssize_t)sizeof(res) ? 0 : 3);
+                }
+                close(pfd[1]);
+                assert_int_equal(read(pfd[0], &res, sizeof(res)), (ssize_t)sizeof(res));
+                close(pfd[0]);
+                int st;
+                assert_int_equal(waitpid(c, &st, 0), c);
+                assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        assert_int_equal(res.r_user, -EPERM);
+        assert_non_null(strstr(res.err_user, "needs root, or CAP_CHOWN"));
+        assert_int_equal(res.r_group, -EPERM);
+        assert_non_null(strstr(res.err_group, "needs root, or CAP_SETUID and CAP_SETGID"));
+        assert_int_equal(res.nev, 0);
+        char tok[200];
+        struct stat st;
+        snprintf(tok, sizeof(tok), "%s/token", wd);
+        assert_int_equal(stat(tok, &st), -1);
+}
+
+/* A name that is no account fails init() with the name in the reason. */
+static void unknown_account_fails_init(void **state)
+{
+        struct fx *f = *state;
+        struct config_provider cu = { .local = { .user = "fs-no-such-user-4711" } };
+        struct config_provider cg = { .local = { .user = "nobody", .group = "fs-no-such-group-4711" } };
+
+        f->prov.ops->done(&f->prov);
+        assert_int_equal(f->prov.ops->init(&f->prov, f->loop, &cu), -ENOENT);
+        assert_null(f->prov.ctx);
+        assert_string_equal(f->prov.error, "user 'fs-no-such-user-4711' does not exist");
+        f->prov.ops->done(&f->prov);    /* accepts a failed init() */
+        assert_int_equal(f->prov.ops->init(&f->prov, f->loop, &cg), -ENOENT);
+        assert_string_equal(f->prov.error, "group 'fs-no-such-group-4711' does not exist");
+        /* Digits that name no account are looked up as a uid. */
+        struct config_provider cn = { .local = { .user = "65534" } };
+        assert_int_equal(f->prov.ops->init(&f->prov, f->loop, &cn), 0);
+}
+
+enum { LAUNCH_N = 200 };
+
+struct launch_state {
+        int started[LAUNCH_N], exited[LAUNCH_N];
+        char refs[LAUNCH_N][64];
+        int bad;                        /* unknown name, EXITED first, bad exit, FAILED */
+        int nexited;
+};
+
+static void on_launch_event(void *ud, const struct provider_event *ev)
+{
+        struct launch_state *ls = ud;
+        char *end;
+        long k = strncmp(ev->instance, "t-", 2) == 0 ? strtol(ev->instance + 2, &end, 10) : -1;
+
+        if (k < 0 || k >= LAUNCH_N || *end) {
+                ls->bad++;
+                return;
+        }
+        if (ev->type == PROVIDER_EV_STARTED) {
+                ls->started[k]++;
+                snprintf(ls->refs[k], sizeof(ls->refs[k]), "%s", ev->ref);
+        } else if (ev->type == PROVIDER_EV_EXITED) {
+                ls->exited[k]++;
+                ls->nexited++;
+                if (!ls->started[k] || strcmp(ls->refs[k], ev->ref) != 0 ||
+                    ev->exit.kind != PROVIDER_EXIT_CODE || ev->exit.code != 0)
+                        ls->bad++;
+        } else {
+                ls->bad++;
+        }
+}
+
+/* 200 workers created back to back: each is reported exactly once as
+ * STARTED and then EXITED with code 0 under the same ref, refs are
+ * distinct, and none stays tracked. How fast is the benchmark's question
+ * (bench/provider-local): a rate bound here would either fail on a loaded
+ * machine or be loose enough never to fail. */
+static void launch_200_each_reported_once(void **state)
+{
+        struct fx *f = *state;
+        struct launch_state *ls = calloc(1, sizeof(*ls));
+        const char *argv[] = { "true", NULL };
+        char name[32], lp[256];
+
+        assert_non_null(ls);
+        for (int k = 0; k < LAUNCH_N; k++) {
+                snprintf(name, sizeof(name), "t-%03d", k);
+                log_path(f, name, lp, sizeof(lp));
+                struct provider_spec spec = {
+                        .instance = name, .workdir = f->dir, .argv = argv,
+                        .log_path = lp, .log_max = 4096,
+                };
+                assert_int_equal(f->prov.ops->create(&f->prov, &spec, on_launch_event, ls), 0);
+        }
+        assert_int_equal(ls->nexited, 0);       /* nothing from inside create() */
+        int64_t end = now_ms() + 30000;
+        while (ls->nexited < LAUNCH_N && now_ms() < end)
+                assert_int_equal(loop_run_once(f->loop, 20), 0);
+        for (int k = 0; k < 5; k++)             /* late duplicates would show */
+                assert_int_equal(loop_run_once(f->loop, 10), 0);
+        assert_int_equal(ls->nexited, LAUNCH_N);
+        assert_int_equal(ls->bad, 0);
+        for (int k = 0; k < LAUNCH_N; k++) {
+                assert_int_equal(ls->started[k], 1);
+                assert_int_equal(ls->exited[k], 1);
+                for (int j = 0; j < k; j++)
+                        assert_true(strcmp(ls->refs[j], ls->refs[k]) != 0);
+                snprintf(name, sizeof(name), "t-%03d", k);
+                assert_null(f->prov.ops->ref(&f->prov, name));
+        }
+        assert_int_equal(loop_timer_count(f->loop), 0);
+        free(ls);
 }
 
 int main(void)
@@ -939,6 +1398,8 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
                 T(exit_code_and_log),
                 T(env_cwd_stdin_and_fds),
+                T(worker_env_is_spec_plus_allow_list),
+                T(argv_and_env_of_any_length),
                 T(worker_signal_state_is_clean),
                 T(path_lookup_uses_spec_env),
                 T(exec_failures_return_errno),
@@ -952,7 +1413,12 @@ int main(void)
                 T(adopted_worker_stops_and_lists),
                 T(list_filters_by_prefix),
                 T(done_keeps_workers_for_adoption),
-                T(launch_rate_200),
+                T(worker_runs_as_account),
+                T(account_group_overrides_primary),
+                T(account_cannot_reach_its_folder),
+                T(account_switch_needs_privilege),
+                T(unknown_account_fails_init),
+                T(launch_200_each_reported_once),
 #undef T
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -167,7 +167,12 @@ static void child_exited_before_watch(void **state)
         pid_t p = fork();
         if (p == 0)
                 _exit(7);
-        usleep(50000);
+        /* Wait until it has exited, without reaping it: the watch must
+         * find a zombie, whatever the machine's load. */
+        siginfo_t si = { 0 };
+        assert_int_equal(waitid(P_PID, (id_t)p, &si, WEXITED | WNOWAIT), 0);
+        assert_int_equal(si.si_pid, p);
+        assert_int_equal(si.si_code, CLD_EXITED);
         assert_int_equal(loop_exit_watch(l, p, true, on_exit_cb, (void *)1), 0);
         assert_int_equal(exits, 0); /* not delivered re-entrantly */
         loop_timer_add(l, 5000, stop_cb, NULL);
