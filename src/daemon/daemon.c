@@ -840,8 +840,11 @@ static void periodic(struct loop *l, void *ud)
                 struct group *gr = &d->groups[g];
                 if (gr->n_pools && !gr->reap_inflight && d->forges[gr->forge].version_major &&
                     loop_now_ms(l) >= gr->next_reap)
-                        inst_reap_orphans(d, (int)g);
+                        reaper_forge_sweep(d, (int)g);
         }
+        for (size_t p = 0; p < d->n_providers; p++)
+                if (loop_now_ms(l) >= d->next_psweep[p])
+                        reaper_provider_sweep(d, p);
         if (loop_now_ms(l) >= d->next_prune) {
                 d->next_prune = loop_now_ms(l) + PRUNE_PERIOD_MS;
                 prune_history(d);
@@ -1035,7 +1038,10 @@ static void daemon_free(struct daemon *d)
                         d->providers[p].ops->done(&d->providers[p]);
                 free(d->providers[p].name);
         }
+        reaper_free(d);
         free(d->providers);
+        free(d->psweep_inflight);
+        free(d->next_psweep);
         for (size_t g = 0; d->groups && g < d->n_groups; g++) {
                 free(d->groups[g].sweep);
                 djobs_free(d->groups[g].jobs, d->groups[g].n_jobs);
@@ -1148,7 +1154,9 @@ int daemon_run(struct config *cfg, bool log_from_config)
         d->forges = calloc(cfg->n_forges ? cfg->n_forges : 1, sizeof(*d->forges));
         d->n_providers = cfg->n_providers;
         d->providers = calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof(*d->providers));
-        if (!d->forges || !d->providers) {
+        d->psweep_inflight = calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof(*d->psweep_inflight));
+        d->next_psweep = calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof(*d->next_psweep));
+        if (!d->forges || !d->providers || !d->psweep_inflight || !d->next_psweep) {
                 r = -ENOMEM;
                 goto out;
         }

@@ -19,6 +19,7 @@ struct hmulti;
 struct http_server;
 struct metrics;
 struct metric;
+struct orphan;
 
 /* Waiting/running job as last listed for one group. */
 struct djob {
@@ -140,6 +141,9 @@ struct daemon {
         size_t n_pools;
         struct provider *providers;
         size_t n_providers;
+        bool *psweep_inflight;       /* per provider: a list() under way */
+        int64_t *next_psweep;        /* per provider: monotonic */
+        struct orphan *orphans;      /* workers being stopped by the reaper */
 
         char *state_dir;             /* absolute: workers run in other folders */
         int lock_fd;                 /* flock on state_dir/lock, held for life */
@@ -202,8 +206,6 @@ void inst_start_registration(struct daemon *d, struct inst *in);
 void inst_stop(struct daemon *d, struct inst *in, const char *reason, enum store_state final);
 void inst_verify(struct daemon *d, struct inst *in);
 void inst_resume(struct daemon *d, struct inst *in);
-void inst_reap_orphans(struct daemon *d, int group);
-void inst_suspect_leak(struct daemon *d, int group);
 void inst_remove(struct daemon *d, struct inst *in);
 /* Writes the row. On failure the instance is marked dirty (retried by
  * inst_flush) and the caller must not do what depends on the row. */
@@ -220,6 +222,17 @@ void daemon_group_stop(struct daemon *d, struct group *g);
 void daemon_group_start(struct daemon *d, struct group *g);
 /* Empties an unused slot for reuse (nothing of it in flight). */
 void daemon_group_reset(struct daemon *d, struct group *g);
+
+/* reaper.c */
+/* Deletes the group's registrations that no row holds (by id). */
+void reaper_forge_sweep(struct daemon *d, int group);
+/* Brings the group's next forge sweep forward: a registration may exist
+ * that no row knows the id of. */
+void reaper_suspect_leak(struct daemon *d, int group);
+/* Stops the provider's workers of this controller that no row owns. */
+void reaper_provider_sweep(struct daemon *d, size_t provider);
+/* Frees orphans still being stopped (after the providers are done). */
+void reaper_free(struct daemon *d);
 
 /* pools.c */
 /* Pools and groups of d->cfg at start. */

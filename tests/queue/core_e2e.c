@@ -508,6 +508,58 @@ static void state_db_removed_stops_daemon(void **state)
         free(wait_log(fx, 1, "the state database was removed or replaced while the daemon ran", 1));
 }
 
+/* A process marked as a worker of this controller that no row owns (the
+ * row was lost, or the daemon finished it while the worker lived on) is
+ * stopped by the provider-side sweep at start; a worker of another
+ * controller is left alone. */
+static void orphaned_worker_stopped_by_sweep(void **state)
+{
+        struct fx *fx = *state;
+        char *text, ctrl[16] = "", mine[96], theirs[96];
+        const char *p;
+
+        write_config(fx, ONE_POOL);
+        fs_start(fx);
+        text = wait_log(fx, 1, "controller=", 5);
+        p = strstr(text, "controller=");
+        sscanf(p + strlen("controller="), "%15[0-9a-f]", ctrl);
+        free(text);
+        assert_int_equal(strlen(ctrl), 8);
+        fs_kill(fx, SIGTERM);
+
+        snprintf(mine, sizeof(mine), "FORGESCALE_INSTANCE=fs-%s-linux-0123456789ab", ctrl);
+        snprintf(theirs, sizeof(theirs), "FORGESCALE_INSTANCE=fs-%s-linux-0123456789ab",
+                 strcmp(ctrl, "00000000") ? "00000000" : "11111111");
+        pid_t orphan = fork(), other = orphan ? fork() : 0;
+        assert_true(orphan >= 0 && other >= 0);
+        if (orphan == 0 || other == 0) {
+                char *const env[] = { orphan == 0 ? mine : theirs, NULL };
+                setpgid(0, 0);   /* as every worker: its own process group */
+                execle("/bin/sleep", "sleep", "300", (char *)NULL, env);
+                _exit(127);
+        }
+        fs_start(fx);
+        double t0 = now_s();
+        int st;
+        while (waitpid(orphan, &st, WNOHANG) == 0) {
+                if (now_s() - t0 > 15) {
+                        kill(orphan, SIGKILL);
+                        kill(other, SIGKILL);
+                        waitpid(orphan, &st, 0);
+                        waitpid(other, &st, 0);
+                        fail_msg("the orphaned worker was not stopped within 15 s");
+                }
+                usleep(50000);
+        }
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+        free(wait_log(fx, 2, "stopping a worker that no instance row owns", 1));
+        free(wait_log(fx, 2, "orphaned worker gone", 5));
+        assert_int_equal(waitpid(other, &st, WNOHANG), 0);   /* still running */
+        kill(other, SIGKILL);
+        waitpid(other, &st, 0);
+        fs_kill(fx, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -518,6 +570,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(store_failures_hold_side_effects, setup, teardown),
                 cmocka_unit_test_setup_teardown(damaged_state_db_named, setup, teardown),
                 cmocka_unit_test_setup_teardown(state_db_removed_stops_daemon, setup, teardown),
+                cmocka_unit_test_setup_teardown(orphaned_worker_stopped_by_sweep, setup, teardown),
         };
         atexit(on_abort);
         httpc_global_init();
