@@ -3,6 +3,7 @@
  * formatting). Never does I/O and never logs; the only unbounded input is
  * the set of label values, and that is capped per metric. */
 #include "http/metrics.h"
+#include "util/hash.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -103,17 +104,14 @@ static const char *val(const char *const *values, size_t i)
 
 static uint64_t hash_values(size_t n, const char *const *values, size_t *ret_keylen)
 {
-        uint64_t h = 1469598103934665603ull;
+        uint64_t h = hash_start(0);
         size_t len = 0;
 
         for (size_t i = 0; i < n; i++) {
                 const unsigned char *p = (const unsigned char *)val(values, i);
-                for (; *p; p++, len++) {
-                        h ^= *p;
-                        h *= 1099511628211ull;
-                }
-                h ^= 0xff; /* separator, so ("ab","") and ("a","b") differ */
-                h *= 1099511628211ull;
+                for (; *p; p++, len++)
+                        h = hash_byte(h, *p);
+                h = hash_byte(h, 0xff); /* separator, so ("ab","") and ("a","b") differ */
                 len++;
         }
         *ret_keylen = len;

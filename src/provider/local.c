@@ -7,6 +7,7 @@
  * reads worker output, never sets PR_SET_PDEATHSIG (workers outlive the
  * daemon so they can be adopted), never logs. */
 #include "provider/provider.h"
+#include "util/hash.h"
 #include "config/config.h"
 #include "loop/loop.h"
 
@@ -148,13 +149,7 @@ struct local {
 
 static uint64_t name_hash(const char *s)
 {
-        uint64_t h = 1469598103934665603ull;
-
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 1099511628211ull;
-        }
-        return h;
+        return hash_str(s, 0);
 }
 
 static struct local_inst *inst_find(struct local *lc, const char *name)

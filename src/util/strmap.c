@@ -1,5 +1,6 @@
 /* strmap.c: see strmap.h. FNV-1a, linear probing, tombstones, load <= 1/2. */
 #include "util/strmap.h"
+#include "util/hash.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -17,13 +18,7 @@ static const char tomb_mark;
 
 static uint64_t fnv(const char *s)
 {
-        uint64_t h = 1469598103934665603ULL;
-
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 1099511628211ULL;
-        }
-        return h;
+        return hash_str(s, 0);
 }
 
 static struct strmap_slot *find(const struct strmap *m, const char *key, uint64_t h)

@@ -3,6 +3,7 @@
  * Owns its entries and key copies, never the values. Not thread-safe: the
  * caller's lock protects it. */
 #include "sim.h"
+#include "util/hash.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -11,21 +12,6 @@
 
 #define HMAP_MIN_BUCKETS 64
 
-static uint64_t hash_str(uint64_t seed, const char *s)
-{
-        /* FNV-1a over the bytes, seeded, with a final avalanche so that
-         * bucket = hash & (n - 1) uses well-mixed low bits. */
-        uint64_t h = 1469598103934665603ULL ^ seed;
-
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 1099511628211ULL;
-        }
-        h ^= h >> 33;
-        h *= 0xff51afd7ed558ccdULL;
-        h ^= h >> 33;
-        return h;
-}
 
 int hmap_init(struct hmap *m)
 {
@@ -89,7 +75,7 @@ int hmap_add(struct hmap *m, const char *key, void *value)
                 free(e);
                 return -ENOMEM;
         }
-        e->hash = hash_str(m->seed, key);
+        e->hash = hash_mix(hash_str(key, m->seed));
         e->value = value;
         if (m->n >= m->n_buckets)
                 grow(m);
@@ -102,7 +88,7 @@ int hmap_add(struct hmap *m, const char *key, void *value)
 
 struct hmap_entry *hmap_find(const struct hmap *m, const char *key)
 {
-        uint64_t h = hash_str(m->seed, key);
+        uint64_t h = hash_mix(hash_str(key, m->seed));
 
         for (struct hmap_entry *e = m->buckets[h & (m->n_buckets - 1)]; e; e = e->next)
                 if (e->hash == h && strcmp(e->key, key) == 0)
@@ -127,7 +113,7 @@ void *hmap_get(const struct hmap *m, const char *key)
 
 void hmap_remove(struct hmap *m, const char *key, const void *value)
 {
-        uint64_t h = hash_str(m->seed, key);
+        uint64_t h = hash_mix(hash_str(key, m->seed));
         struct hmap_entry **pp = &m->buckets[h & (m->n_buckets - 1)];
 
         for (; *pp; pp = &(*pp)->next) {
