@@ -425,6 +425,41 @@ static void rest_runner_status_offline_idle_active(void **state)
         assert_string_equal(runner_status(w, rn.id), "active");
 }
 
+/* §3.2 status rule over time (test clock): "active" while the last
+ * UpdateTask/UpdateLog is at most 10 s old, then "idle" while the last
+ * authenticated call is at most 1 min old, then "offline" (Forgejo's
+ * "time.Since(last) > RunnerIdleTime/RunnerOfflineTime"). */
+static void rest_runner_status_ages_with_time(void **state)
+{
+        struct world *w = *state;
+        struct sim_runner rn;
+        struct sim_job j;
+
+        mk_runner(w, "/api/v1/admin", w->root.token, "r", false, "[\"a\"]", &rn);
+        mk_job(w, "acme", "web", "j", "[\"a\"]", &j);
+        long long task = claim(w, &rn);
+        update_task(w, &rn, task, "RESULT_UNSPECIFIED");
+        advance(w, 10000);
+        assert_string_equal(runner_status(w, rn.id), "active");
+        advance(w, 1);
+        assert_string_equal(runner_status(w, rn.id), "idle");
+        advance(w, 60000 - 10001);
+        assert_string_equal(runner_status(w, rn.id), "idle");
+        advance(w, 1);
+        assert_string_equal(runner_status(w, rn.id), "offline");
+        /* The listing judges by the same clock. */
+        struct sim_resp r;
+        CK_OK(sim_get(w->sim, "/api/v1/admin/actions/runners", w->root.token, &r));
+        CK_STATUS(&r, 200);
+        assert_string_equal(CK_STR(json_array_get(r.json, 0), "status"), "offline");
+        sim_resp_done(&r);
+        /* Any authenticated call brings it back to idle, UpdateTask to active. */
+        assert_int_equal(fetch(w, &rn), 0);
+        assert_string_equal(runner_status(w, rn.id), "idle");
+        update_task(w, &rn, task, "RESULT_UNSPECIFIED");
+        assert_string_equal(runner_status(w, rn.id), "active");
+}
+
 /* §3.2 DELETE needs the scope's owner. */
 static void rest_delete_runner_requires_permission(void **state)
 {
@@ -691,6 +726,7 @@ int main(int argc, char **argv)
                 T(rest_list_runners_visible_includes_global),
                 T(rest_list_runners_paginated),
                 T(rest_runner_status_offline_idle_active),
+                TC(rest_runner_status_ages_with_time),
                 T(rest_delete_runner_requires_permission),
                 T(registration_token_at_four_scopes),
                 T(registration_token_requires_permission),

@@ -2,6 +2,8 @@
  * request bodies here are literal protojson, never produced by src/forge. */
 #include "world.h"
 
+#include "util/rfc3339.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,9 +63,16 @@ int world_setup(void **state)
         return setup_with(state, NULL);
 }
 
+int world_setup_clock(void **state)
+{
+        struct sim_opts o = { .test_clock = true };
+
+        return setup_with(state, &o);
+}
+
 int world_setup_zombie(void **state)
 {
-        struct sim_opts o = { .zombie_timeout = "2s" };
+        struct sim_opts o = { .zombie_timeout = "2s", .test_clock = true };
 
         return setup_with(state, &o);
 }
@@ -171,4 +180,31 @@ const char *update_task(struct world *w, const struct sim_runner *r, long long t
         snprintf(buf, sizeof(buf), "%s", CK_ENUM(state, "result", "RESULT_UNSPECIFIED"));
         sim_resp_done(&resp);
         return buf;
+}
+
+void advance(struct world *w, long long ms)
+{
+        CK_OK(sim_clock_advance(w->sim, ms));
+}
+
+json_t *clock_state(struct world *w)
+{
+        struct sim_resp r;
+        json_t *j;
+
+        CK_OK(sim_get(w->sim, "/_sim/clock", NULL, &r));
+        CK_STATUS(&r, 200);
+        j = json_incref(r.json);
+        sim_resp_done(&r);
+        return j;
+}
+
+long long ts_ms(const char *s)
+{
+        int64_t sec;
+        int32_t nsec;
+
+        if (!s || rfc3339_parse(s, strlen(s), &sec, &nsec) < 0)
+                fail_msg("'%s' is not an RFC 3339 timestamp", s ? s : "(null)");
+        return (long long)sec * 1000 + nsec / 1000000;
 }

@@ -25,7 +25,8 @@ struct world {
 
 /* cmocka fixtures; *state becomes a struct world *. */
 int world_setup(void **state);
-int world_setup_zombie(void **state);    /* --zombie-timeout 2s */
+int world_setup_clock(void **state);     /* --test-clock (zombie timeout 600 s) */
+int world_setup_zombie(void **state);    /* --test-clock --zombie-timeout 2s */
 int world_teardown(void **state);
 /* Group teardown: stops a simulator a failed test left behind. */
 int world_group_teardown(void **state);
@@ -36,6 +37,7 @@ int world_group_teardown(void **state);
          cmocka_run_group_tests((tests), NULL, world_group_teardown))
 
 #define T(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
+#define TC(f) cmocka_unit_test_setup_teardown(f, world_setup_clock, world_teardown)
 #define TZ(f) cmocka_unit_test_setup_teardown(f, world_setup_zombie, world_teardown)
 
 /* printf into one of 16 rotating static buffers (single-threaded tests). */
@@ -59,3 +61,10 @@ const char *job_status(struct world *w, long long id);
 /* UpdateTask with the given result name; returns the response state.result. */
 const char *update_task(struct world *w, const struct sim_runner *r, long long task_id,
                         const char *result);
+/* Moves the test clock forward by ms; fails the test when refused. */
+void advance(struct world *w, long long ms);
+/* GET /_sim/clock; a new reference the caller releases. */
+json_t *clock_state(struct world *w);
+/* An RFC 3339 timestamp as ms since the epoch; fails the test when s is
+ * not one. */
+long long ts_ms(const char *s);

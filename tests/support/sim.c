@@ -167,6 +167,8 @@ int sim_start(const struct sim_opts *opts, struct sim **ret)
                 argv[argc++] = "--forgejo-version";
                 argv[argc++] = opts->forgejo_version;
         }
+        if (opts && opts->test_clock)
+                argv[argc++] = "--test-clock";
         argv[argc] = NULL;
 
         pid_t parent = getpid();
@@ -654,6 +656,15 @@ int sim_faults_clear(struct sim *sim)
                 rc = unexpected("DELETE /_sim/faults", &r);
         sim_resp_done(&r);
         return rc;
+}
+
+int sim_clock_advance(struct sim *sim, long long ms)
+{
+        json_t *o = NULL;
+        int r = control_post(sim, "/_sim/clock", json_pack("{s:I}", "advance_ms", (json_int_t)ms), &o);
+
+        json_decref(o);
+        return r;
 }
 
 /* ---- runners ---- */

@@ -25,6 +25,7 @@ struct sim {
 struct sim_opts {
         const char *zombie_timeout;  /* "--zombie-timeout" value; NULL: default */
         const char *forgejo_version; /* "--forgejo-version" value; NULL: default */
+        bool test_clock;             /* "--test-clock": time moves only by sim_clock_advance */
         long start_timeout_ms;       /* 10 s when 0 */
 };
 
@@ -122,6 +123,13 @@ int sim_stats(struct sim *sim, json_t **ret);
 /* json_body is the literal fault object. */
 int sim_fault(struct sim *sim, const char *json_body);
 int sim_faults_clear(struct sim *sim);
+
+/* POST /_sim/clock {"advance_ms": ms}: moves the clock of a simulator
+ * started with opts.test_clock forward by ms and applies every time-based
+ * rule (zombie timeout, runner status) before answering, so the next
+ * request sees the effect. -EPROTO when the simulator refuses (no
+ * --test-clock: 409; ms negative or too far: 422). */
+int sim_clock_advance(struct sim *sim, long long ms);
 
 /* ---- runners ---- */
 

@@ -1,7 +1,9 @@
 /* ctl.c: the control API under /_sim/ that tests, benchmarks and demos use
  * to create users, organisations, repositories and jobs, cancel jobs,
- * inspect jobs and runners (deleted ones included), read request counters
- * and inject faults. No authentication; never faulted, never counted. */
+ * inspect jobs and runners (deleted ones included), read request counters,
+ * inject faults and move a test clock. No authentication; never faulted,
+ * never counted; never moves a clock the process was not started with
+ * --test-clock for. */
 #include "sim.h"
 
 #include <errno.h>
@@ -504,4 +506,79 @@ void ctl_faults_clear(const struct sim_req *rq, struct sim_resp *rs)
 {
         httpd_faults_clear(rq->sim);
         rs->status = 204;
+}
+
+/* {"test_clock", "now", "advanced_ms"}; call with sim.lock held so that
+ * the answer matches the state it was taken with. */
+static json_t *clock_json(const struct sim *s)
+{
+        char now[40];
+
+        sim_format_ms(simclock_wall_ms(&s->clock), now, sizeof(now));
+        return json_pack("{s:b, s:s, s:I}", "test_clock", s->clock.test, "now", now,
+                         "advanced_ms", (json_int_t)simclock_advanced_ms(&s->clock));
+}
+
+void ctl_clock_get(const struct sim_req *rq, struct sim_resp *rs)
+{
+        json_t *o;
+
+        pthread_mutex_lock(&rq->sim->lock);
+        o = clock_json(rq->sim);
+        pthread_mutex_unlock(&rq->sim->lock);
+        resp_json(rs, 200, o);
+}
+
+void ctl_clock_advance(const struct sim_req *rq, struct sim_resp *rs)
+{
+        json_t *b, *m, *o;
+        int64_t ms;
+        size_t stopped;
+        int rc;
+
+        /* Checked before the body: a simulator on real time refuses every
+         * attempt, well-formed or not. */
+        if (!rq->sim->clock.test) {
+                resp_message(rs, 409, "the clock follows real time; start forgejo-sim with "
+                             "--test-clock to advance it");
+                return;
+        }
+        b = body_object(rq, rs);
+        if (!b)
+                return;
+        m = json_object_get(b, "advance_ms");
+        if (!m || json_is_null(m)) {
+                resp_message(rs, 422, "advance_ms: required");
+                goto out;
+        }
+        if (!json_is_integer(m)) {
+                resp_message(rs, 400, "advance_ms: must be an integer number of milliseconds");
+                goto out;
+        }
+        ms = json_integer_value(m);
+        pthread_mutex_lock(&rq->sim->lock);
+        rc = simclock_advance(&rq->sim->clock, ms);
+        if (rc < 0) {
+                int64_t left = SIMCLOCK_MAX_ADVANCE_MS - simclock_advanced_ms(&rq->sim->clock);
+                pthread_mutex_unlock(&rq->sim->lock);
+                if (ms < 0)
+                        resp_message(rs, 422, "advance_ms: %lld is negative; the clock never "
+                                     "goes back", (long long)ms);
+                else
+                        resp_message(rs, 422, "advance_ms: %lld is too far; the test clock can "
+                                     "move %lld ms more", (long long)ms, (long long)left);
+                goto out;
+        }
+        /* The advance itself applies the rules, so the caller sees their
+         * effect in its very next request, without waiting for a tick. */
+        stopped = state_tick(rq->sim);
+        o = clock_json(rq->sim);
+        pthread_mutex_unlock(&rq->sim->lock);
+        if (o && json_object_set_new(o, "zombies_stopped", json_integer((json_int_t)stopped)) < 0) {
+                json_decref(o);
+                o = NULL;
+        }
+        resp_json(rs, 200, o);
+out:
+        json_decref(b);
 }

@@ -97,6 +97,8 @@ static const struct route routes[] = {
         CTL("POST", "/faults", ctl_faults_add),
         CTL("GET", "/faults", ctl_faults_list),
         CTL("DELETE", "/faults", ctl_faults_clear),
+        CTL("GET", "/clock", ctl_clock_get),
+        CTL("POST", "/clock", ctl_clock_advance),
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))

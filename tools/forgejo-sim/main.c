@@ -1,7 +1,8 @@
 /* main.c: forgejo-sim entry point: command line, the loopback listening
- * socket, signal handling and the zombie-task reaper tick. Owns process
- * lifetime: everything started here is stopped and freed here. Never
- * listens on anything but 127.0.0.1 or ::1. */
+ * socket, signal handling and the 250 ms tick that applies time-based
+ * rules on a real clock (a test clock moves only by POST /_sim/clock).
+ * Owns process lifetime: everything started here is stopped and freed
+ * here. Never listens on anything but 127.0.0.1 or ::1. */
 #include "sim.h"
 
 #include <arpa/inet.h>
@@ -29,6 +30,7 @@ static void usage(FILE *f)
         fprintf(f,
                 "usage: forgejo-sim serve --listen ADDR:PORT [--zombie-timeout DURATION]\n"
                 "                         [--forgejo-version V] [--log-level error|warn|info|debug]\n"
+                "                         [--test-clock]\n"
                 "       forgejo-sim --version\n"
                 "\n"
                 "An in-memory stand-in for a Forgejo 15 server: the Actions REST API,\n"
@@ -40,7 +42,9 @@ static void usage(FILE *f)
                 "                          for longer than D (default %s)\n"
                 "  --forgejo-version V     version reported by /api/v1/version (default %s);\n"
                 "                          only the answer changes, not the behaviour\n"
-                "  --log-level L           default info\n",
+                "  --log-level L           default info\n"
+                "  --test-clock            freeze the simulator's clock; only\n"
+                "                          POST /_sim/clock {\"advance_ms\": N} moves it (tests)\n",
                 DEFAULT_ZOMBIE_TIMEOUT, SIM_VERSION_STRING);
 }
 
@@ -93,7 +97,7 @@ static int open_listener(const struct sockaddr_storage *ss, socklen_t len, int *
         return fd;
 }
 
-static int serve(const char *listen_addr, int64_t zombie_ms)
+static int serve(const char *listen_addr, int64_t zombie_ms, bool test_clock)
 {
         struct sockaddr_storage ss;
         socklen_t sslen;
@@ -114,7 +118,7 @@ static int serve(const char *listen_addr, int64_t zombie_ms)
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        s = state_new(zombie_ms);
+        s = state_new(zombie_ms, test_clock);
         if (!s) {
                 log_error("sim", "out of memory");
                 return 1;
@@ -131,7 +135,8 @@ static int serve(const char *listen_addr, int64_t zombie_ms)
                 log_error("sim", "cannot start the HTTP server", KS("address", listen_addr));
                 goto out;
         }
-        log_info("sim", "started", KS("url", s->server_url), KI("zombie_timeout_ms", zombie_ms));
+        log_info("sim", "started", KS("url", s->server_url), KI("zombie_timeout_ms", zombie_ms),
+                 KS("clock", test_clock ? "test" : "real"));
         printf("listening on %s\n", s->server_url);
         fflush(stdout);
 
@@ -144,8 +149,13 @@ static int serve(const char *listen_addr, int64_t zombie_ms)
                         log_error("sim", "sigtimedwait failed", KERR(-errno));
                         goto out;
                 }
+                /* A test clock stands still between advances, and each
+                 * advance applies the rules itself: a tick would find
+                 * nothing, and must not race a test. */
+                if (test_clock)
+                        continue;
                 pthread_mutex_lock(&s->lock);
-                size_t n = state_reap_zombies(s, sim_mono_ms());
+                size_t n = state_tick(s);
                 pthread_mutex_unlock(&s->lock);
                 if (n)
                         log_info("sim", "stopped zombie tasks", KI("count", n));
@@ -163,6 +173,7 @@ int main(int argc, char **argv)
         const char *listen_addr = NULL, *zombie = DEFAULT_ZOMBIE_TIMEOUT, *level = "info";
         enum log_level lvl;
         int64_t zombie_ms;
+        bool test_clock = false;
 
         log_init(LOG_INFO, LOG_FMT_LOGFMT);
         if (argc >= 2 && (strcmp(argv[1], "--version") == 0)) {
@@ -179,6 +190,10 @@ int main(int argc, char **argv)
         }
         for (int i = 2; i < argc; i++) {
                 const char **dst = NULL;
+                if (strcmp(argv[i], "--test-clock") == 0) {
+                        test_clock = true;
+                        continue;
+                }
                 if (strcmp(argv[i], "--listen") == 0)
                         dst = &listen_addr;
                 else if (strcmp(argv[i], "--zombie-timeout") == 0)
@@ -210,5 +225,5 @@ int main(int argc, char **argv)
                 return 2;
         }
         log_init(lvl, LOG_FMT_LOGFMT);
-        return serve(listen_addr, zombie_ms);
+        return serve(listen_addr, zombie_ms, test_clock);
 }

@@ -452,7 +452,7 @@ void rest_runners_list(const struct sim_req *rq, struct sim_resp *rs)
         bool visible = query_bool(rq, "visible");
         long long page = query_int(rq, "page"), limit = query_int(rq, "limit");
         long long total = 0, skip, last;
-        int64_t now = sim_mono_ms();
+        int64_t now;
         json_t *arr = json_array();
 
         if (page <= 0)
@@ -469,6 +469,9 @@ void rest_runners_list(const struct sim_req *rq, struct sim_resp *rs)
                 json_decref(arr);
                 return;
         }
+        /* Read under the lock: a test clock advance must not fall between
+         * this and the statuses it judges. */
+        now = simclock_mono_ms(&rq->sim->clock);
         skip = (page - 1) * limit;
         for (size_t i = 0; i < rq->sim->runners.n; i++) {
                 const struct runner *r = rq->sim->runners.v[i];
@@ -573,7 +576,7 @@ void rest_runner_get(const struct sim_req *rq, struct sim_resp *rs)
                 pthread_mutex_unlock(&rq->sim->lock);
                 return;
         }
-        j = runner_json(r, sim_mono_ms());
+        j = runner_json(r, simclock_mono_ms(&rq->sim->clock));
         pthread_mutex_unlock(&rq->sim->lock);
         resp_json(rs, 200, j);
 }

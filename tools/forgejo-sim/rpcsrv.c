@@ -62,7 +62,7 @@ static struct runner *rpc_auth(const struct sim_req *rq, struct sim_resp *rs, bo
 {
         struct runner *r = state_runner_auth(rq->sim, httpd_header(rq, RP_HDR_UUID),
                                              httpd_header(rq, RP_HDR_TOKEN));
-        int64_t now = sim_mono_ms();
+        int64_t now = simclock_mono_ms(&rq->sim->clock);
 
         if (!r) {
                 resp_connect_error(rs, RP_CODE_UNAUTHENTICATED, "unregistered runner");
@@ -512,7 +512,7 @@ void rpcsrv_update_task(const struct sim_req *rq, struct sim_resp *rs)
                 if (req.state.result != RP_RESULT_UNSPECIFIED)
                         state_task_finish(rq->sim, t, status_of_result(req.state.result));
                 else
-                        state_task_touch(t);
+                        state_task_touch(rq->sim, t);
         }
         if (req.outputs) {
                 json_object_foreach(req.outputs, k, v) {
@@ -570,7 +570,7 @@ void rpcsrv_update_log(const struct sim_req *rq, struct sim_resp *rs)
         if (!r || !(t = owned_task(rq, rs, r, req.task_id, "get task")))
                 goto unlock;
         if (t->status == JOB_RUNNING)
-                state_task_touch(t);
+                state_task_touch(rq->sim, t);
         ack = t->log_length;
         n = (int64_t)req.n_rows;
         if (n == 0 || req.index > ack || req.index + n <= ack || req.index < 0) {

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,34 @@ void *hmap_get(const struct hmap *m, const char *key);
 void hmap_remove(struct hmap *m, const char *key, const void *value);
 /* Calls fn for every entry, in no particular order. */
 void hmap_foreach(const struct hmap *m, void (*fn)(struct hmap_entry *e, void *arg), void *arg);
+
+/* ---- simclock.c: the simulator's time ------------------------------------ */
+
+/* How far a test clock may move in all: 100 years keeps timestamps within
+ * four-digit years and every sum far from overflow. */
+#define SIMCLOCK_MAX_ADVANCE_MS (100LL * 366 * 24 * 3600 * 1000)
+
+/* Read without a lock; advanced (and read where the answer must agree
+ * with the model) with sim.lock held. */
+struct simclock {
+        bool test;                      /* --test-clock: frozen between advances */
+        int64_t mono0, wall0;           /* test clock: its time when started */
+        _Atomic int64_t advanced_ms;    /* test clock: sum of all advances */
+};
+
+/* A real clock, or a test clock frozen at the current real time. */
+void simclock_init(struct simclock *c, bool test);
+/* Model time: monotonic ms (for durations) and wall-clock ms since the
+ * epoch (for timestamps shown to clients). */
+int64_t simclock_mono_ms(const struct simclock *c);
+int64_t simclock_wall_ms(const struct simclock *c);
+/* Total ms a test clock has been advanced; 0 for a real clock. */
+int64_t simclock_advanced_ms(const struct simclock *c);
+/* Moves a test clock forward by ms (0 is allowed). Returns 0, -EPERM for a
+ * real clock, -ERANGE when ms < 0 or the total would pass
+ * SIMCLOCK_MAX_ADVANCE_MS. The caller then evaluates the time-based rules
+ * (state_tick). */
+int simclock_advance(struct simclock *c, int64_t ms);
 
 /* ---- state.c: the in-memory model --------------------------------------- */
 
@@ -139,7 +168,7 @@ struct job {
         char handle[37];
         int64_t attempt;
         struct task *task;              /* NULL until claimed */
-        int64_t created_ms, claimed_ms, finished_ms;   /* wall clock, 0 = not yet */
+        int64_t created_ms, claimed_ms, finished_ms;   /* simclock wall, 0 = not yet */
         char **log;
         size_t n_log, cap_log;
         /* The job's ActionRunJob JSON for REST listings, built on first
@@ -162,7 +191,7 @@ struct runner {
         bool deleted;
         int64_t owner_id, repo_id;
         int64_t n_tasks;                /* tasks ever given */
-        int64_t last_online_mono, last_active_mono;     /* 0 = never */
+        int64_t last_online_mono, last_active_mono;     /* simclock mono, 0 = never */
 };
 
 struct task {
@@ -172,7 +201,7 @@ struct task {
         char *request_key;              /* NULL when none was sent */
         char token[41];
         enum job_status status;         /* running or a final status */
-        int64_t updated_mono;           /* last UpdateTask/UpdateLog */
+        int64_t updated_mono;           /* simclock mono of the last UpdateTask/UpdateLog */
         int64_t log_length;             /* rows acknowledged */
         bool log_archived;              /* no_more was received */
         json_t *outputs;                /* object key -> value */
@@ -190,6 +219,7 @@ struct sim {
         pthread_mutex_t lock;
         char server_url[96];            /* http://127.0.0.1:PORT */
         int64_t zombie_timeout_ms;
+        struct simclock clock;          /* the model's time */
 
         struct vec owners, repos, jobs, runners, tasks;
         struct hmap owner_by_name;      /* lower-case name */
@@ -213,13 +243,14 @@ struct sim {
         struct hmap stats;              /* "METHOD /pattern" -> int64_t * */
 };
 
+/* Real clocks, for real waits only; the model reads s->clock. */
 int64_t sim_now_ms(void);               /* wall clock, ms since the epoch */
 int64_t sim_mono_ms(void);              /* monotonic ms */
 /* RFC 3339 UTC with milliseconds; buf needs 32 bytes. */
 void sim_format_ms(int64_t ms, char *buf, size_t n);
 
-/* Returns NULL on OOM. */
-struct sim *state_new(int64_t zombie_timeout_ms);
+/* test_clock: see simclock_init. Returns NULL on OOM. */
+struct sim *state_new(int64_t zombie_timeout_ms, bool test_clock);
 void state_free(struct sim *s);
 
 const char *state_job_status_name(enum job_status st);
@@ -284,14 +315,17 @@ void state_task_finish(struct sim *s, struct task *t, enum job_status st);
 /* Forgejo StopTask: finish with st and delete the runner if ephemeral. */
 void state_task_stop(struct sim *s, struct task *t, enum job_status st);
 /* Marks the task alive (UpdateTask/UpdateLog heartbeat). */
-void state_task_touch(struct task *t);
+void state_task_touch(struct sim *s, struct task *t);
 /* Cancels a job: a waiting job becomes cancelled, a running one is stopped. */
 void state_job_cancel(struct sim *s, struct job *j);
 /* Appends log rows (copied). Returns 0, -ENOSPC past SIM_MAX_LOG_ROWS, -ENOMEM. */
 int state_job_log_append(struct job *j, const struct rp_log_row *rows, size_t n);
-/* Stops every running task idle for longer than the zombie timeout with
- * failure and archives its log. Returns how many were stopped. */
-size_t state_reap_zombies(struct sim *s, int64_t now_mono);
+/* Applies every time-based rule that changes the model at the clock's
+ * current time: stops each running task idle for longer than the zombie
+ * timeout with failure and archives its log (Forgejo's stop_zombie_tasks).
+ * Runner status needs nothing here: it is computed when read. Returns how
+ * many tasks were stopped. */
+size_t state_tick(struct sim *s);
 
 /* "offline" | "idle" | "active" (Forgejo status rules). */
 const char *state_runner_status(const struct runner *r, int64_t now_mono);
@@ -400,6 +434,8 @@ void ctl_stats_reset(const struct sim_req *rq, struct sim_resp *rs);
 void ctl_faults_add(const struct sim_req *rq, struct sim_resp *rs);
 void ctl_faults_list(const struct sim_req *rq, struct sim_resp *rs);
 void ctl_faults_clear(const struct sim_req *rq, struct sim_resp *rs);
+void ctl_clock_get(const struct sim_req *rq, struct sim_resp *rs);
+void ctl_clock_advance(const struct sim_req *rq, struct sim_resp *rs);
 
 /* Parses a decimal id (> 0) from a path segment; -EINVAL otherwise. */
 int sim_parse_id(const char *s, int64_t *ret);

@@ -172,7 +172,7 @@ static bool valid_name(const char *s)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-struct sim *state_new(int64_t zombie_timeout_ms)
+struct sim *state_new(int64_t zombie_timeout_ms, bool test_clock)
 {
         struct sim *s = calloc(1, sizeof(*s));
 
@@ -181,6 +181,7 @@ struct sim *state_new(int64_t zombie_timeout_ms)
         pthread_mutex_init(&s->lock, NULL);
         pthread_mutex_init(&s->aux_lock, NULL);
         s->zombie_timeout_ms = zombie_timeout_ms;
+        simclock_init(&s->clock, test_clock);
         s->next_fault_id = 1;
         snprintf(s->server_url, sizeof(s->server_url), "http://127.0.0.1");
         if (hmap_init(&s->owner_by_name) < 0 || hmap_init(&s->user_by_token_tail) < 0 ||
@@ -525,7 +526,7 @@ int state_job_create(struct sim *s, struct repo *rp, const char *name,
         j->repo = rp;
         j->attempt = 1;
         j->status = JOB_WAITING;
-        j->created_ms = sim_now_ms();
+        j->created_ms = simclock_wall_ms(&s->clock);
         j->name = strdup(name);
         j->key = workflow_job_key(name, j->id);
         if (!j->name || !j->key || strlist_copy(&j->runs_on, runs_on) < 0 ||
@@ -829,12 +830,12 @@ int state_pick_task(struct sim *s, struct runner *r, const char *request_key,
         t->job = j;
         t->runner = r;
         t->status = JOB_RUNNING;
-        t->updated_mono = sim_mono_ms();
+        t->updated_mono = simclock_mono_ms(&s->clock);
         running_link(s, t);
         j->task = t;
         j->status = JOB_RUNNING;
         job_changed(j);
-        j->claimed_ms = sim_now_ms();
+        j->claimed_ms = simclock_wall_ms(&s->clock);
         job_unlink_wait(s, j);
         r->n_tasks++;
         *ret = t;
@@ -882,7 +883,7 @@ void state_task_finish(struct sim *s, struct task *t, enum job_status st)
         t->status = st;
         running_unlink(s, t);
         j->status = st;
-        j->finished_ms = sim_now_ms();
+        j->finished_ms = simclock_wall_ms(&s->clock);
         job_changed(j);
         job_unlink_act(s, j);
 }
@@ -896,9 +897,9 @@ void state_task_stop(struct sim *s, struct task *t, enum job_status st)
                 state_runner_delete(s, t->runner);
 }
 
-void state_task_touch(struct task *t)
+void state_task_touch(struct sim *s, struct task *t)
 {
-        t->updated_mono = sim_mono_ms();
+        t->updated_mono = simclock_mono_ms(&s->clock);
 }
 
 void state_job_cancel(struct sim *s, struct job *j)
@@ -910,7 +911,7 @@ void state_job_cancel(struct sim *s, struct job *j)
                 return;
         }
         j->status = JOB_CANCELLED;
-        j->finished_ms = sim_now_ms();
+        j->finished_ms = simclock_wall_ms(&s->clock);
         job_changed(j);
         job_unlink_wait(s, j);
         job_unlink_act(s, j);
@@ -942,13 +943,16 @@ int state_job_log_append(struct job *j, const struct rp_log_row *rows, size_t n)
         return 0;
 }
 
-size_t state_reap_zombies(struct sim *s, int64_t now_mono)
+size_t state_tick(struct sim *s)
 {
+        int64_t now_mono = simclock_mono_ms(&s->clock);
         size_t n = 0;
         struct task *t = s->running_head;
 
         while (t) {
                 struct task *next = t->run_next;
+                /* Strictly older, as Forgejo's "updated < now - timeout":
+                 * at exactly the timeout the task still runs. */
                 if (now_mono - t->updated_mono > s->zombie_timeout_ms) {
                         /* Forgejo's stopTasks also moves the log to
                          * storage, so later appends are refused. */
