@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "util/httpc.h"
+#include "util/strutil.h"
 
 static const char status_help[] =
         "Usage: forgescale status [-c FILE | --url URL] [--json]\n"
@@ -50,11 +51,15 @@ static int print_table(json_t *pools)
                                 break;
                         o += (size_t)w;
                 }
-                const char *name = json_string_value(json_object_get(p, "name"));
-                const char *mode = json_string_value(json_object_get(p, "mode"));
-                const char *scope = json_string_value(json_object_get(p, "scope"));
-                printf("%-16s %-6s %-24s %-24s %7d %8d %5d %5d %5d%s\n", name ? name : "?",
-                       mode ? mode : "?", scope ? scope : "?", labels, get_int(p, "waiting"),
+                /* The answer is the server's: print none of its bytes a
+                 * terminal would act on. */
+                char name[128], mode[16], scope[256], labs[sizeof(labels)];
+                strutil_printable(json_string_value(json_object_get(p, "name")), name, sizeof(name));
+                strutil_printable(json_string_value(json_object_get(p, "mode")), mode, sizeof(mode));
+                strutil_printable(json_string_value(json_object_get(p, "scope")), scope, sizeof(scope));
+                strutil_printable(labels, labs, sizeof(labs));
+                printf("%-16s %-6s %-24s %-24s %7d %8d %5d %5d %5d%s\n", name,
+                       mode, scope, labs, get_int(p, "waiting"),
                        get_int(p, "starting"), get_int(p, "idle"), get_int(p, "busy"),
                        get_int(p, "max_runners"),
                        json_is_false(json_object_get(p, "enabled")) ? "  (not started)" : "");

@@ -16,3 +16,27 @@ char *strutil_dup_or_null(const char *s, int *err)
                 *err = -ENOMEM;
         return d;
 }
+
+const char *strutil_printable(const char *s, char *buf, size_t n)
+{
+        size_t o = 0;
+
+        if (!s)
+                s = "?";
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                unsigned char c = *p;
+                if (o + 1 >= n) {
+                        memcpy(buf + n - 4, "...", 4);
+                        return buf;
+                }
+                if (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+                        p++;
+                        c = '?';
+                } else if (c < 0x20 || c == 0x7f) {
+                        c = '?';
+                }
+                buf[o++] = (char)c;
+        }
+        buf[o] = '\0';
+        return buf;
+}

@@ -30,10 +30,25 @@ static void dup_or_null(void **state)
         free(d);
 }
 
+/* Terminal escapes from a server never reach the terminal. */
+static void printable(void **state)
+{
+        char buf[32];
+
+        assert_string_equal(strutil_printable("linux-amd64", buf, sizeof(buf)), "linux-amd64");
+        assert_string_equal(strutil_printable("\x1b]0;owned\x07\x1b[2J", buf, sizeof(buf)), "?]0;owned??[2J");
+        assert_string_equal(strutil_printable("a\xc2\x9b" "31mb\x7f", buf, sizeof(buf)), "a?31mb?");
+        assert_string_equal(strutil_printable("caf\xc3\xa9", buf, sizeof(buf)), "caf\xc3\xa9");
+        assert_string_equal(strutil_printable(NULL, buf, sizeof(buf)), "?");
+        assert_string_equal(strutil_printable("0123456789", buf, 8), "0123...");
+        assert_string_equal(strutil_printable("0123456", buf, 8), "0123456");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(dup_or_null),
+                cmocka_unit_test(printable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
