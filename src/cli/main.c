@@ -98,16 +98,22 @@ static int usage_error(const char *cmd, const char *fmt, ...)
         return EXIT_USAGE;
 }
 
+/* Errors and warnings alike, in file order. */
 static void print_diag(const struct config_diag *d)
 {
         for (size_t i = 0; i < d->n; i++)
-                fprintf(stderr, "%s\n", d->msgs[i]);
+                fprintf(stderr, "%s\n", d->msgs[i].text);
 }
 
+/* Logs each message once at its severity; msg says what the errors mean. */
 static void log_diag(const struct config_diag *d, const char *msg)
 {
-        for (size_t i = 0; i < d->n; i++)
-                log_error("config", msg, KS("error", d->msgs[i]));
+        for (size_t i = 0; i < d->n; i++) {
+                if (d->msgs[i].warning)
+                        log_warn("config", "configuration warning", KS("warning", d->msgs[i].text));
+                else
+                        log_error("config", msg, KS("error", d->msgs[i].text));
+        }
 }
 
 struct opts {
@@ -199,6 +205,8 @@ static int cmd_check(int argc, char **argv)
                 config_free(cfg);
                 return EXIT_INVALID;
         }
+        /* Warnings do not fail the check, but they are worth reading. */
+        print_diag(&diag);
         if (o.print)
                 r = config_print(cfg, stdout);
         else
@@ -241,22 +249,29 @@ static int cmd_run(int argc, char **argv)
         if (r < 0) {
                 log_diag(&diag, "invalid configuration");
                 log_error("main", "not starting: the configuration has errors",
-                          KS("config", o.config), KI("errors", diag.n));
+                          KS("config", o.config), KI("errors", config_diag_errors(&diag)));
                 config_diag_done(&diag);
                 return EXIT_INVALID;
         }
         log_init(o.log_level ? level : cfg->log.level, o.log_format ? format : cfg->log.format);
+        log_diag(&diag, "invalid configuration");      /* warnings only */
+        config_diag_done(&diag);
         r = config_check_files(cfg, &diag);
-        if (r >= 0)
+        if (r >= 0) {
+                log_diag(&diag, "unusable file or variable");
+                config_diag_done(&diag);
                 r = config_load_tokens(cfg, &diag);
+        }
         if (r < 0) {
                 log_diag(&diag, "unusable file or variable");
-                log_error("main", "not starting: a token or ca_file cannot be used",
-                          KS("config", o.config), KI("errors", diag.n));
+                log_error("main", "not starting: a token, ca_file or state_dir cannot be used",
+                          KS("config", o.config), KI("errors", config_diag_errors(&diag)));
                 config_diag_done(&diag);
                 config_free(cfg);
                 return EXIT_INVALID;
         }
+        /* config_check_files already showed the warnings load_tokens repeats. */
+        config_diag_done(&diag);
         r = daemon_run(cfg);
         config_free(cfg);
         return r < 0 ? EXIT_INVALID : 0;

@@ -62,13 +62,17 @@ static size_t map_pairs(const struct ynode *y)
 struct err {
         int line, col;
         size_t seq;
+        bool warning;
         char *msg;
 };
 
+/* Errors and warnings of one call, flushed sorted into a config_diag. */
 struct errlist {
         struct err *v;
         size_t n, cap;
-        size_t dropped;
+        size_t n_errors;        /* entries of v that are errors */
+        size_t dropped;         /* over CONFIG_MAX_ERRORS, not kept */
+        size_t dropped_errors;
         bool oom;
 };
 
@@ -80,13 +84,15 @@ static void errlist_done(struct errlist *l)
         memset(l, 0, sizeof(*l));
 }
 
-static void errlist_addv(struct errlist *l, int line, int col,
+static void errlist_addv(struct errlist *l, bool warning, int line, int col,
                          const char *fmt, va_list ap)
 {
         char *msg;
 
         if (l->n >= CONFIG_MAX_ERRORS) {
                 l->dropped++;
+                if (!warning)
+                        l->dropped_errors++;
                 return;
         }
         if (vasprintf(&msg, fmt, ap) < 0) {
@@ -104,8 +110,17 @@ static void errlist_addv(struct errlist *l, int line, int col,
                 l->v = nv;
                 l->cap = ncap;
         }
-        l->v[l->n] = (struct err){ .line = line, .col = col, .seq = l->n, .msg = msg };
+        l->v[l->n] = (struct err){ .line = line, .col = col, .seq = l->n,
+                                   .warning = warning, .msg = msg };
         l->n++;
+        if (!warning)
+                l->n_errors++;
+}
+
+/* True when the list holds an error (kept or dropped), not only warnings. */
+static bool errlist_failed(const struct errlist *l)
+{
+        return l->n_errors > 0 || l->dropped_errors > 0;
 }
 
 static void errlist_add(struct errlist *l, int line, int col, const char *fmt, ...)
@@ -115,7 +130,18 @@ static void errlist_add(struct errlist *l, int line, int col, const char *fmt, .
         va_list ap;
 
         va_start(ap, fmt);
-        errlist_addv(l, line, col, fmt, ap);
+        errlist_addv(l, false, line, col, fmt, ap);
+        va_end(ap);
+}
+
+static void errlist_warn(struct errlist *l, int line, int col, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void errlist_warn(struct errlist *l, int line, int col, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        errlist_addv(l, true, line, col, fmt, ap);
         va_end(ap);
 }
 
@@ -130,35 +156,41 @@ static int err_cmp(const void *a, const void *b)
         return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int diag_push(struct config_diag *d, char *msg)
+static int diag_push(struct config_diag *d, char *msg, bool warning)
 {
-        char **nv = realloc(d->msgs, (d->n + 1) * sizeof(*nv));
+        struct config_msg *nv = realloc(d->msgs, (d->n + 1) * sizeof(*nv));
 
         if (!nv) {
                 free(msg);
                 return -ENOMEM;
         }
         d->msgs = nv;
-        d->msgs[d->n++] = msg;
+        d->msgs[d->n++] = (struct config_msg){ .text = msg, .warning = warning };
         return 0;
 }
 
-static int diag_addf(struct config_diag *d, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-static int diag_addf(struct config_diag *d, const char *fmt, ...)
+static int diag_vaddf(struct config_diag *d, bool warning, const char *fmt, va_list ap)
 {
-        va_list ap;
         char *msg;
-        int r;
 
         if (!d)
                 return 0;
-        va_start(ap, fmt);
-        r = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (r < 0)
+        if (vasprintf(&msg, fmt, ap) < 0)
                 return -ENOMEM;
-        return diag_push(d, msg);
+        return diag_push(d, msg, warning);
+}
+
+static int diag_addf(struct config_diag *d, bool warning, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static int diag_addf(struct config_diag *d, bool warning, const char *fmt, ...)
+{
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = diag_vaddf(d, warning, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 /* Moves the sorted messages of l into d, formatted with the file name. */
@@ -169,14 +201,18 @@ static int errlist_flush(struct errlist *l, const char *file, struct config_diag
         if (l->n)
                 qsort(l->v, l->n, sizeof(l->v[0]), err_cmp);
         for (size_t i = 0; d && i < l->n && r >= 0; i++) {
-                if (l->v[i].line > 0)
-                        r = diag_addf(d, "%s:%d:%d: %s", file, l->v[i].line,
-                                      l->v[i].col, l->v[i].msg);
+                const struct err *e = &l->v[i];
+                const char *sev = e->warning ? "warning: " : "";
+
+                if (e->line > 0)
+                        r = diag_addf(d, e->warning, "%s:%d:%d: %s%s", file, e->line,
+                                      e->col, sev, e->msg);
                 else
-                        r = diag_addf(d, "%s: %s", file, l->v[i].msg);
+                        r = diag_addf(d, e->warning, "%s: %s%s", file, sev, e->msg);
         }
         if (d && r >= 0 && l->dropped)
-                r = diag_addf(d, "%s: %zu more errors not shown", file, l->dropped);
+                r = diag_addf(d, l->dropped_errors == 0, "%s: %zu more %s not shown", file,
+                              l->dropped, l->dropped_errors ? "errors" : "warnings");
         if (l->oom)
                 r = -ENOMEM;
         return r;
@@ -187,10 +223,20 @@ void config_diag_done(struct config_diag *d)
         if (!d)
                 return;
         for (size_t i = 0; i < d->n; i++)
-                free(d->msgs[i]);
+                free(d->msgs[i].text);
         free(d->msgs);
         d->msgs = NULL;
         d->n = 0;
+}
+
+size_t config_diag_errors(const struct config_diag *d)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; d && i < d->n; i++)
+                if (!d->msgs[i].warning)
+                        n++;
+        return n;
 }
 
 /* Escapes user text for a message: quotes, backslashes and control bytes
@@ -617,6 +663,19 @@ static void werr(struct walk *w, const struct ynode *at, const char *fmt, ...)
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         errlist_add(w->errs, at ? at->line : 0, at ? at->col : 0, "%s%s", w->who, msg);
+}
+
+static void wwarn(struct walk *w, const struct ynode *at, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void wwarn(struct walk *w, const struct ynode *at, const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        errlist_warn(w->errs, at ? at->line : 0, at ? at->col : 0, "%s%s", w->who, msg);
 }
 
 /* Appends "name." to the key path of nested sections; the caller saves and
@@ -1304,6 +1363,23 @@ int config_listen_parse(const char *s, char **ret_host, int *ret_port)
         return 0;
 }
 
+/* host as returned by config_listen_parse: "localhost", an IPv4 or an IPv6
+ * literal. 127.0.0.0/8 and ::1 are loopback; so is ::ffff:127.x.y.z. */
+static bool is_loopback(const char *host)
+{
+        unsigned char a[16];
+
+        if (strcmp(host, "localhost") == 0)
+                return true;
+        if (inet_pton(AF_INET, host, a) == 1)
+                return a[0] == 127;
+        if (inet_pton(AF_INET6, host, a) != 1)
+                return false;
+        if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0)
+                return true;
+        return memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0 && a[12] == 127;
+}
+
 static bool check_listen(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
 {
         struct config *cfg = obj;
@@ -1323,6 +1399,9 @@ static bool check_listen(struct walk *w, const struct key *k, const struct ynode
         free(cfg->listen_host);
         cfg->listen_host = host;
         cfg->listen_port = port;
+        if (!is_loopback(host))
+                wwarn(w, v, "%s %s is not a loopback address: the HTTP API (metrics, status, demand) has no authentication, so anyone who can reach it can read it; listen on 127.0.0.1 or [::1], or restrict access with a firewall",
+                      kp(w, k), Q(cfg->listen));
         return true;
 }
 
@@ -1724,7 +1803,7 @@ enum { TK_LISTEN, TK_STATE_DIR, TK_LOG, TK_FORGES, TK_PROVIDERS, TK_POOLS };
 static const struct key top_keys[] = {
         [TK_LISTEN] = { .name = "listen", .type = KT_STR, .def = "127.0.0.1:9464",
           ENTRY(struct config, listen), .check = check_listen, .type_doc = "address",
-          .doc = "HOST:PORT of the HTTP endpoint for /metrics, /healthz and /v1/…; HOST is an IP address (IPv6 in brackets) or localhost. Port 0 picks a free port." },
+          .doc = "HOST:PORT of the HTTP endpoint for /metrics, /healthz and /v1/…; HOST is an IP address (IPv6 in brackets) or localhost. Port 0 picks a free port. The API has no authentication: an address other than loopback (127.0.0.0/8, ::1, localhost) draws a warning from `check` and at start." },
         [TK_STATE_DIR] = { .name = "state_dir", .type = KT_STR, .def = "./forgescale-state",
           ENTRY(struct config, state_dir), .type_doc = "path",
           .doc = "Folder for the SQLite database and per-instance files, created with mode 0700. Relative paths are resolved against the configuration file's folder." },
@@ -2038,7 +2117,7 @@ int config_parse(const char *name, const char *text, size_t len, const char *dir
         walk_map(&w, &config__top, cfg, root, root);
         if (errs.oom)
                 r = -ENOMEM;
-        else if (errs.n || errs.dropped)
+        else if (errlist_failed(&errs))
                 r = -EINVAL;
 out:
         fr = errlist_flush(&errs, name, reterr_diag);
@@ -2062,12 +2141,12 @@ int config_load(const char *path, struct config **ret_cfg, struct config_diag *r
 
         r = fs_read_file(path, CONFIG_MAX_FILE_SIZE, &text, &len);
         if (r == -EFBIG) {
-                diag_addf(reterr_diag, "%s: the file is larger than %u bytes; this is not a forgescale configuration",
+                diag_addf(reterr_diag, false, "%s: the file is larger than %u bytes; this is not a forgescale configuration",
                           path, CONFIG_MAX_FILE_SIZE);
                 return r;
         }
         if (r < 0) {
-                if (diag_addf(reterr_diag, "%s: cannot read the configuration: %s", path,
+                if (diag_addf(reterr_diag, false, "%s: cannot read the configuration: %s", path,
                               strerror(-r)) < 0)
                         return -ENOMEM;
                 return r;
@@ -2175,7 +2254,7 @@ int config_check_files(const struct config *cfg, struct config_diag *reterr_diag
                         }
                 }
         }
-        if (r == 0 && (errs.n || errs.dropped))
+        if (r == 0 && (errlist_failed(&errs)))
                 r = -EINVAL;
         fr = errlist_flush(&errs, cfg->path, reterr_diag);
         if (r == 0 && fr < 0)
@@ -2205,7 +2284,7 @@ int config_load_tokens(struct config *cfg, struct config_diag *reterr_diag)
                 secret_free(f->token);
                 f->token = tok;
         }
-        if (r == 0 && (errs.n || errs.dropped))
+        if (r == 0 && (errlist_failed(&errs)))
                 r = -EINVAL;
         if (r < 0)
                 for (size_t i = 0; i < cfg->n_forges; i++) {

@@ -24,15 +24,26 @@ struct config_pos {
         int col;
 };
 
-/* Collected messages, each "FILE:LINE:COL: message" (or "FILE: message"
- * when no position applies), sorted by position. Owned; release with
+/* One message: "FILE:LINE:COL: message" (or "FILE: message" when no
+ * position applies); warnings read "FILE:LINE:COL: warning: message". */
+struct config_msg {
+        char *text;                     /* owned */
+        bool warning;                   /* true: does not make the configuration invalid */
+};
+
+/* Collected messages, sorted by position. Errors make the call that added
+ * them fail; warnings do not (a call can succeed and still add warnings,
+ * which the caller should show or log). Owned; release with
  * config_diag_done(). A zeroed struct is an empty list. */
 struct config_diag {
-        char **msgs;
+        struct config_msg *msgs;
         size_t n;
 };
 
 void config_diag_done(struct config_diag *d);
+
+/* Number of messages in d that are errors (not warnings). */
+size_t config_diag_errors(const struct config_diag *d);
 
 struct config_strv {
         char **v;

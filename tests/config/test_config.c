@@ -67,7 +67,7 @@ static struct config *parse_ok(const char *text)
         int r = config_parse("t.yaml", text, strlen(text), NULL, &cfg, &d);
 
         for (size_t i = 0; i < d.n; i++)
-                print_message("unexpected: %s\n", d.msgs[i]);
+                print_message("unexpected: %s\n", d.msgs[i].text);
         assert_int_equal(r, 0);
         assert_int_equal(d.n, 0);
         assert_non_null(cfg);
@@ -253,6 +253,53 @@ static void test_defaults(void **state)
         config_free(cfg);
 }
 
+/* A listen address other people can reach is allowed, with a warning: the
+ * call succeeds, the message is marked as a warning and is not an error. */
+static void test_listen_warning(void **state)
+{
+        static const char *const public[] = { "0.0.0.0:9464", "[::]:9464", "192.0.2.7:80" };
+        static const char *const loopback[] = { "127.0.0.1:0", "127.8.9.10:1", "[::1]:9", "localhost:9464",
+                                                "[::ffff:127.0.0.1]:9" };
+        char text[256];
+
+        for (size_t i = 0; i < sizeof(public) / sizeof(public[0]); i++) {
+                struct config *cfg = NULL;
+                struct config_diag d = { 0 };
+                snprintf(text, sizeof(text), "listen: \"%s\"\nforges: {m: {url: http://h, token_env: HOME}}\n"
+                         "pools: {p: {scope: user, labels: [x]}}\n", public[i]);
+                assert_int_equal(config_parse("t.yaml", text, strlen(text), NULL, &cfg, &d), 0);
+                assert_non_null(cfg);
+                assert_int_equal(d.n, 1);
+                assert_true(d.msgs[0].warning);
+                assert_int_equal(config_diag_errors(&d), 0);
+                assert_non_null(strstr(d.msgs[0].text, "t.yaml:1:10: warning: listen \""));
+                assert_non_null(strstr(d.msgs[0].text, "has no authentication"));
+                config_diag_done(&d);
+                config_free(cfg);
+        }
+        for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+                struct config *cfg = NULL;
+                struct config_diag d = { 0 };
+                snprintf(text, sizeof(text), "listen: \"%s\"\nforges: {m: {url: http://h, token_env: HOME}}\n"
+                         "pools: {p: {scope: user, labels: [x]}}\n", loopback[i]);
+                assert_int_equal(config_parse("t.yaml", text, strlen(text), NULL, &cfg, &d), 0);
+                assert_int_equal(d.n, 0);
+                config_free(cfg);
+        }
+
+        /* Warnings sort with errors by position, and only errors count. */
+        static const char mixed[] = "listen: 0.0.0.0:1\nforges: {m: {url: ftp://h, token_env: HOME}}\n"
+                                    "pools: {p: {scope: user, labels: [x]}}\n";
+        struct config_diag d = { 0 };
+        assert_int_equal(parse_bad(mixed, strlen(mixed), &d), -EINVAL);
+        assert_int_equal(d.n, 2);
+        assert_true(d.msgs[0].warning);
+        assert_false(d.msgs[1].warning);
+        assert_int_equal(config_diag_errors(&d), 1);
+        config_diag_done(&d);
+        assert_int_equal(config_diag_errors(NULL), 0);
+}
+
 static void test_full(void **state)
 {
         struct config *cfg = parse_ok(full_cfg);
@@ -294,11 +341,11 @@ static void test_collects_every_error_sorted(void **state)
 
         assert_int_equal(parse_bad(text, strlen(text), &d), -EINVAL);
         assert_int_equal(d.n, 5);
-        assert_string_equal(d.msgs[0], "t.yaml:2:14: pool \"p\": scope \"nope\" is invalid; use instance, user, org/NAME or repo/OWNER/NAME");
-        assert_string_equal(d.msgs[1], "t.yaml:2:46: pool \"p\": max_runners must be between 0 and 10000 (got -1)");
-        assert_string_equal(d.msgs[2], "t.yaml:3:1: unknown key \"listn\" at top level; did you mean \"listen\"?");
-        assert_string_equal(d.msgs[3], "t.yaml:5:12: forge \"f\": url \"ftp://x\" must start with http:// or https://");
-        assert_string_equal(d.msgs[4], "t.yaml:5:42: forge \"f\": kind \"github\" is invalid; use forgejo or gitea");
+        assert_string_equal(d.msgs[0].text, "t.yaml:2:14: pool \"p\": scope \"nope\" is invalid; use instance, user, org/NAME or repo/OWNER/NAME");
+        assert_string_equal(d.msgs[1].text, "t.yaml:2:46: pool \"p\": max_runners must be between 0 and 10000 (got -1)");
+        assert_string_equal(d.msgs[2].text, "t.yaml:3:1: unknown key \"listn\" at top level; did you mean \"listen\"?");
+        assert_string_equal(d.msgs[3].text, "t.yaml:5:12: forge \"f\": url \"ftp://x\" must start with http:// or https://");
+        assert_string_equal(d.msgs[4].text, "t.yaml:5:42: forge \"f\": kind \"github\" is invalid; use forgejo or gitea");
         config_diag_done(&d);
         config_diag_done(&d); /* idempotent */
 }
@@ -306,7 +353,7 @@ static void test_collects_every_error_sorted(void **state)
 static bool diag_has(const struct config_diag *d, const char *needle)
 {
         for (size_t i = 0; i < d->n; i++)
-                if (strstr(d->msgs[i], needle))
+                if (strstr(d->msgs[i].text, needle))
                         return true;
         return false;
 }
@@ -349,7 +396,7 @@ static void test_error_cap(void **state)
         parse_bad(text, o, &d);
         /* CONFIG_MAX_ERRORS messages, then one summary line. */
         assert_int_equal(d.n, CONFIG_MAX_ERRORS + 1);
-        assert_non_null(strstr(d.msgs[d.n - 1], "more errors not shown"));
+        assert_non_null(strstr(d.msgs[d.n - 1].text, "more errors not shown"));
         config_diag_done(&d);
         free(text);
 }
@@ -363,7 +410,7 @@ static void test_size_cap(void **state)
         assert_non_null(text);
         memset(text, '#', n);
         assert_int_equal(parse_bad(text, n, &d), -EFBIG);
-        assert_non_null(strstr(d.msgs[0], "larger than 1048576 bytes"));
+        assert_non_null(strstr(d.msgs[0].text, "larger than 1048576 bytes"));
         config_diag_done(&d);
 
         /* Just under the cap: a comment line padding a valid file parses. */
@@ -390,7 +437,7 @@ static void test_deep_and_garbage(void **state)
         memcpy(text, "a: ", 3);
         memset(text + 3, '[', n);
         assert_int_equal(parse_bad(text, n + 3, &d), -EINVAL);
-        assert_non_null(strstr(d.msgs[0], "deeper than 32 levels"));
+        assert_non_null(strstr(d.msgs[0].text, "deeper than 32 levels"));
         config_diag_done(&d);
 
         /* Block-style nesting: mappings of mappings. */
@@ -401,17 +448,17 @@ static void test_deep_and_garbage(void **state)
                 o += (size_t)snprintf(text + o, n - o, "k%d:\n", i);
         }
         parse_bad(text, o, &d);
-        assert_non_null(strstr(d.msgs[0], "deeper than 32 levels"));
+        assert_non_null(strstr(d.msgs[0].text, "deeper than 32 levels"));
         config_diag_done(&d);
 
         static const char bin[] = "forges:\n  \x01\x02\x80\xff: x\n";
         parse_bad(bin, sizeof(bin) - 1, &d);
-        assert_string_equal(d.msgs[0], "t.yaml:2:3: the file contains a control character; it is not a text file");
+        assert_string_equal(d.msgs[0].text, "t.yaml:2:3: the file contains a control character; it is not a text file");
         config_diag_done(&d);
 
         static const char surrogate[] = "a: \xed\xa0\x80\n";
         parse_bad(surrogate, sizeof(surrogate) - 1, &d);
-        assert_string_equal(d.msgs[0], "t.yaml:1:4: the file is not valid UTF-8 text");
+        assert_string_equal(d.msgs[0].text, "t.yaml:1:4: the file is not valid UTF-8 text");
         config_diag_done(&d);
 
         /* Hangs libfyaml 0.7.12 unless refused before parsing. */
@@ -434,7 +481,7 @@ static void test_deep_and_garbage(void **state)
         }
 
         parse_bad("", 0, &d);
-        assert_string_equal(d.msgs[0], "t.yaml: the configuration is empty; it needs at least forges and pools");
+        assert_string_equal(d.msgs[0].text, "t.yaml: the configuration is empty; it needs at least forges and pools");
         config_diag_done(&d);
         free(text);
 }
@@ -522,7 +569,7 @@ static void test_fuzz_round_trip(void **state)
                         if (r2 != 0) {
                                 print_message("input:\n%.*s\nprinted:\n%s\n", (int)n, buf, p1);
                                 for (size_t i = 0; i < d2.n; i++)
-                                        print_message("%s\n", d2.msgs[i]);
+                                        print_message("%s\n", d2.msgs[i].text);
                         }
                         assert_int_equal(r2, 0);
                         p2 = print_to_string(cfg2);
@@ -582,7 +629,7 @@ static void test_tokens(void **state)
         assert_int_equal(d.n, 1);
         snprintf(out, sizeof(out), "%s:3:43: forge \"b\": token_env: environment variable \"FS_UNIT_TOKEN\" is not set",
                  cfgpath);
-        assert_string_equal(d.msgs[0], out);
+        assert_string_equal(d.msgs[0].text, out);
         config_diag_done(&d);
         assert_int_equal(config_load_tokens(cfg, &d), -EINVAL);
         assert_null(cfg->forges[0].token);   /* nothing kept on failure */
@@ -617,7 +664,7 @@ static void test_tokens(void **state)
         setenv("FS_UNIT_TOKEN", "env-secret-value", 1);
         assert_int_equal(config_check_files(cfg, &d), -EINVAL);
         snprintf(out, sizeof(out), "%s:2:44: forge \"a\": token_file \"token\": No such file or directory", cfgpath);
-        assert_string_equal(d.msgs[0], out);
+        assert_string_equal(d.msgs[0].text, out);
         config_diag_done(&d);
         config_free(cfg);
         unsetenv("FS_UNIT_TOKEN");
@@ -627,7 +674,7 @@ static void test_tokens(void **state)
         rmdir(dir);
 
         assert_int_equal(config_load("does/not/exist.yaml", &cfg, &d), -ENOENT);
-        assert_string_equal(d.msgs[0], "does/not/exist.yaml: cannot read the configuration: No such file or directory");
+        assert_string_equal(d.msgs[0].text, "does/not/exist.yaml: cannot read the configuration: No such file or directory");
         config_diag_done(&d);
 }
 
@@ -640,6 +687,7 @@ int main(void)
                 cmocka_unit_test(test_listen_parse),
                 cmocka_unit_test(test_duration),
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_listen_warning),
                 cmocka_unit_test(test_full),
                 cmocka_unit_test(test_collects_every_error_sorted),
                 cmocka_unit_test(test_message_value_cut),
