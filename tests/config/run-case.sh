@@ -30,12 +30,23 @@ cp "$case_file" "$dir/$name.yaml" || exit 99
         : > "$dir/empty-token"
         printf 'line-one-token\nline-two-token\n' > "$dir/two-lines"
         mkdir "$dir/a-folder"
+        printf 'nul-token\000tail\n' > "$dir/nul-token"
+        printf '  spaced-value-0123456789\n' > "$dir/spaced-token"
+        printf 'inner token\n' > "$dir/inner-space-token"
+        mkfifo "$dir/fifo-token"
+        printf 'shared-token-0123456789\n' > "$dir/shared-token"
+        chmod 0644 "$dir/shared-token"
+        printf 'open-token-0123456789\n' > "$dir/open-token"
+        chmod 0666 "$dir/open-token"
+        mkdir "$dir/open-dir"
+        chmod 0777 "$dir/open-dir"
         printf '%s\n' '-----BEGIN CERTIFICATE-----' '-----END CERTIFICATE-----' > "$dir/ca.pem"
 ) || exit 99
 cd "$dir" || exit 99
 
 FORGESCALE_TEST_TOKEN=env-token-0123456789
-export FORGESCALE_TEST_TOKEN
+FORGESCALE_TEST_SPACED=' env-spaced-value'
+export FORGESCALE_TEST_TOKEN FORGESCALE_TEST_SPACED
 unset FORGESCALE_TEST_UNSET
 
 if [ "$kind" = bad ]; then
@@ -62,7 +73,8 @@ if [ "$rc" -ne "$want" ]; then
         fail=1
 fi
 
-for secret in "file-token-$name-0123456789" env-token-0123456789 line-one-token; do
+for secret in "file-token-$name-0123456789" env-token-0123456789 line-one-token \
+              spaced-value-0123456789 env-spaced-value shared-token-0123456789 open-token-0123456789; do
         if grep -qF "$secret" out; then
                 echo "FAIL: a token value appears in the output"
                 fail=1

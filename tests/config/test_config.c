@@ -678,6 +678,64 @@ static void test_tokens(void **state)
         config_diag_done(&d);
 }
 
+/* What run loads goes through the same rules as check: a token file other
+ * users can read loads with a warning; one anyone can write, a FIFO (which
+ * must not block) or one with a NUL byte is refused and no token is kept. */
+static void test_token_file_rules(void **state)
+{
+        char dir[] = "cfgtest-XXXXXX", path[64], cfgpath[64];
+        struct config *cfg = NULL;
+        struct config_diag d = { 0 };
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/token", dir);
+        snprintf(cfgpath, sizeof(cfgpath), "%s/c.yaml", dir);
+        f = fopen(cfgpath, "w");
+        assert_non_null(f);
+        fputs("forges: {a: {url: http://127.0.0.1:1, token_file: token}}\n"
+              "pools: {p: {scope: user, labels: [x]}}\n", f);
+        fclose(f);
+        assert_int_equal(config_load(cfgpath, &cfg, &d), 0);
+
+        assert_int_equal(fs_write_file_0600(path, "tok-shared-0123\n", 16), 0);
+        assert_int_equal(chmod(path, 0640), 0);
+        assert_int_equal(config_load_tokens(cfg, &d), 0);
+        assert_string_equal(cfg->forges[0].token, "tok-shared-0123");
+        assert_int_equal(d.n, 1);
+        assert_true(d.msgs[0].warning);
+        assert_non_null(strstr(d.msgs[0].text, "warning: forge \"a\": token_file \"token\" can be read by other users (mode 0640)"));
+        config_diag_done(&d);
+
+        assert_int_equal(chmod(path, 0602), 0);
+        assert_int_equal(config_load_tokens(cfg, &d), -EINVAL);
+        assert_null(cfg->forges[0].token);
+        assert_int_equal(config_diag_errors(&d), 1);
+        assert_non_null(strstr(d.msgs[0].text, "is writable by every user (mode 0602)"));
+        config_diag_done(&d);
+
+        assert_int_equal(fs_write_file_0600(path, "tok\0tail\n", 9), 0);
+        assert_int_equal(config_load_tokens(cfg, &d), -EINVAL);
+        assert_non_null(strstr(d.msgs[0].text, "contains a NUL byte"));
+        config_diag_done(&d);
+
+        /* A FIFO without a writer: refused at once instead of blocking. */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        alarm(10);
+        assert_int_equal(config_check_files(cfg, &d), -EINVAL);
+        assert_int_equal(config_load_tokens(cfg, &d), -EINVAL);
+        alarm(0);
+        assert_non_null(strstr(d.msgs[0].text, "token_file \"token\" is a FIFO, not a regular file"));
+        config_diag_done(&d);
+
+        config_free(cfg);
+        log_redact_clear();
+        unlink(path);
+        unlink(cfgpath);
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -696,6 +754,7 @@ int main(void)
                 cmocka_unit_test(test_deep_and_garbage),
                 cmocka_unit_test(test_fuzz_round_trip),
                 cmocka_unit_test(test_tokens),
+                cmocka_unit_test(test_token_file_rules),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
