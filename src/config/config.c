@@ -1077,7 +1077,7 @@ static bool convert(struct walk *w, const struct key *k, const struct ynode *v, 
                         return false;
                 }
                 if (r < 0) {
-                        werr(w, v, "%s %s is not a duration; write a number and a unit (ms, s, m, h, d), e.g. 30s or 1h30m",
+                        werr(w, v, "%s %s is not a duration; write numbers with units (d, h, m, s, ms), each unit once and largest first, e.g. 30s or 1h30m",
                              kp(w, k), Q(v->s));
                         return false;
                 }
