@@ -697,6 +697,7 @@ static const char *kp(struct walk *w, const struct key *k)
         return w->kbuf;
 }
 
+/* YAML's idea of an integer ("+3" included), for describing values. */
 static bool is_int_text(const char *s)
 {
         if (*s == '-' || *s == '+')
@@ -1052,6 +1053,13 @@ static bool convert(struct walk *w, const struct key *k, const struct ynode *v, 
                 char *end;
                 if (v->kind != YN_SCALAR || v->quoted || !is_int_text(v->s))
                         return wrong_type(w, k, v, "an integer");
+                /* Integers are plain decimal: strtoll would take "+3"
+                 * (and leading blanks), YAML 1.1 would not agree on "+3". */
+                if (v->s[0] == '+') {
+                        werr(w, v, "%s must be a plain decimal integer, without '+' (got %s)",
+                             kp(w, k), Q(v->s));
+                        return false;
+                }
                 errno = 0;
                 n = strtoll(v->s, &end, 10);
                 if (errno == ERANGE || *end || n < k->min || n > k->max) {
