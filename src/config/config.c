@@ -932,6 +932,9 @@ static bool name_ok(const char *s, size_t len)
 {
         if (len == 0 || len > CONFIG_NAME_MAX || len != strlen(s))
                 return false;
+        /* Names become path components (instance folders, metrics). */
+        if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+                return false;
         for (; *s; s++)
                 if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_' || *s == '.'))
                         return false;
@@ -990,7 +993,7 @@ static void convert_named(struct walk *w, const struct key *k, const struct ynod
                 if (dup)
                         continue;
                 if (!name_ok(ky->s, ky->len))
-                        werr(w, ky, "%s name %s is invalid; use 1 to %d letters, digits, '-', '_' or '.'",
+                        werr(w, ky, "%s name %s is invalid; use 1 to %d letters, digits, '-', '_' or '.', other than \".\" and \"..\"",
                              sub->name, Q(ky->s), CONFIG_NAME_MAX);
                 /* The name is the first member of every named entry. */
                 *(char **)entry = strdup(ky->s);
