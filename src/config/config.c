@@ -1359,15 +1359,16 @@ int config_listen_parse(const char *s, char **ret_host, int *ret_port)
                         return -EINVAL;
                 ps = colon + 1;
         }
-        if (!*ps || strlen(ps) > 5)
+        if (!*ps)
                 return -EINVAL;
         for (const char *p = ps; *p; p++) {
                 if (!isdigit((unsigned char)*p))
                         return -EINVAL;
-                port = port * 10 + (*p - '0');
+                if (port <= 65535)
+                        port = port * 10 + (*p - '0');
         }
         if (port > 65535)
-                return -EINVAL;
+                return -ERANGE;
         h = strdup(host);
         if (!h)
                 return -ENOMEM;
@@ -1404,6 +1405,11 @@ static bool check_listen(struct walk *w, const struct key *k, const struct ynode
                 w->errs->oom = true;
                 return false;
         }
+        if (r == -ERANGE) {
+                werr(w, v, "%s %s: port %s is out of range; use 0 to 65535 (0 picks a free port)",
+                     kp(w, k), Q(cfg->listen), Q(strrchr(cfg->listen, ':') + 1));
+                return false;
+        }
         if (r < 0) {
                 werr(w, v, "%s %s is not a listen address; use HOST:PORT with an IP address or localhost, e.g. 127.0.0.1:9464 or [::1]:9464",
                      kp(w, k), Q(cfg->listen));
@@ -1415,6 +1421,55 @@ static bool check_listen(struct walk *w, const struct key *k, const struct ynode
         if (!is_loopback(host))
                 wwarn(w, v, "%s %s is not a loopback address: the HTTP API (metrics, status, demand) has no authentication, so anyone who can reach it can read it; listen on 127.0.0.1 or [::1], or restrict access with a firewall",
                       kp(w, k), Q(cfg->listen));
+        return true;
+}
+
+/* The optional ":PORT" of a URL's authority (host, "[v6]" or either with a
+ * port): 1 to 65535, digits only. curl would otherwise fail at the first
+ * request, far from the configuration. */
+static bool url_port_ok(struct walk *w, const struct key *k, const struct ynode *v,
+                        const char *url, const char *auth, size_t alen)
+{
+        const char *end = auth + alen, *colon = NULL, *rb;
+        char port[16];
+        size_t pl;
+        long n = 0;
+
+        if (auth[0] == '[') {
+                rb = memchr(auth, ']', alen);
+                if (!rb) {
+                        werr(w, v, "%s %s has an unclosed '[' in its host", kp(w, k), Q(url));
+                        return false;
+                }
+                if (rb + 1 < end && rb[1] != ':') {
+                        werr(w, v, "%s %s has text after the ']' of its host", kp(w, k), Q(url));
+                        return false;
+                }
+                if (rb + 1 < end)
+                        colon = rb + 1;
+        } else {
+                colon = memchr(auth, ':', alen);
+        }
+        if (!colon)
+                return true;
+        pl = (size_t)(end - colon - 1);
+        snprintf(port, sizeof(port), "%.*s%s", (int)(pl < 8 ? pl : 8), colon + 1, pl > 8 ? "..." : "");
+        if (pl == 0) {
+                werr(w, v, "%s %s has an empty port; remove the ':' or give a port", kp(w, k), Q(url));
+                return false;
+        }
+        for (const char *p = colon + 1; p < end; p++) {
+                if (!isdigit((unsigned char)*p)) {
+                        werr(w, v, "%s %s: port %s is not a number", kp(w, k), Q(url), Q(port));
+                        return false;
+                }
+                if (n <= 65535)
+                        n = n * 10 + (*p - '0');
+        }
+        if (n < 1 || n > 65535) {
+                werr(w, v, "%s %s: port %s is out of range; use 1 to 65535", kp(w, k), Q(url), Q(port));
+                return false;
+        }
         return true;
 }
 
@@ -1453,6 +1508,8 @@ static bool check_url(struct walk *w, const struct key *k, const struct ynode *v
                 werr(w, v, "%s %s must not have a query or fragment", kp(w, k), Q(u));
                 return false;
         }
+        if (!url_port_ok(w, k, v, u, auth, alen))
+                return false;
         /* Normalise: lower-case scheme, no trailing slashes. */
         for (size_t i = 0; i < skip; i++)
                 u[i] = (char)tolower((unsigned char)u[i]);
@@ -1695,7 +1752,7 @@ static const struct key forge_keys[] = {
         [FK_URL] = { .name = "url", .type = KT_STR, .flags = KF_REQUIRED,
           ENTRY(struct config_forge, url), .check = check_url, .type_doc = "URL",
           .example = "url: https://forgejo.example.org",
-          .doc = "Base URL of the Forgejo or Gitea instance, http:// or https://. Trailing slashes are dropped." },
+          .doc = "Base URL of the Forgejo or Gitea instance, http:// or https://, with an optional port (1 to 65535). Trailing slashes are dropped." },
         [FK_TOKEN_FILE] = { .name = "token_file", .type = KT_STR, ENTRY(struct config_forge, token_file),
           .type_doc = "path",
           .doc = "Regular file holding the API token alone on one line (at most 4096 bytes); refused when every user can write it, a warning when group or others can read it. Relative paths are resolved against the configuration file's folder. Exactly one of `token_file` and `token_env` is required." },

@@ -236,5 +236,5 @@ void config_scope_done(struct config_scope *s);
 
 /* Parses "HOST:PORT" where HOST is an IPv4 literal, "[IPv6]" or "localhost"
  * and PORT is 0-65535. Returns 0 with a malloc'd host (no brackets), or
- * -EINVAL, -ENOMEM. */
+ * -ERANGE (PORT is digits but above 65535), -EINVAL, -ENOMEM. */
 int config_listen_parse(const char *s, char **ret_host, int *ret_port);

@@ -174,12 +174,18 @@ static void test_listen_parse(void **state)
         free(host);
 
         static const char *const bad[] = {
-                "9464", ":9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
-                "::1:9464", "[::1]9464", "[::1", "example.org:80", "1.2.3:80", "127.0.0.1:123456",
-                "[127.0.0.1]:80",
+                "9464", ":9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:-1",
+                "::1:9464", "[::1]9464", "[::1", "example.org:80", "1.2.3:80",
+                "[127.0.0.1]:80", "127.0.0.1:+80", "127.0.0.1: 80",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_int_equal(config_listen_parse(bad[i], &host, &port), -EINVAL);
+        /* Out-of-range ports are told apart so the message can name them. */
+        static const char *const range[] = {
+                "127.0.0.1:65536", "127.0.0.1:99999", "127.0.0.1:123456", "[::1]:99999999999999999999",
+        };
+        for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++)
+                assert_int_equal(config_listen_parse(range[i], &host, &port), -ERANGE);
 }
 
 static void test_duration(void **state)
