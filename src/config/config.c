@@ -1876,7 +1876,7 @@ static const struct key top_keys[] = {
           .doc = "HOST:PORT of the HTTP endpoint for /metrics, /healthz and /v1/…; HOST is an IP address (IPv6 in brackets) or localhost. Port 0 picks a free port. The API has no authentication: an address other than loopback (127.0.0.0/8, ::1, localhost) draws a warning from `check` and at start." },
         [TK_STATE_DIR] = { .name = "state_dir", .type = KT_STR, .def = "./forgescale-state",
           ENTRY(struct config, state_dir), .type_doc = "path",
-          .doc = "Folder for the SQLite database and per-instance files, created with mode 0700. Relative paths are resolved against the configuration file's folder." },
+          .doc = "Folder for the SQLite database and per-instance files, created with mode 0700. An existing folder that every user can write is refused. Relative paths are resolved against the configuration file's folder." },
         [TK_LOG] = { .name = "log", .type = KT_SECTION, ENTRY(struct config, log), .sub = &log_section,
           .type_doc = "mapping", .doc = "Logging; see below." },
         [TK_FORGES] = { .name = "forges", .type = KT_NAMED, .flags = KF_REQUIRED, ENTRY(struct config, forges),
@@ -2068,6 +2068,9 @@ static void top_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                 cfg->state_path = resolve(w->dir, cfg->state_dir);
                 if (!cfg->state_path)
                         w->errs->oom = true;
+                if (sv[TK_STATE_DIR] && sv[TK_STATE_DIR]->kind != YN_NULL)
+                        cfg->state_pos = (struct config_pos){ sv[TK_STATE_DIR]->line,
+                                                              sv[TK_STATE_DIR]->col };
         }
 }
 
@@ -2508,6 +2511,43 @@ static void check_ca_file(const struct config_forge *f, struct errlist *errs)
                             q1, q2, strerror(-pb.err));
 }
 
+static void check_state_dir(const struct config *cfg, struct errlist *errs)
+{
+        const struct config_pos *p = &cfg->state_pos;
+        struct stat st;
+        char q[QBUF];
+
+        if (!cfg->state_path)
+                return;
+        quote_into(q, sizeof(q), cfg->state_dir);
+        if (stat(cfg->state_path, &st) < 0) {
+                if (errno != ENOENT)
+                        errlist_add(errs, p->line, p->col, "state_dir %s: %s", q, strerror(errno));
+                return;
+        }
+        if (!S_ISDIR(st.st_mode))
+                errlist_add(errs, p->line, p->col, "state_dir %s is not a folder", q);
+        else if (st.st_mode & S_IWOTH)
+                errlist_add(errs, p->line, p->col,
+                            "state_dir %s is writable by every user (mode %04o), so anyone could replace the state database or instance files; chmod 700 it or use a folder of its own",
+                            q, (unsigned)(st.st_mode & 07777));
+}
+
+int config_check_state_dir(const struct config *cfg, struct config_diag *reterr_diag)
+{
+        struct errlist errs = { 0 };
+        int r = 0, fr;
+
+        check_state_dir(cfg, &errs);
+        if (errlist_failed(&errs))
+                r = -EINVAL;
+        fr = errlist_flush(&errs, cfg->path, reterr_diag);
+        if (fr < 0)
+                r = fr;
+        errlist_done(&errs);
+        return r;
+}
+
 int config_check_files(const struct config *cfg, struct config_diag *reterr_diag)
 {
         struct errlist errs = { 0 };
@@ -2525,6 +2565,8 @@ int config_check_files(const struct config *cfg, struct config_diag *reterr_diag
                 if (f->ca_path)
                         check_ca_file(f, &errs);
         }
+        if (r == 0)
+                check_state_dir(cfg, &errs);
         if (r == 0 && (errlist_failed(&errs)))
                 r = -EINVAL;
         fr = errlist_flush(&errs, cfg->path, reterr_diag);

@@ -176,6 +176,7 @@ struct config {
         char *listen_host;              /* without brackets */
         int listen_port;                /* 0 = any free port */
         char *state_path;               /* state_dir resolved against dir */
+        struct config_pos state_pos;    /* of the state_dir value; 0/0 when defaulted */
 };
 
 /* Reads (at most CONFIG_MAX_FILE_SIZE bytes), parses and validates the
@@ -197,10 +198,20 @@ int config_parse(const char *name, const char *text, size_t len,
 void config_free(struct config *cfg);
 
 /* Checks the files and variables the configuration refers to: every forge's
- * token (file or environment variable; read, checked, discarded) and every
- * ca_file (readable). Token values read are registered for log redaction.
- * Returns 0, or -EINVAL with one message per problem. */
+ * token (file or environment variable; read, checked, discarded), every
+ * ca_file (a readable regular file) and state_dir (config_check_state_dir).
+ * Token values read are registered for log redaction. Returns 0 (perhaps
+ * with warnings, e.g. a token file others can read), or -EINVAL with one
+ * message per problem. */
 int config_check_files(const struct config *cfg, struct config_diag *reterr_diag);
+
+/* Checks state_dir (state_path) when it exists: it must be a folder that
+ * not every user can write (anyone could replace the database or the
+ * instance folders). A missing folder passes: the daemon creates it with
+ * mode 0700. config_check_files() calls it; the daemon calls it again once
+ * the folder exists, before using it. Returns 0, -EINVAL with a message, or
+ * -ENOMEM. */
+int config_check_state_dir(const struct config *cfg, struct config_diag *reterr_diag);
 
 /* Loads every forge's token into forge->token (registered for redaction).
  * Returns 0, or -EINVAL with one message per unusable token; on failure no

@@ -742,6 +742,55 @@ static void test_token_file_rules(void **state)
         rmdir(dir);
 }
 
+/* The check the daemon repeats once state_dir exists: a missing folder
+ * passes (it will be created 0700), one every user can write does not,
+ * sticky bit or not, and neither does a file. */
+static void test_state_dir(void **state)
+{
+        char dir[] = "cfgtest-XXXXXX", sd[64], text[256];
+        struct config *cfg = NULL;
+        struct config_diag d = { 0 };
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(sd, sizeof(sd), "%s/state", dir);
+        snprintf(text, sizeof(text), "state_dir: %s\nforges: {m: {url: http://h, token_env: HOME}}\n"
+                 "pools: {p: {scope: user, labels: [x]}}\n", sd);
+        cfg = parse_ok(text);
+        assert_int_equal(cfg->state_pos.line, 1);
+        assert_int_equal(cfg->state_pos.col, 12);
+
+        assert_int_equal(config_check_state_dir(cfg, &d), 0);
+        assert_int_equal(mkdir(sd, 0700), 0);
+        assert_int_equal(config_check_state_dir(cfg, &d), 0);
+        assert_int_equal(d.n, 0);
+
+        static const mode_t open_modes[] = { 0777, 01777, 0703 };
+        for (size_t i = 0; i < sizeof(open_modes) / sizeof(open_modes[0]); i++) {
+                assert_int_equal(chmod(sd, open_modes[i]), 0);
+                assert_int_equal(config_check_state_dir(cfg, &d), -EINVAL);
+                assert_int_equal(d.n, 1);
+                assert_non_null(strstr(d.msgs[0].text, "t.yaml:1:12: state_dir \""));
+                assert_non_null(strstr(d.msgs[0].text, "is writable by every user"));
+                config_diag_done(&d);
+                assert_int_equal(config_check_files(cfg, &d), -EINVAL);
+                assert_true(diag_has(&d, "is writable by every user"));
+                config_diag_done(&d);
+        }
+        assert_int_equal(rmdir(sd), 0);
+
+        FILE *f = fopen(sd, "w");
+        assert_non_null(f);
+        fclose(f);
+        assert_int_equal(config_check_state_dir(cfg, &d), -EINVAL);
+        assert_non_null(strstr(d.msgs[0].text, "is not a folder"));
+        config_diag_done(&d);
+
+        config_free(cfg);
+        log_redact_clear();
+        unlink(sd);
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -761,6 +810,7 @@ int main(void)
                 cmocka_unit_test(test_fuzz_round_trip),
                 cmocka_unit_test(test_tokens),
                 cmocka_unit_test(test_token_file_rules),
+                cmocka_unit_test(test_state_dir),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
