@@ -27,6 +27,9 @@
 #define MAX_ITEMS 1024          /* entries of any one mapping or list */
 #define MAX_STRING 4096         /* bytes of any one scalar */
 #define MAX_KEYS 32             /* keys of any one section of the table */
+#define LOOKAHEAD_MAX (128u << 10) /* bytes libfyaml may read past the last event */
+#define LOOKAHEAD_DEEP (16u << 10) /* the same once '[' and '{' nest deeper than allowed */
+#define FEED_CHUNK 4096u        /* bytes handed to libfyaml per read */
 #define DURATION_MAX (30LL * 24 * 3600 * 1000)
 
 /* ---- positioned YAML tree ------------------------------------------- */
@@ -36,6 +39,7 @@ enum ykind { YN_NULL, YN_SCALAR, YN_SEQ, YN_MAP, YN_BAD };
 struct ynode {
         enum ykind kind;
         bool quoted;            /* scalar was quoted or a block scalar */
+        bool dropped;           /* past MAX_ITEMS: owned by the builder's stack, not the tree */
         int line, col;          /* 1-based; 0 for defaults */
         char *s;                /* scalar text (NUL-terminated copy) */
         size_t len;
@@ -285,6 +289,24 @@ struct builder {
         int docs;
         bool failed;
         int last_line, last_col;
+
+        /* The text is handed to libfyaml in chunks so that its look-ahead
+         * can be bounded: to tell whether a flow collection ("[...]",
+         * "{...}") is a mapping key, libfyaml scans it whole before
+         * producing an event, holding every token (up to ~300 bytes per
+         * byte of text) in memory: a 1 MiB "[[[[..." costs ~300 MB, a
+         * 1 MiB single-line "[{a: b}, ...]" ~200 MB. */
+        const char *text;
+        size_t len;
+        size_t fed;             /* bytes handed to libfyaml so far */
+        size_t consumed;        /* input offset where the last event ended */
+        int cur_line, cur_col;  /* 0-based line and column of consumed */
+        size_t flow_end;        /* offset after the last '[' or '{' fed outside a comment */
+        int flow_depth;         /* '[' and '{' minus ']' and '}' fed outside comments */
+        bool flow_too_deep;     /* flow_depth went past CONFIG_MAX_DEPTH */
+        bool in_comment, after_blank;
+        bool starved;           /* look-ahead limit hit: input cut short */
+        size_t starved_at;      /* consumed when that happened */
 };
 
 static void noop_diag_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
@@ -297,9 +319,14 @@ static bool is_null_text(const char *s)
                strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
 }
 
+/* Adds y to the collection being built. A collection keeps at most one
+ * entry more than MAX_ITEMS (enough for the walk to report "more than");
+ * later entries, and everything inside them, are dropped as they come so
+ * that a huge list costs no memory. Takes y. */
 static int attach(struct builder *b, struct ynode *y)
 {
         struct ynode *top;
+        size_t keep;
 
         if (b->depth == 0) {
                 if (b->root) {
@@ -310,6 +337,13 @@ static int attach(struct builder *b, struct ynode *y)
                 return 0;
         }
         top = b->stack[b->depth - 1];
+        keep = (MAX_ITEMS + 1) * (top->kind == YN_MAP ? 2 : 1);
+        if (top->dropped || top->n >= keep) {
+                y->dropped = true;
+                if (y->kind != YN_MAP && y->kind != YN_SEQ)
+                        ynode_free(y);
+                return 0;
+        }
         if (top->n == top->cap) {
                 size_t ncap = top->cap ? top->cap * 2 : 8;
                 struct ynode **nk = realloc(top->kids, ncap * sizeof(*nk));
@@ -340,11 +374,39 @@ static void position_of(struct builder *b, struct fy_event *e, struct ynode *y)
         }
 }
 
+/* Moves b->consumed forward to a mark's 0-based line and column (marks'
+ * input_pos is relative to libfyaml's current buffer, not to the text).
+ * Events come in text order, so the walk is linear overall. */
+static void advance_to(struct builder *b, int line, int col)
+{
+        while (b->consumed < b->fed &&
+               (b->cur_line < line || (b->cur_line == line && b->cur_col < col))) {
+                unsigned char c = (unsigned char)b->text[b->consumed];
+                if (c == '\n') {
+                        if (b->cur_line == line)
+                                break;  /* a column past the end of the line */
+                        b->cur_line++;
+                        b->cur_col = 0;
+                } else if ((c & 0xc0) != 0x80) {
+                        b->cur_col++;
+                }
+                b->consumed++;
+        }
+        /* The rest of a UTF-8 character belongs with its first byte. */
+        while (b->consumed < b->fed && ((unsigned char)b->text[b->consumed] & 0xc0) == 0x80)
+                b->consumed++;
+}
+
 static int on_event(struct builder *b, struct fy_event *e)
 {
         struct fy_token *tag = NULL, *tok = NULL;
+        const struct fy_mark *end = fy_event_end_mark(e);
         struct ynode *y;
+        enum ykind kind;
         int r;
+
+        if (end)
+                advance_to(b, end->line, end->column);
 
         switch (e->type) {
         case FYET_DOCUMENT_START:
@@ -357,8 +419,11 @@ static int on_event(struct builder *b, struct fy_event *e)
                 return 0;
         case FYET_MAPPING_END:
         case FYET_SEQUENCE_END:
-                if (b->depth > 0)
-                        b->depth--;
+                if (b->depth > 0) {
+                        struct ynode *done = b->stack[--b->depth];
+                        if (done->dropped)
+                                ynode_free(done);
+                }
                 return 0;
         case FYET_MAPPING_START:
         case FYET_SEQUENCE_START:
@@ -420,17 +485,18 @@ static int on_event(struct builder *b, struct fy_event *e)
                 if (y->kind == YN_SCALAR || y->kind == YN_NULL)
                         y->kind = YN_BAD;
         }
-        r = attach(b, y);
+        if ((y->kind == YN_MAP || y->kind == YN_SEQ) && b->depth >= CONFIG_MAX_DEPTH) {
+                errlist_add(b->errs, y->line, y->col,
+                            "YAML nesting is deeper than %d levels", CONFIG_MAX_DEPTH);
+                ynode_free(y);
+                return -EINVAL;
+        }
+        kind = y->kind;
+        r = attach(b, y);       /* takes y */
         if (r < 0)
                 return r;
-        if (y->kind == YN_MAP || y->kind == YN_SEQ) {
-                if (b->depth >= CONFIG_MAX_DEPTH) {
-                        errlist_add(b->errs, y->line, y->col,
-                                    "YAML nesting is deeper than %d levels", CONFIG_MAX_DEPTH);
-                        return -EINVAL;
-                }
+        if (kind == YN_MAP || kind == YN_SEQ)
                 b->stack[b->depth++] = y;
-        }
         return 0;
 }
 
@@ -557,10 +623,101 @@ bad:
 
 /* Parses text into a tree. Returns 0 with *ret (NULL for an empty
  * document), -EINVAL after adding errors, or -ENOMEM. */
+/* libfyaml's input callback: the next chunk of the text, or end of input
+ * (0) once it reads LOOKAHEAD_MAX past the last event. Never returns -1:
+ * libfyaml 0.7 retries forever on that. */
+static ssize_t feed(void *user, void *buf, size_t count)
+{
+        struct builder *b = user;
+        size_t n = b->len - b->fed;
+
+        size_t ahead = b->fed - b->consumed;
+
+        /* Only a flow collection makes libfyaml hold tokens without
+         * producing events; long comments or blank runs cost nothing. A
+         * '[' inside a comment is never a flow indicator (inside a quoted
+         * scalar it is counted, which only errs on the side of stopping).
+         * Nesting too deep is an error anyway: cutting the input there
+         * early lets the events read so far report it. Otherwise a
+         * minified JSON configuration legitimately needs a whole line of
+         * look-ahead, hence the larger general limit. */
+        if (n > 0 && b->flow_end > b->consumed &&
+            (ahead >= LOOKAHEAD_MAX || (b->flow_too_deep && ahead >= LOOKAHEAD_DEEP))) {
+                b->starved = true;
+                b->starved_at = b->consumed;
+                return 0;
+        }
+        if (n > count)
+                n = count;
+        if (n > FEED_CHUNK)
+                n = FEED_CHUNK;
+        memcpy(buf, b->text + b->fed, n);
+        for (size_t i = b->fed; i < b->fed + n; i++) {
+                char c = b->text[i];
+                if (b->in_comment) {
+                        b->in_comment = c != '\n';
+                } else if (c == '#' && b->after_blank) {
+                        b->in_comment = true;
+                } else if (c == '[' || c == '{') {
+                        b->flow_end = i + 1;
+                        if (++b->flow_depth > CONFIG_MAX_DEPTH)
+                                b->flow_too_deep = true;
+                } else if ((c == ']' || c == '}') && b->flow_depth > 0) {
+                        b->flow_depth--;
+                }
+                b->after_blank = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+        }
+        b->fed += n;
+        return (ssize_t)n;
+}
+
+/* 1-based line and column (in characters) of byte offset off. */
+static void offset_pos(const char *text, size_t off, int *ret_line, int *ret_col)
+{
+        int line = 1, col = 1;
+
+        for (size_t i = 0; i < off; i++) {
+                if (text[i] == '\n') {
+                        line++;
+                        col = 1;
+                } else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+                        col++;
+                }
+        }
+        *ret_line = line;
+        *ret_col = col;
+}
+
+static void report_starved(struct builder *b)
+{
+        size_t off = b->starved_at;
+        int line, col;
+
+        /* Point at the collection libfyaml was scanning. */
+        while (off < b->fed && b->text[off] != '[' && b->text[off] != '{') {
+                if (b->text[off] == '#' && (off == 0 || isspace((unsigned char)b->text[off - 1])))
+                        while (off < b->fed && b->text[off] != '\n')
+                                off++;
+                else
+                        off++;
+        }
+        if (off >= b->fed)
+                off = b->starved_at;
+        offset_pos(b->text, off, &line, &col);
+        if (b->flow_too_deep)
+                errlist_add(b->errs, line, col,
+                            "YAML nesting is deeper than %d levels (counting the '[' and '{' that follow)",
+                            CONFIG_MAX_DEPTH);
+        else
+                errlist_add(b->errs, line, col,
+                            "this flow collection ([...] or {...}) is too long to parse: more than %u KiB must be read before its first value; write it over several lines, one item per line",
+                            LOOKAHEAD_MAX >> 10);
+}
+
 static int build_tree(const char *text, size_t len, struct errlist *errs,
                       struct ynode **ret)
 {
-        struct builder b = { .errs = errs };
+        struct builder b = { .errs = errs, .text = text, .len = len, .after_blank = true };
         struct fy_diag_cfg dcfg;
         struct fy_diag *diag = NULL;
         struct fy_parser *fyp = NULL;
@@ -600,7 +757,7 @@ static int build_tree(const char *text, size_t len, struct errlist *errs,
         /* An empty string is not accepted as input by libfyaml. */
         if (len == 0)
                 goto out;
-        if (fy_parser_set_string(fyp, text, len) != 0) {
+        if (fy_parser_set_input_callback(fyp, &b, feed) != 0) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -609,6 +766,11 @@ static int build_tree(const char *text, size_t len, struct errlist *errs,
                 fy_parser_event_free(fyp, e);
                 if (r < 0)
                         break;
+        }
+        /* A nesting error found in what was read wins: it is the cause. */
+        if (r == 0 && b.starved) {
+                report_starved(&b);
+                r = -EINVAL;
         }
         if (r == 0 && fy_parser_get_stream_error(fyp)) {
                 struct fy_diag_error *de;
@@ -635,6 +797,10 @@ out:
                 *ret = b.root;
                 b.root = NULL;
         }
+        /* Dropped collections still open belong to the stack, not the tree. */
+        for (size_t i = 0; i < b.depth; i++)
+                if (b.stack[i]->dropped)
+                        ynode_free(b.stack[i]);
         ynode_free(b.root);
         fy_parser_destroy(fyp);
         fy_diag_destroy(diag);

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char full_cfg[] =
@@ -492,6 +494,101 @@ static void test_deep_and_garbage(void **state)
         free(text);
 }
 
+/* Peak memory (KiB) that parsing text adds, measured in a child process so
+ * that the peak is this parse's alone; *ret_ok says whether the parse
+ * failed with -EINVAL and a message containing want. */
+static long parse_peak_kib(const char *text, size_t len, const char *want, bool *ret_ok)
+{
+        int fds[2], status;
+        long res[2] = { -1, 0 };
+        pid_t pid;
+
+        assert_int_equal(pipe(fds), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct rusage before, after;
+                struct config *cfg = NULL;
+                struct config_diag d = { 0 };
+                int r;
+
+                close(fds[0]);
+                getrusage(RUSAGE_SELF, &before);
+                r = config_parse("t.yaml", text, len, NULL, &cfg, &d);
+                getrusage(RUSAGE_SELF, &after);
+                res[0] = after.ru_maxrss - before.ru_maxrss;
+                res[1] = r == -EINVAL && d.n > 0 && strstr(d.msgs[0].text, want) != NULL;
+                if (!res[1] && d.n > 0)
+                        fprintf(stderr, "first message: %s\n", d.msgs[0].text);
+                if (write(fds[1], res, sizeof(res)) != (ssize_t)sizeof(res))
+                        _exit(2);
+                _exit(0);
+        }
+        close(fds[1]);
+        assert_int_equal(read(fds[0], res, sizeof(res)), (ssize_t)sizeof(res));
+        close(fds[0]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        *ret_ok = res[1] != 0;
+        return res[0];
+}
+
+/* A 1 MiB file of unclosed '[' (or '{') made libfyaml hold ~300 MB of
+ * tokens before the first event, so before any nesting check could run.
+ * The input is now fed in chunks and cut once the nesting is known to be
+ * too deep; a whole-line flow collection is cut at a larger look-ahead.
+ * Bounds are generous for sanitizer builds: every pattern cost 140-300 MB. */
+static void test_nesting_memory(void **state)
+{
+        static const struct {
+                const char *unit, *prefix, *want;
+                long max_kib;
+        } cases[] = {
+                { "[\n", "", "deeper than 32 levels", 32 << 10 },
+                { "[ ", "", "deeper than 32 levels", 32 << 10 },
+                { "[", "a: ", "deeper than 32 levels", 32 << 10 },
+                { "{\n", "", "deeper than 32 levels", 32 << 10 },
+                { "{a: ", "", "deeper than 32 levels", 32 << 10 },
+                { "&x [\n", "", "deeper than 32 levels", 32 << 10 },
+                { "- [", "", "deeper than 32 levels", 32 << 10 },
+                { "{a: b},", "[", "is too long to parse", 64 << 10 },
+                { "x,", "[", "is too long to parse", 64 << 10 },
+        };
+        size_t cap = CONFIG_MAX_FILE_SIZE;
+        char *text = malloc(cap);
+
+        assert_non_null(text);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                size_t ul = strlen(cases[i].unit), o = strlen(cases[i].prefix);
+                bool ok = false;
+                long kib;
+
+                memcpy(text, cases[i].prefix, o);
+                while (o + ul <= cap) {
+                        memcpy(text + o, cases[i].unit, ul);
+                        o += ul;
+                }
+                kib = parse_peak_kib(text, o, cases[i].want, &ok);
+                print_message("case %zu (%zu bytes): peak +%ld KiB\n", i, o, kib);
+                assert_true(ok);
+                assert_true(kib < cases[i].max_kib);
+        }
+
+        /* Minified JSON is one long line that libfyaml reads whole before
+         * its first event; ~110 KiB of it must still parse. */
+        size_t o = (size_t)snprintf(text, cap, "{\"forges\": {\"m\": {\"url\": \"http://h\", \"token_env\": \"HOME\"}}, \"pools\": {");
+        for (int i = 0; i < 1000; i++)
+                o += (size_t)snprintf(text + o, cap - o,
+                                      "%s\"p%d\": {\"scope\": \"user\", \"labels\": [\"x\"], \"runner\": {\"env\": {\"A\": \"%048d\"}}}",
+                                      i ? ", " : "", i, i);
+        o += (size_t)snprintf(text + o, cap - o, "}}");
+        assert_true(o > 100 * 1024);
+        struct config *cfg = parse_ok(text);
+        assert_int_equal(cfg->n_pools, 1000);
+        config_free(cfg);
+        free(text);
+}
+
 static char *print_to_string(const struct config *cfg)
 {
         char *buf = NULL;
@@ -807,6 +904,7 @@ int main(void)
                 cmocka_unit_test(test_error_cap),
                 cmocka_unit_test(test_size_cap),
                 cmocka_unit_test(test_deep_and_garbage),
+                cmocka_unit_test(test_nesting_memory),
                 cmocka_unit_test(test_fuzz_round_trip),
                 cmocka_unit_test(test_tokens),
                 cmocka_unit_test(test_token_file_rules),
