@@ -543,31 +543,38 @@ static void test_nesting_memory(void **state)
         static const struct {
                 const char *unit, *prefix, *want;
                 long max_kib;
+                const char *suffix;
         } cases[] = {
-                { "[\n", "", "deeper than 32 levels", 32 << 10 },
-                { "[ ", "", "deeper than 32 levels", 32 << 10 },
-                { "[", "a: ", "deeper than 32 levels", 32 << 10 },
-                { "{\n", "", "deeper than 32 levels", 32 << 10 },
-                { "{a: ", "", "deeper than 32 levels", 32 << 10 },
-                { "&x [\n", "", "deeper than 32 levels", 32 << 10 },
-                { "- [", "", "deeper than 32 levels", 32 << 10 },
-                { "{a: b},", "[", "is too long to parse", 64 << 10 },
-                { "x,", "[", "is too long to parse", 64 << 10 },
+                { .unit = "[\n", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "[ ", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "[", .prefix = "a: ", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "{\n", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "{a: ", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "&x [\n", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "- [", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "{a: b},", .prefix = "[", .want = "is too long to parse", .max_kib = 64 << 10 },
+                { .unit = "x,", .prefix = "[", .want = "is too long to parse", .max_kib = 64 << 10 },
+                /* Not a look-ahead problem: items past MAX_ITEMS are not kept. */
+                { .unit = " x,\n", .prefix = "a: [\n", .want = "unknown key \"a\" at top level", .max_kib = 16 << 10, .suffix = " ]\n" },
+                { .unit = " - x\n", .prefix = "a:\n", .want = "unknown key \"a\" at top level", .max_kib = 16 << 10 },
         };
         size_t cap = CONFIG_MAX_FILE_SIZE;
         char *text = malloc(cap);
 
         assert_non_null(text);
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                size_t ul = strlen(cases[i].unit), o = strlen(cases[i].prefix);
+                const char *sfx = cases[i].suffix ? cases[i].suffix : "";
+                size_t ul = strlen(cases[i].unit), o = strlen(cases[i].prefix), sl = strlen(sfx);
                 bool ok = false;
                 long kib;
 
                 memcpy(text, cases[i].prefix, o);
-                while (o + ul <= cap) {
+                while (o + ul + sl <= cap) {
                         memcpy(text + o, cases[i].unit, ul);
                         o += ul;
                 }
+                memcpy(text + o, sfx, sl);
+                o += sl;
                 kib = parse_peak_kib(text, o, cases[i].want, &ok);
                 print_message("case %zu (%zu bytes): peak +%ld KiB\n", i, o, kib);
                 assert_true(ok);
