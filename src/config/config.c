@@ -26,6 +26,7 @@
 
 #define MAX_ITEMS 1024          /* entries of any one mapping or list */
 #define MAX_STRING 4096         /* bytes of any one scalar */
+_Static_assert(MAX_STRING <= CONFIG_MAX_ARG_BYTES, "a runner.command item is a scalar");
 #define MAX_KEYS 32             /* keys of any one section of the table */
 #define LOOKAHEAD_MAX (128u << 10) /* bytes libfyaml may read past the last event */
 #define LOOKAHEAD_DEEP (16u << 10) /* the same once '[' and '{' nest deeper than allowed */
@@ -987,6 +988,10 @@ static bool convert_list(struct walk *w, const struct key *k, const struct ynode
         }
         for (size_t i = 0; i < v->n; i++) {
                 const struct ynode *it = v->kids[i];
+                if (it->kind == YN_BAD) {
+                        ok = false;     /* already reported */
+                        continue;
+                }
                 if (it->kind != YN_SCALAR) {
                         werr(w, it, "%s item %zu must be a string, got %s",
                              kp(w, k), i + 1, DESC(it));
@@ -1783,6 +1788,11 @@ static bool check_labels(struct walk *w, const struct key *k, const struct ynode
                      kp(w, k));
                 return false;
         }
+        if (p->labels.n > CONFIG_MAX_LABELS) {
+                werr(w, v, "%s has %zu items; a pool has at most %d labels",
+                     kp(w, k), p->labels.n, CONFIG_MAX_LABELS);
+                return false;
+        }
         /* The list converted without errors, so items map 1:1 to nodes. */
         for (size_t i = 0; i < p->labels.n; i++) {
                 const char *l = p->labels.v[i];
@@ -1825,12 +1835,37 @@ static bool check_command(struct walk *w, const struct key *k, const struct ynod
                      kp(w, k));
                 return false;
         }
-        for (size_t i = 0; i < rn->command.n; i++)
+        /* forgescale appends up to 2 * CONFIG_MAX_LABELS + 12 arguments. */
+        if (rn->command.n > CONFIG_MAX_COMMAND_ARGS) {
+                werr(w, v, "%s has %zu items; at most %d (the program and its arguments)",
+                     kp(w, k), rn->command.n, CONFIG_MAX_COMMAND_ARGS);
+                return false;
+        }
+        for (size_t i = 0; i < rn->command.n; i++) {
+                const struct ynode *at = i < v->n ? v->kids[i] : v;
                 if (!*rn->command.v[i]) {
-                        werr(w, i < v->n ? v->kids[i] : v, "%s item %zu is an empty string",
-                             kp(w, k), i + 1);
+                        werr(w, at, "%s item %zu is an empty string", kp(w, k), i + 1);
                         return false;
                 }
+                /* Also refused earlier as a scalar over MAX_STRING. */
+                if (strlen(rn->command.v[i]) > CONFIG_MAX_ARG_BYTES) {
+                        werr(w, at, "%s item %zu is longer than %d bytes",
+                             kp(w, k), i + 1, CONFIG_MAX_ARG_BYTES);
+                        return false;
+                }
+        }
+        return true;
+}
+
+static bool check_runner_env(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_runner *rn = obj;
+
+        /* The daemon adds its own FORGESCALE_* variables next to these. */
+        if (rn->env.n > CONFIG_MAX_RUNNER_ENV) {
+                werr(w, v, "%s has %zu entries; at most %d", kp(w, k), rn->env.n, CONFIG_MAX_RUNNER_ENV);
+                return false;
+        }
         return true;
 }
 
@@ -1969,9 +2004,10 @@ static const struct section provider_section = {
 static const struct key runner_keys[] = {
         { .name = "command", .type = KT_LIST, .def = "[forgejo-runner]",
           ENTRY(struct config_runner, command), .check = check_command, .type_doc = "list of strings",
-          .doc = "Program and leading arguments (argv, no shell). forgescale appends `one-job --url … --label NAME:SCHEME … --handle … --wait`." },
+          .doc = "Program and leading arguments (argv, no shell): at most 64 items of at most 4096 bytes. forgescale appends `one-job --url … --label NAME:SCHEME … --handle … --wait`." },
         { .name = "env", .type = KT_ENV, .def = "{}", ENTRY(struct config_runner, env),
-          .doc = "Extra environment variables for the runner process." },
+          .check = check_runner_env,
+          .doc = "Extra environment variables for the runner process, at most 48." },
         { .name = "label_scheme", .type = KT_STR, .def = "host", ENTRY(struct config_runner, label_scheme),
           .check = check_label_scheme, .type_doc = "string",
           .doc = "How the runner executes jobs: host, docker://IMAGE or lxc://DISTRO:RELEASE. Each pool label is passed as `--label LABEL:SCHEME`." },
@@ -1999,7 +2035,7 @@ static const struct key pool_keys[] = {
         [PK_LABELS] = { .name = "labels", .type = KT_LIST, .flags = KF_REQUIRED,
           ENTRY(struct config_pool, labels), .check = check_labels, .type_doc = "list of strings",
           .example = "labels: [docker, ubuntu-latest]",
-          .doc = "Label names the pool's runners declare. A job is served when every value of its runs-on is among them. Names are non-empty, unique, without whitespace, ',' or ':'." },
+          .doc = "Label names the pool's runners declare. A job is served when every value of its runs-on is among them. Names are non-empty, unique, without whitespace, ',' or ':'. At most 64 per pool, and at most 64 distinct labels over the pools that share a forge and scope (they are listed together)." },
         [PK_MODE] = { .name = "mode", .type = KT_ENUM, .def = "queue", ENTRY(struct config_pool, mode),
           .enums = pool_modes,
           .doc = "queue: poll the forge's waiting-jobs API and start one runner per job (needs Forgejo ≥ 15). broker: forgescale answers the runner protocol itself." },
@@ -2222,10 +2258,131 @@ static void pool_done(void *obj)
         p->provider = NULL;
 }
 
+/* One (forge, scope) pair: the daemon lists its waiting jobs in one request
+ * that asks for the union of the labels of the pools sharing it. */
+struct listing {
+        size_t forge_idx;
+        struct config_scope scope;
+        const char *labels[CONFIG_MAX_LABELS];  /* distinct, borrowed from the pools */
+        size_t n_labels;
+        size_t first_pool;
+        bool full;                              /* already reported */
+};
+
+static bool scope_equal(const struct config_scope *a, const struct config_scope *b)
+{
+        return a->kind == b->kind &&
+               strcmp(a->owner ? a->owner : "", b->owner ? b->owner : "") == 0 &&
+               strcmp(a->repo ? a->repo : "", b->repo ? b->repo : "") == 0;
+}
+
+/* Names of the pools of listing l, for a message. */
+static const char *listing_pools(const struct config *cfg, const struct listing *l,
+                                 size_t upto, char *buf, size_t cap)
+{
+        size_t o = 0;
+        char q[QBUF];
+
+        buf[0] = '\0';
+        for (size_t i = l->first_pool; i <= upto; i++) {
+                const struct config_pool *p = &cfg->pools[i];
+                struct config_scope sc;
+                int wr;
+
+                if (!p->forge || p->forge_idx != l->forge_idx ||
+                    config_scope_parse(p->scope_text, &sc) < 0)
+                        continue;
+                if (scope_equal(&sc, &l->scope)) {
+                        wr = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "",
+                                      quote_into(q, sizeof(q), p->name));
+                        if (wr < 0 || (size_t)wr >= cap - o) {
+                                memcpy(buf + cap - 4, "...", 4);
+                                config_scope_done(&sc);
+                                break;
+                        }
+                        o += (size_t)wr;
+                }
+                config_scope_done(&sc);
+        }
+        return buf;
+}
+
+/* `check` must refuse what `run` cannot serve: at most CONFIG_MAX_LISTINGS
+ * listings, each asking for at most CONFIG_MAX_LABELS labels. */
+static void check_listings(struct walk *w, struct config *cfg)
+{
+        struct listing *ls = calloc(CONFIG_MAX_LISTINGS, sizeof(*ls));
+        size_t n = 0;
+        bool over = false;
+        char q[QBUF], names[512];
+
+        if (!ls) {
+                w->errs->oom = true;
+                return;
+        }
+        for (size_t i = 0; i < cfg->n_pools; i++) {
+                const struct config_pool *p = &cfg->pools[i];
+                struct config_scope sc;
+                struct listing *l = NULL;
+                size_t j;
+
+                /* Pools with a broken forge or scope were reported already. */
+                if (!p->forge || config_scope_parse(p->scope_text, &sc) < 0)
+                        continue;
+                for (j = 0; j < n; j++)
+                        if (ls[j].forge_idx == p->forge_idx && scope_equal(&ls[j].scope, &sc))
+                                break;
+                if (j < n) {
+                        l = &ls[j];
+                        config_scope_done(&sc);
+                } else if (n == CONFIG_MAX_LISTINGS) {
+                        if (!over)
+                                errlist_add(w->errs, p->pos.line, p->pos.col,
+                                            "pool %s: forge %s, scope %s would be listing number %d; forgescale polls at most %d (forge, scope) listings (pools on the same forge and scope share one)",
+                                            quote_into(q, sizeof(q), p->name), Q(p->forge->name),
+                                            Q(p->scope_text), CONFIG_MAX_LISTINGS + 1, CONFIG_MAX_LISTINGS);
+                        over = true;
+                        config_scope_done(&sc);
+                        continue;
+                } else {
+                        l = &ls[n++];
+                        l->forge_idx = p->forge_idx;
+                        l->scope = sc;
+                        l->first_pool = i;
+                }
+                /* A pool over the limit on its own was reported by check_labels. */
+                if (l->full || p->labels.n > CONFIG_MAX_LABELS)
+                        continue;
+                for (size_t k = 0; k < p->labels.n && !l->full; k++) {
+                        size_t e;
+                        for (e = 0; e < l->n_labels; e++)
+                                if (strcmp(l->labels[e], p->labels.v[k]) == 0)
+                                        break;
+                        if (e < l->n_labels)
+                                continue;
+                        if (l->n_labels == CONFIG_MAX_LABELS) {
+                                errlist_add(w->errs, p->pos.line, p->pos.col,
+                                            "pool %s: the pools on forge %s, scope %s (%s) are listed together, asking for the union of their labels: more than %d distinct labels; use at most %d, or split them over scopes",
+                                            quote_into(q, sizeof(q), p->name), Q(p->forge->name),
+                                            Q(p->scope_text), listing_pools(cfg, l, i, names, sizeof(names)),
+                                            CONFIG_MAX_LABELS, CONFIG_MAX_LABELS);
+                                l->full = true;
+                                break;
+                        }
+                        l->labels[l->n_labels++] = p->labels.v[k];
+                }
+        }
+        for (size_t j = 0; j < n; j++)
+                config_scope_done(&ls[j].scope);
+        free(ls);
+}
+
 static void top_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                        const struct ynode *const *sv, const struct ynode *where)
 {
         struct config *cfg = obj;
+
+        check_listings(w, cfg);
 
         if (!sv[TK_PROVIDERS] || sv[TK_PROVIDERS]->kind == YN_NULL)
                 for (size_t i = 0; i < cfg->n_providers; i++)

@@ -17,6 +17,14 @@
 #define CONFIG_MAX_ERRORS 100           /* later errors are summarised */
 #define CONFIG_NAME_MAX 63              /* forge, provider and pool names */
 
+/* Limits the daemon relies on: a configuration that passes is one `run`
+ * can serve without truncating anything. */
+#define CONFIG_MAX_LABELS 64            /* labels of one pool, and distinct labels of one listing */
+#define CONFIG_MAX_LISTINGS 64          /* distinct (forge, scope) pairs, each polled as one listing */
+#define CONFIG_MAX_COMMAND_ARGS 64      /* items of runner.command */
+#define CONFIG_MAX_ARG_BYTES 4096       /* bytes of one runner.command item */
+#define CONFIG_MAX_RUNNER_ENV 48        /* entries of runner.env */
+
 /* A 1-based position in the configuration file; 0/0 when the value came
  * from a default. */
 struct config_pos {
