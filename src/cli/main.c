@@ -5,6 +5,7 @@
 #include "config/config.h"
 #include "cli/status.h"
 #include "daemon/daemon.h"
+#include "provider/provider.h"
 #include "util/log.h"
 
 #include "fs_version.h"
@@ -61,8 +62,11 @@ static const char check_help[] =
         "Usage: forgescale check -c FILE [--print]\n"
         "\n"
         "Validates FILE and reports every problem as FILE:LINE:COL: message on\n"
-        "stderr. Also checks that each forge's token file or variable and each\n"
-        "ca_file can be read (token values are never printed).\n"
+        "stderr (warnings too, without failing). Also checks that each forge's\n"
+        "token file or variable and each ca_file can be read (token values are\n"
+        "never printed), that state_dir is safe, that the accounts of local\n"
+        "providers exist, and that this build can run every provider type and\n"
+        "pool mode.\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE     configuration file (required)\n"
@@ -180,6 +184,18 @@ static int parse_opts(const char *cmd, int argc, char **argv, bool allow_config,
         return 0;
 }
 
+/* What this build can run: a provider type with registered ops, and
+ * queue mode (broker mode is not built yet). */
+static bool type_runnable(enum config_provider_type t, void *ud)
+{
+        return provider_ops_find(config_provider_type_name(t)) != NULL;
+}
+
+static bool mode_runnable(enum config_pool_mode m, void *ud)
+{
+        return m == CONFIG_MODE_QUEUE;
+}
+
 static int cmd_check(int argc, char **argv)
 {
         struct opts o = { 0 };
@@ -195,8 +211,13 @@ static int cmd_check(int argc, char **argv)
                 return 0;
         }
         r = config_load(o.config, &cfg, &diag);
-        if (r >= 0)
+        if (r >= 0) {
+                /* Both, so that every problem is reported at once. */
+                int rr = config_check_runnable(cfg, type_runnable, mode_runnable, NULL, &diag);
                 r = config_check_files(cfg, &diag);
+                if (r >= 0 && rr < 0)
+                        r = rr;
+        }
         if (r < 0) {
                 print_diag(&diag);
                 if (r == -ENOMEM)

@@ -16,7 +16,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libfyaml.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1337,10 +1339,18 @@ static bool convert(struct walk *w, const struct key *k, const struct ynode *v, 
         return k->check ? k->check(w, k, v, obj) : true;
 }
 
-static void apply_default(struct walk *w, const struct key *k, void *obj)
+static void ynode_unposition(struct ynode *y)
+{
+        y->line = y->col = 0;
+        for (size_t i = 0; i < y->n; i++)
+                ynode_unposition(y->kids[i]);
+}
+
+static bool apply_default(struct walk *w, const struct key *k, void *obj)
 {
         struct errlist derr = { 0 };
         struct ynode *t = NULL;
+        bool ok = false;
         int r;
 
         r = build_tree(k->def, strlen(k->def), &derr, &t);
@@ -1350,12 +1360,14 @@ static void apply_default(struct walk *w, const struct key *k, void *obj)
                 else
                         werr(w, NULL, "internal error: the default of %s does not parse", kp(w, k));
         } else {
-                /* Defaults have no position in the file. */
-                t->line = t->col = 0;
-                convert(w, k, t, obj);
+                /* Defaults have no position in the file, nor has anything
+                 * inside one (the implicit provider's name and type). */
+                ynode_unposition(t);
+                ok = convert(w, k, t, obj);
         }
         ynode_free(t);
         errlist_done(&derr);
+        return ok;
 }
 
 static const char *key_names(const struct section *sec, char *buf, size_t n)
@@ -1395,10 +1407,65 @@ static void unknown_key(struct walk *w, const struct section *sec, const struct 
                      w->path, ky->s, where, key_names(sec, names, sizeof(names)));
 }
 
+bool config__key_applies(const struct section *sec, const struct key *k, const void *obj)
+{
+        int v;
+
+        if (!k->variants || !sec->variant)
+                return true;
+        v = *(const int *)((const char *)obj + sec->variant->off);
+        return v >= 0 && v < 32 && (k->variants & KV(v));
+}
+
+/* "local", "local or ssh": the variant values a key is for. */
+static const char *variant_names(const struct key *var, unsigned bits, char *buf, size_t n)
+{
+        size_t o = 0, left = 0;
+
+        for (size_t i = 0; var->enums[i]; i++)
+                if (bits & KV(i))
+                        left++;
+        buf[0] = '\0';
+        for (size_t i = 0; var->enums[i] && i < 32; i++) {
+                int wr;
+                if (!(bits & KV(i)))
+                        continue;
+                wr = snprintf(buf + o, n - o, "%s%s", o == 0 ? "" : left == 1 ? " or " : ", ",
+                              var->enums[i]);
+                if (wr < 0 || (size_t)wr >= n - o)
+                        break;
+                o += (size_t)wr;
+                left--;
+        }
+        return buf;
+}
+
+/* Keys given for a variant they do not apply to ("user" on an ssh
+ * provider). Skipped when the variant key itself is broken (reported). */
+static void check_variants(struct walk *w, const struct section *sec, void *obj,
+                           const struct ynode *const *seen_k, const struct ynode *const *seen_v,
+                           bool variant_known)
+{
+        char names[128];
+
+        if (!variant_known)
+                return;
+        for (size_t i = 0; i < sec->n_keys; i++) {
+                const struct key *k = &sec->keys[i];
+                if (!seen_k[i] || !seen_v[i] || seen_v[i]->kind == YN_NULL ||
+                    config__key_applies(sec, k, obj))
+                        continue;
+                werr(w, seen_k[i], "key \"%s%s\" is only for %ss of %s %s",
+                     w->path, k->name, sec->name, sec->variant->name,
+                     variant_names(sec->variant, k->variants, names, sizeof(names)));
+        }
+}
+
 static void walk_map(struct walk *w, const struct section *sec, void *obj,
                      const struct ynode *map, const struct ynode *where)
 {
         const struct ynode *seen_k[MAX_KEYS] = { 0 }, *seen_v[MAX_KEYS] = { 0 };
+        bool converted[MAX_KEYS] = { 0 };
         size_t np = map ? map_pairs(map) : 0;
 
         if (np > MAX_ITEMS) {
@@ -1450,7 +1517,7 @@ static void walk_map(struct walk *w, const struct section *sec, void *obj,
                         continue;
                 }
                 if (vy && vy->kind != YN_NULL) {
-                        convert(w, k, vy, obj);
+                        converted[idx] = convert(w, k, vy, obj);
                 } else if (k->type == KT_SECTION) {
                         char saved[sizeof(w->path)];
                         memcpy(saved, w->path, sizeof(saved));
@@ -1458,7 +1525,7 @@ static void walk_map(struct walk *w, const struct section *sec, void *obj,
                         walk_map(w, k->sub, field(obj, k), NULL, seen_k[idx] ? seen_k[idx] : where);
                         memcpy(w->path, saved, sizeof(saved));
                 } else if (k->def) {
-                        apply_default(w, k, obj);
+                        converted[idx] = apply_default(w, k, obj);
                 } else if (k->flags & KF_REQUIRED) {
                         if (seen_k[idx])
                                 werr(w, seen_k[idx], "%s has no value; e.g. %s", kp(w, k), k->example);
@@ -1467,6 +1534,9 @@ static void walk_map(struct walk *w, const struct section *sec, void *obj,
                                      kp(w, k), k->example);
                 }
         }
+        if (sec->variant)
+                check_variants(w, sec, obj, seen_k, seen_v,
+                               converted[sec->variant - sec->keys]);
         if (sec->finish)
                 sec->finish(w, obj, seen_k, seen_v, where);
 }
@@ -1902,6 +1972,46 @@ static bool check_env_name(struct walk *w, const struct key *k, const struct yno
         return true;
 }
 
+/* A user or group name as useradd/groupadd accept it (portable set, not
+ * starting with '-'), or a numeric id below (uid_t)-1. */
+static bool account_ok(const char *s, bool *ret_numeric)
+{
+        size_t n = strlen(s);
+        bool digits = true;
+
+        if (n == 0 || n > 32 || s[0] == '-')
+                return false;
+        for (const char *c = s; *c; c++) {
+                if (!isdigit((unsigned char)*c))
+                        digits = false;
+                if (!(isalnum((unsigned char)*c) || *c == '_' || *c == '.' || *c == '-'))
+                        return false;
+        }
+        if (digits) {
+                char *end;
+                unsigned long long v;
+                errno = 0;
+                v = strtoull(s, &end, 10);
+                if (errno || *end || v >= 4294967295ULL)
+                        return false;
+        }
+        *ret_numeric = digits;
+        return true;
+}
+
+static bool check_account(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)field(obj, k);
+        bool numeric;
+
+        if (!account_ok(s, &numeric)) {
+                werr(w, v, "%s %s is not a %s name or a numeric id; names are letters, digits, '_', '.' and '-' (at most 32, not starting with '-')",
+                     kp(w, k), Q(s), strcmp(k->name, "group") == 0 ? "group" : "user");
+                return false;
+        }
+        return true;
+}
+
 static void forge_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                          const struct ynode *const *sv, const struct ynode *where);
 static void forge_done(void *obj);
@@ -1931,6 +2041,89 @@ _Static_assert(offsetof(struct config_provider, name) == 0, "name first");
 _Static_assert(offsetof(struct config_pool, name) == 0, "name first");
 
 #define ENTRY(st, fld) .off = offsetof(st, fld)
+
+#define N_NAMES(a) (sizeof(a) / sizeof((a)[0]) - 1)     /* without the NULL */
+
+const char *config_provider_type_name(enum config_provider_type t)
+{
+        return (unsigned)t < N_NAMES(provider_types) ? provider_types[t] : NULL;
+}
+
+const char *config_pool_mode_name(enum config_pool_mode m)
+{
+        return (unsigned)m < N_NAMES(pool_modes) ? pool_modes[m] : NULL;
+}
+
+/* Appends ", name" (or "name" first) to buf; text past cap is dropped. */
+static void list_add(char *buf, size_t cap, size_t *o, const char *name)
+{
+        int wr = snprintf(buf + *o, cap - *o, "%s%s", *o ? ", " : "", name);
+
+        if (wr > 0 && (size_t)wr < cap - *o)
+                *o += (size_t)wr;
+}
+
+static const char *runnable_types(bool (*type_ok)(enum config_provider_type, void *), void *ud,
+                                  char *buf, size_t cap)
+{
+        size_t o = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < N_NAMES(provider_types); i++)
+                if (type_ok((enum config_provider_type)i, ud))
+                        list_add(buf, cap, &o, provider_types[i]);
+        return o ? buf : "none";
+}
+
+static const char *runnable_modes(bool (*mode_ok)(enum config_pool_mode, void *), void *ud,
+                                  char *buf, size_t cap)
+{
+        size_t o = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < N_NAMES(pool_modes); i++)
+                if (mode_ok((enum config_pool_mode)i, ud))
+                        list_add(buf, cap, &o, pool_modes[i]);
+        return o ? buf : "none";
+}
+
+int config_check_runnable(const struct config *cfg,
+                          bool (*type_ok)(enum config_provider_type t, void *ud),
+                          bool (*mode_ok)(enum config_pool_mode m, void *ud),
+                          void *ud, struct config_diag *reterr_diag)
+{
+        struct errlist errs = { 0 };
+        char q[QBUF], list[128];
+        int r = 0, fr;
+
+        for (size_t i = 0; i < cfg->n_providers; i++) {
+                const struct config_provider *p = &cfg->providers[i];
+                if (!type_ok || type_ok(p->type, ud))
+                        continue;
+                errlist_add(&errs, p->type_pos.line, p->type_pos.col,
+                            "provider %s: type %s cannot run in this build of forgescale; types it can run: %s",
+                            quote_into(q, sizeof(q), p->name), config_provider_type_name(p->type),
+                            runnable_types(type_ok, ud, list, sizeof(list)));
+        }
+        for (size_t i = 0; i < cfg->n_pools; i++) {
+                const struct config_pool *p = &cfg->pools[i];
+                const struct config_pos *at = p->mode_pos.line ? &p->mode_pos : &p->pos;
+                if (!mode_ok || mode_ok(p->mode, ud))
+                        continue;
+                errlist_add(&errs, at->line, at->col,
+                            "pool %s: mode %s%s cannot run in this build of forgescale; modes it can run: %s",
+                            quote_into(q, sizeof(q), p->name), config_pool_mode_name(p->mode),
+                            p->mode_pos.line ? "" : " (the default)",
+                            runnable_modes(mode_ok, ud, list, sizeof(list)));
+        }
+        if (errlist_failed(&errs))
+                r = -EINVAL;
+        fr = errlist_flush(&errs, cfg->path, reterr_diag);
+        if (fr < 0)
+                r = fr;
+        errlist_done(&errs);
+        return r;
+}
 
 static const struct key log_keys[] = {
         { .name = "level", .type = KT_ENUM, .def = "info", ENTRY(struct config_log, level),
@@ -1984,13 +2177,24 @@ static const struct section forge_section = {
         .finish = forge_finish, .done = forge_done,
 };
 
+enum { PRK_TYPE, PRK_MAX_INSTANCES, PRK_STOP_GRACE, PRK_USER, PRK_GROUP };
+
 static const struct key provider_keys[] = {
-        { .name = "type", .type = KT_ENUM, .flags = KF_REQUIRED, ENTRY(struct config_provider, type),
+        [PRK_TYPE] = { .name = "type", .type = KT_ENUM, .flags = KF_REQUIRED, ENTRY(struct config_provider, type),
           .enums = provider_types, .example = "type: local",
-          .doc = "How instances are made: local (processes on this machine), container, kubernetes, ssh or external." },
-        { .name = "max_instances", .type = KT_INT, .flags = KF_ZERO_UNSET,
+          .doc = "How instances are made: local (processes on this machine), container, kubernetes, ssh or external. `check` refuses a type this build cannot run." },
+        [PRK_MAX_INSTANCES] = { .name = "max_instances", .type = KT_INT, .flags = KF_ZERO_UNSET,
           ENTRY(struct config_provider, max_instances), .min = 1, .max = 100000,
           .doc = "Most instances alive at once across every pool using this provider. Unset means unlimited." },
+        [PRK_STOP_GRACE] = { .name = "stop_grace", .type = KT_DURATION, .def = "10s",
+          ENTRY(struct config_provider, stop_grace_ms), .min = 0, .max = 10 * 60 * 1000,
+          .doc = "Time an instance gets to stop after being asked to (SIGTERM or the provider's equivalent) before it is killed." },
+        [PRK_USER] = { .name = "user", .type = KT_STR, ENTRY(struct config_provider, local.user),
+          .check = check_account, .variants = KV(CONFIG_PROVIDER_LOCAL), .type_doc = "account",
+          .doc = "Run workers as this account, a user name or a numeric uid, instead of the daemon's own. `check` verifies that a named account exists on the machine." },
+        [PRK_GROUP] = { .name = "group", .type = KT_STR, ENTRY(struct config_provider, local.group),
+          .check = check_account, .variants = KV(CONFIG_PROVIDER_LOCAL), .type_doc = "group",
+          .doc = "Run workers with this group, a group name or a numeric gid. Unset: the primary group of `user`. `check` verifies that a named group exists on the machine." },
 };
 
 static const struct section provider_section = {
@@ -1998,7 +2202,7 @@ static const struct section provider_section = {
         .doc = "Where runner instances are created. When `providers` is absent, one provider named `local` of type local exists.",
         .keys = provider_keys, .n_keys = sizeof(provider_keys) / sizeof(provider_keys[0]),
         .size = sizeof(struct config_provider), .pos_off = offsetof(struct config_provider, pos),
-        .finish = provider_finish,
+        .finish = provider_finish, .variant = &provider_keys[PRK_TYPE],
 };
 
 static const struct key runner_keys[] = {
@@ -2145,9 +2349,21 @@ static void forge_done(void *obj)
         f->token_path = f->ca_path = f->token = NULL;
 }
 
+static struct config_pos pos_of_value(const struct ynode *const *sv, size_t i)
+{
+        if (sv[i] && sv[i]->kind != YN_NULL)
+                return (struct config_pos){ sv[i]->line, sv[i]->col };
+        return (struct config_pos){ 0, 0 };
+}
+
 static void provider_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                             const struct ynode *const *sv, const struct ynode *where)
 {
+        struct config_provider *p = obj;
+
+        p->type_pos = pos_of_value(sv, PRK_TYPE);
+        p->local.user_pos = pos_of_value(sv, PRK_USER);
+        p->local.group_pos = pos_of_value(sv, PRK_GROUP);
 }
 
 static char *names_list(const void *arr, size_t n, size_t size, char *buf, size_t cap)
@@ -2226,6 +2442,7 @@ static void pool_finish(struct walk *w, void *obj, const struct ynode *const *sk
                 p->provider_idx = i;
                 p->provider = &cfg->providers[i];
         }
+        p->mode_pos = pos_of_value(sv, PK_MODE);
 
         if (sv[PK_MIN_IDLE] && sv[PK_MAX_RUNNERS] && p->min_idle > p->max_runners)
                 werr(w, vpos(sk, sv, PK_MAX_RUNNERS, where),
@@ -2871,6 +3088,41 @@ int config_check_state_dir(const struct config *cfg, struct config_diag *reterr_
         return r;
 }
 
+/* A named account must exist where the daemon runs; numeric ids need no
+ * entry in the user database. */
+static int check_accounts(const struct config_provider *p, struct errlist *errs)
+{
+        char q1[QBUF], q2[QBUF];
+        bool numeric;
+
+        if (p->type != CONFIG_PROVIDER_LOCAL)
+                return 0;
+        quote_into(q1, sizeof(q1), p->name);
+        if (p->local.user && account_ok(p->local.user, &numeric) && !numeric) {
+                errno = 0;
+                if (!getpwnam(p->local.user)) {
+                        if (errno == ENOMEM)
+                                return -ENOMEM;
+                        errlist_add(errs, p->local.user_pos.line, p->local.user_pos.col,
+                                    "provider %s: user %s does not exist on this machine%s%s",
+                                    q1, quote_into(q2, sizeof(q2), p->local.user),
+                                    errno ? ": " : "", errno ? strerror(errno) : "");
+                }
+        }
+        if (p->local.group && account_ok(p->local.group, &numeric) && !numeric) {
+                errno = 0;
+                if (!getgrnam(p->local.group)) {
+                        if (errno == ENOMEM)
+                                return -ENOMEM;
+                        errlist_add(errs, p->local.group_pos.line, p->local.group_pos.col,
+                                    "provider %s: group %s does not exist on this machine%s%s",
+                                    q1, quote_into(q2, sizeof(q2), p->local.group),
+                                    errno ? ": " : "", errno ? strerror(errno) : "");
+                }
+        }
+        return 0;
+}
+
 int config_check_files(const struct config *cfg, struct config_diag *reterr_diag)
 {
         struct errlist errs = { 0 };
@@ -2890,6 +3142,8 @@ int config_check_files(const struct config *cfg, struct config_diag *reterr_diag
         }
         if (r == 0)
                 check_state_dir(cfg, &errs);
+        for (size_t i = 0; r == 0 && i < cfg->n_providers; i++)
+                r = check_accounts(&cfg->providers[i], &errs);
         if (r == 0 && (errlist_failed(&errs)))
                 r = -EINVAL;
         fr = errlist_flush(&errs, cfg->path, reterr_diag);

@@ -121,21 +121,26 @@ struct config_forge {
         char *token;                    /* NULL until config_load_tokens(); secret */
 };
 
-/* Keys of `type: local` providers. */
+/* Keys of `type: local` providers (NULL for other types). */
 struct config_provider_local {
-        char *user;                     /* run workers as this account, or NULL (the daemon's) */
-        char *group;                    /* and this group, or NULL (the user's primary group) */
+        char *user;                     /* run workers as this account (name or numeric
+                                         * uid), or NULL (the daemon's) */
+        char *group;                    /* and this group (name or numeric gid), or NULL
+                                         * (the user's primary group) */
+        struct config_pos user_pos;     /* of the values; 0/0 when unset */
+        struct config_pos group_pos;
 };
 
 struct config_provider {
         char *name;
         enum config_provider_type type;
         int64_t max_instances;          /* 0 = unlimited */
-        int64_t stop_grace_ms;          /* SIGTERM (or equivalent) to forced kill */
+        int64_t stop_grace_ms;          /* SIGTERM (or equivalent) to forced kill, 0..10m */
         struct config_provider_local local;
 
         bool implicit;                  /* the built-in "local" provider */
         struct config_pos pos;
+        struct config_pos type_pos;     /* of the type value; 0/0 for the implicit provider */
 };
 
 struct config_runner {
@@ -165,6 +170,7 @@ struct config_pool {
         const struct config_forge *forge;       /* borrowed from the config */
         const struct config_provider *provider; /* borrowed from the config */
         struct config_pos pos;
+        struct config_pos mode_pos;     /* of the mode value; 0/0 when defaulted */
 };
 
 struct config {
@@ -207,7 +213,9 @@ void config_free(struct config *cfg);
 
 /* Checks the files and variables the configuration refers to: every forge's
  * token (file or environment variable; read, checked, discarded), every
- * ca_file (a readable regular file) and state_dir (config_check_state_dir).
+ * ca_file (a readable regular file), state_dir (config_check_state_dir)
+ * and the accounts local providers run workers as (user and group names
+ * must exist on this machine).
  * Token values read are registered for log redaction. Returns 0 (perhaps
  * with warnings, e.g. a token file others can read), or -EINVAL with one
  * message per problem. */
@@ -225,6 +233,22 @@ int config_check_state_dir(const struct config *cfg, struct config_diag *reterr_
  * Returns 0, or -EINVAL with one message per unusable token; on failure no
  * token is kept. */
 int config_load_tokens(struct config *cfg, struct config_diag *reterr_diag);
+
+/* Checks what this build can run: every provider's type through type_ok
+ * and every pool's mode through mode_ok (either may be NULL: all
+ * runnable), both called with ud. The configuration itself may be valid
+ * and still name a type or mode that is not built in. Returns 0, or
+ * -EINVAL with a message at each type or mode value that cannot run
+ * (naming those that can), or -ENOMEM. */
+int config_check_runnable(const struct config *cfg,
+                          bool (*type_ok)(enum config_provider_type t, void *ud),
+                          bool (*mode_ok)(enum config_pool_mode m, void *ud),
+                          void *ud, struct config_diag *reterr_diag);
+
+/* The configuration names of a provider type and a pool mode ("local",
+ * "queue"), from the key table; NULL for a value outside the enum. */
+const char *config_provider_type_name(enum config_provider_type t);
+const char *config_pool_mode_name(enum config_pool_mode m);
 
 /* Writes the effective configuration (defaults filled in, durations
  * normalised) as YAML that config_load() accepts. Token values are never

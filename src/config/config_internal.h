@@ -48,7 +48,13 @@ struct key {
         const char *type_doc;       /* overrides the type name in docs/messages */
         const char *example;        /* shown when a required key is missing */
         const char *doc;
+        /* Keys of some variants only (e.g. of providers of type local): a
+         * bit per value of the section's variant key, (1u << value); 0 =
+         * every variant. */
+        unsigned variants;
 };
+
+#define KV(v) (1u << (v))
 
 /* Cross-key checks of one mapping once every key was converted. seen_k and
  * seen_v hold, per key index, the key and value nodes (NULL when absent);
@@ -68,7 +74,14 @@ struct section {
         size_t pos_off;             /* KT_NAMED entries: offset of struct config_pos */
         section_finish_fn finish;
         void (*done)(void *obj);    /* frees derived fields the table does not know */
+        /* The KT_ENUM key of keys[] ("type") whose value decides which
+         * keys with variants apply; NULL when the section has none. */
+        const struct key *variant;
 };
+
+/* True when key k applies to obj, an entry of sec (always for keys without
+ * variants). */
+bool config__key_applies(const struct section *sec, const struct key *k, const void *obj);
 
 /* The root of the key table. */
 extern const struct section config__top;

@@ -62,6 +62,8 @@ static const char full_cfg[] =
         "    scope: repo/acme/web\n"
         "    labels: [gitea]\n";
 
+static char *print_to_string(const struct config *cfg);
+
 static struct config *parse_ok(const char *text)
 {
         struct config *cfg = NULL;
@@ -334,6 +336,120 @@ static void test_full(void **state)
         assert_string_equal(cfg->pools[0].runner.env.v[0].value, "info");
         assert_int_equal(cfg->forges[0].token_pos.line, 7);
         assert_int_equal(cfg->forges[0].token_pos.col, 16);
+        config_free(cfg);
+}
+
+static void test_names(void **state)
+{
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_LOCAL), "local");
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_CONTAINER), "container");
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_KUBERNETES), "kubernetes");
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_SSH), "ssh");
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_EXTERNAL), "external");
+        assert_null(config_provider_type_name((enum config_provider_type)(CONFIG_PROVIDER_EXTERNAL + 1)));
+        assert_null(config_provider_type_name((enum config_provider_type)-1));
+        assert_string_equal(config_pool_mode_name(CONFIG_MODE_QUEUE), "queue");
+        assert_string_equal(config_pool_mode_name(CONFIG_MODE_BROKER), "broker");
+        assert_null(config_pool_mode_name((enum config_pool_mode)(CONFIG_MODE_BROKER + 1)));
+}
+
+/* stop_grace for every provider, user and group for local ones, with the
+ * positions config_check_files and the daemon report at. */
+static void test_provider_keys(void **state)
+{
+        static const char text[] =
+                "forges: {m: {url: http://h, token_env: HOME}}\n"
+                "providers:\n"
+                "  here: {type: local, user: builder, group: \"100\", stop_grace: 1m}\n"
+                "  far: {type: ssh}\n"
+                "pools: {p: {provider: here, scope: user, labels: [x]}}\n";
+        struct config *cfg = parse_ok(text);
+
+        assert_int_equal(cfg->providers[0].stop_grace_ms, 60000);
+        assert_string_equal(cfg->providers[0].local.user, "builder");
+        assert_string_equal(cfg->providers[0].local.group, "100");
+        assert_int_equal(cfg->providers[0].local.user_pos.line, 3);
+        assert_int_equal(cfg->providers[0].local.user_pos.col, 29);
+        assert_int_equal(cfg->providers[0].local.group_pos.col, 46);
+        assert_int_equal(cfg->providers[0].type_pos.line, 3);
+        assert_int_equal(cfg->providers[0].type_pos.col, 16);
+        assert_int_equal(cfg->providers[1].stop_grace_ms, 10000);
+        assert_null(cfg->providers[1].local.user);
+        assert_int_equal(cfg->providers[1].local.user_pos.line, 0);
+        assert_int_equal(cfg->pools[0].mode_pos.line, 0);
+        char *printed = print_to_string(cfg);
+        assert_non_null(strstr(printed, "  here:\n    type: local\n    stop_grace: 1m\n    user: builder\n    group: \"100\"\n"));
+        assert_non_null(strstr(printed, "  far:\n    type: ssh\n    stop_grace: 10s\npools:"));
+        free(printed);
+        config_free(cfg);
+
+        /* The implicit provider gets the default too. */
+        cfg = parse_ok("forges: {m: {url: http://h, token_env: HOME}}\npools: {p: {scope: user, labels: [x], mode: queue}}\n");
+        assert_int_equal(cfg->providers[0].stop_grace_ms, 10000);
+        assert_int_equal(cfg->providers[0].type_pos.line, 0);
+        assert_int_equal(cfg->pools[0].mode_pos.line, 2);
+        assert_int_equal(cfg->pools[0].mode_pos.col, 45);
+        assert_int_equal(cfg->providers[0].pos.line, 0);
+        config_free(cfg);
+
+        static const char ssh_user[] =
+                "forges: {m: {url: http://h, token_env: HOME}}\n"
+                "providers: {far: {type: ssh, group: g}}\n"
+                "pools: {p: {scope: user, labels: [x]}}\n";
+        struct config_diag d = { 0 };
+        parse_bad(ssh_user, strlen(ssh_user), &d);
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.msgs[0].text, "t.yaml:2:30: provider \"far\": key \"group\" is only for providers of type local");
+        config_diag_done(&d);
+}
+
+struct runnable_ud {
+        int calls;
+};
+
+static bool only_local(enum config_provider_type t, void *ud)
+{
+        ((struct runnable_ud *)ud)->calls++;
+        return t == CONFIG_PROVIDER_LOCAL;
+}
+
+static bool only_queue(enum config_pool_mode m, void *ud)
+{
+        ((struct runnable_ud *)ud)->calls++;
+        return m == CONFIG_MODE_QUEUE;
+}
+
+static bool nothing_runs(enum config_pool_mode m, void *ud)
+{
+        return false;
+}
+
+static void test_check_runnable(void **state)
+{
+        struct config *cfg = parse_ok(full_cfg);
+        struct config_diag d = { 0 };
+        struct runnable_ud ud = { 0 };
+
+        /* full_cfg: provider far is ssh, pool legacy is broker. */
+        assert_int_equal(config_check_runnable(cfg, only_local, only_queue, &ud, &d), -EINVAL);
+        assert_true(ud.calls > 0);
+        assert_int_equal(d.n, 2);
+        assert_string_equal(d.msgs[0].text, "t.yaml:16:15: provider \"far\": type ssh cannot run in this build of forgescale; types it can run: local");
+        assert_string_equal(d.msgs[1].text, "t.yaml:36:11: pool \"legacy\": mode broker cannot run in this build of forgescale; modes it can run: queue");
+        config_diag_done(&d);
+
+        /* NULL callbacks: everything runs. */
+        assert_int_equal(config_check_runnable(cfg, NULL, NULL, NULL, &d), 0);
+        assert_int_equal(d.n, 0);
+        config_free(cfg);
+
+        /* A defaulted mode is reported at the pool, saying so. */
+        cfg = parse_ok("forges: {m: {url: http://h, token_env: HOME}}\npools: {p: {scope: user, labels: [x]}}\n");
+        assert_int_equal(config_check_runnable(cfg, only_local, nothing_runs, &ud, &d), -EINVAL);
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.msgs[0].text, "t.yaml:2:9: pool \"p\": mode queue (the default) cannot run in this build of forgescale; modes it can run: none");
+        config_diag_done(&d);
+        assert_int_equal(config_check_runnable(cfg, only_local, only_queue, &ud, &d), 0);
         config_free(cfg);
 }
 
@@ -906,6 +1022,9 @@ int main(void)
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_listen_warning),
                 cmocka_unit_test(test_full),
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_provider_keys),
+                cmocka_unit_test(test_check_runnable),
                 cmocka_unit_test(test_collects_every_error_sorted),
                 cmocka_unit_test(test_message_value_cut),
                 cmocka_unit_test(test_error_cap),
