@@ -819,8 +819,10 @@ struct walk {
         char who[128];          /* `pool "linux": ` */
         char path[64];          /* `runner.` */
         char kbuf[128];
-        bool forges_bad;        /* forges is malformed: skip reference checks */
-        bool providers_bad;
+        /* Named sections (forges, providers) whose mapping is malformed:
+         * references to their entries are not checked. */
+        const struct section *broken[4];
+        size_t n_broken;
 };
 
 static void werr(struct walk *w, const struct ynode *at, const char *fmt, ...)
@@ -952,8 +954,6 @@ static void envv_done(struct config_envv *v)
 
 static void walk_map(struct walk *w, const struct section *sec, void *obj,
                      const struct ynode *map, const struct ynode *where);
-static const struct section forge_section;
-static const struct section provider_section;
 
 static bool string_ok(struct walk *w, const struct key *k, const struct ynode *v)
 {
@@ -1114,6 +1114,14 @@ static bool name_ok(const char *s, size_t len)
         return true;
 }
 
+bool config__walk_broken(const struct walk *w, const struct section *sec)
+{
+        for (size_t i = 0; i < w->n_broken; i++)
+                if (w->broken[i] == sec)
+                        return true;
+        return false;
+}
+
 static void convert_named(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
 {
         const struct section *sub = k->sub;
@@ -1189,10 +1197,8 @@ static void convert_named(struct walk *w, const struct key *k, const struct ynod
         }
         return;
 bad:
-        if (sub == &forge_section)
-                w->forges_bad = true;
-        else if (sub == &provider_section)
-                w->providers_bad = true;
+        if (w->n_broken < sizeof(w->broken) / sizeof(w->broken[0]))
+                w->broken[w->n_broken++] = sub;
 }
 
 static bool convert(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
@@ -2429,14 +2435,14 @@ static void pool_finish(struct walk *w, void *obj, const struct ynode *const *sk
         size_t i;
 
         i = resolve_ref(w, "forge", &p->forge_name, cfg->forges, cfg->n_forges,
-                        sizeof(struct config_forge), w->forges_bad,
+                        sizeof(struct config_forge), config__walk_broken(w, &forge_section),
                         vpos(sk, sv, PK_FORGE, where), where);
         if (i != SIZE_MAX) {
                 p->forge_idx = i;
                 p->forge = &cfg->forges[i];
         }
         i = resolve_ref(w, "provider", &p->provider_name, cfg->providers, cfg->n_providers,
-                        sizeof(struct config_provider), w->providers_bad,
+                        sizeof(struct config_provider), config__walk_broken(w, &provider_section),
                         vpos(sk, sv, PK_PROVIDER, where), where);
         if (i != SIZE_MAX) {
                 p->provider_idx = i;

@@ -83,6 +83,10 @@ struct section {
  * variants). */
 bool config__key_applies(const struct section *sec, const struct key *k, const void *obj);
 
+/* True when the mapping of named section sec was malformed (its entries
+ * are unknown, so references to them are not checked). */
+bool config__walk_broken(const struct walk *w, const struct section *sec);
+
 /* The root of the key table. */
 extern const struct section config__top;
 
