@@ -1,8 +1,9 @@
 /* config.h: the forgescale configuration as a typed, owned struct, and the
  * parser that builds it from YAML. Every key is declared once in a table
- * (config.c) that drives parsing, defaults, validation, printing and the
- * reference documentation. Never prints, logs or exits: every problem comes
- * back as a "FILE:LINE:COL: message" string in a struct config_diag. */
+ * (config_schema.c) that drives parsing, defaults, validation, printing and
+ * the reference documentation. Never prints, logs or exits: every problem,
+ * error or warning, comes back as a "FILE:LINE:COL: message" in a struct
+ * config_diag. */
 #pragma once
 
 #include <stdbool.h>
@@ -69,7 +70,7 @@ struct config_envv {
 };
 
 /* The numeric values of these enums are the index of their name in the
- * key table; do not reorder without changing config.c. */
+ * key table; do not reorder without changing config_schema.c. */
 enum config_forge_kind { CONFIG_FORGE_FORGEJO = 0, CONFIG_FORGE_GITEA };
 
 enum config_provider_type {
@@ -103,7 +104,7 @@ struct config_log {
 };
 
 struct config_forge {
-        char *name;                     /* first member: see config.c */
+        char *name;                     /* first member: see config_schema.c */
         char *url;                      /* scheme://host[:port][/path], no trailing '/' */
         char *token_file;               /* as written, or NULL */
         char *token_env;                /* or NULL; exactly one of the two is set */
