@@ -2,7 +2,7 @@
  * YAML tree (config_yaml.c), error collection (config_diag.c), the key table
  * types and the walk over them (config_walk.c), the table itself
  * (config_schema.c). Not part of the public API: only files in src/config
- * include it; everything here is prefixed config__. */
+ * include it; its functions are prefixed config__. */
 #pragma once
 
 #include "config/config.h"
