@@ -5,6 +5,7 @@
 #include "config/config.h"
 #include "cli/status.h"
 #include "daemon/daemon.h"
+#include "provider/provider.h"
 #include "util/log.h"
 
 #include "fs_version.h"
@@ -61,8 +62,11 @@ static const char check_help[] =
         "Usage: forgescale check -c FILE [--print]\n"
         "\n"
         "Validates FILE and reports every problem as FILE:LINE:COL: message on\n"
-        "stderr. Also checks that each forge's token file or variable and each\n"
-        "ca_file can be read (token values are never printed).\n"
+        "stderr (warnings too, without failing). Also checks that each forge's\n"
+        "token file or variable and each ca_file can be read (token values are\n"
+        "never printed), that state_dir is safe, that the accounts of local\n"
+        "providers exist, and that this build can run every provider type and\n"
+        "pool mode.\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE     configuration file (required)\n"
@@ -98,16 +102,22 @@ static int usage_error(const char *cmd, const char *fmt, ...)
         return EXIT_USAGE;
 }
 
+/* Errors and warnings alike, in file order. */
 static void print_diag(const struct config_diag *d)
 {
         for (size_t i = 0; i < d->n; i++)
-                fprintf(stderr, "%s\n", d->msgs[i]);
+                fprintf(stderr, "%s\n", d->msgs[i].text);
 }
 
+/* Logs each message once at its severity; msg says what the errors mean. */
 static void log_diag(const struct config_diag *d, const char *msg)
 {
-        for (size_t i = 0; i < d->n; i++)
-                log_error("config", msg, KS("error", d->msgs[i]));
+        for (size_t i = 0; i < d->n; i++) {
+                if (d->msgs[i].warning)
+                        log_warn("config", "configuration warning", KS("warning", d->msgs[i].text));
+                else
+                        log_error("config", msg, KS("error", d->msgs[i].text));
+        }
 }
 
 struct opts {
@@ -174,6 +184,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, bool allow_config,
         return 0;
 }
 
+/* What this build can run: a provider type with registered ops, and
+ * queue mode (broker mode is not built yet). */
 static int cmd_check(int argc, char **argv)
 {
         struct opts o = { 0 };
@@ -189,8 +201,13 @@ static int cmd_check(int argc, char **argv)
                 return 0;
         }
         r = config_load(o.config, &cfg, &diag);
-        if (r >= 0)
+        if (r >= 0) {
+                /* Both, so that every problem is reported at once. */
+                int rr = config_check_runnable(cfg, daemon_type_runnable, daemon_mode_runnable, NULL, &diag);
                 r = config_check_files(cfg, &diag);
+                if (r >= 0 && rr < 0)
+                        r = rr;
+        }
         if (r < 0) {
                 print_diag(&diag);
                 if (r == -ENOMEM)
@@ -199,6 +216,8 @@ static int cmd_check(int argc, char **argv)
                 config_free(cfg);
                 return EXIT_INVALID;
         }
+        /* Warnings do not fail the check, but they are worth reading. */
+        print_diag(&diag);
         if (o.print)
                 r = config_print(cfg, stdout);
         else
@@ -238,25 +257,34 @@ static int cmd_run(int argc, char **argv)
         log_init(level, format);
 
         r = config_load(o.config, &cfg, &diag);
+        if (r >= 0)
+                r = config_check_runnable(cfg, daemon_type_runnable, daemon_mode_runnable, NULL, &diag);
         if (r < 0) {
                 log_diag(&diag, "invalid configuration");
                 log_error("main", "not starting: the configuration has errors",
-                          KS("config", o.config), KI("errors", diag.n));
+                          KS("config", o.config), KI("errors", config_diag_errors(&diag)));
                 config_diag_done(&diag);
                 return EXIT_INVALID;
         }
         log_init(o.log_level ? level : cfg->log.level, o.log_format ? format : cfg->log.format);
+        log_diag(&diag, "invalid configuration");      /* warnings only */
+        config_diag_done(&diag);
         r = config_check_files(cfg, &diag);
-        if (r >= 0)
+        if (r >= 0) {
+                log_diag(&diag, "unusable file or variable");
+                config_diag_done(&diag);
                 r = config_load_tokens(cfg, &diag);
+        }
         if (r < 0) {
                 log_diag(&diag, "unusable file or variable");
-                log_error("main", "not starting: a token or ca_file cannot be used",
-                          KS("config", o.config), KI("errors", diag.n));
+                log_error("main", "not starting: a token, ca_file or state_dir cannot be used",
+                          KS("config", o.config), KI("errors", config_diag_errors(&diag)));
                 config_diag_done(&diag);
                 config_free(cfg);
                 return EXIT_INVALID;
         }
+        /* config_check_files already showed the warnings load_tokens repeats. */
+        config_diag_done(&diag);
         r = daemon_run(cfg, !o.log_level && !o.log_format);
         config_free(cfg);
         return r < 0 ? EXIT_INVALID : 0;

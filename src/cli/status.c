@@ -107,7 +107,7 @@ int status_main(int argc, char **argv)
                 struct config_diag diag = { 0 };
                 if (config_load(cfgpath, &cfg, &diag) < 0) {
                         for (size_t i = 0; i < diag.n; i++)
-                                fprintf(stderr, "%s\n", diag.msgs[i]);
+                                fprintf(stderr, "%s\n", diag.msgs[i].text);
                         config_diag_done(&diag);
                         return 1;
                 }

@@ -1,8 +1,9 @@
 /* config.h: the forgescale configuration as a typed, owned struct, and the
  * parser that builds it from YAML. Every key is declared once in a table
- * (config.c) that drives parsing, defaults, validation, printing and the
- * reference documentation. Never prints, logs or exits: every problem comes
- * back as a "FILE:LINE:COL: message" string in a struct config_diag. */
+ * (config_schema.c) that drives parsing, defaults, validation, printing and
+ * the reference documentation. Never prints, logs or exits: every problem,
+ * error or warning, comes back as a "FILE:LINE:COL: message" in a struct
+ * config_diag. */
 #pragma once
 
 #include <stdbool.h>
@@ -17,6 +18,14 @@
 #define CONFIG_MAX_ERRORS 100           /* later errors are summarised */
 #define CONFIG_NAME_MAX 63              /* forge, provider and pool names */
 
+/* Limits the daemon relies on: a configuration that passes is one `run`
+ * can serve without truncating anything. */
+#define CONFIG_MAX_LABELS 64            /* labels of one pool, and distinct labels of one listing */
+#define CONFIG_MAX_LISTINGS 64          /* distinct (forge, scope) pairs, each polled as one listing */
+#define CONFIG_MAX_COMMAND_ARGS 64      /* items of runner.command */
+#define CONFIG_MAX_ARG_BYTES 4096       /* bytes of one runner.command item */
+#define CONFIG_MAX_RUNNER_ENV 48        /* entries of runner.env */
+
 /* A 1-based position in the configuration file; 0/0 when the value came
  * from a default. */
 struct config_pos {
@@ -24,15 +33,26 @@ struct config_pos {
         int col;
 };
 
-/* Collected messages, each "FILE:LINE:COL: message" (or "FILE: message"
- * when no position applies), sorted by position. Owned; release with
+/* One message: "FILE:LINE:COL: message" (or "FILE: message" when no
+ * position applies); warnings read "FILE:LINE:COL: warning: message". */
+struct config_msg {
+        char *text;                     /* owned */
+        bool warning;                   /* true: does not make the configuration invalid */
+};
+
+/* Collected messages, sorted by position. Errors make the call that added
+ * them fail; warnings do not (a call can succeed and still add warnings,
+ * which the caller should show or log). Owned; release with
  * config_diag_done(). A zeroed struct is an empty list. */
 struct config_diag {
-        char **msgs;
+        struct config_msg *msgs;
         size_t n;
 };
 
 void config_diag_done(struct config_diag *d);
+
+/* Number of messages in d that are errors (not warnings). */
+size_t config_diag_errors(const struct config_diag *d);
 
 struct config_strv {
         char **v;
@@ -50,7 +70,7 @@ struct config_envv {
 };
 
 /* The numeric values of these enums are the index of their name in the
- * key table; do not reorder without changing config.c. */
+ * key table; do not reorder without changing config_schema.c. */
 enum config_forge_kind { CONFIG_FORGE_FORGEJO = 0, CONFIG_FORGE_GITEA };
 
 enum config_provider_type {
@@ -84,7 +104,7 @@ struct config_log {
 };
 
 struct config_forge {
-        char *name;                     /* first member: see config.c */
+        char *name;                     /* first member: see config_schema.c */
         char *url;                      /* scheme://host[:port][/path], no trailing '/' */
         char *token_file;               /* as written, or NULL */
         char *token_env;                /* or NULL; exactly one of the two is set */
@@ -102,21 +122,26 @@ struct config_forge {
         char *token;                    /* NULL until config_load_tokens(); secret */
 };
 
-/* Keys of `type: local` providers. */
+/* Keys of `type: local` providers (NULL for other types). */
 struct config_provider_local {
-        char *user;                     /* run workers as this account, or NULL (the daemon's) */
-        char *group;                    /* and this group, or NULL (the user's primary group) */
+        char *user;                     /* run workers as this account (name or numeric
+                                         * uid), or NULL (the daemon's) */
+        char *group;                    /* and this group (name or numeric gid), or NULL
+                                         * (the user's primary group) */
+        struct config_pos user_pos;     /* of the values; 0/0 when unset */
+        struct config_pos group_pos;
 };
 
 struct config_provider {
         char *name;
         enum config_provider_type type;
         int64_t max_instances;          /* 0 = unlimited */
-        int64_t stop_grace_ms;          /* SIGTERM (or equivalent) to forced kill */
+        int64_t stop_grace_ms;          /* SIGTERM (or equivalent) to forced kill, 0..10m */
         struct config_provider_local local;
 
         bool implicit;                  /* the built-in "local" provider */
         struct config_pos pos;
+        struct config_pos type_pos;     /* of the type value; 0/0 for the implicit provider */
 };
 
 struct config_runner {
@@ -146,6 +171,7 @@ struct config_pool {
         const struct config_forge *forge;       /* borrowed from the config */
         const struct config_provider *provider; /* borrowed from the config */
         struct config_pos pos;
+        struct config_pos mode_pos;     /* of the mode value; 0/0 when defaulted */
 };
 
 struct config {
@@ -165,6 +191,7 @@ struct config {
         char *listen_host;              /* without brackets */
         int listen_port;                /* 0 = any free port */
         char *state_path;               /* state_dir resolved against dir */
+        struct config_pos state_pos;    /* of the state_dir value; 0/0 when defaulted */
 };
 
 /* Reads (at most CONFIG_MAX_FILE_SIZE bytes), parses and validates the
@@ -186,15 +213,43 @@ int config_parse(const char *name, const char *text, size_t len,
 void config_free(struct config *cfg);
 
 /* Checks the files and variables the configuration refers to: every forge's
- * token (file or environment variable; read, checked, discarded) and every
- * ca_file (readable). Token values read are registered for log redaction.
- * Returns 0, or -EINVAL with one message per problem. */
+ * token (file or environment variable; read, checked, discarded), every
+ * ca_file (a readable regular file), state_dir (config_check_state_dir)
+ * and the accounts local providers run workers as (user and group names
+ * must exist on this machine).
+ * Token values read are registered for log redaction. Returns 0 (perhaps
+ * with warnings, e.g. a token file others can read), or -EINVAL with one
+ * message per problem. */
 int config_check_files(const struct config *cfg, struct config_diag *reterr_diag);
+
+/* Checks state_dir (state_path) when it exists: it must be a folder that
+ * not every user can write (anyone could replace the database or the
+ * instance folders). A missing folder passes: the daemon creates it with
+ * mode 0700. config_check_files() calls it; the daemon calls it again once
+ * the folder exists, before using it. Returns 0, -EINVAL with a message, or
+ * -ENOMEM. */
+int config_check_state_dir(const struct config *cfg, struct config_diag *reterr_diag);
 
 /* Loads every forge's token into forge->token (registered for redaction).
  * Returns 0, or -EINVAL with one message per unusable token; on failure no
  * token is kept. */
 int config_load_tokens(struct config *cfg, struct config_diag *reterr_diag);
+
+/* Checks what this build can run: every provider's type through type_ok
+ * and every pool's mode through mode_ok (either may be NULL: all
+ * runnable), both called with ud. The configuration itself may be valid
+ * and still name a type or mode that is not built in. Returns 0, or
+ * -EINVAL with a message at each type or mode value that cannot run
+ * (naming those that can), or -ENOMEM. */
+int config_check_runnable(const struct config *cfg,
+                          bool (*type_ok)(enum config_provider_type t, void *ud),
+                          bool (*mode_ok)(enum config_pool_mode m, void *ud),
+                          void *ud, struct config_diag *reterr_diag);
+
+/* The configuration names of a provider type and a pool mode ("local",
+ * "queue"), from the key table; NULL for a value outside the enum. */
+const char *config_provider_type_name(enum config_provider_type t);
+const char *config_pool_mode_name(enum config_pool_mode m);
 
 /* Writes the effective configuration (defaults filled in, durations
  * normalised) as YAML that config_load() accepts. Token values are never
@@ -225,5 +280,5 @@ void config_scope_done(struct config_scope *s);
 
 /* Parses "HOST:PORT" where HOST is an IPv4 literal, "[IPv6]" or "localhost"
  * and PORT is 0-65535. Returns 0 with a malloc'd host (no brackets), or
- * -EINVAL, -ENOMEM. */
+ * -ERANGE (PORT is digits but above 65535), -EINVAL, -ENOMEM. */
 int config_listen_parse(const char *s, char **ret_host, int *ret_port);

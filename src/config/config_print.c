@@ -75,6 +75,8 @@ static void print_section(FILE *f, const struct section *sec, const void *obj, i
                 const void *v = cfield(obj, k);
                 char buf[64];
 
+                if (!config__key_applies(sec, k, obj))
+                        continue;
                 switch (k->type) {
                 case KT_STR: {
                         const char *s = *(char *const *)v;
@@ -242,6 +244,16 @@ static void reference_section(FILE *f, const struct section *sec)
                         fputs("unset", f);
                 }
                 fputs(" | ", f);
+                if (k->variants && sec->variant) {
+                        const char *sep = "";
+                        fprintf(f, "Only for %s ", sec->variant->name);
+                        for (size_t j = 0; sec->variant->enums[j]; j++)
+                                if (k->variants & KV(j)) {
+                                        fprintf(f, "%s`%s`", sep, sec->variant->enums[j]);
+                                        sep = ", ";
+                                }
+                        fputs(". ", f);
+                }
                 md_text(f, k->doc);
                 fputs(" |\n", f);
         }

@@ -109,7 +109,7 @@ static json_t *pool_json(struct daemon *d, size_t p)
 
         return json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:I, s:b, s:b, s:f}",
                          "name", dp->cfg->name,
-                         "mode", dp->cfg->mode == CONFIG_MODE_QUEUE ? "queue" : "broker",
+                         "mode", config_pool_mode_name(dp->cfg->mode),
                          "scope", dp->cfg->scope_text,
                          "labels", labels,
                          "waiting", dp->stats.waiting,

@@ -923,6 +923,28 @@ static void on_hup(struct loop *l, int signo, void *ud)
                 config_free(nc);
 }
 
+bool daemon_type_runnable(enum config_provider_type t, void *ud)
+{
+        return provider_ops_find(config_provider_type_name(t)) != NULL;
+}
+
+bool daemon_mode_runnable(enum config_pool_mode m, void *ud)
+{
+        return m == CONFIG_MODE_QUEUE;
+}
+
+/* Logs the messages gathered so far, once each, and forgets them. */
+static void log_diag(struct config_diag *diag)
+{
+        for (size_t i = 0; i < diag->n; i++) {
+                if (diag->msgs[i].warning)
+                        log_warn("config", "configuration warning", KS("warning", diag->msgs[i].text));
+                else
+                        log_error("config", "invalid configuration", KS("error", diag->msgs[i].text));
+        }
+        config_diag_done(diag);
+}
+
 int daemon_load_config(const char *path, struct config **ret_cfg)
 {
         struct config_diag diag = { 0 };
@@ -930,17 +952,41 @@ int daemon_load_config(const char *path, struct config **ret_cfg)
         int r = config_load(path, &cfg, &diag);
 
         if (r >= 0)
+                r = config_check_runnable(cfg, daemon_type_runnable, daemon_mode_runnable, NULL, &diag);
+        if (r >= 0)
                 r = config_check_files(cfg, &diag);
+        log_diag(&diag);
+        /* Its warnings repeat those of config_check_files. */
         if (r >= 0)
                 r = config_load_tokens(cfg, &diag);
-        for (size_t i = 0; i < diag.n; i++)
-                log_error("config", "invalid configuration", KS("error", diag.msgs[i]));
+        if (r < 0)
+                log_diag(&diag);
         config_diag_done(&diag);
         if (r < 0) {
                 config_free(cfg);
                 return r;
         }
         *ret_cfg = cfg;
+        return 0;
+}
+
+/* Workers running as another account read their token at an absolute path
+ * under state_dir: they need to pass through state_dir and instances/
+ * (search, not read: 0711); each instance's own folder is theirs alone.
+ * Without such a provider both stay 0700. */
+static int open_state_dir_to_workers(struct daemon *d, const char *instances)
+{
+        bool other_account = false;
+
+        for (size_t p = 0; p < d->cfg->n_providers; p++)
+                other_account = other_account || d->cfg->providers[p].local.user ||
+                                d->cfg->providers[p].local.group;
+        mode_t mode = other_account ? 0711 : 0700;
+        if (chmod(d->state_dir, mode) < 0 || chmod(instances, mode) < 0) {
+                int r = -errno;
+                log_error("daemon", "cannot set the mode of state_dir", KS("state_dir", d->state_dir), KERR(r));
+                return r;
+        }
         return 0;
 }
 
@@ -1122,6 +1168,8 @@ int daemon_run(struct config *cfg, bool log_from_config)
                 log_error("daemon", "cannot create the instances folder", KS("path", path), KERR(r));
                 goto out;
         }
+        if ((r = open_state_dir_to_workers(d, path)) < 0)
+                goto out;
         snprintf(path, sizeof(path), "%s/forgescale.db", d->state_dir);
         r = store_open(path, &d->store);
         if (r == -EUCLEAN) {
@@ -1179,8 +1227,7 @@ int daemon_run(struct config *cfg, bool log_from_config)
         for (size_t p = 0; p < cfg->n_providers; p++) {
                 struct config_provider *cp = &cfg->providers[p];
                 struct provider *pv = &d->providers[p];
-                static const char *const type_names[] = { "local", "container", "kubernetes", "ssh", "external" };
-                pv->ops = provider_ops_find(type_names[cp->type]);
+                pv->ops = provider_ops_find(config_provider_type_name(cp->type));
                 pv->name = strdup(cp->name);
                 if (!pv->name) {
                         r = -ENOMEM;
@@ -1188,7 +1235,7 @@ int daemon_run(struct config *cfg, bool log_from_config)
                 }
                 if (!pv->ops) {
                         log_error("provider", "provider type is not available in this build",
-                                  KS("provider", cp->name), KS("type", type_names[cp->type]));
+                                  KS("provider", cp->name), KS("type", config_provider_type_name(cp->type)));
                         r = -EOPNOTSUPP;
                         goto out;
                 }

@@ -9,6 +9,7 @@
 int duration_parse(const char *s, int64_t *ret_ms)
 {
         int64_t total = 0;
+        int last = 0;   /* rank of the previous unit: ms 1 ... d 5 */
 
         if (!s || !*s)
                 return -EINVAL;
@@ -18,6 +19,7 @@ int duration_parse(const char *s, int64_t *ret_ms)
         }
         while (*s) {
                 int64_t v = 0, mul;
+                int rank;
                 if (!isdigit((unsigned char)*s))
                         return -EINVAL;
                 while (isdigit((unsigned char)*s)) {
@@ -27,22 +29,31 @@ int duration_parse(const char *s, int64_t *ret_ms)
                 }
                 if (strncmp(s, "ms", 2) == 0) {
                         mul = 1;
+                        rank = 1;
                         s += 2;
                 } else if (*s == 's') {
                         mul = 1000;
+                        rank = 2;
                         s++;
                 } else if (*s == 'm') {
                         mul = 60 * 1000;
+                        rank = 3;
                         s++;
                 } else if (*s == 'h') {
                         mul = 3600 * 1000;
+                        rank = 4;
                         s++;
                 } else if (*s == 'd') {
                         mul = 24 * 3600 * 1000LL;
+                        rank = 5;
                         s++;
                 } else {
                         return -EINVAL;
                 }
+                /* "1h1h" or "5m30h" is more likely a typo than a sum. */
+                if (last && rank >= last)
+                        return -EINVAL;
+                last = rank;
                 if (v > (INT64_MAX - total) / mul)
                         return -ERANGE;
                 total += v * mul;

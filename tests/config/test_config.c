@@ -17,8 +17,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#ifdef __SANITIZE_ADDRESS__
+/* Freed memory sits in ASan's quarantine (256 MB by default) and would
+ * count in the peak-memory bounds of test_nesting_memory; a small one keeps
+ * use-after-free detection for recent frees. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+        return "quarantine_size_mb=8";
+}
+#endif
 
 static const char full_cfg[] =
         "listen: 127.0.0.1:9464\n"
@@ -60,6 +73,8 @@ static const char full_cfg[] =
         "    scope: repo/acme/web\n"
         "    labels: [gitea]\n";
 
+static char *print_to_string(const struct config *cfg);
+
 static struct config *parse_ok(const char *text)
 {
         struct config *cfg = NULL;
@@ -67,7 +82,7 @@ static struct config *parse_ok(const char *text)
         int r = config_parse("t.yaml", text, strlen(text), NULL, &cfg, &d);
 
         for (size_t i = 0; i < d.n; i++)
-                print_message("unexpected: %s\n", d.msgs[i]);
+                print_message("unexpected: %s\n", d.msgs[i].text);
         assert_int_equal(r, 0);
         assert_int_equal(d.n, 0);
         assert_non_null(cfg);
@@ -174,12 +189,18 @@ static void test_listen_parse(void **state)
         free(host);
 
         static const char *const bad[] = {
-                "9464", ":9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
-                "::1:9464", "[::1]9464", "[::1", "example.org:80", "1.2.3:80", "127.0.0.1:123456",
-                "[127.0.0.1]:80",
+                "9464", ":9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:-1",
+                "::1:9464", "[::1]9464", "[::1", "example.org:80", "1.2.3:80",
+                "[127.0.0.1]:80", "127.0.0.1:+80", "127.0.0.1: 80",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_int_equal(config_listen_parse(bad[i], &host, &port), -EINVAL);
+        /* Out-of-range ports are told apart so the message can name them. */
+        static const char *const range[] = {
+                "127.0.0.1:65536", "127.0.0.1:99999", "127.0.0.1:123456", "[::1]:99999999999999999999",
+        };
+        for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++)
+                assert_int_equal(config_listen_parse(range[i], &host, &port), -ERANGE);
 }
 
 static void test_duration(void **state)
@@ -253,6 +274,53 @@ static void test_defaults(void **state)
         config_free(cfg);
 }
 
+/* A listen address other people can reach is allowed, with a warning: the
+ * call succeeds, the message is marked as a warning and is not an error. */
+static void test_listen_warning(void **state)
+{
+        static const char *const public[] = { "0.0.0.0:9464", "[::]:9464", "192.0.2.7:80" };
+        static const char *const loopback[] = { "127.0.0.1:0", "127.8.9.10:1", "[::1]:9", "localhost:9464",
+                                                "[::ffff:127.0.0.1]:9" };
+        char text[256];
+
+        for (size_t i = 0; i < sizeof(public) / sizeof(public[0]); i++) {
+                struct config *cfg = NULL;
+                struct config_diag d = { 0 };
+                snprintf(text, sizeof(text), "listen: \"%s\"\nforges: {m: {url: http://h, token_env: HOME}}\n"
+                         "pools: {p: {scope: user, labels: [x]}}\n", public[i]);
+                assert_int_equal(config_parse("t.yaml", text, strlen(text), NULL, &cfg, &d), 0);
+                assert_non_null(cfg);
+                assert_int_equal(d.n, 1);
+                assert_true(d.msgs[0].warning);
+                assert_int_equal(config_diag_errors(&d), 0);
+                assert_non_null(strstr(d.msgs[0].text, "t.yaml:1:10: warning: listen \""));
+                assert_non_null(strstr(d.msgs[0].text, "has no authentication"));
+                config_diag_done(&d);
+                config_free(cfg);
+        }
+        for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+                struct config *cfg = NULL;
+                struct config_diag d = { 0 };
+                snprintf(text, sizeof(text), "listen: \"%s\"\nforges: {m: {url: http://h, token_env: HOME}}\n"
+                         "pools: {p: {scope: user, labels: [x]}}\n", loopback[i]);
+                assert_int_equal(config_parse("t.yaml", text, strlen(text), NULL, &cfg, &d), 0);
+                assert_int_equal(d.n, 0);
+                config_free(cfg);
+        }
+
+        /* Warnings sort with errors by position, and only errors count. */
+        static const char mixed[] = "listen: 0.0.0.0:1\nforges: {m: {url: ftp://h, token_env: HOME}}\n"
+                                    "pools: {p: {scope: user, labels: [x]}}\n";
+        struct config_diag d = { 0 };
+        assert_int_equal(parse_bad(mixed, strlen(mixed), &d), -EINVAL);
+        assert_int_equal(d.n, 2);
+        assert_true(d.msgs[0].warning);
+        assert_false(d.msgs[1].warning);
+        assert_int_equal(config_diag_errors(&d), 1);
+        config_diag_done(&d);
+        assert_int_equal(config_diag_errors(NULL), 0);
+}
+
 static void test_full(void **state)
 {
         struct config *cfg = parse_ok(full_cfg);
@@ -282,6 +350,120 @@ static void test_full(void **state)
         config_free(cfg);
 }
 
+static void test_names(void **state)
+{
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_LOCAL), "local");
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_CONTAINER), "container");
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_KUBERNETES), "kubernetes");
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_SSH), "ssh");
+        assert_string_equal(config_provider_type_name(CONFIG_PROVIDER_EXTERNAL), "external");
+        assert_null(config_provider_type_name((enum config_provider_type)(CONFIG_PROVIDER_EXTERNAL + 1)));
+        assert_null(config_provider_type_name((enum config_provider_type)-1));
+        assert_string_equal(config_pool_mode_name(CONFIG_MODE_QUEUE), "queue");
+        assert_string_equal(config_pool_mode_name(CONFIG_MODE_BROKER), "broker");
+        assert_null(config_pool_mode_name((enum config_pool_mode)(CONFIG_MODE_BROKER + 1)));
+}
+
+/* stop_grace for every provider, user and group for local ones, with the
+ * positions config_check_files and the daemon report at. */
+static void test_provider_keys(void **state)
+{
+        static const char text[] =
+                "forges: {m: {url: http://h, token_env: HOME}}\n"
+                "providers:\n"
+                "  here: {type: local, user: builder, group: \"100\", stop_grace: 1m}\n"
+                "  far: {type: ssh}\n"
+                "pools: {p: {provider: here, scope: user, labels: [x]}}\n";
+        struct config *cfg = parse_ok(text);
+
+        assert_int_equal(cfg->providers[0].stop_grace_ms, 60000);
+        assert_string_equal(cfg->providers[0].local.user, "builder");
+        assert_string_equal(cfg->providers[0].local.group, "100");
+        assert_int_equal(cfg->providers[0].local.user_pos.line, 3);
+        assert_int_equal(cfg->providers[0].local.user_pos.col, 29);
+        assert_int_equal(cfg->providers[0].local.group_pos.col, 46);
+        assert_int_equal(cfg->providers[0].type_pos.line, 3);
+        assert_int_equal(cfg->providers[0].type_pos.col, 16);
+        assert_int_equal(cfg->providers[1].stop_grace_ms, 10000);
+        assert_null(cfg->providers[1].local.user);
+        assert_int_equal(cfg->providers[1].local.user_pos.line, 0);
+        assert_int_equal(cfg->pools[0].mode_pos.line, 0);
+        char *printed = print_to_string(cfg);
+        assert_non_null(strstr(printed, "  here:\n    type: local\n    stop_grace: 1m\n    user: builder\n    group: \"100\"\n"));
+        assert_non_null(strstr(printed, "  far:\n    type: ssh\n    stop_grace: 10s\npools:"));
+        free(printed);
+        config_free(cfg);
+
+        /* The implicit provider gets the default too. */
+        cfg = parse_ok("forges: {m: {url: http://h, token_env: HOME}}\npools: {p: {scope: user, labels: [x], mode: queue}}\n");
+        assert_int_equal(cfg->providers[0].stop_grace_ms, 10000);
+        assert_int_equal(cfg->providers[0].type_pos.line, 0);
+        assert_int_equal(cfg->pools[0].mode_pos.line, 2);
+        assert_int_equal(cfg->pools[0].mode_pos.col, 45);
+        assert_int_equal(cfg->providers[0].pos.line, 0);
+        config_free(cfg);
+
+        static const char ssh_user[] =
+                "forges: {m: {url: http://h, token_env: HOME}}\n"
+                "providers: {far: {type: ssh, group: g}}\n"
+                "pools: {p: {scope: user, labels: [x]}}\n";
+        struct config_diag d = { 0 };
+        parse_bad(ssh_user, strlen(ssh_user), &d);
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.msgs[0].text, "t.yaml:2:30: provider \"far\": key \"group\" is only for providers of type local");
+        config_diag_done(&d);
+}
+
+struct runnable_ud {
+        int calls;
+};
+
+static bool only_local(enum config_provider_type t, void *ud)
+{
+        ((struct runnable_ud *)ud)->calls++;
+        return t == CONFIG_PROVIDER_LOCAL;
+}
+
+static bool only_queue(enum config_pool_mode m, void *ud)
+{
+        ((struct runnable_ud *)ud)->calls++;
+        return m == CONFIG_MODE_QUEUE;
+}
+
+static bool nothing_runs(enum config_pool_mode m, void *ud)
+{
+        return false;
+}
+
+static void test_check_runnable(void **state)
+{
+        struct config *cfg = parse_ok(full_cfg);
+        struct config_diag d = { 0 };
+        struct runnable_ud ud = { 0 };
+
+        /* full_cfg: provider far is ssh, pool legacy is broker. */
+        assert_int_equal(config_check_runnable(cfg, only_local, only_queue, &ud, &d), -EINVAL);
+        assert_true(ud.calls > 0);
+        assert_int_equal(d.n, 2);
+        assert_string_equal(d.msgs[0].text, "t.yaml:16:15: provider \"far\": type ssh cannot run in this build of forgescale; types it can run: local");
+        assert_string_equal(d.msgs[1].text, "t.yaml:36:11: pool \"legacy\": mode broker cannot run in this build of forgescale; modes it can run: queue");
+        config_diag_done(&d);
+
+        /* NULL callbacks: everything runs. */
+        assert_int_equal(config_check_runnable(cfg, NULL, NULL, NULL, &d), 0);
+        assert_int_equal(d.n, 0);
+        config_free(cfg);
+
+        /* A defaulted mode is reported at the pool, saying so. */
+        cfg = parse_ok("forges: {m: {url: http://h, token_env: HOME}}\npools: {p: {scope: user, labels: [x]}}\n");
+        assert_int_equal(config_check_runnable(cfg, only_local, nothing_runs, &ud, &d), -EINVAL);
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.msgs[0].text, "t.yaml:2:9: pool \"p\": mode queue (the default) cannot run in this build of forgescale; modes it can run: none");
+        config_diag_done(&d);
+        assert_int_equal(config_check_runnable(cfg, only_local, only_queue, &ud, &d), 0);
+        config_free(cfg);
+}
+
 static void test_collects_every_error_sorted(void **state)
 {
         static const char text[] =
@@ -294,11 +476,11 @@ static void test_collects_every_error_sorted(void **state)
 
         assert_int_equal(parse_bad(text, strlen(text), &d), -EINVAL);
         assert_int_equal(d.n, 5);
-        assert_string_equal(d.msgs[0], "t.yaml:2:14: pool \"p\": scope \"nope\" is invalid; use instance, user, org/NAME or repo/OWNER/NAME");
-        assert_string_equal(d.msgs[1], "t.yaml:2:46: pool \"p\": max_runners must be between 0 and 10000 (got -1)");
-        assert_string_equal(d.msgs[2], "t.yaml:3:1: unknown key \"listn\" at top level; did you mean \"listen\"?");
-        assert_string_equal(d.msgs[3], "t.yaml:5:12: forge \"f\": url \"ftp://x\" must start with http:// or https://");
-        assert_string_equal(d.msgs[4], "t.yaml:5:42: forge \"f\": kind \"github\" is invalid; use forgejo or gitea");
+        assert_string_equal(d.msgs[0].text, "t.yaml:2:14: pool \"p\": scope \"nope\" is invalid; use instance, user, org/NAME or repo/OWNER/NAME");
+        assert_string_equal(d.msgs[1].text, "t.yaml:2:46: pool \"p\": max_runners must be between 0 and 10000 (got -1)");
+        assert_string_equal(d.msgs[2].text, "t.yaml:3:1: unknown key \"listn\" at top level; did you mean \"listen\"?");
+        assert_string_equal(d.msgs[3].text, "t.yaml:5:12: forge \"f\": url \"ftp://x\" must start with http:// or https://");
+        assert_string_equal(d.msgs[4].text, "t.yaml:5:42: forge \"f\": kind \"github\" is invalid; use forgejo or gitea");
         config_diag_done(&d);
         config_diag_done(&d); /* idempotent */
 }
@@ -306,7 +488,7 @@ static void test_collects_every_error_sorted(void **state)
 static bool diag_has(const struct config_diag *d, const char *needle)
 {
         for (size_t i = 0; i < d->n; i++)
-                if (strstr(d->msgs[i], needle))
+                if (strstr(d->msgs[i].text, needle))
                         return true;
         return false;
 }
@@ -349,7 +531,7 @@ static void test_error_cap(void **state)
         parse_bad(text, o, &d);
         /* CONFIG_MAX_ERRORS messages, then one summary line. */
         assert_int_equal(d.n, CONFIG_MAX_ERRORS + 1);
-        assert_non_null(strstr(d.msgs[d.n - 1], "more errors not shown"));
+        assert_non_null(strstr(d.msgs[d.n - 1].text, "more errors not shown"));
         config_diag_done(&d);
         free(text);
 }
@@ -363,7 +545,7 @@ static void test_size_cap(void **state)
         assert_non_null(text);
         memset(text, '#', n);
         assert_int_equal(parse_bad(text, n, &d), -EFBIG);
-        assert_non_null(strstr(d.msgs[0], "larger than 1048576 bytes"));
+        assert_non_null(strstr(d.msgs[0].text, "larger than 1048576 bytes"));
         config_diag_done(&d);
 
         /* Just under the cap: a comment line padding a valid file parses. */
@@ -390,7 +572,7 @@ static void test_deep_and_garbage(void **state)
         memcpy(text, "a: ", 3);
         memset(text + 3, '[', n);
         assert_int_equal(parse_bad(text, n + 3, &d), -EINVAL);
-        assert_non_null(strstr(d.msgs[0], "deeper than 32 levels"));
+        assert_non_null(strstr(d.msgs[0].text, "deeper than 32 levels"));
         config_diag_done(&d);
 
         /* Block-style nesting: mappings of mappings. */
@@ -401,17 +583,17 @@ static void test_deep_and_garbage(void **state)
                 o += (size_t)snprintf(text + o, n - o, "k%d:\n", i);
         }
         parse_bad(text, o, &d);
-        assert_non_null(strstr(d.msgs[0], "deeper than 32 levels"));
+        assert_non_null(strstr(d.msgs[0].text, "deeper than 32 levels"));
         config_diag_done(&d);
 
         static const char bin[] = "forges:\n  \x01\x02\x80\xff: x\n";
         parse_bad(bin, sizeof(bin) - 1, &d);
-        assert_string_equal(d.msgs[0], "t.yaml:2:3: the file contains a control character; it is not a text file");
+        assert_string_equal(d.msgs[0].text, "t.yaml:2:3: the file contains a control character; it is not a text file");
         config_diag_done(&d);
 
         static const char surrogate[] = "a: \xed\xa0\x80\n";
         parse_bad(surrogate, sizeof(surrogate) - 1, &d);
-        assert_string_equal(d.msgs[0], "t.yaml:1:4: the file is not valid UTF-8 text");
+        assert_string_equal(d.msgs[0].text, "t.yaml:1:4: the file is not valid UTF-8 text");
         config_diag_done(&d);
 
         /* Hangs libfyaml 0.7.12 unless refused before parsing. */
@@ -434,8 +616,110 @@ static void test_deep_and_garbage(void **state)
         }
 
         parse_bad("", 0, &d);
-        assert_string_equal(d.msgs[0], "t.yaml: the configuration is empty; it needs at least forges and pools");
+        assert_string_equal(d.msgs[0].text, "t.yaml: the configuration is empty; it needs at least forges and pools");
         config_diag_done(&d);
+        free(text);
+}
+
+/* Peak memory (KiB) that parsing text adds, measured in a child process so
+ * that the peak is this parse's alone; *ret_ok says whether the parse
+ * failed with -EINVAL and a message containing want. */
+static long parse_peak_kib(const char *text, size_t len, const char *want, bool *ret_ok)
+{
+        int fds[2], status;
+        long res[2] = { -1, 0 };
+        pid_t pid;
+
+        assert_int_equal(pipe(fds), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct rusage before, after;
+                struct config *cfg = NULL;
+                struct config_diag d = { 0 };
+                int r;
+
+                close(fds[0]);
+                getrusage(RUSAGE_SELF, &before);
+                r = config_parse("t.yaml", text, len, NULL, &cfg, &d);
+                getrusage(RUSAGE_SELF, &after);
+                res[0] = after.ru_maxrss - before.ru_maxrss;
+                res[1] = r == -EINVAL && d.n > 0 && strstr(d.msgs[0].text, want) != NULL;
+                if (!res[1] && d.n > 0)
+                        fprintf(stderr, "first message: %s\n", d.msgs[0].text);
+                if (write(fds[1], res, sizeof(res)) != (ssize_t)sizeof(res))
+                        _exit(2);
+                _exit(0);
+        }
+        close(fds[1]);
+        assert_int_equal(read(fds[0], res, sizeof(res)), (ssize_t)sizeof(res));
+        close(fds[0]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        *ret_ok = res[1] != 0;
+        return res[0];
+}
+
+/* A 1 MiB file of unclosed '[' (or '{') made libfyaml hold ~300 MB of
+ * tokens before the first event, so before any nesting check could run.
+ * The input is now fed in chunks and cut once the nesting is known to be
+ * too deep; a whole-line flow collection is cut at a larger look-ahead.
+ * Bounds leave room for sanitizer builds: every pattern cost 35-300 MB. */
+static void test_nesting_memory(void **state)
+{
+        static const struct {
+                const char *unit, *prefix, *want;
+                long max_kib;
+                const char *suffix;
+        } cases[] = {
+                { .unit = "[\n", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "[ ", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "[", .prefix = "a: ", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "{\n", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "{a: ", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "&x [\n", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "- [", .prefix = "", .want = "deeper than 32 levels", .max_kib = 32 << 10 },
+                { .unit = "{a: b},", .prefix = "[", .want = "is too long to parse", .max_kib = 64 << 10 },
+                { .unit = "x,", .prefix = "[", .want = "is too long to parse", .max_kib = 64 << 10 },
+                /* Not a look-ahead problem: items past MAX_ITEMS are not kept. */
+                { .unit = " x,\n", .prefix = "a: [\n", .want = "unknown key \"a\" at top level", .max_kib = 24 << 10, .suffix = " ]\n" },
+                { .unit = " - x\n", .prefix = "a:\n", .want = "unknown key \"a\" at top level", .max_kib = 24 << 10 },
+        };
+        size_t cap = CONFIG_MAX_FILE_SIZE;
+        char *text = malloc(cap);
+
+        assert_non_null(text);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                const char *sfx = cases[i].suffix ? cases[i].suffix : "";
+                size_t ul = strlen(cases[i].unit), o = strlen(cases[i].prefix), sl = strlen(sfx);
+                bool ok = false;
+                long kib;
+
+                memcpy(text, cases[i].prefix, o);
+                while (o + ul + sl <= cap) {
+                        memcpy(text + o, cases[i].unit, ul);
+                        o += ul;
+                }
+                memcpy(text + o, sfx, sl);
+                o += sl;
+                kib = parse_peak_kib(text, o, cases[i].want, &ok);
+                print_message("case %zu (%zu bytes): peak +%ld KiB\n", i, o, kib);
+                assert_true(ok);
+                assert_true(kib < cases[i].max_kib);
+        }
+
+        /* Minified JSON is one long line that libfyaml reads whole before
+         * its first event; ~110 KiB of it must still parse. */
+        size_t o = (size_t)snprintf(text, cap, "{\"forges\": {\"m\": {\"url\": \"http://h\", \"token_env\": \"HOME\"}}, \"pools\": {");
+        for (int i = 0; i < 1000; i++)
+                o += (size_t)snprintf(text + o, cap - o,
+                                      "%s\"p%d\": {\"scope\": \"user\", \"labels\": [\"x\"], \"runner\": {\"env\": {\"A\": \"%048d\"}}}",
+                                      i ? ", " : "", i, i);
+        o += (size_t)snprintf(text + o, cap - o, "}}");
+        assert_true(o > 100 * 1024);
+        struct config *cfg = parse_ok(text);
+        assert_int_equal(cfg->n_pools, 1000);
+        config_free(cfg);
         free(text);
 }
 
@@ -522,7 +806,7 @@ static void test_fuzz_round_trip(void **state)
                         if (r2 != 0) {
                                 print_message("input:\n%.*s\nprinted:\n%s\n", (int)n, buf, p1);
                                 for (size_t i = 0; i < d2.n; i++)
-                                        print_message("%s\n", d2.msgs[i]);
+                                        print_message("%s\n", d2.msgs[i].text);
                         }
                         assert_int_equal(r2, 0);
                         p2 = print_to_string(cfg2);
@@ -582,7 +866,7 @@ static void test_tokens(void **state)
         assert_int_equal(d.n, 1);
         snprintf(out, sizeof(out), "%s:3:43: forge \"b\": token_env: environment variable \"FS_UNIT_TOKEN\" is not set",
                  cfgpath);
-        assert_string_equal(d.msgs[0], out);
+        assert_string_equal(d.msgs[0].text, out);
         config_diag_done(&d);
         assert_int_equal(config_load_tokens(cfg, &d), -EINVAL);
         assert_null(cfg->forges[0].token);   /* nothing kept on failure */
@@ -617,7 +901,7 @@ static void test_tokens(void **state)
         setenv("FS_UNIT_TOKEN", "env-secret-value", 1);
         assert_int_equal(config_check_files(cfg, &d), -EINVAL);
         snprintf(out, sizeof(out), "%s:2:44: forge \"a\": token_file \"token\": No such file or directory", cfgpath);
-        assert_string_equal(d.msgs[0], out);
+        assert_string_equal(d.msgs[0].text, out);
         config_diag_done(&d);
         config_free(cfg);
         unsetenv("FS_UNIT_TOKEN");
@@ -627,8 +911,115 @@ static void test_tokens(void **state)
         rmdir(dir);
 
         assert_int_equal(config_load("does/not/exist.yaml", &cfg, &d), -ENOENT);
-        assert_string_equal(d.msgs[0], "does/not/exist.yaml: cannot read the configuration: No such file or directory");
+        assert_string_equal(d.msgs[0].text, "does/not/exist.yaml: cannot read the configuration: No such file or directory");
         config_diag_done(&d);
+}
+
+/* What run loads goes through the same rules as check: a token file other
+ * users can read loads with a warning; one anyone can write, a FIFO (which
+ * must not block) or one with a NUL byte is refused and no token is kept. */
+static void test_token_file_rules(void **state)
+{
+        char dir[] = "cfgtest-XXXXXX", path[64], cfgpath[64];
+        struct config *cfg = NULL;
+        struct config_diag d = { 0 };
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/token", dir);
+        snprintf(cfgpath, sizeof(cfgpath), "%s/c.yaml", dir);
+        f = fopen(cfgpath, "w");
+        assert_non_null(f);
+        fputs("forges: {a: {url: http://127.0.0.1:1, token_file: token}}\n"
+              "pools: {p: {scope: user, labels: [x]}}\n", f);
+        fclose(f);
+        assert_int_equal(config_load(cfgpath, &cfg, &d), 0);
+
+        assert_int_equal(fs_write_file_0600(path, "tok-shared-0123\n", 16), 0);
+        assert_int_equal(chmod(path, 0640), 0);
+        assert_int_equal(config_load_tokens(cfg, &d), 0);
+        assert_string_equal(cfg->forges[0].token, "tok-shared-0123");
+        assert_int_equal(d.n, 1);
+        assert_true(d.msgs[0].warning);
+        assert_non_null(strstr(d.msgs[0].text, "warning: forge \"a\": token_file \"token\" can be read by other users (mode 0640)"));
+        config_diag_done(&d);
+
+        assert_int_equal(chmod(path, 0602), 0);
+        assert_int_equal(config_load_tokens(cfg, &d), -EINVAL);
+        assert_null(cfg->forges[0].token);
+        assert_int_equal(config_diag_errors(&d), 1);
+        assert_non_null(strstr(d.msgs[0].text, "is writable by every user (mode 0602)"));
+        config_diag_done(&d);
+
+        assert_int_equal(fs_write_file_0600(path, "tok\0tail\n", 9), 0);
+        assert_int_equal(config_load_tokens(cfg, &d), -EINVAL);
+        assert_non_null(strstr(d.msgs[0].text, "contains a NUL byte"));
+        config_diag_done(&d);
+
+        /* A FIFO without a writer: refused at once instead of blocking. */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        alarm(10);
+        assert_int_equal(config_check_files(cfg, &d), -EINVAL);
+        assert_int_equal(config_load_tokens(cfg, &d), -EINVAL);
+        alarm(0);
+        assert_non_null(strstr(d.msgs[0].text, "token_file \"token\" is a FIFO, not a regular file"));
+        config_diag_done(&d);
+
+        config_free(cfg);
+        log_redact_clear();
+        unlink(path);
+        unlink(cfgpath);
+        rmdir(dir);
+}
+
+/* The check the daemon repeats once state_dir exists: a missing folder
+ * passes (it will be created 0700), one every user can write does not,
+ * sticky bit or not, and neither does a file. */
+static void test_state_dir(void **state)
+{
+        char dir[] = "cfgtest-XXXXXX", sd[64], text[256];
+        struct config *cfg = NULL;
+        struct config_diag d = { 0 };
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(sd, sizeof(sd), "%s/state", dir);
+        snprintf(text, sizeof(text), "state_dir: %s\nforges: {m: {url: http://h, token_env: HOME}}\n"
+                 "pools: {p: {scope: user, labels: [x]}}\n", sd);
+        cfg = parse_ok(text);
+        assert_int_equal(cfg->state_pos.line, 1);
+        assert_int_equal(cfg->state_pos.col, 12);
+
+        assert_int_equal(config_check_state_dir(cfg, &d), 0);
+        assert_int_equal(mkdir(sd, 0700), 0);
+        assert_int_equal(config_check_state_dir(cfg, &d), 0);
+        assert_int_equal(d.n, 0);
+
+        static const mode_t open_modes[] = { 0777, 01777, 0703 };
+        for (size_t i = 0; i < sizeof(open_modes) / sizeof(open_modes[0]); i++) {
+                assert_int_equal(chmod(sd, open_modes[i]), 0);
+                assert_int_equal(config_check_state_dir(cfg, &d), -EINVAL);
+                assert_int_equal(d.n, 1);
+                assert_non_null(strstr(d.msgs[0].text, "t.yaml:1:12: state_dir \""));
+                assert_non_null(strstr(d.msgs[0].text, "is writable by every user"));
+                config_diag_done(&d);
+                assert_int_equal(config_check_files(cfg, &d), -EINVAL);
+                assert_true(diag_has(&d, "is writable by every user"));
+                config_diag_done(&d);
+        }
+        assert_int_equal(rmdir(sd), 0);
+
+        FILE *f = fopen(sd, "w");
+        assert_non_null(f);
+        fclose(f);
+        assert_int_equal(config_check_state_dir(cfg, &d), -EINVAL);
+        assert_non_null(strstr(d.msgs[0].text, "is not a folder"));
+        config_diag_done(&d);
+
+        config_free(cfg);
+        log_redact_clear();
+        unlink(sd);
+        rmdir(dir);
 }
 
 int main(void)
@@ -640,14 +1031,21 @@ int main(void)
                 cmocka_unit_test(test_listen_parse),
                 cmocka_unit_test(test_duration),
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_listen_warning),
                 cmocka_unit_test(test_full),
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_provider_keys),
+                cmocka_unit_test(test_check_runnable),
                 cmocka_unit_test(test_collects_every_error_sorted),
                 cmocka_unit_test(test_message_value_cut),
                 cmocka_unit_test(test_error_cap),
                 cmocka_unit_test(test_size_cap),
                 cmocka_unit_test(test_deep_and_garbage),
+                cmocka_unit_test(test_nesting_memory),
                 cmocka_unit_test(test_fuzz_round_trip),
                 cmocka_unit_test(test_tokens),
+                cmocka_unit_test(test_token_file_rules),
+                cmocka_unit_test(test_state_dir),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,7 +35,20 @@ static void durations(void **state)
         assert_int_equal(duration_parse("5 m", &ms), -EINVAL);
         assert_int_equal(duration_parse("3w", &ms), -EINVAL);
         assert_int_equal(duration_parse("99999999999999999999s", &ms), -ERANGE);
+        /* Each unit once, largest first: "1h1h" and "5m30h" are typos. */
+        assert_int_equal(duration_parse("1h1h", &ms), -EINVAL);
+        assert_int_equal(duration_parse("5m30h", &ms), -EINVAL);
+        assert_int_equal(duration_parse("1s1m", &ms), -EINVAL);
+        assert_int_equal(duration_parse("10ms5s", &ms), -EINVAL);
+        assert_int_equal(duration_parse("1ms1ms", &ms), -EINVAL);
+        assert_int_equal(duration_parse("2s2s", &ms), -EINVAL);
         assert_int_equal(ms, 77); /* untouched on failure */
+        assert_int_equal(duration_parse("1d2h3m4s5ms", &ms), 0);
+        assert_int_equal(ms, 86400000 + 7200000 + 180000 + 4000 + 5);
+        assert_int_equal(duration_parse("1m500ms", &ms), 0);
+        assert_int_equal(ms, 60500);
+        assert_int_equal(duration_parse("90s", &ms), 0);
+        assert_int_equal(ms, 90000);
 
         char buf[32];
         duration_format(5400000, buf, sizeof(buf)); assert_string_equal(buf, "1h30m");

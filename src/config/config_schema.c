@@ -1,0 +1,1104 @@
+/* config_schema.c: the key table (every key, its type, default, limits and
+ * documentation), the validators of single values, the cross-key checks
+ * (references, listings and their label limits) and what this build can
+ * run. Never reads files or the environment: that is config_files.c. */
+#include "config/config.h"
+#include "config/config_internal.h"
+
+#include "util/secret.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+_Static_assert(MAX_STRING <= CONFIG_MAX_ARG_BYTES, "a runner.command item is a scalar");
+
+#define DURATION_MAX (30LL * 24 * 3600 * 1000)
+
+/* ---- validators --------------------------------------------------------------- */
+
+static const struct ynode *vpos(const struct ynode *const *k, const struct ynode *const *v,
+                                size_t i, const struct ynode *fallback)
+{
+        if (v[i] && v[i]->kind != YN_NULL)
+                return v[i];
+        if (k[i])
+                return k[i];
+        return fallback;
+}
+
+static char *resolve(const char *dir, const char *p)
+{
+        char *out;
+
+        if (p[0] == '/' || !dir || strcmp(dir, ".") == 0)
+                return strdup(p);
+        if (asprintf(&out, "%s/%s", dir, p) < 0)
+                return NULL;
+        return out;
+}
+
+int config_listen_parse(const char *s, char **ret_host, int *ret_port)
+{
+        const char *colon, *ps;
+        char host[64];
+        unsigned char bin[16];
+        size_t hl;
+        long port = 0;
+        char *h;
+
+        if (!s)
+                return -EINVAL;
+        if (s[0] == '[') {
+                const char *rb = strchr(s, ']');
+                if (!rb || rb[1] != ':')
+                        return -EINVAL;
+                hl = (size_t)(rb - s - 1);
+                if (hl == 0 || hl >= sizeof(host))
+                        return -EINVAL;
+                memcpy(host, s + 1, hl);
+                host[hl] = '\0';
+                if (inet_pton(AF_INET6, host, bin) != 1)
+                        return -EINVAL;
+                ps = rb + 2;
+        } else {
+                colon = strrchr(s, ':');
+                if (!colon)
+                        return -EINVAL;
+                hl = (size_t)(colon - s);
+                if (hl == 0 || hl >= sizeof(host))
+                        return -EINVAL;
+                memcpy(host, s, hl);
+                host[hl] = '\0';
+                if (strcmp(host, "localhost") != 0 && inet_pton(AF_INET, host, bin) != 1)
+                        return -EINVAL;
+                ps = colon + 1;
+        }
+        if (!*ps)
+                return -EINVAL;
+        for (const char *p = ps; *p; p++) {
+                if (!isdigit((unsigned char)*p))
+                        return -EINVAL;
+                if (port <= 65535)
+                        port = port * 10 + (*p - '0');
+        }
+        if (port > 65535)
+                return -ERANGE;
+        h = strdup(host);
+        if (!h)
+                return -ENOMEM;
+        *ret_host = h;
+        *ret_port = (int)port;
+        return 0;
+}
+
+/* host as returned by config_listen_parse: "localhost", an IPv4 or an IPv6
+ * literal. 127.0.0.0/8 and ::1 are loopback; so is ::ffff:127.x.y.z. */
+static bool is_loopback(const char *host)
+{
+        unsigned char a[16];
+
+        if (strcmp(host, "localhost") == 0)
+                return true;
+        if (inet_pton(AF_INET, host, a) == 1)
+                return a[0] == 127;
+        if (inet_pton(AF_INET6, host, a) != 1)
+                return false;
+        if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0)
+                return true;
+        return memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0 && a[12] == 127;
+}
+
+static bool check_listen(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config *cfg = obj;
+        char *host;
+        int port, r;
+
+        r = config_listen_parse(cfg->listen, &host, &port);
+        if (r == -ENOMEM) {
+                w->errs->oom = true;
+                return false;
+        }
+        if (r == -ERANGE) {
+                config__werr(w, v, "%s %s: port %s is out of range; use 0 to 65535 (0 picks a free port)",
+                             config__kp(w, k), Q(cfg->listen), Q(strrchr(cfg->listen, ':') + 1));
+                return false;
+        }
+        if (r < 0) {
+                config__werr(w, v, "%s %s is not a listen address; use HOST:PORT with an IP address or localhost, e.g. 127.0.0.1:9464 or [::1]:9464",
+                             config__kp(w, k), Q(cfg->listen));
+                return false;
+        }
+        free(cfg->listen_host);
+        cfg->listen_host = host;
+        cfg->listen_port = port;
+        if (!is_loopback(host))
+                config__wwarn(w, v, "%s %s is not a loopback address: the HTTP API (metrics, status, demand) has no authentication, so anyone who can reach it can read it; listen on 127.0.0.1 or [::1], or restrict access with a firewall",
+                              config__kp(w, k), Q(cfg->listen));
+        return true;
+}
+
+/* The optional ":PORT" of a URL's authority (host, "[v6]" or either with a
+ * port): 1 to 65535, digits only. curl would otherwise fail at the first
+ * request, far from the configuration. */
+static bool url_port_ok(struct walk *w, const struct key *k, const struct ynode *v,
+                        const char *url, const char *auth, size_t alen)
+{
+        const char *end = auth + alen, *colon = NULL, *rb;
+        char port[16];
+        size_t pl;
+        long n = 0;
+
+        if (auth[0] == '[') {
+                rb = memchr(auth, ']', alen);
+                if (!rb) {
+                        config__werr(w, v, "%s %s has an unclosed '[' in its host", config__kp(w, k), Q(url));
+                        return false;
+                }
+                if (rb + 1 < end && rb[1] != ':') {
+                        config__werr(w, v, "%s %s has text after the ']' of its host", config__kp(w, k), Q(url));
+                        return false;
+                }
+                if (rb + 1 < end)
+                        colon = rb + 1;
+        } else {
+                colon = memchr(auth, ':', alen);
+        }
+        if (!colon)
+                return true;
+        pl = (size_t)(end - colon - 1);
+        snprintf(port, sizeof(port), "%.*s%s", (int)(pl < 8 ? pl : 8), colon + 1, pl > 8 ? "..." : "");
+        if (pl == 0) {
+                config__werr(w, v, "%s %s has an empty port; remove the ':' or give a port", config__kp(w, k), Q(url));
+                return false;
+        }
+        for (const char *p = colon + 1; p < end; p++) {
+                if (!isdigit((unsigned char)*p)) {
+                        config__werr(w, v, "%s %s: port %s is not a number", config__kp(w, k), Q(url), Q(port));
+                        return false;
+                }
+                if (n <= 65535)
+                        n = n * 10 + (*p - '0');
+        }
+        if (n < 1 || n > 65535) {
+                config__werr(w, v, "%s %s: port %s is out of range; use 1 to 65535", config__kp(w, k), Q(url), Q(port));
+                return false;
+        }
+        return true;
+}
+
+static bool check_url(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_forge *f = obj;
+        char *u = f->url;
+        const char *sep = strstr(u, "://");
+        const char *auth = sep ? sep + 3 : u;
+        size_t skip, n, alen = strcspn(auth, "/?#");
+
+        /* Checked first, and the value is not echoed: it holds a password. */
+        if (memchr(auth, '@', alen)) {
+                config__werr(w, v, "%s must not hold credentials (user:password@); use token_file or token_env",
+                             config__kp(w, k));
+                return false;
+        }
+        if (strncasecmp(u, "https://", 8) == 0) {
+                skip = 8;
+        } else if (strncasecmp(u, "http://", 7) == 0) {
+                skip = 7;
+        } else {
+                config__werr(w, v, "%s %s must start with http:// or https://", config__kp(w, k), Q(u));
+                return false;
+        }
+        for (const char *p = u; *p; p++)
+                if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+                        config__werr(w, v, "%s %s contains whitespace or a control character", config__kp(w, k), Q(u));
+                        return false;
+                }
+        if (alen == 0) {
+                config__werr(w, v, "%s %s has no host name", config__kp(w, k), Q(u));
+                return false;
+        }
+        if (strpbrk(u, "?#")) {
+                config__werr(w, v, "%s %s must not have a query or fragment", config__kp(w, k), Q(u));
+                return false;
+        }
+        if (!url_port_ok(w, k, v, u, auth, alen))
+                return false;
+        /* Normalise: lower-case scheme, no trailing slashes. */
+        for (size_t i = 0; i < skip; i++)
+                u[i] = (char)tolower((unsigned char)u[i]);
+        n = strlen(u);
+        while (n > skip && u[n - 1] == '/')
+                u[--n] = '\0';
+        return true;
+}
+
+int config_scope_parse(const char *s, struct config_scope *ret_scope)
+{
+        struct config_scope sc = { 0 };
+        const char *parts[3];
+        size_t lens[3];
+        size_t np = 0;
+        const char *p = s;
+
+        if (!s || !*s)
+                return -EINVAL;
+        for (;;) {
+                const char *slash = strchr(p, '/');
+                size_t l = slash ? (size_t)(slash - p) : strlen(p);
+                if (np == 3)
+                        return -EINVAL;
+                parts[np] = p;
+                lens[np++] = l;
+                if (!slash)
+                        break;
+                p = slash + 1;
+        }
+        for (size_t i = 1; i < np; i++) {
+                if (lens[i] == 0 || lens[i] > 100)
+                        return -EINVAL;
+                for (size_t j = 0; j < lens[i]; j++) {
+                        char c = parts[i][j];
+                        if (!(isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.'))
+                                return -EINVAL;
+                }
+        }
+#define IS(str) (lens[0] == strlen(str) && strncmp(parts[0], str, lens[0]) == 0)
+        if (IS("instance") && np == 1)
+                sc.kind = CONFIG_SCOPE_INSTANCE;
+        else if (IS("user") && np == 1)
+                sc.kind = CONFIG_SCOPE_USER;
+        else if (IS("org") && np == 2)
+                sc.kind = CONFIG_SCOPE_ORG;
+        else if (IS("repo") && np == 3)
+                sc.kind = CONFIG_SCOPE_REPO;
+        else
+                return -EINVAL;
+#undef IS
+        if (np >= 2) {
+                sc.owner = strndup(parts[1], lens[1]);
+                if (!sc.owner)
+                        return -ENOMEM;
+        }
+        if (np == 3) {
+                sc.repo = strndup(parts[2], lens[2]);
+                if (!sc.repo) {
+                        free(sc.owner);
+                        return -ENOMEM;
+                }
+        }
+        *ret_scope = sc;
+        return 0;
+}
+
+void config_scope_done(struct config_scope *s)
+{
+        if (!s)
+                return;
+        free(s->owner);
+        free(s->repo);
+        s->owner = s->repo = NULL;
+}
+
+static bool check_scope(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_pool *p = obj;
+        struct config_scope sc;
+        int r;
+
+        r = config_scope_parse(p->scope_text, &sc);
+        if (r == -ENOMEM) {
+                w->errs->oom = true;
+                return false;
+        }
+        if (r < 0) {
+                config__werr(w, v, "%s %s is invalid; use instance, user, org/NAME or repo/OWNER/NAME",
+                             config__kp(w, k), Q(p->scope_text));
+                return false;
+        }
+        config_scope_done(&p->scope);
+        p->scope = sc;
+        return true;
+}
+
+static bool check_labels(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_pool *p = obj;
+        bool ok = true;
+
+        if (p->labels.n == 0) {
+                config__werr(w, v, "%s is empty; a pool needs at least one label (jobs with an empty runs-on never match a runner)",
+                             config__kp(w, k));
+                return false;
+        }
+        if (p->labels.n > CONFIG_MAX_LABELS) {
+                config__werr(w, v, "%s has %zu items; a pool has at most %d labels",
+                             config__kp(w, k), p->labels.n, CONFIG_MAX_LABELS);
+                return false;
+        }
+        /* The list converted without errors, so items map 1:1 to nodes. */
+        for (size_t i = 0; i < p->labels.n; i++) {
+                const char *l = p->labels.v[i];
+                const struct ynode *at = i < v->n ? v->kids[i] : v;
+                bool bad = false;
+
+                if (!*l) {
+                        config__werr(w, at, "%s item %zu is an empty string", config__kp(w, k), i + 1);
+                        ok = false;
+                        continue;
+                }
+                for (const char *c = l; *c; c++)
+                        if (isspace((unsigned char)*c) || *c == ',' || *c == ':' ||
+                            (unsigned char)*c < 0x20 || *c == 0x7f)
+                                bad = true;
+                if (bad || strlen(l) > 255) {
+                        config__werr(w, at, "%s: %s is not a valid label name; use no whitespace, ',' or ':' and at most 255 bytes (the scheme goes in runner.label_scheme)",
+                                     config__kp(w, k), Q(l));
+                        ok = false;
+                        continue;
+                }
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(p->labels.v[j], l) == 0) {
+                                const struct ynode *first = j < v->n ? v->kids[j] : v;
+                                config__werr(w, at, "%s: %s is listed twice (first at %d:%d)",
+                                             config__kp(w, k), Q(l), first->line, first->col);
+                                ok = false;
+                                break;
+                        }
+        }
+        return ok;
+}
+
+static bool check_command(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_runner *rn = obj;
+
+        if (rn->command.n == 0) {
+                config__werr(w, v, "%s is empty; give the program and its arguments, e.g. [/usr/local/bin/forgejo-runner]",
+                             config__kp(w, k));
+                return false;
+        }
+        /* forgescale appends up to 2 * CONFIG_MAX_LABELS + 12 arguments. */
+        if (rn->command.n > CONFIG_MAX_COMMAND_ARGS) {
+                config__werr(w, v, "%s has %zu items; at most %d (the program and its arguments)",
+                             config__kp(w, k), rn->command.n, CONFIG_MAX_COMMAND_ARGS);
+                return false;
+        }
+        for (size_t i = 0; i < rn->command.n; i++) {
+                const struct ynode *at = i < v->n ? v->kids[i] : v;
+                if (!*rn->command.v[i]) {
+                        config__werr(w, at, "%s item %zu is an empty string", config__kp(w, k), i + 1);
+                        return false;
+                }
+                /* Also refused earlier as a scalar over MAX_STRING. */
+                if (strlen(rn->command.v[i]) > CONFIG_MAX_ARG_BYTES) {
+                        config__werr(w, at, "%s item %zu is longer than %d bytes",
+                                     config__kp(w, k), i + 1, CONFIG_MAX_ARG_BYTES);
+                        return false;
+                }
+        }
+        return true;
+}
+
+static bool check_runner_env(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_runner *rn = obj;
+
+        /* The daemon adds its own FORGESCALE_* variables next to these. */
+        if (rn->env.n > CONFIG_MAX_RUNNER_ENV) {
+                config__werr(w, v, "%s has %zu entries; at most %d", config__kp(w, k), rn->env.n, CONFIG_MAX_RUNNER_ENV);
+                return false;
+        }
+        return true;
+}
+
+static bool check_label_scheme(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_runner *rn = obj;
+        const char *s = rn->label_scheme;
+        bool ok;
+
+        ok = strcmp(s, "host") == 0 ||
+             ((strncmp(s, "docker://", 9) == 0 && s[9]) ||
+              (strncmp(s, "lxc://", 6) == 0 && s[6])) ||
+             strcmp(s, "docker") == 0 || strcmp(s, "lxc") == 0;
+        for (const char *c = s; ok && *c; c++)
+                if ((unsigned char)*c <= ' ' || *c == ',' || *c == 0x7f)
+                        ok = false;
+        if (!ok) {
+                config__werr(w, v, "%s %s is invalid; use host, docker://IMAGE or lxc://DISTRO:RELEASE",
+                             config__kp(w, k), Q(s));
+                return false;
+        }
+        return true;
+}
+
+static bool check_env_name(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)config__field(obj, k);
+
+        if (!config__env_name_ok(s)) {
+                config__werr(w, v, "%s %s is not a valid environment variable name; use letters, digits and '_', not starting with a digit",
+                             config__kp(w, k), Q(s));
+                return false;
+        }
+        return true;
+}
+
+/* A user or group name as useradd/groupadd accept it (portable set, not
+ * starting with '-'), or a numeric id below (uid_t)-1. */
+bool config__account_ok(const char *s, bool *ret_numeric)
+{
+        size_t n = strlen(s);
+        bool digits = true;
+
+        if (n == 0 || n > 32 || s[0] == '-')
+                return false;
+        for (const char *c = s; *c; c++) {
+                if (!isdigit((unsigned char)*c))
+                        digits = false;
+                if (!(isalnum((unsigned char)*c) || *c == '_' || *c == '.' || *c == '-'))
+                        return false;
+        }
+        if (digits) {
+                char *end;
+                unsigned long long v;
+                errno = 0;
+                v = strtoull(s, &end, 10);
+                if (errno || *end || v >= 4294967295ULL)
+                        return false;
+        }
+        *ret_numeric = digits;
+        return true;
+}
+
+static bool check_account(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)config__field(obj, k);
+        bool numeric;
+
+        if (!config__account_ok(s, &numeric)) {
+                config__werr(w, v, "%s %s is not a %s name or a numeric id; names are letters, digits, '_', '.' and '-' (at most 32, not starting with '-')",
+                             config__kp(w, k), Q(s), strcmp(k->name, "group") == 0 ? "group" : "user");
+                return false;
+        }
+        return true;
+}
+
+static void forge_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                         const struct ynode *const *sv, const struct ynode *where);
+static void forge_done(void *obj);
+static void provider_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                            const struct ynode *const *sv, const struct ynode *where);
+static void pool_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                        const struct ynode *const *sv, const struct ynode *where);
+static void pool_done(void *obj);
+static void top_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                       const struct ynode *const *sv, const struct ynode *where);
+static void top_done(void *obj);
+
+/* ---- the key table ---------------------------------------------------------- */
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_formats[] = { "logfmt", "json", NULL };
+static const char *const forge_kinds[] = { "forgejo", "gitea", NULL };
+static const char *const provider_types[] = { "local", "container", "kubernetes", "ssh", "external", NULL };
+static const char *const pool_modes[] = { "queue", "broker", NULL };
+
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum config_forge_kind) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum config_provider_type) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum config_pool_mode) == sizeof(int), "enums are stored as int");
+_Static_assert(offsetof(struct config_forge, name) == 0, "name first");
+_Static_assert(offsetof(struct config_provider, name) == 0, "name first");
+_Static_assert(offsetof(struct config_pool, name) == 0, "name first");
+
+#define ENTRY(st, fld) .off = offsetof(st, fld)
+
+#define N_NAMES(a) (sizeof(a) / sizeof((a)[0]) - 1)     /* without the NULL */
+
+const char *config_provider_type_name(enum config_provider_type t)
+{
+        return (unsigned)t < N_NAMES(provider_types) ? provider_types[t] : NULL;
+}
+
+const char *config_pool_mode_name(enum config_pool_mode m)
+{
+        return (unsigned)m < N_NAMES(pool_modes) ? pool_modes[m] : NULL;
+}
+
+/* Appends ", name" (or "name" first) to buf; text past cap is dropped. */
+static void list_add(char *buf, size_t cap, size_t *o, const char *name)
+{
+        int wr = snprintf(buf + *o, cap - *o, "%s%s", *o ? ", " : "", name);
+
+        if (wr > 0 && (size_t)wr < cap - *o)
+                *o += (size_t)wr;
+}
+
+static const char *runnable_types(bool (*type_ok)(enum config_provider_type, void *), void *ud,
+                                  char *buf, size_t cap)
+{
+        size_t o = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < N_NAMES(provider_types); i++)
+                if (type_ok((enum config_provider_type)i, ud))
+                        list_add(buf, cap, &o, provider_types[i]);
+        return o ? buf : "none";
+}
+
+static const char *runnable_modes(bool (*mode_ok)(enum config_pool_mode, void *), void *ud,
+                                  char *buf, size_t cap)
+{
+        size_t o = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < N_NAMES(pool_modes); i++)
+                if (mode_ok((enum config_pool_mode)i, ud))
+                        list_add(buf, cap, &o, pool_modes[i]);
+        return o ? buf : "none";
+}
+
+int config_check_runnable(const struct config *cfg,
+                          bool (*type_ok)(enum config_provider_type t, void *ud),
+                          bool (*mode_ok)(enum config_pool_mode m, void *ud),
+                          void *ud, struct config_diag *reterr_diag)
+{
+        struct errlist errs = { 0 };
+        char q[QBUF], list[128];
+        int r = 0, fr;
+
+        for (size_t i = 0; i < cfg->n_providers; i++) {
+                const struct config_provider *p = &cfg->providers[i];
+                if (!type_ok || type_ok(p->type, ud))
+                        continue;
+                config__errlist_add(&errs, p->type_pos.line, p->type_pos.col,
+                                    "provider %s: type %s cannot run in this build of forgescale; types it can run: %s",
+                                    config__quote(q, sizeof(q), p->name), config_provider_type_name(p->type),
+                                    runnable_types(type_ok, ud, list, sizeof(list)));
+        }
+        for (size_t i = 0; i < cfg->n_pools; i++) {
+                const struct config_pool *p = &cfg->pools[i];
+                const struct config_pos *at = p->mode_pos.line ? &p->mode_pos : &p->pos;
+                if (!mode_ok || mode_ok(p->mode, ud))
+                        continue;
+                config__errlist_add(&errs, at->line, at->col,
+                                    "pool %s: mode %s%s cannot run in this build of forgescale; modes it can run: %s",
+                                    config__quote(q, sizeof(q), p->name), config_pool_mode_name(p->mode),
+                                    p->mode_pos.line ? "" : " (the default)",
+                                    runnable_modes(mode_ok, ud, list, sizeof(list)));
+        }
+        if (config__errlist_failed(&errs))
+                r = -EINVAL;
+        fr = config__errlist_flush(&errs, cfg->path, reterr_diag);
+        if (fr < 0)
+                r = fr;
+        config__errlist_done(&errs);
+        return r;
+}
+
+static const struct key log_keys[] = {
+        { .name = "level", .type = KT_ENUM, .def = "info", ENTRY(struct config_log, level),
+          .enums = log_levels,
+          .doc = "Lowest level written: error, warn, info or debug. `forgescale run --log-level` overrides it." },
+        { .name = "format", .type = KT_ENUM, .def = "logfmt", ENTRY(struct config_log, format),
+          .enums = log_formats,
+          .doc = "Line format on stderr: logfmt (key=value) or json (one object per line). `--log-format` overrides it." },
+};
+
+static const struct section log_section = {
+        .name = "log", .title = "log",
+        .doc = "Logging of `forgescale run`. Registered secrets (tokens) are replaced by `[REDACTED]` in every line.",
+        .keys = log_keys, .n_keys = sizeof(log_keys) / sizeof(log_keys[0]),
+};
+
+enum { FK_URL, FK_TOKEN_FILE, FK_TOKEN_ENV, FK_TOKEN, FK_KIND, FK_TIMEOUT, FK_CA_FILE, FK_INSECURE };
+
+static const struct key forge_keys[] = {
+        [FK_URL] = { .name = "url", .type = KT_STR, .flags = KF_REQUIRED,
+          ENTRY(struct config_forge, url), .check = check_url, .type_doc = "URL",
+          .example = "url: https://forgejo.example.org",
+          .doc = "Base URL of the Forgejo or Gitea instance, http:// or https://, with an optional port (1 to 65535). Trailing slashes are dropped." },
+        [FK_TOKEN_FILE] = { .name = "token_file", .type = KT_STR, ENTRY(struct config_forge, token_file),
+          .type_doc = "path",
+          .doc = "Regular file holding the API token alone on one line (at most 4096 bytes); refused when every user can write it, a warning when group or others can read it. Relative paths are resolved against the configuration file's folder. Exactly one of `token_file` and `token_env` is required." },
+        [FK_TOKEN_ENV] = { .name = "token_env", .type = KT_STR, ENTRY(struct config_forge, token_env),
+          .check = check_env_name, .type_doc = "variable name",
+          .doc = "Name of the environment variable holding the API token." },
+        [FK_TOKEN] = { .name = "token", .type = KT_REFUSED,
+          .doc = "an inline token is refused; put it in a file and use token_file, or use token_env" },
+        [FK_KIND] = { .name = "kind", .type = KT_ENUM, .def = "forgejo", ENTRY(struct config_forge, kind),
+          .enums = forge_kinds,
+          .doc = "Server software. Queue mode needs Forgejo ≥ 15; a gitea forge can only serve broker-mode pools." },
+        [FK_TIMEOUT] = { .name = "timeout", .type = KT_DURATION, .def = "10s",
+          ENTRY(struct config_forge, timeout_ms), .min = 100, .max = 10 * 60 * 1000,
+          .doc = "Time limit of one API request." },
+        [FK_CA_FILE] = { .name = "ca_file", .type = KT_STR, ENTRY(struct config_forge, ca_file),
+          .type_doc = "path",
+          .doc = "PEM file of certificate authorities to trust instead of the system store. TLS verification is always on unless `insecure_skip_verify` is true." },
+        [FK_INSECURE] = { .name = "insecure_skip_verify", .type = KT_BOOL, .def = "false",
+          ENTRY(struct config_forge, insecure_skip_verify),
+          .doc = "Skip TLS certificate verification. For tests only." },
+};
+
+static const struct section forge_section = {
+        .name = "forge", .title = "forges.NAME",
+        .doc = "A Forgejo or Gitea instance and the token forgescale uses on it. Pools refer to forges by NAME.",
+        .keys = forge_keys, .n_keys = sizeof(forge_keys) / sizeof(forge_keys[0]),
+        .size = sizeof(struct config_forge), .pos_off = offsetof(struct config_forge, pos),
+        .finish = forge_finish, .done = forge_done,
+};
+
+enum { PRK_TYPE, PRK_MAX_INSTANCES, PRK_STOP_GRACE, PRK_USER, PRK_GROUP };
+
+static const struct key provider_keys[] = {
+        [PRK_TYPE] = { .name = "type", .type = KT_ENUM, .flags = KF_REQUIRED, ENTRY(struct config_provider, type),
+          .enums = provider_types, .example = "type: local",
+          .doc = "How instances are made: local (processes on this machine), container, kubernetes, ssh or external. `check` refuses a type this build cannot run." },
+        [PRK_MAX_INSTANCES] = { .name = "max_instances", .type = KT_INT, .flags = KF_ZERO_UNSET,
+          ENTRY(struct config_provider, max_instances), .min = 1, .max = 100000,
+          .doc = "Most instances alive at once across every pool using this provider. Unset means unlimited." },
+        [PRK_STOP_GRACE] = { .name = "stop_grace", .type = KT_DURATION, .def = "10s",
+          ENTRY(struct config_provider, stop_grace_ms), .min = 0, .max = 10 * 60 * 1000,
+          .doc = "Time an instance gets to stop after being asked to (SIGTERM or the provider's equivalent) before it is killed." },
+        [PRK_USER] = { .name = "user", .type = KT_STR, ENTRY(struct config_provider, local.user),
+          .check = check_account, .variants = KV(CONFIG_PROVIDER_LOCAL), .type_doc = "account",
+          .doc = "Run workers as this account, a user name or a numeric uid, instead of the daemon's own. `check` verifies that a named account exists on the machine." },
+        [PRK_GROUP] = { .name = "group", .type = KT_STR, ENTRY(struct config_provider, local.group),
+          .check = check_account, .variants = KV(CONFIG_PROVIDER_LOCAL), .type_doc = "group",
+          .doc = "Run workers with this group, a group name or a numeric gid. Unset: the primary group of `user`. `check` verifies that a named group exists on the machine." },
+};
+
+static const struct section provider_section = {
+        .name = "provider", .title = "providers.NAME",
+        .doc = "Where runner instances are created. When `providers` is absent, one provider named `local` of type local exists.",
+        .keys = provider_keys, .n_keys = sizeof(provider_keys) / sizeof(provider_keys[0]),
+        .size = sizeof(struct config_provider), .pos_off = offsetof(struct config_provider, pos),
+        .finish = provider_finish, .variant = &provider_keys[PRK_TYPE],
+};
+
+static const struct key runner_keys[] = {
+        { .name = "command", .type = KT_LIST, .def = "[forgejo-runner]",
+          ENTRY(struct config_runner, command), .check = check_command, .type_doc = "list of strings",
+          .doc = "Program and leading arguments (argv, no shell): at most 64 items of at most 4096 bytes. forgescale appends `one-job --url … --label NAME:SCHEME … --handle … --wait`." },
+        { .name = "env", .type = KT_ENV, .def = "{}", ENTRY(struct config_runner, env),
+          .check = check_runner_env,
+          .doc = "Extra environment variables for the runner process, at most 48." },
+        { .name = "label_scheme", .type = KT_STR, .def = "host", ENTRY(struct config_runner, label_scheme),
+          .check = check_label_scheme, .type_doc = "string",
+          .doc = "How the runner executes jobs: host, docker://IMAGE or lxc://DISTRO:RELEASE. Each pool label is passed as `--label LABEL:SCHEME`." },
+};
+
+static const struct section runner_section = {
+        .name = "runner", .title = "pools.NAME.runner",
+        .doc = "How a runner process is started for one job. Optional: the default runs `forgejo-runner one-job` from PATH with host labels.",
+        .keys = runner_keys, .n_keys = sizeof(runner_keys) / sizeof(runner_keys[0]),
+};
+
+enum {
+        PK_FORGE, PK_SCOPE, PK_LABELS, PK_MODE, PK_PROVIDER, PK_MIN_IDLE, PK_MAX_RUNNERS,
+        PK_POLL, PK_IDLE, PK_BOOTSTRAP, PK_RUNNER,
+};
+
+static const struct key pool_keys[] = {
+        [PK_FORGE] = { .name = "forge", .type = KT_STR, ENTRY(struct config_pool, forge_name),
+          .type_doc = "forge name",
+          .doc = "Forge whose jobs this pool serves. May be left out when exactly one forge is defined." },
+        [PK_SCOPE] = { .name = "scope", .type = KT_STR, .flags = KF_REQUIRED,
+          ENTRY(struct config_pool, scope_text), .check = check_scope, .type_doc = "scope",
+          .example = "scope: org/acme",
+          .doc = "Where runners are registered and jobs are looked for: `instance` (needs a site admin token), `org/NAME`, `user` (the token's user) or `repo/OWNER/NAME`." },
+        [PK_LABELS] = { .name = "labels", .type = KT_LIST, .flags = KF_REQUIRED,
+          ENTRY(struct config_pool, labels), .check = check_labels, .type_doc = "list of strings",
+          .example = "labels: [docker, ubuntu-latest]",
+          .doc = "Label names the pool's runners declare. A job is served when every value of its runs-on is among them. Names are non-empty, unique, without whitespace, ',' or ':'. At most 64 per pool, and at most 64 distinct labels over the pools that share a forge and scope (they are listed together)." },
+        [PK_MODE] = { .name = "mode", .type = KT_ENUM, .def = "queue", ENTRY(struct config_pool, mode),
+          .enums = pool_modes,
+          .doc = "queue: poll the forge's waiting-jobs API and start one runner per job (needs Forgejo ≥ 15). broker: forgescale answers the runner protocol itself." },
+        [PK_PROVIDER] = { .name = "provider", .type = KT_STR, ENTRY(struct config_pool, provider_name),
+          .type_doc = "provider name",
+          .doc = "Provider that creates this pool's instances. May be left out when exactly one provider exists (including the implicit `local`)." },
+        [PK_MIN_IDLE] = { .name = "min_idle", .type = KT_INT, .def = "0", ENTRY(struct config_pool, min_idle),
+          .min = 0, .max = 10000,
+          .doc = "Idle runners kept waiting for jobs at all times; at most max_runners." },
+        [PK_MAX_RUNNERS] = { .name = "max_runners", .type = KT_INT, .def = "10",
+          ENTRY(struct config_pool, max_runners), .min = 0, .max = 10000,
+          .doc = "Most runners of this pool alive at once, idle or busy. 0 makes the pool observe-only: its demand is watched and exported (metrics, `/v1/pools/NAME/demand` for KEDA) but nothing is launched." },
+        [PK_POLL] = { .name = "poll_interval", .type = KT_DURATION, .def = "2s",
+          ENTRY(struct config_pool, poll_interval_ms), .min = 100, .max = DURATION_MAX,
+          .doc = "Time between two polls of the waiting-jobs API." },
+        [PK_IDLE] = { .name = "idle_timeout", .type = KT_DURATION, .def = "5m",
+          ENTRY(struct config_pool, idle_timeout_ms), .min = 0, .max = DURATION_MAX,
+          .doc = "An idle runner beyond min_idle is removed after this long without a job." },
+        [PK_BOOTSTRAP] = { .name = "bootstrap_timeout", .type = KT_DURATION, .def = "10m",
+          ENTRY(struct config_pool, bootstrap_timeout_ms), .min = 1000, .max = DURATION_MAX,
+          .doc = "An instance that has not started its runner within this time is destroyed." },
+        [PK_RUNNER] = { .name = "runner", .type = KT_SECTION, ENTRY(struct config_pool, runner),
+          .sub = &runner_section, .type_doc = "mapping",
+          .doc = "How the runner process is started; see below." },
+};
+
+static const struct section pool_section = {
+        .name = "pool", .title = "pools.NAME",
+        .doc = "A set of runners with the same labels, serving one scope of one forge.",
+        .keys = pool_keys, .n_keys = sizeof(pool_keys) / sizeof(pool_keys[0]),
+        .size = sizeof(struct config_pool), .pos_off = offsetof(struct config_pool, pos),
+        .finish = pool_finish, .done = pool_done,
+};
+
+enum { TK_LISTEN, TK_STATE_DIR, TK_LOG, TK_FORGES, TK_PROVIDERS, TK_POOLS };
+
+static const struct key top_keys[] = {
+        [TK_LISTEN] = { .name = "listen", .type = KT_STR, .def = "127.0.0.1:9464",
+          ENTRY(struct config, listen), .check = check_listen, .type_doc = "address",
+          .doc = "HOST:PORT of the HTTP endpoint for /metrics, /healthz and /v1/…; HOST is an IP address (IPv6 in brackets) or localhost. Port 0 picks a free port. The API has no authentication: an address other than loopback (127.0.0.0/8, ::1, localhost) draws a warning from `check` and at start." },
+        [TK_STATE_DIR] = { .name = "state_dir", .type = KT_STR, .def = "./forgescale-state",
+          ENTRY(struct config, state_dir), .type_doc = "path",
+          .doc = "Folder for the SQLite database and per-instance files, created with mode 0700. An existing folder that every user can write is refused. Relative paths are resolved against the configuration file's folder." },
+        [TK_LOG] = { .name = "log", .type = KT_SECTION, ENTRY(struct config, log), .sub = &log_section,
+          .type_doc = "mapping", .doc = "Logging; see below." },
+        [TK_FORGES] = { .name = "forges", .type = KT_NAMED, .flags = KF_REQUIRED, ENTRY(struct config, forges),
+          .count_off = offsetof(struct config, n_forges), .sub = &forge_section,
+          .example = "forges: {main: {url: https://forgejo.example.org, token_file: /etc/forgescale/token}}",
+          .doc = "The forges, by name." },
+        [TK_PROVIDERS] = { .name = "providers", .type = KT_NAMED, .def = "{local: {type: local}}",
+          ENTRY(struct config, providers), .count_off = offsetof(struct config, n_providers),
+          .sub = &provider_section,
+          .doc = "The providers, by name. When absent: one provider `local` of type local." },
+        [TK_POOLS] = { .name = "pools", .type = KT_NAMED, .flags = KF_REQUIRED, ENTRY(struct config, pools),
+          .count_off = offsetof(struct config, n_pools), .sub = &pool_section,
+          .example = "pools: {linux: {scope: org/acme, labels: [docker]}}",
+          .doc = "The pools, by name." },
+};
+
+const struct section config__top = {
+        .name = "top level", .title = "Top level",
+        .doc = "Keys at the top of the file.",
+        .keys = top_keys, .n_keys = sizeof(top_keys) / sizeof(top_keys[0]),
+        .finish = top_finish, .done = top_done,
+};
+
+/* ---- cross-key checks ---------------------------------------------------------- */
+
+static void forge_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                         const struct ynode *const *sv, const struct ynode *where)
+{
+        struct config_forge *f = obj;
+
+        if (f->token_file && f->token_env) {
+                const struct ynode *a = sk[FK_TOKEN_FILE], *b = sk[FK_TOKEN_ENV];
+                const struct ynode *second = (a->line > b->line ||
+                                              (a->line == b->line && a->col > b->col)) ? a : b;
+                config__werr(w, second, "token_file and token_env are both set; keep only one");
+        } else if (!f->token_file && !f->token_env && !sk[FK_TOKEN] &&
+                   !(sv[FK_TOKEN_FILE] && sv[FK_TOKEN_FILE]->kind != YN_NULL) &&
+                   !(sv[FK_TOKEN_ENV] && sv[FK_TOKEN_ENV]->kind != YN_NULL)) {
+                config__werr(w, where, "missing token: set token_file (a file holding the token) or token_env (an environment variable holding it)");
+        }
+        if (f->token_file) {
+                f->token_path = resolve(w->dir, f->token_file);
+                if (!f->token_path)
+                        w->errs->oom = true;
+                f->token_pos = (struct config_pos){ sv[FK_TOKEN_FILE]->line, sv[FK_TOKEN_FILE]->col };
+        } else if (f->token_env) {
+                f->token_pos = (struct config_pos){ sv[FK_TOKEN_ENV]->line, sv[FK_TOKEN_ENV]->col };
+        }
+        if (f->ca_file) {
+                f->ca_path = resolve(w->dir, f->ca_file);
+                if (!f->ca_path)
+                        w->errs->oom = true;
+                f->ca_pos = (struct config_pos){ sv[FK_CA_FILE]->line, sv[FK_CA_FILE]->col };
+        }
+}
+
+static void forge_done(void *obj)
+{
+        struct config_forge *f = obj;
+
+        free(f->token_path);
+        free(f->ca_path);
+        secret_free(f->token);
+        f->token_path = f->ca_path = f->token = NULL;
+}
+
+static struct config_pos pos_of_value(const struct ynode *const *sv, size_t i)
+{
+        if (sv[i] && sv[i]->kind != YN_NULL)
+                return (struct config_pos){ sv[i]->line, sv[i]->col };
+        return (struct config_pos){ 0, 0 };
+}
+
+static void provider_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                            const struct ynode *const *sv, const struct ynode *where)
+{
+        struct config_provider *p = obj;
+
+        p->type_pos = pos_of_value(sv, PRK_TYPE);
+        p->local.user_pos = pos_of_value(sv, PRK_USER);
+        p->local.group_pos = pos_of_value(sv, PRK_GROUP);
+}
+
+static char *names_list(const void *arr, size_t n, size_t size, char *buf, size_t cap)
+{
+        size_t o = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                const char *name = *(char *const *)((const char *)arr + i * size);
+                int wr = snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", name ? name : "");
+                if (wr < 0 || (size_t)wr >= cap - o) {
+                        if (cap > 4)
+                                memcpy(buf + cap - 4, "...", 4);
+                        break;
+                }
+                o += (size_t)wr;
+        }
+        return buf;
+}
+
+/* Resolves a pool's reference to a forge or provider. Returns the index or
+ * SIZE_MAX (error reported). */
+static size_t resolve_ref(struct walk *w, const char *what, char **name,
+                          const void *arr, size_t n, size_t size, bool broken,
+                          const struct ynode *at_value, const struct ynode *where)
+{
+        char list[256];
+        const char *cands[MAX_ITEMS];
+        const char *sug;
+
+        if (broken || n == 0)
+                return SIZE_MAX;
+        if (!*name) {
+                if (n == 1) {
+                        *name = strdup(*(char *const *)arr);
+                        if (!*name)
+                                w->errs->oom = true;
+                        return *name ? 0 : SIZE_MAX;
+                }
+                config__werr(w, where, "missing key \"%s\"; there is more than one %s (%s), name the one to use",
+                             what, what, names_list(arr, n, size, list, sizeof(list)));
+                return SIZE_MAX;
+        }
+        for (size_t i = 0; i < n; i++) {
+                cands[i] = *(char *const *)((const char *)arr + i * size);
+                if (cands[i] && strcmp(cands[i], *name) == 0)
+                        return i;
+        }
+        sug = config_suggest(*name, cands, n);
+        if (sug)
+                config__werr(w, at_value, "%s %s is not defined; did you mean \"%s\"?", what, Q(*name), sug);
+        else
+                config__werr(w, at_value, "%s %s is not defined; defined %ss: %s", what, Q(*name), what,
+                             names_list(arr, n, size, list, sizeof(list)));
+        return SIZE_MAX;
+}
+
+static void pool_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                        const struct ynode *const *sv, const struct ynode *where)
+{
+        struct config_pool *p = obj;
+        struct config *cfg = w->cfg;
+        size_t i;
+
+        i = resolve_ref(w, "forge", &p->forge_name, cfg->forges, cfg->n_forges,
+                        sizeof(struct config_forge), config__walk_broken(w, &forge_section),
+                        vpos(sk, sv, PK_FORGE, where), where);
+        if (i != SIZE_MAX) {
+                p->forge_idx = i;
+                p->forge = &cfg->forges[i];
+        }
+        i = resolve_ref(w, "provider", &p->provider_name, cfg->providers, cfg->n_providers,
+                        sizeof(struct config_provider), config__walk_broken(w, &provider_section),
+                        vpos(sk, sv, PK_PROVIDER, where), where);
+        if (i != SIZE_MAX) {
+                p->provider_idx = i;
+                p->provider = &cfg->providers[i];
+        }
+        p->mode_pos = pos_of_value(sv, PK_MODE);
+
+        if (sv[PK_MIN_IDLE] && sv[PK_MAX_RUNNERS] && p->min_idle > p->max_runners)
+                config__werr(w, vpos(sk, sv, PK_MAX_RUNNERS, where),
+                             "max_runners must be ≥ min_idle (min_idle is %lld, max_runners is %lld)",
+                             (long long)p->min_idle, (long long)p->max_runners);
+        else if (p->min_idle > p->max_runners)
+                config__werr(w, vpos(sk, sv, sv[PK_MIN_IDLE] ? PK_MIN_IDLE : PK_MAX_RUNNERS, where),
+                             "max_runners must be ≥ min_idle (min_idle is %lld, max_runners is %lld%s)",
+                             (long long)p->min_idle, (long long)p->max_runners,
+                             sv[PK_MAX_RUNNERS] ? "" : " by default");
+
+        if (p->forge && p->forge->kind == CONFIG_FORGE_GITEA && p->mode == CONFIG_MODE_QUEUE) {
+                if (sv[PK_MODE] && sv[PK_MODE]->kind != YN_NULL)
+                        config__werr(w, sv[PK_MODE],
+                                     "mode queue needs Forgejo ≥ 15 (the waiting-jobs API), but forge %s has kind gitea; use mode: broker",
+                                     Q(p->forge->name));
+                else
+                        config__werr(w, vpos(sk, sv, PK_FORGE, where),
+                                     "mode defaults to queue, which needs Forgejo ≥ 15 (the waiting-jobs API), but forge %s has kind gitea; set mode: broker",
+                                     Q(p->forge->name));
+        }
+}
+
+static void pool_done(void *obj)
+{
+        struct config_pool *p = obj;
+
+        config_scope_done(&p->scope);
+        p->forge = NULL;
+        p->provider = NULL;
+}
+
+/* One (forge, scope) pair: the daemon lists its waiting jobs in one request
+ * that asks for the union of the labels of the pools sharing it. */
+struct listing {
+        size_t forge_idx;
+        struct config_scope scope;
+        const char *labels[CONFIG_MAX_LABELS];  /* distinct, borrowed from the pools */
+        size_t n_labels;
+        size_t first_pool;
+        bool full;                              /* already reported */
+};
+
+static bool scope_equal(const struct config_scope *a, const struct config_scope *b)
+{
+        return a->kind == b->kind &&
+               strcmp(a->owner ? a->owner : "", b->owner ? b->owner : "") == 0 &&
+               strcmp(a->repo ? a->repo : "", b->repo ? b->repo : "") == 0;
+}
+
+/* Names of the pools of listing l, for a message. */
+static const char *listing_pools(const struct config *cfg, const struct listing *l,
+                                 size_t upto, char *buf, size_t cap)
+{
+        size_t o = 0;
+        char q[QBUF];
+
+        buf[0] = '\0';
+        for (size_t i = l->first_pool; i <= upto; i++) {
+                const struct config_pool *p = &cfg->pools[i];
+                struct config_scope sc;
+                int wr;
+
+                if (!p->forge || p->forge_idx != l->forge_idx ||
+                    config_scope_parse(p->scope_text, &sc) < 0)
+                        continue;
+                if (scope_equal(&sc, &l->scope)) {
+                        wr = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "",
+                                      config__quote(q, sizeof(q), p->name));
+                        if (wr < 0 || (size_t)wr >= cap - o) {
+                                memcpy(buf + cap - 4, "...", 4);
+                                config_scope_done(&sc);
+                                break;
+                        }
+                        o += (size_t)wr;
+                }
+                config_scope_done(&sc);
+        }
+        return buf;
+}
+
+/* `check` must refuse what `run` cannot serve: at most CONFIG_MAX_LISTINGS
+ * listings, each asking for at most CONFIG_MAX_LABELS labels. */
+static void check_listings(struct walk *w, struct config *cfg)
+{
+        struct listing *ls = calloc(CONFIG_MAX_LISTINGS, sizeof(*ls));
+        size_t n = 0;
+        bool over = false;
+        char q[QBUF], names[512];
+
+        if (!ls) {
+                w->errs->oom = true;
+                return;
+        }
+        for (size_t i = 0; i < cfg->n_pools; i++) {
+                const struct config_pool *p = &cfg->pools[i];
+                struct config_scope sc;
+                struct listing *l = NULL;
+                size_t j;
+
+                /* Pools with a broken forge or scope were reported already. */
+                if (!p->forge || config_scope_parse(p->scope_text, &sc) < 0)
+                        continue;
+                for (j = 0; j < n; j++)
+                        if (ls[j].forge_idx == p->forge_idx && scope_equal(&ls[j].scope, &sc))
+                                break;
+                if (j < n) {
+                        l = &ls[j];
+                        config_scope_done(&sc);
+                } else if (n == CONFIG_MAX_LISTINGS) {
+                        if (!over)
+                                config__errlist_add(w->errs, p->pos.line, p->pos.col,
+                                                    "pool %s: forge %s, scope %s would be listing number %d; forgescale polls at most %d (forge, scope) listings (pools on the same forge and scope share one)",
+                                                    config__quote(q, sizeof(q), p->name), Q(p->forge->name),
+                                                    Q(p->scope_text), CONFIG_MAX_LISTINGS + 1, CONFIG_MAX_LISTINGS);
+                        over = true;
+                        config_scope_done(&sc);
+                        continue;
+                } else {
+                        l = &ls[n++];
+                        l->forge_idx = p->forge_idx;
+                        l->scope = sc;
+                        l->first_pool = i;
+                }
+                /* A pool over the limit on its own was reported by check_labels. */
+                if (l->full || p->labels.n > CONFIG_MAX_LABELS)
+                        continue;
+                for (size_t k = 0; k < p->labels.n && !l->full; k++) {
+                        size_t e;
+                        for (e = 0; e < l->n_labels; e++)
+                                if (strcmp(l->labels[e], p->labels.v[k]) == 0)
+                                        break;
+                        if (e < l->n_labels)
+                                continue;
+                        if (l->n_labels == CONFIG_MAX_LABELS) {
+                                config__errlist_add(w->errs, p->pos.line, p->pos.col,
+                                                    "pool %s: the pools on forge %s, scope %s (%s) are listed together, asking for the union of their labels: more than %d distinct labels; use at most %d, or split them over scopes",
+                                                    config__quote(q, sizeof(q), p->name), Q(p->forge->name),
+                                                    Q(p->scope_text), listing_pools(cfg, l, i, names, sizeof(names)),
+                                                    CONFIG_MAX_LABELS, CONFIG_MAX_LABELS);
+                                l->full = true;
+                                break;
+                        }
+                        l->labels[l->n_labels++] = p->labels.v[k];
+                }
+        }
+        for (size_t j = 0; j < n; j++)
+                config_scope_done(&ls[j].scope);
+        free(ls);
+}
+
+static void top_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                       const struct ynode *const *sv, const struct ynode *where)
+{
+        struct config *cfg = obj;
+
+        check_listings(w, cfg);
+
+        if (!sv[TK_PROVIDERS] || sv[TK_PROVIDERS]->kind == YN_NULL)
+                for (size_t i = 0; i < cfg->n_providers; i++)
+                        cfg->providers[i].implicit = true;
+        if (cfg->state_dir) {
+                cfg->state_path = resolve(w->dir, cfg->state_dir);
+                if (!cfg->state_path)
+                        w->errs->oom = true;
+                if (sv[TK_STATE_DIR] && sv[TK_STATE_DIR]->kind != YN_NULL)
+                        cfg->state_pos = (struct config_pos){ sv[TK_STATE_DIR]->line,
+                                                              sv[TK_STATE_DIR]->col };
+        }
+}
+
+static void top_done(void *obj)
+{
+        struct config *cfg = obj;
+
+        free(cfg->listen_host);
+        free(cfg->state_path);
+        free(cfg->path);
+        free(cfg->dir);
+        cfg->listen_host = cfg->state_path = cfg->path = cfg->dir = NULL;
+}
