@@ -5,8 +5,10 @@
 #include "fixture.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -560,6 +562,72 @@ static void orphaned_worker_stopped_by_sweep(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+/* Workers run as another account (provider key `user`): the job runs as
+ * that account, reads its own runner token through state_dir (opened to
+ * search only), and cannot read the daemon's forge token file nor find a
+ * single variable of the daemon's environment. */
+static void worker_account_isolated(void **state)
+{
+        struct fx *fx = *state;
+        char tok[PATH_MAX + 16], out[PATH_MAX + 16], cfg[PATH_MAX + 16], *cfg_text = NULL, *steps = NULL;
+        struct passwd *pw = getpwnam("nobody");
+
+        assert_non_null(pw);
+        assert_int_equal(getuid(), 0);   /* CI and the developers' machines run tests as root */
+        snprintf(tok, sizeof(tok), "%s/token", fx->dir);
+        write_file(tok, fx->admin.token);
+        assert_int_equal(chmod(tok, 0600), 0);
+        /* A folder the job (nobody) may write its findings to. */
+        snprintf(out, sizeof(out), "%s/out", fx->dir);
+        assert_int_equal(mkdir(out, 0777), 0);
+        assert_int_equal(chmod(out, 0777), 0);
+        assert_int_equal(chmod(fx->dir, 0711), 0);
+        assert_true(asprintf(&cfg_text,
+                 "listen: 127.0.0.1:0\n"
+                 "state_dir: %s\n"
+                 "forges:\n"
+                 "  sim: {url: %s, token_file: %s, timeout: 5s}\n"
+                 "providers:\n"
+                 "  here: {type: local, user: nobody}\n"
+                 "pools:\n"
+                 "  linux:\n"
+                 "    scope: org/acme\n"
+                 "    labels: [ubuntu-latest]\n"
+                 "    poll_interval: 200ms\n"
+                 "    runner: {command: [%s]}\n",
+                 fx->state, fx->sim->base_url, tok, getenv("FORGEJO_SIM_RUNNER")) > 0);
+        snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
+        write_file(cfg, cfg_text);
+        free(cfg_text);
+        assert_true(asprintf(&steps,
+                 "[\"id -u > %s/uid\","
+                 "\"cat $FORGESCALE_RUNNER_TOKEN_FILE | wc -c > %s/own-token\","
+                 "\"cat %s > %s/forge-token 2>/dev/null || true\","
+                 "\"env > %s/env\"]",
+                 out, out, tok, out, out) > 0);
+        fs_start(fx);
+        make_jobs(fx, 1, "acme", "app", "[\"ubuntu-latest\"]", steps);
+        free(steps);
+        wait_drained(fx, 1, 60);
+        assert_int_equal(jobs_tally(fx).success, 1);
+
+        char *text = read_text(fx, "out/uid");
+        assert_int_equal(strtol(text, NULL, 10), (long)pw->pw_uid);
+        free(text);
+        text = read_text(fx, "out/own-token");
+        assert_true(strtol(text, NULL, 10) > 0);
+        free(text);
+        text = read_text(fx, "out/forge-token");
+        assert_int_equal(strlen(text), 0);
+        free(text);
+        text = read_text(fx, "out/env");
+        assert_null(strstr(text, "FS_TEST_TOKEN"));
+        assert_null(strstr(text, fx->admin.token));
+        free(text);
+        assert_nothing_leaked(fx);
+        fs_kill(fx, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -571,6 +639,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(damaged_state_db_named, setup, teardown),
                 cmocka_unit_test_setup_teardown(state_db_removed_stops_daemon, setup, teardown),
                 cmocka_unit_test_setup_teardown(orphaned_worker_stopped_by_sweep, setup, teardown),
+                cmocka_unit_test_setup_teardown(worker_account_isolated, setup, teardown),
         };
         atexit(on_abort);
         httpc_global_init();
