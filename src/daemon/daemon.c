@@ -569,45 +569,33 @@ static int64_t mono_to_wall(int64_t t, int64_t now_mono, int64_t now_wall)
         return t ? now_wall - (now_mono - t) : 0;
 }
 
-static void tick(struct loop *l, void *ud)
+/* The merged, sorted demand of every listing, its jobs marked served when
+ * an instance of ours holds them or just finished them. */
+static int gather_demand(struct daemon *d, struct merged *m, int64_t wall)
 {
-        struct daemon *d = ud;
-        struct merged m;
-        struct scaler_pool *sp = NULL;
-        struct scaler_provider *sprov = NULL;
-        struct scaler_inst *si = NULL;
-        struct scaler_action *acts = NULL;
-        struct scaler_pool_stats *stats = NULL;
-        struct inst **snap = NULL, **fresh = NULL;
-        int64_t now = loop_now_ms(d->loop), wall = daemon_wall_ms();
+        int r = merge_jobs(d, m);
 
-        d->tick_timer = NULL;
-        d->tick_scheduled = false;
-        if (d->stopping)
-                return;
-        if (merge_jobs(d, &m) < 0)
-                goto out;
-        if (m.n > 1)
-                qsort(m.jobs, m.n, sizeof(*m.jobs), cmp_job_id);
+        if (r < 0)
+                return r;
+        if (m->n > 1)
+                qsort(m->jobs, m->n, sizeof(*m->jobs), cmp_job_id);
         /* Sorting moved entries: rebuild the key index. */
-        strmap_done(&m.by_key);
-        for (size_t i = 0; i < m.n; i++) {
-                snprintf(m.keys[i], sizeof(m.keys[i]), "%d:%s", m.jobs[i].forge, m.jobs[i].handle);
-                if (strmap_put(&m.by_key, m.keys[i], (void *)(uintptr_t)(i + 1)) < 0)
-                        goto out;
+        strmap_done(&m->by_key);
+        for (size_t i = 0; i < m->n; i++) {
+                snprintf(m->keys[i], sizeof(m->keys[i]), "%d:%s", m->jobs[i].forge, m->jobs[i].handle);
+                if (strmap_put(&m->by_key, m->keys[i], (void *)(uintptr_t)(i + 1)) < 0)
+                        return -ENOMEM;
         }
-        update_first_seen(d, &m, wall);
+        update_first_seen(d, m, wall);
+        expire_finished(d);
+        for (size_t i = 0; i < m->n; i++)
+                m->jobs[i].served = strmap_get(&d->by_handle, m->jobs[i].handle) != NULL ||
+                                    recently_finished(d, m->jobs[i].handle, m->jobs[i].groups);
+        return 0;
+}
 
-        sp = calloc(d->n_pools ? d->n_pools : 1, sizeof(*sp));
-        sprov = calloc(d->n_providers ? d->n_providers : 1, sizeof(*sprov));
-        si = calloc(d->n_insts ? d->n_insts : 1, sizeof(*si));
-        snap = calloc(d->n_insts ? d->n_insts : 1, sizeof(*snap));
-        acts = calloc(MAX_ACTIONS, sizeof(*acts));
-        stats = calloc(d->n_pools ? d->n_pools : 1, sizeof(*stats));
-        fresh = calloc(MAX_ACTIONS, sizeof(*fresh));
-        if (!sp || !sprov || !si || !snap || !acts || !stats || !fresh)
-                goto out;
-
+static void describe_pools(struct daemon *d, struct scaler_pool *sp, struct scaler_provider *sprov, int64_t wall)
+{
         for (size_t p = 0; p < d->n_pools; p++) {
                 struct dpool *dp = &d->pools[p];
                 struct config_pool *c = dp->cfg;
@@ -635,40 +623,46 @@ static void tick(struct loop *l, void *ud)
         }
         for (size_t p = 0; p < d->n_providers; p++)
                 sprov[p].max_instances = d->providers[p].max_instances;
+}
 
-        /* Jobs held by our handle instances are served, and so are jobs
-         * whose instance finished after the listing was asked. */
-        expire_finished(d);
-        for (size_t i = 0; i < m.n; i++)
-                m.jobs[i].served = strmap_get(&d->by_handle, m.jobs[i].handle) != NULL ||
-                                   recently_finished(d, m.jobs[i].handle, m.jobs[i].groups);
+/* What the latest fresh listing says of an instance's job, and since when
+ * it says so: the scaler trusts a claim check only if asked after that. */
+static enum scaler_job_state job_state_of(struct daemon *d, struct inst *in, const struct merged *m,
+                                          int64_t now)
+{
+        if (in->row.warm || in->pool < 0 || d->pools[in->pool].group < 0 ||
+            !daemon_group_fresh(d, &d->groups[d->pools[in->pool].group]))
+                return SCALER_JOB_UNKNOWN;
+        char key[MERGE_KEY_MAX];
+        enum scaler_job_state js;
+        snprintf(key, sizeof(key), "%d:%s", (int)d->pools[in->pool].cfg->forge_idx, in->row.handle);
+        uintptr_t idx = (uintptr_t)strmap_get(&m->by_key, key);
+        if (!idx || !(m->jobs[idx - 1].groups & (UINT64_C(1) << d->pools[in->pool].group)))
+                js = SCALER_JOB_GONE;
+        else
+                js = m->jobs[idx - 1].waiting ? SCALER_JOB_WAITING : SCALER_JOB_RUNNING;
+        if (js != SCALER_JOB_RUNNING)
+                in->job_running_since = 0;
+        else if (!in->job_running_since)
+                in->job_running_since = now;
+        if (js != SCALER_JOB_GONE)
+                in->job_gone_since = 0;
+        else if (!in->job_gone_since)
+                in->job_gone_since = now;
+        return js;
+}
 
+/* The live instances as the scaler sees them; snap[i] is si[i]'s instance. */
+static size_t describe_insts(struct daemon *d, const struct merged *m, struct scaler_inst *si,
+                             struct inst **snap, int64_t now, int64_t wall)
+{
         size_t ni = 0;
+
         for (size_t i = 0; i < d->n_insts; i++) {
                 struct inst *in = d->insts[i];
                 if (!store_state_live(in->row.state))
                         continue;
-                enum scaler_job_state js = SCALER_JOB_UNKNOWN;
-                if (!in->row.warm && in->pool >= 0 && d->pools[in->pool].group >= 0 &&
-                    daemon_group_fresh(d, &d->groups[d->pools[in->pool].group])) {
-                        char key[MERGE_KEY_MAX];
-                        snprintf(key, sizeof(key), "%d:%s", (int)d->pools[in->pool].cfg->forge_idx, in->row.handle);
-                        uintptr_t idx = (uintptr_t)strmap_get(&m.by_key, key);
-                        if (!idx || !(m.jobs[idx - 1].groups & (UINT64_C(1) << d->pools[in->pool].group)))
-                                js = SCALER_JOB_GONE;
-                        else
-                                js = m.jobs[idx - 1].waiting ? SCALER_JOB_WAITING : SCALER_JOB_RUNNING;
-                        /* Since when the job is in its state: the scaler
-                         * trusts a claim check only if asked after that. */
-                        if (js != SCALER_JOB_RUNNING)
-                                in->job_running_since = 0;
-                        else if (!in->job_running_since)
-                                in->job_running_since = now;
-                        if (js != SCALER_JOB_GONE)
-                                in->job_gone_since = 0;
-                        else if (!in->job_gone_since)
-                                in->job_gone_since = now;
-                }
+                enum scaler_job_state js = job_state_of(d, in, m, now);
                 in->job_state = js;
                 si[ni] = (struct scaler_inst){
                         .pool = in->pool, .state = in->row.state, .warm = in->row.warm,
@@ -688,38 +682,26 @@ static void tick(struct loop *l, void *ud)
                 };
                 snap[ni++] = in;
         }
+        return ni;
+}
 
-        struct scaler_input sin = {
-                .now_ms = wall, .pools = sp, .n_pools = d->n_pools,
-                .providers = sprov, .n_providers = d->n_providers,
-                .jobs = m.jobs, .n_jobs = m.n, .insts = si, .n_insts = ni,
-                .handle_allowed = backoff_allowed, .ud = d,
-        };
-        struct scaler_output sout = { .actions = acts, .cap = MAX_ACTIONS, .stats = stats };
-        scaler_plan(&sin, &sout);
-        for (size_t p = 0; p < d->n_pools; p++)
-                d->pools[p].stats = stats[p];
-
-        /* Apply: stops and verifies first (they free room or settle claims),
-         * then every launch's row in one transaction, then the launches'
-         * side effects — rows are durable before any POST goes out. */
-        for (size_t a = 0; a < sout.n; a++) {
-                struct scaler_action *ac = &acts[a];
-                if (ac->kind == SCALER_STOP)
-                        inst_stop(d, snap[ac->inst], scaler_reason_name(ac->reason), STORE_DONE);
-                else if (ac->kind == SCALER_VERIFY)
-                        inst_verify(d, snap[ac->inst]);
-        }
+/* Launches: every row in one transaction, then the registrations — rows
+ * are durable before any POST goes out. fresh has room for one instance
+ * per action. */
+static void launch(struct daemon *d, const struct merged *m, const struct scaler_output *out,
+                   struct inst **fresh, int64_t wall)
+{
         size_t first_new = d->n_insts;
         bool txn = store_begin(d->store) == 0;
         /* Registrations in flight per forge are bounded: a burst queued in
          * the HTTP client would time out waiting for a connection (the
          * timeout counts the wait). The rest launch as answers come. */
         int budget[64];
+
         for (size_t f = 0; f < d->n_forges && f < 64; f++)
                 budget[f] = CREATES_INFLIGHT_MAX - d->forges[f].creates_inflight;
-        for (size_t a = 0; a < sout.n; a++) {
-                struct scaler_action *ac = &acts[a];
+        for (size_t a = 0; a < out->n; a++) {
+                const struct scaler_action *ac = &out->actions[a];
                 if (ac->kind != SCALER_LAUNCH_JOB && ac->kind != SCALER_LAUNCH_WARM)
                         continue;
                 size_t fi = d->pools[ac->pool].cfg->forge_idx;
@@ -728,11 +710,11 @@ static void tick(struct loop *l, void *ud)
                 if (fi < 64)
                         budget[fi]--;
                 if (ac->kind == SCALER_LAUNCH_JOB) {
-                        const struct scaler_job *sj = &m.jobs[ac->job];
+                        const struct scaler_job *sj = &m->jobs[ac->job];
                         struct seen *s = strmap_get(&d->first_seen, sj->handle);
                         struct djob dj = { .id = sj->id, .handle = (char *)sj->handle, .waiting = true };
                         inst_launch(d, ac->pool, &dj, s ? s->wall_ms : wall);
-                } else if (ac->kind == SCALER_LAUNCH_WARM) {
+                } else {
                         inst_launch(d, ac->pool, NULL, 0);
                 }
         }
@@ -744,13 +726,56 @@ static void tick(struct loop *l, void *ud)
                         inst_remove(d, d->insts[d->n_insts - 1]);
         }
         /* Starting a registration can fail at once and remove its instance
-         * (reordering d->insts), so work from a copy; one launch action
-         * adds at most one instance. */
+         * (reordering d->insts), so work from a copy. */
         size_t nnew = d->n_insts > first_new ? d->n_insts - first_new : 0;
         if (nnew)
                 memcpy(fresh, d->insts + first_new, nnew * sizeof(*fresh));
         for (size_t i = 0; i < nnew; i++)
                 inst_start_registration(d, fresh[i]);
+}
+
+/* One reconcile: demand and instances in, the scaler's plan out, applied
+ * — stops and claim checks first (they free room or settle claims), then
+ * launches. */
+static void tick(struct loop *l, void *ud)
+{
+        struct daemon *d = ud;
+        struct merged m;
+        size_t ni = d->n_insts ? d->n_insts : 1, np = d->n_pools ? d->n_pools : 1;
+        struct scaler_pool *sp = calloc(np, sizeof(*sp));
+        struct scaler_provider *sprov = calloc(d->n_providers ? d->n_providers : 1, sizeof(*sprov));
+        struct scaler_inst *si = calloc(ni, sizeof(*si));
+        struct inst **snap = calloc(ni, sizeof(*snap)), **fresh = calloc(MAX_ACTIONS, sizeof(*fresh));
+        struct scaler_action *acts = calloc(MAX_ACTIONS, sizeof(*acts));
+        struct scaler_pool_stats *stats = calloc(np, sizeof(*stats));
+        int64_t now = loop_now_ms(d->loop), wall = daemon_wall_ms();
+
+        d->tick_timer = NULL;
+        d->tick_scheduled = false;
+        memset(&m, 0, sizeof(m));
+        if (d->stopping || !sp || !sprov || !si || !snap || !fresh || !acts || !stats ||
+            gather_demand(d, &m, wall) < 0)
+                goto out;
+        describe_pools(d, sp, sprov, wall);
+        ni = describe_insts(d, &m, si, snap, now, wall);
+
+        struct scaler_input sin = {
+                .now_ms = wall, .pools = sp, .n_pools = d->n_pools,
+                .providers = sprov, .n_providers = d->n_providers,
+                .jobs = m.jobs, .n_jobs = m.n, .insts = si, .n_insts = ni,
+                .handle_allowed = backoff_allowed, .ud = d,
+        };
+        struct scaler_output sout = { .actions = acts, .cap = MAX_ACTIONS, .stats = stats };
+        scaler_plan(&sin, &sout);
+        for (size_t p = 0; p < d->n_pools; p++)
+                d->pools[p].stats = stats[p];
+        for (size_t a = 0; a < sout.n; a++) {
+                if (acts[a].kind == SCALER_STOP)
+                        inst_stop(d, snap[acts[a].inst], scaler_reason_name(acts[a].reason), STORE_DONE);
+                else if (acts[a].kind == SCALER_VERIFY)
+                        inst_verify(d, snap[acts[a].inst]);
+        }
+        launch(d, &m, &sout, fresh, wall);
         if (sout.truncated)
                 daemon_schedule_tick(d);
 out:
