@@ -3,6 +3,7 @@
  * (references, listings and their label limits) and what this build can
  * run. Never reads files or the environment: that is config_files.c. */
 #include "config/config.h"
+#include "util/scope.h"
 #include "config/config_internal.h"
 
 #include "util/secret.h"
@@ -241,56 +242,18 @@ static bool check_url(struct walk *w, const struct key *k, const struct ynode *v
 int config_scope_parse(const char *s, struct config_scope *ret_scope)
 {
         struct config_scope sc = { 0 };
-        const char *parts[3];
-        size_t lens[3];
-        size_t np = 0;
-        const char *p = s;
+        struct scope_parts p;
 
-        if (!s || !*s)
+        _Static_assert((int)CONFIG_SCOPE_REPO == (int)SCOPE_REPO && (int)CONFIG_SCOPE_ORG == (int)SCOPE_ORG &&
+                       (int)CONFIG_SCOPE_USER == (int)SCOPE_USER, "scope kinds agree");
+        if (scope_split(s, &p) < 0)
                 return -EINVAL;
-        for (;;) {
-                const char *slash = strchr(p, '/');
-                size_t l = slash ? (size_t)(slash - p) : strlen(p);
-                if (np == 3)
-                        return -EINVAL;
-                parts[np] = p;
-                lens[np++] = l;
-                if (!slash)
-                        break;
-                p = slash + 1;
-        }
-        for (size_t i = 1; i < np; i++) {
-                if (lens[i] == 0 || lens[i] > 100)
-                        return -EINVAL;
-                for (size_t j = 0; j < lens[i]; j++) {
-                        char c = parts[i][j];
-                        if (!(isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.'))
-                                return -EINVAL;
-                }
-        }
-#define IS(str) (lens[0] == strlen(str) && strncmp(parts[0], str, lens[0]) == 0)
-        if (IS("instance") && np == 1)
-                sc.kind = CONFIG_SCOPE_INSTANCE;
-        else if (IS("user") && np == 1)
-                sc.kind = CONFIG_SCOPE_USER;
-        else if (IS("org") && np == 2)
-                sc.kind = CONFIG_SCOPE_ORG;
-        else if (IS("repo") && np == 3)
-                sc.kind = CONFIG_SCOPE_REPO;
-        else
-                return -EINVAL;
-#undef IS
-        if (np >= 2) {
-                sc.owner = strndup(parts[1], lens[1]);
-                if (!sc.owner)
-                        return -ENOMEM;
-        }
-        if (np == 3) {
-                sc.repo = strndup(parts[2], lens[2]);
-                if (!sc.repo) {
-                        free(sc.owner);
-                        return -ENOMEM;
-                }
+        sc.kind = (enum config_scope_kind)p.kind;
+        if (p.owner_len && !(sc.owner = strndup(p.owner, p.owner_len)))
+                return -ENOMEM;
+        if (p.repo_len && !(sc.repo = strndup(p.repo, p.repo_len))) {
+                free(sc.owner);
+                return -ENOMEM;
         }
         *ret_scope = sc;
         return 0;

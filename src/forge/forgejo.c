@@ -8,6 +8,7 @@
 
 #include "http/hmulti.h"
 #include "util/strutil.h"
+#include "util/scope.h"
 #include "fs_version.h"
 
 #include <errno.h>
@@ -90,57 +91,19 @@ static const char *route_for(enum op op, enum forgejo_scope_kind k)
 
 /* ---- scopes, encoding, queries ----------------------------------------- */
 
-static bool name_ok(const char *s, size_t n)
-{
-        if (n == 0 || n >= FORGEJO_NAME_MAX)
-                return false;
-        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
-                if (c <= 0x20 || c == 0x7f || c == '/')
-                        return false;
-        }
-        return true;
-}
-
-static void copy_name(char *dst, const char *s, size_t n)
-{
-        memcpy(dst, s, n);
-        dst[n] = '\0';
-}
-
 int forgejo_scope_parse(const char *s, struct forgejo_scope *ret)
 {
         struct forgejo_scope sc = { 0 };
+        struct scope_parts p;
 
-        if (!s)
+        _Static_assert(FORGEJO_NAME_MAX > SCOPE_NAME_MAX, "names fit");
+        _Static_assert((int)FORGEJO_SCOPE_REPO == (int)SCOPE_REPO && (int)FORGEJO_SCOPE_ORG == (int)SCOPE_ORG &&
+                       (int)FORGEJO_SCOPE_USER == (int)SCOPE_USER, "scope kinds agree");
+        if (scope_split(s, &p) < 0)
                 return -EINVAL;
-        if (strcmp(s, "instance") == 0) {
-                sc.kind = FORGEJO_SCOPE_INSTANCE;
-        } else if (strcmp(s, "user") == 0) {
-                sc.kind = FORGEJO_SCOPE_USER;
-        } else if (strncmp(s, "org/", 4) == 0) {
-                const char *n = s + 4;
-                if (!name_ok(n, strlen(n)))
-                        return -EINVAL;
-                sc.kind = FORGEJO_SCOPE_ORG;
-                copy_name(sc.owner, n, strlen(n));
-        } else if (strncmp(s, "repo/", 5) == 0) {
-                const char *o = s + 5;
-                const char *slash = strchr(o, '/');
-                if (!slash)
-                        return -EINVAL;
-                size_t on = (size_t)(slash - o);
-                const char *r = slash + 1;
-                if (!name_ok(o, on) || !name_ok(r, strlen(r)))
-                        return -EINVAL;
-                sc.kind = FORGEJO_SCOPE_REPO;
-                copy_name(sc.owner, o, on);
-                copy_name(sc.repo, r, strlen(r));
-        } else {
-                return -EINVAL;
-        }
+        sc.kind = (enum forgejo_scope_kind)p.kind;
+        memcpy(sc.owner, p.owner ? p.owner : "", p.owner_len);
+        memcpy(sc.repo, p.repo ? p.repo : "", p.repo_len);
         *ret = sc;
         return 0;
 }
@@ -200,10 +163,10 @@ static bool scope_valid(const struct forgejo_scope *sc)
         case FORGEJO_SCOPE_USER:
                 return true;
         case FORGEJO_SCOPE_ORG:
-                return name_ok(sc->owner, strnlen(sc->owner, FORGEJO_NAME_MAX));
+                return scope_name_ok(sc->owner, strnlen(sc->owner, FORGEJO_NAME_MAX));
         case FORGEJO_SCOPE_REPO:
-                return name_ok(sc->owner, strnlen(sc->owner, FORGEJO_NAME_MAX)) &&
-                       name_ok(sc->repo, strnlen(sc->repo, FORGEJO_NAME_MAX));
+                return scope_name_ok(sc->owner, strnlen(sc->owner, FORGEJO_NAME_MAX)) &&
+                       scope_name_ok(sc->repo, strnlen(sc->repo, FORGEJO_NAME_MAX));
         }
         return false;
 }

@@ -34,10 +34,9 @@ struct forgejo_scope {
         char repo[FORGEJO_NAME_MAX];     /* repo name; "" otherwise */
 };
 
-/* Parses the configuration syntax: "instance", "user", "org/NAME",
- * "repo/OWNER/NAME". Names are non-empty, shorter than FORGEJO_NAME_MAX, not
- * "." or "..", without '/', spaces or control characters. Returns 0 or
- * -EINVAL; *ret is set only on success. */
+/* Parses the configuration syntax ("instance", "user", "org/NAME",
+ * "repo/OWNER/NAME") with the grammar of util/scope.h, the one `check`
+ * applies. Returns 0 or -EINVAL; *ret is set only on success. */
 int forgejo_scope_parse(const char *s, struct forgejo_scope *ret);
 
 /* Prints the configuration syntax back ("org/acme"). */
