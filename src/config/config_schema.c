@@ -3,6 +3,7 @@
  * (references, listings and their label limits) and what this build can
  * run. Never reads files or the environment: that is config_files.c. */
 #include "config/config.h"
+#include "util/hostport.h"
 #include "util/scope.h"
 #include "config/config_internal.h"
 
@@ -45,55 +46,16 @@ static char *resolve(const char *dir, const char *p)
 
 int config_listen_parse(const char *s, char **ret_host, int *ret_port)
 {
-        const char *colon, *ps;
-        char host[64];
-        unsigned char bin[16];
-        size_t hl;
-        long port = 0;
+        struct hostport hp;
         char *h;
+        int r = hostport_parse(s, 0, &hp, NULL);
 
-        if (!s)
-                return -EINVAL;
-        if (s[0] == '[') {
-                const char *rb = strchr(s, ']');
-                if (!rb || rb[1] != ':')
-                        return -EINVAL;
-                hl = (size_t)(rb - s - 1);
-                if (hl == 0 || hl >= sizeof(host))
-                        return -EINVAL;
-                memcpy(host, s + 1, hl);
-                host[hl] = '\0';
-                if (inet_pton(AF_INET6, host, bin) != 1)
-                        return -EINVAL;
-                ps = rb + 2;
-        } else {
-                colon = strrchr(s, ':');
-                if (!colon)
-                        return -EINVAL;
-                hl = (size_t)(colon - s);
-                if (hl == 0 || hl >= sizeof(host))
-                        return -EINVAL;
-                memcpy(host, s, hl);
-                host[hl] = '\0';
-                if (strcmp(host, "localhost") != 0 && inet_pton(AF_INET, host, bin) != 1)
-                        return -EINVAL;
-                ps = colon + 1;
-        }
-        if (!*ps)
-                return -EINVAL;
-        for (const char *p = ps; *p; p++) {
-                if (!isdigit((unsigned char)*p))
-                        return -EINVAL;
-                if (port <= 65535)
-                        port = port * 10 + (*p - '0');
-        }
-        if (port > 65535)
-                return -ERANGE;
-        h = strdup(host);
-        if (!h)
+        if (r < 0)
+                return r;
+        if (!(h = strdup(hp.host)))
                 return -ENOMEM;
         *ret_host = h;
-        *ret_port = (int)port;
+        *ret_port = hp.port;
         return 0;
 }
 

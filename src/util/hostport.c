@@ -17,22 +17,27 @@ static int fail(const char **ret_why, const char *why)
 }
 
 /* 1 to 5 decimal digits, at most 65535: no sign, no spaces. */
-static bool parse_port(const char *s, uint16_t *ret)
+/* 0, -EINVAL (not a number), or -ERANGE (digits, but above 65535: the
+ * caller can name the value). */
+static int parse_port(const char *s, uint16_t *ret)
 {
-        unsigned v = 0;
+        unsigned long v = 0;
         size_t n = strlen(s);
 
-        if (n == 0 || n > 5)
-                return false;
+        if (!n)
+                return -EINVAL;
         for (; *s; s++) {
                 if (*s < '0' || *s > '9')
-                        return false;
-                v = v * 10 + (unsigned)(*s - '0');
+                        return -EINVAL;
+                if (v <= 65535)
+                        v = v * 10 + (unsigned long)(*s - '0');
         }
         if (v > 65535)
-                return false;
+                return -ERANGE;
+        if (n > 5)      /* 000080: not how a port is written */
+                return -EINVAL;
         *ret = (uint16_t)v;
-        return true;
+        return 0;
 }
 
 int hostport_parse(const char *s, unsigned flags, struct hostport *ret, const char **ret_why)
@@ -77,8 +82,12 @@ int hostport_parse(const char *s, unsigned flags, struct hostport *ret, const ch
                         hp.family = AF_INET;
                 }
         }
-        if (!parse_port(ps, &hp.port))
-                return fail(ret_why, "port must be a number from 0 to 65535");
+        int r = parse_port(ps, &hp.port);
+        if (r < 0) {
+                if (ret_why)
+                        *ret_why = "port must be a number from 0 to 65535";
+                return r;
+        }
         *ret = hp;
         return 0;
 }

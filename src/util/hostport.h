@@ -22,9 +22,10 @@ struct hostport {
                                          * "localhost" and "" */
 };
 
-/* Parses s. Returns 0 with *ret set, or -EINVAL with *ret_why (when
- * ret_why is not NULL) set to a reason a person can act on, a static
- * string such as "an IPv6 address needs brackets, e.g. [::1]:9464". */
+/* Parses s. Returns 0 with *ret set, or -EINVAL (-ERANGE for a port of
+ * digits above 65535) with *ret_why (when ret_why is not NULL) set to a
+ * reason a person can act on, a static string such as "an IPv6 address
+ * needs brackets, e.g. [::1]:9464". */
 int hostport_parse(const char *s, unsigned flags, struct hostport *ret, const char **ret_why);
 
 /* The socket address: numeric hosts as written, "localhost" as 127.0.0.1,
