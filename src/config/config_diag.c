@@ -147,6 +147,19 @@ int config__errlist_flush(struct errlist *l, const char *file, struct config_dia
         return r;
 }
 
+int config__errlist_finish(struct errlist *l, const char *file, struct config_diag *d, int r)
+{
+        int fr;
+
+        if (r == 0 && config__errlist_failed(l))
+                r = -EINVAL;
+        fr = config__errlist_flush(l, file, d);
+        if (r == 0 && fr < 0)
+                r = fr;
+        config__errlist_done(l);
+        return r;
+}
+
 void config_diag_done(struct config_diag *d)
 {
         if (!d)

@@ -304,16 +304,10 @@ static void check_state_dir(const struct config *cfg, struct errlist *errs)
 int config_check_state_dir(const struct config *cfg, struct config_diag *reterr_diag)
 {
         struct errlist errs = { 0 };
-        int r = 0, fr;
+        int r = 0;
 
         check_state_dir(cfg, &errs);
-        if (config__errlist_failed(&errs))
-                r = -EINVAL;
-        fr = config__errlist_flush(&errs, cfg->path, reterr_diag);
-        if (fr < 0)
-                r = fr;
-        config__errlist_done(&errs);
-        return r;
+        return config__errlist_finish(&errs, cfg->path, reterr_diag, r);
 }
 
 /* A named account must exist where the daemon runs; numeric ids need no
@@ -354,7 +348,7 @@ static int check_accounts(const struct config_provider *p, struct errlist *errs)
 int config_check_files(const struct config *cfg, struct config_diag *reterr_diag)
 {
         struct errlist errs = { 0 };
-        int r = 0, fr;
+        int r = 0;
 
         for (size_t i = 0; i < cfg->n_forges; i++) {
                 const struct config_forge *f = &cfg->forges[i];
@@ -372,19 +366,13 @@ int config_check_files(const struct config *cfg, struct config_diag *reterr_diag
                 check_state_dir(cfg, &errs);
         for (size_t i = 0; r == 0 && i < cfg->n_providers; i++)
                 r = check_accounts(&cfg->providers[i], &errs);
-        if (r == 0 && (config__errlist_failed(&errs)))
-                r = -EINVAL;
-        fr = config__errlist_flush(&errs, cfg->path, reterr_diag);
-        if (r == 0 && fr < 0)
-                r = fr;
-        config__errlist_done(&errs);
-        return r;
+        return config__errlist_finish(&errs, cfg->path, reterr_diag, r);
 }
 
 int config_load_tokens(struct config *cfg, struct config_diag *reterr_diag)
 {
         struct errlist errs = { 0 };
-        int r = 0, fr;
+        int r = 0;
 
         for (size_t i = 0; i < cfg->n_forges; i++) {
                 struct config_forge *f = &cfg->forges[i];
@@ -407,9 +395,5 @@ int config_load_tokens(struct config *cfg, struct config_diag *reterr_diag)
                         secret_free(cfg->forges[i].token);
                         cfg->forges[i].token = NULL;
                 }
-        fr = config__errlist_flush(&errs, cfg->path, reterr_diag);
-        if (r == 0 && fr < 0)
-                r = fr;
-        config__errlist_done(&errs);
-        return r;
+        return config__errlist_finish(&errs, cfg->path, reterr_diag, r);
 }

@@ -86,6 +86,9 @@ bool config__errlist_failed(const struct errlist *l);
 /* Moves the messages of l, sorted by position and prefixed with file, into
  * d (which may be NULL). Returns 0 or -ENOMEM (also when l->oom). */
 int config__errlist_flush(struct errlist *l, const char *file, struct config_diag *d);
+/* The end of a check: -EINVAL when l holds an error (unless r already
+ * failed), the messages moved into d, l released. Returns the result. */
+int config__errlist_finish(struct errlist *l, const char *file, struct config_diag *d, int r);
 
 /* Appends one formatted message to d (NULL: nothing). 0 or -ENOMEM. */
 int config__diag_addf(struct config_diag *d, bool warning, const char *fmt, ...)

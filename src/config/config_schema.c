@@ -497,7 +497,7 @@ int config_check_runnable(const struct config *cfg,
 {
         struct errlist errs = { 0 };
         char q[QBUF], list[128];
-        int r = 0, fr;
+        int r = 0;
 
         for (size_t i = 0; i < cfg->n_providers; i++) {
                 const struct config_provider *p = &cfg->providers[i];
@@ -519,13 +519,7 @@ int config_check_runnable(const struct config *cfg,
                                     p->mode_pos.line ? "" : " (the default)",
                                     runnable_modes(mode_ok, ud, list, sizeof(list)));
         }
-        if (config__errlist_failed(&errs))
-                r = -EINVAL;
-        fr = config__errlist_flush(&errs, cfg->path, reterr_diag);
-        if (fr < 0)
-                r = fr;
-        config__errlist_done(&errs);
-        return r;
+        return config__errlist_finish(&errs, cfg->path, reterr_diag, r);
 }
 
 static const struct key log_keys[] = {
