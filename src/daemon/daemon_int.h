@@ -53,6 +53,8 @@ struct group {
         bool reap_inflight;
         int64_t next_reap;           /* monotonic: next orphan sweep */
         bool reap_again;             /* a leak was suspected during a sweep */
+        bool leak_suspected;         /* until a sweep after the suspicion ends:
+                                      * a failed listing is retried in seconds */
         void *sweep;                 /* the sweep in flight (freed at exit) */
 };
 

@@ -66,7 +66,7 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
                 log_warn("reaper", "cannot list runners for the orphan sweep; will retry",
                          KS("scope", g->scope_text), KS("reason", res->reason));
                 g->reap_inflight = false;
-                g->next_reap = loop_now_ms(d->loop) + 30000;
+                g->next_reap = loop_now_ms(d->loop) + (g->leak_suspected ? 5000 : 30000);
                 g->sweep = NULL;
                 free(sw);
                 return;
@@ -75,7 +75,7 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
                 ids = malloc((d->n_insts ? d->n_insts : 1) * sizeof(*ids));
                 if (!ids) {
                         g->reap_inflight = false;
-                        g->next_reap = loop_now_ms(d->loop) + 30000;
+                        g->next_reap = loop_now_ms(d->loop) + (g->leak_suspected ? 5000 : 30000);
                         g->sweep = NULL;
                         free(sw);
                         return;
@@ -104,7 +104,10 @@ static void on_runner_page(void *ud, const struct forgejo_result *res, const str
                          KS("why", sw->pager.stop), KI("page", sw->pager.page));
         }
         g->reap_inflight = false;
-        g->next_reap = loop_now_ms(d->loop) + (g->reap_again ? 2000 : 600000);
+        /* Deleting while paging shifts the pages behind: a sweep that found
+         * orphans is followed by another soon, until one finds none. */
+        g->next_reap = loop_now_ms(d->loop) + (g->reap_again || sw->deleted ? 2000 : 600000);
+        g->leak_suspected = g->reap_again;
         g->reap_again = false;
         g->sweep = NULL;
         if (sw->deleted)
@@ -120,6 +123,7 @@ void reaper_suspect_leak(struct daemon *d, int group)
         struct group *g = &d->groups[group];
         int64_t soon = loop_now_ms(d->loop) + 2000;
 
+        g->leak_suspected = true;
         if (g->reap_inflight)
                 g->reap_again = true;
         else if (g->next_reap > soon)
@@ -138,7 +142,7 @@ void reaper_forge_sweep(struct daemon *d, int group)
         if (forgejo_runner_list(d->forges[g->forge].client, &g->scope, sw->pager.page, SWEEP_PAGE,
                                 on_runner_page, sw, NULL) < 0) {
                 free(sw);
-                g->next_reap = loop_now_ms(d->loop) + 30000;
+                g->next_reap = loop_now_ms(d->loop) + (g->leak_suspected ? 5000 : 30000);
                 return;
         }
         g->reap_inflight = true;
