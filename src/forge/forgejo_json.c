@@ -83,9 +83,22 @@ static int bad(char *reason, size_t n, const char *fmt, ...)
         return -EBADMSG;
 }
 
+/* jansson's error text without the " near '...'" it may append: that
+ * quotes up to 20 bytes of the body -- part of a created runner's token,
+ * say, or raw control bytes -- and the reason gives the position anyway. */
+static const char *json_why(const json_error_t *e, char *buf, size_t n)
+{
+        const char *near = strstr(e->text, " near '");
+        size_t len = near ? (size_t)(near - e->text) : strlen(e->text);
+
+        snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), e->text);
+        return buf;
+}
+
 static int load(const char *body, size_t len, json_t **ret, char *reason, size_t n)
 {
         json_error_t e;
+        char why[JSON_ERROR_TEXT_LENGTH];
         json_t *j;
 
         if (!body)
@@ -93,7 +106,7 @@ static int load(const char *body, size_t len, json_t **ret, char *reason, size_t
         j = json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
         if (!j)
                 return bad(reason, n, "invalid JSON at line %d column %d: %.60s", e.line,
-                           e.column, e.text);
+                           e.column, json_why(&e, why, sizeof(why)));
         *ret = j;
         return 0;
 }
@@ -759,8 +772,10 @@ static int each_element(const char *body, size_t len, elem_cb cb, void *cx, char
                         elem = json_loadb(p, (size_t)(e - p),
                                           JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
                         if (!elem) {
+                                char why[JSON_ERROR_TEXT_LENGTH];
                                 size_t at = (size_t)(p - body) + (size_t)(err.position > 0 ? err.position : 0);
-                                return invalid_at(body, at < len ? at : len, err.text, reason, n);
+                                return invalid_at(body, at < len ? at : len,
+                                                  json_why(&err, why, sizeof(why)), reason, n);
                         }
                         r = cb(cx, elem, index++);
                         json_decref(elem);

@@ -1035,8 +1035,13 @@ int rp_error_from_json(const json_t *j, struct rp_error *ret)
                         /* A diagnostic for a log line: kept bounded, and
                          * visibly cut rather than silently. */
                         static const char more[] = " [cut]";
+                        const char *s = json_string_value(m);
                         size_t keep = sizeof(ret->message) - sizeof(more);
-                        memcpy(ret->message, json_string_value(m), keep);
+                        /* Cut between characters, never inside one: the
+                         * message must stay UTF-8 to be encoded again. */
+                        while (keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80)
+                                keep--;
+                        memcpy(ret->message, s, keep);
                         memcpy(ret->message + keep, more, sizeof(more));
                 }
         }
