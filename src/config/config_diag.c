@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,15 +184,19 @@ size_t config_diag_errors(const struct config_diag *d)
 
 /* Escapes user text for a message: quotes, backslashes and control bytes
  * are escaped, and long values are cut with "...". */
-const char *config__quote(char *buf, size_t n, const char *s)
+/* s for a message: control bytes as \xNN so nothing from the file can act
+ * on a terminal, cut with "..." past n; with quotes: inside "…", with '"'
+ * and '\\' escaped too. */
+static const char *escape(char *buf, size_t n, const char *s, bool quotes)
 {
         /* Room after the loop: one 2-byte escape past max, "...", '"', NUL. */
         size_t o = 0, max = n - 7;
 
-        buf[o++] = '"';
+        if (quotes)
+                buf[o++] = '"';
         for (; s && *s && o < max; s++) {
                 unsigned char c = (unsigned char)*s;
-                if (c == '"' || c == '\\') {
+                if (quotes && (c == '"' || c == '\\')) {
                         buf[o++] = '\\';
                         buf[o++] = (char)c;
                 } else if (c < 0x20 || c == 0x7f) {
@@ -207,7 +212,18 @@ const char *config__quote(char *buf, size_t n, const char *s)
                 memcpy(buf + o, "...", 3);
                 o += 3;
         }
-        buf[o++] = '"';
+        if (quotes)
+                buf[o++] = '"';
         buf[o] = '\0';
         return buf;
+}
+
+const char *config__quote(char *buf, size_t n, const char *s)
+{
+        return escape(buf, n, s, true);
+}
+
+const char *config__bare(char *buf, size_t n, const char *s)
+{
+        return escape(buf, n, s, false);
 }

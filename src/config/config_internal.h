@@ -100,6 +100,9 @@ const char *config__quote(char *buf, size_t n, const char *s);
 
 #define QBUF 96
 #define Q(s) config__quote((char[QBUF]){ 0 }, QBUF, (s))
+/* The same without the quotes, for names inside a list or a quoted path. */
+const char *config__bare(char *buf, size_t n, const char *s);
+#define B(s) config__bare((char[QBUF]){ 0 }, QBUF, (s))
 
 /* ---- the key table's types (config_schema.c holds the table) --------- */
 

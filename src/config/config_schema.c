@@ -770,7 +770,7 @@ static char *names_list(const void *arr, size_t n, size_t size, char *buf, size_
         buf[0] = '\0';
         for (size_t i = 0; i < n; i++) {
                 const char *name = *(char *const *)((const char *)arr + i * size);
-                int wr = snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", name ? name : "");
+                int wr = snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", B(name ? name : ""));
                 if (wr < 0 || (size_t)wr >= cap - o) {
                         if (cap > 4)
                                 memcpy(buf + cap - 4, "...", 4);
@@ -811,7 +811,7 @@ static size_t resolve_ref(struct walk *w, const char *what, char **name,
         }
         sug = config_suggest(*name, cands, n);
         if (sug)
-                config__werr(w, at_value, "%s %s is not defined; did you mean \"%s\"?", what, Q(*name), sug);
+                config__werr(w, at_value, "%s %s is not defined; did you mean %s?", what, Q(*name), Q(sug));
         else
                 config__werr(w, at_value, "%s %s is not defined; defined %ss: %s", what, Q(*name), what,
                              names_list(arr, n, size, list, sizeof(list)));

@@ -585,10 +585,10 @@ static void unknown_key(struct walk *w, const struct section *sec, const struct 
         sug = config_suggest(ky->s, cands, nc);
         if (sug)
                 config__werr(w, ky, "unknown key \"%s%s\"%s; did you mean \"%s%s\"?",
-                             w->path, ky->s, where, w->path, sug);
+                             B(w->path), B(ky->s), where, B(w->path), sug);
         else
                 config__werr(w, ky, "unknown key \"%s%s\"%s; valid keys are: %s",
-                             w->path, ky->s, where, key_names(sec, names, sizeof(names)));
+                             B(w->path), B(ky->s), where, key_names(sec, names, sizeof(names)));
 }
 
 bool config__key_applies(const struct section *sec, const struct key *k, const void *obj)
@@ -670,7 +670,7 @@ void config__walk_map(struct walk *w, const struct section *sec, void *obj,
                         const struct ynode *pk = map->kids[2 * j];
                         if (pk->kind == YN_SCALAR && strcmp(pk->s, ky->s) == 0) {
                                 config__werr(w, ky, "duplicate key \"%s%s\"%s (first at %d:%d)",
-                                             w->path, ky->s,
+                                             B(w->path), B(ky->s),
                                              sec == &config__top ? " at top level" : "",
                                              pk->line, pk->col);
                                 dup = true;
