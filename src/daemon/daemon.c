@@ -1,8 +1,9 @@
-/* daemon.c: queue-mode daemon set-up, demand polling and the reconcile tick.
- * Owns: the loop, forge clients, demand groups (one listing per forge and
- * scope, shared by the pools on it), forge version checks, and the tick that
- * turns demand + instances into scaler actions. Instance side effects live
- * in instance.c; HTTP and metrics in api.c. Never blocks the loop. */
+/* daemon.c: queue-mode daemon set-up, demand polling, reload and the
+ * reconcile tick. Owns: the loop, the state_dir lock, forge clients and
+ * their version checks, the polling of demand groups (their membership is
+ * pools.c's), and the tick that turns demand + instances into the scaler's
+ * plan and applies it. Instance side effects live in instance.c, orphans
+ * in reaper.c, HTTP and metrics in api.c. Never blocks the loop. */
 #include "daemon/daemon.h"
 #include "daemon/daemon_int.h"
 

@@ -1,6 +1,7 @@
-/* daemon_int.h: the daemon's internal types, shared by daemon.c (setup,
- * demand polling, the reconcile tick), instance.c (instance lifecycle) and
- * api.c (HTTP endpoints and metrics). Not used outside src/daemon/. */
+/* daemon_int.h: the daemon's internal types, shared by daemon.c (set-up,
+ * demand polling, reload, the tick), pools.c (pools and groups), instance.c
+ * (instance lifecycle), reaper.c (orphans) and api.c (HTTP and metrics).
+ * Not used outside src/daemon/. */
 #pragma once
 
 #include <stdbool.h>

@@ -1,8 +1,10 @@
 /* instance.c: the life of one instance — registration, worker start, claim
  * checks, stop, registration cleanup — and recovery after a restart.
  * Every transition is saved to the store before the side effect it leads
- * to. Owns the instance folder (token file 0600, worker log). Never decides
- * *whether* to launch or stop: that is the scaler's job (daemon.c). */
+ * to; a failed save holds the side effect back (inst_save, inst_flush).
+ * Owns the instance folder and worker log; the runner token is placed and
+ * removed by the provider. Never decides *whether* to launch or stop: that
+ * is the scaler's job; orphans are reaper.c's. */
 #include "daemon/daemon_int.h"
 
 #include <errno.h>

@@ -104,8 +104,9 @@ static struct group *free_slot(struct daemon *d)
 }
 
 /* Places every pool of d->pools in the group of its (forge, scope), making
- * groups as needed; groups no pool reads any more stop polling. Returns
- * the new groups' count through ret_new (they need a first poll). */
+ * groups as needed (marked fresh_slot: they need a first poll) and
+ * recomputing each group's labels and interval; a group no pool reads is
+ * left with n_pools 0 for the caller to stop. */
 static int assign_groups(struct daemon *d)
 {
         struct forgejo_scope *sc = calloc(d->n_pools ? d->n_pools : 1, sizeof(*sc));
