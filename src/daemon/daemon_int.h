@@ -104,7 +104,8 @@ struct inst {
         enum { OP_NONE = 0, OP_CREATE, OP_VERIFY, OP_DELETE } op;
         struct forgejo_call *call;   /* the one forge call in flight */
         bool starting;               /* provider create() issued, no event yet */
-        bool reg_was_gone;           /* DELETE found no registration (404) */
+        struct provider_exit exit;   /* how the worker ended (UNKNOWN until then,
+                                      * and for workers found gone at restart) */
         enum scaler_job_state job_state;
         int64_t verify_after;        /* monotonic */
         int64_t job_running_since;   /* monotonic, 0 = not seen running */

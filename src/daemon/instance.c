@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/outcome.h"
 #include "daemon/workerspec.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -169,6 +170,30 @@ const char *inst_launch_result(const struct inst *in)
         return "wasted";
 }
 
+static struct outcome_facts facts(const struct inst *in)
+{
+        return (struct outcome_facts){
+                .state = in->row.state, .stop_requested = in->stop_requested,
+                .claimed = in->row.claimed_ms != 0, .exited = in->exited, .exit = in->exit,
+        };
+}
+
+static void apply_outcome(struct daemon *d, struct inst *in, struct outcome o)
+{
+        if (o.reason)
+                set_reason(in, o.reason);
+        if (o.final)
+                in->final = o.final;
+        if (o.claimed && !in->row.claimed_ms)
+                in->row.claimed_ms = daemon_wall_ms();
+        if (o.backoff)
+                backoff_handle(d, in->row.handle);
+        if (o.exited_unclaimed)
+                log_warn("instance", "worker exited before claiming its job",
+                         KS("instance", in->row.name), KS("pool", pool_name(in)),
+                         KI("exit_code", in->row.exit_code));
+}
+
 /* ---- finishing ---------------------------------------------------------- */
 
 static void cleanup(struct daemon *d, struct inst *in);
@@ -235,22 +260,9 @@ static void on_deleted(void *ud, const struct forgejo_result *res)
         in->call = NULL;
         in->op = OP_NONE;
         if (res->err == 0 || res->err == -ENOENT) {
+                struct outcome_facts f = facts(in);
                 in->row.runner_deleted = true;
-                in->reg_was_gone = res->err == -ENOENT;
-                /* Forgejo deletes an ephemeral runner when its task reaches a
-                 * final state: a registration already gone after a clean
-                 * exit means the worker ran its job. */
-                if (in->reg_was_gone && in->exited && in->row.exit_code <= 0 &&
-                    !in->stop_requested) {
-                        if (!in->row.claimed_ms)
-                                in->row.claimed_ms = daemon_wall_ms();
-                        set_reason(in, "completed");
-                        in->final = STORE_DONE;
-                } else if (in->exited && in->row.exit_code < 0 && !in->stop_requested &&
-                           !in->row.claimed_ms) {
-                        set_reason(in, "exited_unclaimed");
-                        backoff_handle(d, in->row.handle);
-                }
+                apply_outcome(d, in, outcome_runner_deleted(&f, res->err == -ENOENT));
                 finish(d, in);
                 return;
         }
@@ -353,33 +365,11 @@ static void on_provider(void *ud, const struct provider_event *ev)
                 in->starting = false;
                 in->provider_live = false;
                 in->exited = true;
-                in->row.exit_code = ev->exit.kind == PROVIDER_EXIT_SIGNAL ? 128 + ev->exit.signal
-                                    : ev->exit.kind == PROVIDER_EXIT_CODE ? ev->exit.code : -1;
-                if (in->stop_requested) {
-                        cleanup(d, in);
-                        break;
-                }
-                if (in->row.state == STORE_RUNNING) {
-                        set_reason(in, "completed");
-                        in->final = STORE_DONE;
-                } else if (ev->exit.kind == PROVIDER_EXIT_CODE && ev->exit.code == 0) {
-                        /* one-job exits 0 only after a task; the claim may
-                         * have happened between two listings. */
-                        set_reason(in, "completed");
-                        in->final = STORE_DONE;
-                        in->row.claimed_ms = daemon_wall_ms();
-                } else if (ev->exit.kind == PROVIDER_EXIT_UNKNOWN) {
-                        /* An adopted worker: its status is unknowable.
-                         * on_deleted() decides — a registration already
-                         * gone means Forgejo saw its task finish. */
-                        in->final = STORE_FAILED;
-                } else {
-                        set_reason(in, "exited_unclaimed");
-                        in->final = STORE_FAILED;
-                        backoff_handle(d, in->row.handle);
-                        log_warn("instance", "worker exited before claiming its job",
-                                 KS("instance", in->row.name), KS("pool", pool_name(in)),
-                                 KI("exit_code", in->row.exit_code));
+                in->exit = ev->exit;
+                in->row.exit_code = outcome_exit_code(&ev->exit);
+                if (!in->stop_requested) {
+                        struct outcome_facts f = facts(in);
+                        apply_outcome(d, in, outcome_worker_exited(&f));
                 }
                 cleanup(d, in);
                 break;
