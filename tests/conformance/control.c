@@ -335,6 +335,35 @@ static void control_fault_method(void **state)
         sim_resp_done(&r);
 }
 
+/* A test may give a job its handle (a forge sending bad data): kept as is,
+ * listed as is, and bounded. */
+static void control_job_handle_override(void **state)
+{
+        struct world *w = *state;
+        struct sim_resp r;
+        char body[600], big[300];
+
+        CK_OK(sim_post(w->sim, "/_sim/jobs", NULL,
+                       "{\"owner\":\"acme\",\"repo\":\"web\",\"name\":\"h\",\"runs_on\":[\"x\"],"
+                       "\"handle\":\"\"}", &r));
+        assert_int_equal(r.status, 201);
+        assert_string_equal(json_string_value(json_object_get(r.json, "handle")), "");
+        sim_resp_done(&r);
+        memset(big, 'h', sizeof(big));
+        big[255] = '\0';
+        snprintf(body, sizeof(body), "{\"owner\":\"acme\",\"repo\":\"web\",\"name\":\"h2\",\"handle\":\"%s\"}", big);
+        CK_OK(sim_post(w->sim, "/_sim/jobs", NULL, body, &r));
+        assert_int_equal(r.status, 201);
+        assert_int_equal(strlen(json_string_value(json_object_get(r.json, "handle"))), 255);
+        sim_resp_done(&r);
+        big[255] = 'h';
+        big[256] = '\0';
+        snprintf(body, sizeof(body), "{\"owner\":\"acme\",\"repo\":\"web\",\"name\":\"h3\",\"handle\":\"%s\"}", big);
+        CK_OK(sim_post(w->sim, "/_sim/jobs", NULL, body, &r));
+        assert_int_equal(r.status, 422);
+        sim_resp_done(&r);
+}
+
 /* count 0 or absent: until cleared by DELETE /_sim/faults. */
 static void control_fault_until_cleared(void **state)
 {
@@ -482,6 +511,7 @@ int main(int argc, char **argv)
                 T(control_fault_status),
                 T(control_fault_count),
                 T(control_fault_method),
+                T(control_job_handle_override),
                 T(control_fault_until_cleared),
                 T(control_fault_delay),
                 T(control_fault_garbage),

@@ -628,6 +628,60 @@ static void worker_account_isolated(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+static void post_job_with_handle(struct fx *fx, const char *name, const char *handle)
+{
+        struct sim_resp r;
+        json_t *body = json_pack("{s:s, s:s, s:s, s:[s], s:[s], s:s}", "owner", "acme", "repo", "app",
+                                 "name", name, "runs_on", "ubuntu-latest", "steps", "true", "handle", handle);
+        char *text = json_dumps(body, JSON_COMPACT);
+
+        assert_non_null(text);
+        assert_int_equal(sim_post(fx->sim, "/_sim/jobs", NULL, text, &r), 0);
+        assert_int_equal(r.status, 201);
+        sim_resp_done(&r);
+        free(text);
+        json_decref(body);
+}
+
+/* The forge lists jobs the daemon cannot act on: a handle longer than any
+ * Forgejo makes (it used to be cut, and the job relaunched forever) and an
+ * empty one (it used to launch max_runners workers with --handle ""). Each
+ * is skipped, warned about once and counted; the good job runs; nothing is
+ * registered for the bad ones however many listings show them. */
+static void bad_forge_data_skipped(void **state)
+{
+        struct fx *fx = *state;
+        char long_handle[71];
+
+        memset(long_handle, 'h', 70);
+        long_handle[70] = '\0';
+        write_config(fx, ONE_POOL);
+        fs_start(fx);
+        post_job_with_handle(fx, "long", long_handle);
+        post_job_with_handle(fx, "empty", "");
+        make_jobs(fx, 1, "acme", "app", "[\"ubuntu-latest\"]", "[\"true\"]");
+        double t0 = now_s();
+        while (jobs_tally(fx).success < 1) {
+                if (now_s() - t0 > 30)
+                        fail_msg("the good job did not run within 30 s");
+                usleep(50000);
+        }
+        double listed = metric_sum(fx, "forgescale_forge_requests_total", "runners/jobs");
+        for (t0 = now_s(); metric_sum(fx, "forgescale_forge_requests_total", "runners/jobs") < listed + 5;
+             usleep(50000))
+                if (now_s() - t0 > 10)
+                        fail_msg("five more listings did not happen within 10 s");
+        struct tally t = jobs_tally(fx);
+        assert_int_equal(t.success, 1);
+        assert_int_equal(t.waiting, 2);
+        assert_true(metric_sum(fx, "forgescale_forge_requests_total", "POST") == 1);
+        assert_true(metric_sum(fx, "forgescale_forge_rejected_total", "what=\"job\"") == 2);
+        assert_int_equal(count_in_log(fx, 1, "skipping a job the forge listed"), 2);
+        assert_int_equal(count_in_log(fx, 1, "handle: "), 2);
+        assert_nothing_leaked(fx);
+        fs_kill(fx, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -640,6 +694,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(state_db_removed_stops_daemon, setup, teardown),
                 cmocka_unit_test_setup_teardown(orphaned_worker_stopped_by_sweep, setup, teardown),
                 cmocka_unit_test_setup_teardown(worker_account_isolated, setup, teardown),
+                cmocka_unit_test_setup_teardown(bad_forge_data_skipped, setup, teardown),
         };
         atexit(on_abort);
         httpc_global_init();

@@ -189,7 +189,7 @@ void ctl_jobs_create(const struct sim_req *rq, struct sim_resp *rs)
 {
         json_t *b = body_object(rq, rs), *out = NULL;
         struct rp_strlist runs_on = {0}, steps = {0};
-        const char *owner, *repo, *name;
+        const char *owner, *repo, *name, *handle = NULL;
         struct repo *r;
         struct job *j = NULL;
         int rc = -ENOENT;
@@ -198,12 +198,16 @@ void ctl_jobs_create(const struct sim_req *rq, struct sim_resp *rs)
                 return;
         if (!req_str(b, "owner", &owner, rs) || !req_str(b, "repo", &repo, rs) ||
             !req_str(b, "name", &name, rs) || !opt_strlist(b, "runs_on", &runs_on, rs) ||
-            !opt_strlist(b, "steps", &steps, rs))
+            !opt_strlist(b, "steps", &steps, rs) || !opt_str(b, "handle", &handle, rs))
                 goto out;
+        if (handle && strlen(handle) > SIM_HANDLE_MAX) {
+                resp_message(rs, 422, "handle: at most %d bytes", SIM_HANDLE_MAX);
+                goto out;
+        }
         pthread_mutex_lock(&rq->sim->lock);
         r = state_repo_by_name(rq->sim, owner, repo);
         if (r)
-                rc = state_job_create(rq->sim, r, name, &runs_on, &steps, &j);
+                rc = state_job_create(rq->sim, r, name, &runs_on, &steps, handle, &j);
         if (rc >= 0)
                 out = json_pack("{s:I, s:s}", "id", (json_int_t)j->id, "handle", j->handle);
         pthread_mutex_unlock(&rq->sim->lock);

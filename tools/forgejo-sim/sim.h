@@ -157,6 +157,10 @@ struct repo {
 struct task;
 struct runner;
 
+/* Longest handle a test may give a job (/_sim/jobs "handle"): room to
+ * model a forge that sends one longer than clients accept. */
+#define SIM_HANDLE_MAX 255
+
 struct job {
         int64_t id;
         struct repo *repo;
@@ -165,7 +169,7 @@ struct job {
         struct rp_strlist runs_on;
         struct rp_strlist steps;        /* shell text of each run: step */
         enum job_status status;
-        char handle[37];
+        char handle[SIM_HANDLE_MAX + 1];    /* a UUID, or what a test asked for */
         int64_t attempt;
         struct task *task;              /* NULL until claimed */
         int64_t created_ms, claimed_ms, finished_ms;   /* simclock wall, 0 = not yet */
@@ -274,10 +278,13 @@ int state_user_create(struct sim *s, const char *name, bool admin, struct owner 
 int state_org_create(struct sim *s, const char *name, const char *const *owners,
                      size_t n_owners, struct owner **ret);
 int state_repo_create(struct sim *s, const char *owner, const char *name, struct repo **ret);
-/* runs_on and steps are copied. */
+/* runs_on and steps are copied. handle: NULL for a fresh UUID (what
+ * Forgejo does), else the handle to give the job as is, at most
+ * SIM_HANDLE_MAX bytes, "" included — how a test models a forge that sends
+ * bad data. */
 int state_job_create(struct sim *s, struct repo *r, const char *name,
                      const struct rp_strlist *runs_on, const struct rp_strlist *steps,
-                     struct job **ret);
+                     const char *handle, struct job **ret);
 int state_runner_create(struct sim *s, int64_t owner_id, int64_t repo_id, const char *name,
                         const char *description, bool ephemeral, struct runner **ret);
 

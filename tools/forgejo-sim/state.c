@@ -512,7 +512,7 @@ static int strlist_copy(struct rp_strlist *dst, const struct rp_strlist *src)
 
 int state_job_create(struct sim *s, struct repo *rp, const char *name,
                      const struct rp_strlist *runs_on, const struct rp_strlist *steps,
-                     struct job **ret)
+                     const char *handle, struct job **ret)
 {
         struct job *j;
         int r = -ENOMEM;
@@ -532,9 +532,15 @@ int state_job_create(struct sim *s, struct repo *rp, const char *name,
         if (!j->name || !j->key || strlist_copy(&j->runs_on, runs_on) < 0 ||
             strlist_copy(&j->steps, steps) < 0)
                 goto err;
-        r = secret_uuid4(j->handle);
-        if (r < 0)
+        if (handle) {
+                if (strlen(handle) > SIM_HANDLE_MAX) {
+                        r = -EINVAL;
+                        goto err;
+                }
+                snprintf(j->handle, sizeof(j->handle), "%s", handle);
+        } else if ((r = secret_uuid4(j->handle)) < 0) {
                 goto err;
+        }
         r = hmap_add(&s->job_by_handle, j->handle, j);
         if (r < 0)
                 goto err;
