@@ -1058,6 +1058,15 @@ static int resume_rows(struct daemon *d)
                         for (size_t p = 0; p < d->n_pools; p++)
                                 if (strcmp(d->pools[p].cfg->name, src[i].pool) == 0)
                                         pool = (int)p;
+                        if (pool < 0 && store_state_live(src[i].state)) {
+                                pool = pools_retired_for_row(d, &src[i]);
+                                if (pool == -ENOMEM) {
+                                        r = pool;
+                                        goto out;
+                                }
+                                if (pool < 0)
+                                        pool = -1;
+                        }
                         struct inst *in = calloc(1, sizeof(*in));
                         if (!in) {
                                 r = -ENOMEM;

@@ -81,6 +81,8 @@ struct dpool {
         bool refused;                /* its refusal was logged */
         bool retired;                /* removed by a reload; live instances left */
         const struct config *owner;  /* retired: the configuration cfg is in */
+        struct config_pool *own_cfg; /* made by the daemon for a pool the
+                                      * configuration lost while it was down */
         const char **labels;         /* borrowed from cfg */
         struct scaler_pool_stats stats;
         int failures;                /* consecutive failed launches */
@@ -250,6 +252,11 @@ int pools_reload(struct daemon *d, struct config *nc);
  * logs a refusal once. */
 void pools_enable(struct daemon *d, struct dpool *dp);
 void pools_forget_retired(struct daemon *d);
+/* At start, for a live row whose pool the configuration no longer has: a
+ * retired pool for it (made once per name, with default timeouts), so its
+ * instance finishes like one of a pool removed by a reload. Its index, or
+ * -ENOENT when the row's forge or provider is gone too. */
+int pools_retired_for_row(struct daemon *d, const struct store_instance *row);
 void pools_free(struct daemon *d);
 
 /* api.c */

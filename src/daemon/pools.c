@@ -18,6 +18,15 @@
  * is allocated once at its most. */
 #define GROUPS_MAX 64
 
+static void own_cfg_free(struct config_pool *cp)
+{
+        if (!cp)
+                return;
+        free(cp->name);
+        free(cp->scope_text);
+        free(cp);
+}
+
 static bool same_str(const char *a, const char *b)
 {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
@@ -328,6 +337,7 @@ int pools_reload(struct daemon *d, struct config *nc)
                 np[n].enabled = false;
                 np[n].owner = d->pools[o].retired ? d->pools[o].owner : d->cfg;
                 np[n].labels = NULL;
+                d->pools[o].own_cfg = NULL;   /* moved */
                 if ((r = pool_labels(&np[n])) < 0)
                         goto fail;
                 remap[o] = (int)n++;
@@ -352,8 +362,10 @@ int pools_reload(struct daemon *d, struct config *nc)
         for (size_t i = 0; i < d->n_insts; i++)
                 if (d->insts[i]->pool >= 0)
                         d->insts[i]->pool = remap[d->insts[i]->pool];
-        for (size_t o = 0; o < old_n; o++)
+        for (size_t o = 0; o < old_n; o++) {
                 free(old_pools[o].labels);
+                own_cfg_free(old_pools[o].own_cfg);   /* NULL when moved */
+        }
         free(old_pools);
         free(remap);
         /* The first configuration belongs to the caller of daemon_run(),
@@ -390,6 +402,67 @@ fail:
         return r;
 }
 
+/* Defaults a pool the configuration no longer has is run by until its last
+ * instance ends (the key table's defaults for the same keys). */
+#define GONE_POLL_MS 2000
+#define GONE_IDLE_TIMEOUT_MS (5 * 60 * 1000)
+#define GONE_BOOTSTRAP_TIMEOUT_MS (10 * 60 * 1000)
+
+
+int pools_retired_for_row(struct daemon *d, const struct store_instance *row)
+{
+        size_t fi = SIZE_MAX, pi = SIZE_MAX;
+        struct config_pool *cp;
+        struct dpool *np;
+
+        for (size_t p = 0; p < d->n_pools; p++)
+                if (d->pools[p].retired && strcmp(d->pools[p].cfg->name, row->pool) == 0)
+                        return (int)p;
+        for (size_t f = 0; f < d->cfg->n_forges; f++)
+                if (strcmp(d->cfg->forges[f].name, row->forge) == 0)
+                        fi = f;
+        for (size_t v = 0; v < d->cfg->n_providers; v++)
+                if (strcmp(d->cfg->providers[v].name, row->provider) == 0)
+                        pi = v;
+        if (fi == SIZE_MAX || pi == SIZE_MAX)
+                return -ENOENT;
+        if (!(cp = calloc(1, sizeof(*cp))) || !(cp->name = strdup(row->pool)) ||
+            !(cp->scope_text = strdup(row->scope)) ||
+            !(np = realloc(d->pools, (d->n_pools + 1) * sizeof(*np)))) {
+                own_cfg_free(cp);
+                return -ENOMEM;
+        }
+        *cp = (struct config_pool){
+                .name = cp->name, .scope_text = cp->scope_text, .mode = CONFIG_MODE_QUEUE,
+                .poll_interval_ms = GONE_POLL_MS, .idle_timeout_ms = GONE_IDLE_TIMEOUT_MS,
+                .bootstrap_timeout_ms = GONE_BOOTSTRAP_TIMEOUT_MS,
+                .forge_idx = fi, .provider_idx = pi,
+                .forge = &d->cfg->forges[fi], .provider = &d->cfg->providers[pi],
+        };
+        d->pools = np;
+        np = &d->pools[d->n_pools];
+        *np = (struct dpool){ .cfg = cp, .own_cfg = cp, .retired = true };
+        if (pool_labels(np) < 0) {
+                own_cfg_free(cp);
+                return -ENOMEM;
+        }
+        d->n_pools++;
+        int r = assign_groups(d);
+        if (r < 0) {
+                d->n_pools--;
+                free(np->labels);
+                own_cfg_free(cp);
+                assign_groups(d);
+                return r;
+        }
+        /* The daemon's start polls every group, new ones included. */
+        for (size_t g = 0; g < d->n_groups; g++)
+                d->groups[g].fresh_slot = false;
+        log_info("pool", "pool no longer configured; its instances finish under it, it launches nothing",
+                 KS("pool", row->pool));
+        return (int)(d->n_pools - 1);
+}
+
 /* A retired pool whose last instance ended goes for good. */
 void pools_forget_retired(struct daemon *d)
 {
@@ -403,6 +476,7 @@ void pools_forget_retired(struct daemon *d)
                         if (d->insts[i]->pool == (int)p)
                                 goto done;
                 free(d->pools[p].labels);
+                own_cfg_free(d->pools[p].own_cfg);
                 d->n_pools--;
         }
 done:
@@ -420,8 +494,10 @@ done:
 
 void pools_free(struct daemon *d)
 {
-        for (size_t p = 0; p < d->n_pools; p++)
+        for (size_t p = 0; p < d->n_pools; p++) {
                 free(d->pools[p].labels);
+                own_cfg_free(d->pools[p].own_cfg);
+        }
         free(d->pools);
         d->pools = NULL;
         for (size_t g = 0; d->groups && g < d->n_groups; g++)

@@ -682,6 +682,54 @@ static void bad_forge_data_skipped(void **state)
         fs_kill(fx, SIGTERM);
 }
 
+/* The configuration lost a pool while the daemon was down: at the restart
+ * the pool's running job is adopted and finishes (as after a reload), the
+ * pool launches nothing more, and it goes with its last instance. */
+static void restart_without_a_pool_lets_its_job_finish(void **state)
+{
+        struct fx *fx = *state;
+        char pools[1024];
+
+        snprintf(pools, sizeof(pools), "%s"
+                 "  b:\n"
+                 "    scope: repo/acme/app\n"
+                 "    labels: [lb]\n"
+                 "    poll_interval: 200ms\n", POOL_A);
+        write_config(fx, pools);
+        fs_start(fx);
+        make_jobs(fx, 1, "acme", "app", "[\"lb\"]", "[\"sleep 4\"]");
+        double t0 = now_s();
+        while (jobs_tally(fx).running < 1) {
+                if (now_s() - t0 > 20)
+                        fail_msg("pool b's job did not start");
+                usleep(50000);
+        }
+        fs_kill(fx, SIGTERM);
+        write_config(fx, POOL_A);
+        fs_start(fx);
+        free(wait_log(fx, 2, "pool no longer configured", 5));
+        assert_true(pool_listed(fx, "b"));
+        make_jobs(fx, 1, "acme", "app", "[\"lb\"]", "[\"true\"]");
+        t0 = now_s();
+        while (jobs_tally(fx).success < 1) {
+                if (now_s() - t0 > 30)
+                        fail_msg("pool b's running job did not finish after the restart");
+                usleep(50000);
+        }
+        for (t0 = now_s(); pool_listed(fx, "b"); usleep(50000))
+                if (now_s() - t0 > 10)
+                        fail_msg("pool b still listed after its last instance ended");
+        struct tally t = jobs_tally(fx);
+        assert_int_equal(t.success, 1);
+        assert_int_equal(t.failure + t.cancelled, 0);
+        assert_int_equal(t.waiting, 1);   /* the new lb job: no pool for it */
+        char *text = wait_log(fx, 2, "msg=started", 1);
+        assert_null(strstr(text, "reason=pool_removed"));
+        free(text);
+        assert_nothing_leaked(fx);
+        fs_kill(fx, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -695,6 +743,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(orphaned_worker_stopped_by_sweep, setup, teardown),
                 cmocka_unit_test_setup_teardown(worker_account_isolated, setup, teardown),
                 cmocka_unit_test_setup_teardown(bad_forge_data_skipped, setup, teardown),
+                cmocka_unit_test_setup_teardown(restart_without_a_pool_lets_its_job_finish, setup, teardown),
         };
         atexit(on_abort);
         httpc_global_init();
