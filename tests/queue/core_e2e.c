@@ -287,13 +287,9 @@ static const char *const POOL_A =
         "    labels: [la]\n"
         "    poll_interval: 200ms\n";
 
-/* SIGHUP reloads the configuration: an added pool serves its jobs, a
- * removed pool launches nothing more while its running job finishes, a
- * configuration with errors or with a change that needs a restart is
- * refused with the reason logged and the running one kept. */
-static void sighup_reloads_pools(void **state)
+/* Pools a and b, and a 4 s job of pool b that is running on return. */
+static void start_with_a_job_on_b(struct fx *fx)
 {
-        struct fx *fx = *state;
         char pools[1024];
 
         snprintf(pools, sizeof(pools), "%s"
@@ -310,7 +306,19 @@ static void sighup_reloads_pools(void **state)
                         fail_msg("pool b's job did not start");
                 usleep(50000);
         }
+}
 
+/* SIGHUP reloads the configuration: an added pool serves its jobs, a
+ * removed pool launches nothing more while its running job finishes, a
+ * configuration with errors or with a change that needs a restart is
+ * refused with the reason logged and the running one kept. */
+static void sighup_reloads_pools(void **state)
+{
+        struct fx *fx = *state;
+        char pools[1024];
+        double t0;
+
+        start_with_a_job_on_b(fx);
         /* b removed, c added. */
         snprintf(pools, sizeof(pools), "%s"
                  "  c:\n"
@@ -688,22 +696,9 @@ static void bad_forge_data_skipped(void **state)
 static void restart_without_a_pool_lets_its_job_finish(void **state)
 {
         struct fx *fx = *state;
-        char pools[1024];
+        double t0;
 
-        snprintf(pools, sizeof(pools), "%s"
-                 "  b:\n"
-                 "    scope: repo/acme/app\n"
-                 "    labels: [lb]\n"
-                 "    poll_interval: 200ms\n", POOL_A);
-        write_config(fx, pools);
-        fs_start(fx);
-        make_jobs(fx, 1, "acme", "app", "[\"lb\"]", "[\"sleep 4\"]");
-        double t0 = now_s();
-        while (jobs_tally(fx).running < 1) {
-                if (now_s() - t0 > 20)
-                        fail_msg("pool b's job did not start");
-                usleep(50000);
-        }
+        start_with_a_job_on_b(fx);
         fs_kill(fx, SIGTERM);
         write_config(fx, POOL_A);
         fs_start(fx);
