@@ -12,15 +12,43 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static int read_fd(int fd, size_t max, char **ret, size_t *ret_len);
+
 int fs_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+        if (fd < 0)
+                return -errno;
+        return read_fd(fd, max, ret, ret_len);
+}
+
+int fs_read_regular(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+        struct stat st;
+        int fd, r;
+
+        /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode))
+                r = -EBADFD;
+        else
+                return read_fd(fd, max, ret, ret_len);
+        close(fd);
+        return r;
+}
+
+/* Reads fd to its end and closes it. */
+static int read_fd(int fd, size_t max, char **ret, size_t *ret_len)
 {
         char *buf = NULL;
         size_t len = 0, cap = 0;
-        int fd, r;
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
         for (;;) {
                 if (len + 1 >= cap) {
                         size_t ncap = cap ? cap * 2 : 4096;

@@ -9,6 +9,10 @@
  * Fails with -EFBIG when the file is larger than max bytes. */
 int fs_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 
+/* The same for a file that must be a regular one (a secret, a setting):
+ * -EBADFD for anything else, without blocking on a FIFO. */
+int fs_read_regular(const char *path, size_t max, char **ret, size_t *ret_len);
+
 /* Writes data to path atomically (temp file in the same folder, fsync,
  * rename) with mode 0600 from creation, so a secret is never readable by
  * others even for an instant. */

@@ -33,10 +33,17 @@ static int finish(char *buf, char **ret)
 int secret_load_file(const char *path, char **ret)
 {
         char *buf;
-        int r = fs_read_file(path, SECRET_MAX, &buf, NULL);
+        size_t len;
+        int r = fs_read_regular(path, SECRET_MAX, &buf, &len);
 
         if (r < 0)
                 return r;
+        /* A NUL would cut the token silently; leading blanks are no part
+         * of a token either: a file damaged or written by hand. */
+        if (strlen(buf) != len || buf[0] == ' ' || buf[0] == '\t') {
+                secret_free(buf);
+                return -EINVAL;
+        }
         return finish(buf, ret);
 }
 

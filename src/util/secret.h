@@ -8,9 +8,11 @@
 
 #define SECRET_MAX 4096
 
-/* Reads a token file: at most SECRET_MAX bytes, trailing whitespace trimmed,
- * must be non-empty and a single line. Returns 0 and a malloc'd string,
- * -ENODATA when empty, -EINVAL when it has inner newlines, or -errno. */
+/* Reads a token file: a regular file (a FIFO is refused, not waited on) of
+ * at most SECRET_MAX bytes, trailing whitespace trimmed, non-empty and a
+ * single line. Returns 0 and a malloc'd string, -ENODATA when empty,
+ * -EINVAL when it has inner newlines, a NUL byte or leading blanks,
+ * -EBADFD when it is no regular file, or -errno. */
 int secret_load_file(const char *path, char **ret);
 
 /* Same rules for an environment variable; -ENOENT when unset. */

@@ -140,6 +140,17 @@ static void secrets(void **state)
         assert_int_equal(fs_write_file_0600(path, "a\nb\n", 4), 0);
         assert_int_equal(secret_load_file(path, &s), -EINVAL);
         assert_int_equal(secret_load_file("/nonexistent/forgescale/tok", &s), -ENOENT);
+        assert_int_equal(fs_write_file_0600(path, "tok\0evil\n", 9), 0);
+        assert_int_equal(secret_load_file(path, &s), -EINVAL);
+        assert_int_equal(fs_write_file_0600(path, " tok\n", 5), 0);
+        assert_int_equal(secret_load_file(path, &s), -EINVAL);
+        /* A FIFO is refused at once, not waited on for a writer. */
+        char fifo[300];
+        snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        assert_int_equal(secret_load_file(fifo, &s), -EBADFD);
+        unlink(fifo);
+        assert_int_equal(secret_load_file(dir, &s), -EBADFD);
 
         setenv("FS_TEST_TOKEN", "envtok-99", 1);
         assert_int_equal(secret_load_env("FS_TEST_TOKEN", &s), 0);
