@@ -28,7 +28,7 @@ test: setup
 	ninja -C $(BUILD)
 	meson test -C $(BUILD) --print-errorlogs
 	$(MAKE) --no-print-directory asan
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
 
 asan: setup
 	@[ -f $(ASAN_BUILD)/build.ninja ] || meson setup $(ASAN_BUILD) -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug $(MESON_OPTS) >/dev/null
