@@ -1,10 +1,12 @@
-/* instance.c: the life of one instance — registration, worker start, claim
- * checks, stop, registration cleanup — and recovery after a restart.
- * Every transition is saved to the store before the side effect it leads
- * to; a failed save holds the side effect back (inst_save, inst_flush).
- * Owns the instance folder and worker log; the runner token is placed and
- * removed by the provider. Never decides *whether* to launch or stop: that
- * is the scaler's job; orphans are reaper.c's. */
+/* instance.c: the life of one instance, whatever the pool's mode — runner
+ * identity from the pool's engine (engine.h; queue mode: an ephemeral
+ * registration), worker start, claim checks, stop, release — and recovery
+ * after a restart. Every transition is saved to the store before the side
+ * effect it leads to; a failed save holds the side effect back (inst_save,
+ * inst_flush). Owns the instance folder and worker log; the runner token
+ * is placed and removed by the provider. Never talks to the forge itself,
+ * never decides *whether* to launch or stop (the scaler does); orphans are
+ * reaper.c's. */
 #include "daemon/daemon_int.h"
 
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/engine.h"
 #include "daemon/outcome.h"
 #include "daemon/workerspec.h"
 #include "util/fsutil.h"
@@ -28,14 +31,6 @@
 _Static_assert(sizeof(((struct store_instance *)0)->handle) > FORGEJO_HANDLE_MAX, "handle fits a row");
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static struct dforge *inst_forge(struct daemon *d, const struct inst *in)
-{
-        for (size_t f = 0; f < d->n_forges; f++)
-                if (strcmp(d->forges[f].cfg->name, in->row.forge) == 0)
-                        return &d->forges[f];
-        return NULL;
-}
 
 static struct provider *inst_provider(struct daemon *d, const struct inst *in)
 {
@@ -133,9 +128,9 @@ static void add_inst(struct daemon *d, struct inst *in)
 
 void inst_remove(struct daemon *d, struct inst *in)
 {
-        if (in->call)
-                forgejo_cancel(in->call);
-        in->call = NULL;
+        if (in->op != OP_NONE)
+                engine_of(d, in)->cancel(in);
+        in->op = OP_NONE;
         if (in->retry)
                 loop_timer_cancel(d->loop, in->retry);
         if (strmap_get(&d->by_name, in->row.name) == in)
@@ -252,17 +247,12 @@ static void retry_cleanup(struct loop *l, void *ud)
         cleanup(in->d, in);
 }
 
-static void on_deleted(void *ud, const struct forgejo_result *res)
+void inst_released(struct daemon *d, struct inst *in, const struct engine_result *res, bool was_gone)
 {
-        struct inst *in = ud;
-        struct daemon *d = in->d;
-
-        in->call = NULL;
-        in->op = OP_NONE;
-        if (res->err == 0 || res->err == -ENOENT) {
+        if (res->err == 0) {
                 struct outcome_facts f = facts(in);
                 in->row.runner_deleted = true;
-                apply_outcome(d, in, outcome_runner_deleted(&f, res->err == -ENOENT));
+                apply_outcome(d, in, outcome_runner_deleted(&f, was_gone));
                 finish(d, in);
                 return;
         }
@@ -281,13 +271,10 @@ static void on_deleted(void *ud, const struct forgejo_result *res)
  * then finish. The row is STOPPING from here until the forge confirms. */
 static void cleanup(struct daemon *d, struct inst *in)
 {
-        struct dforge *f = inst_forge(d, in);
-        struct forgejo_scope sc;
         int r;
 
-        if (in->op == OP_VERIFY && in->call) {
-                forgejo_cancel(in->call);
-                in->call = NULL;
+        if (in->op == OP_VERIFY) {
+                engine_of(d, in)->cancel(in);
                 in->op = OP_NONE;
         }
         if (in->op != OP_NONE)
@@ -309,14 +296,14 @@ static void cleanup(struct daemon *d, struct inst *in)
                 finish(d, in);
                 return;
         }
-        if (!f || forgejo_scope_parse(in->row.scope, &sc) < 0) {
+        r = engine_of(d, in)->release(d, in);
+        if (r == -ENOENT) {
                 log_error("instance", "forge or scope of instance no longer configured; cannot delete its registration",
                           KS("instance", in->row.name), KS("forge", in->row.forge), KS("scope", in->row.scope));
                 in->row.runner_deleted = true;
                 finish(d, in);
                 return;
         }
-        r = forgejo_runner_delete(f->client, &sc, in->row.runner_id, on_deleted, in, &in->call);
         if (r < 0) {
                 log_error("instance", "cannot start registration delete", KS("instance", in->row.name), KERR(r));
                 arm_retry(d, in, 5000, retry_cleanup);
@@ -449,35 +436,24 @@ out:
         workerspec_done(&ws);
 }
 
-static void on_created(void *ud, const struct forgejo_result *res, struct forgejo_runner_created *c)
+void inst_acquired(struct daemon *d, struct inst *in, const struct engine_result *res,
+                   const struct engine_identity *id)
 {
-        struct inst *in = ud;
-        struct daemon *d = in->d;
-        struct dforge *f = inst_forge(d, in);
-
-        in->call = NULL;
-        in->op = OP_NONE;
-        if (f && f->creates_inflight > 0)
-                f->creates_inflight--;
-        daemon_schedule_tick(d); /* a registration slot is free */
-        if (res->err < 0) {
+        if (!id) {
                 log_warn("instance", "runner registration failed", KS("instance", in->row.name),
                          KS("pool", pool_name(in)), KS("reason", res->reason), KI("status", res->status));
                 set_reason(in, "register_failed");
                 in->final = STORE_FAILED;
                 backoff_handle(d, in->row.handle);
-                /* A POST that timed out or died may still have created the
-                 * runner: an orphan sweep soon finds it by name. */
+                /* Nothing of ours to delete; a registration the forge made
+                 * all the same is the orphan sweep's. */
                 in->row.runner_deleted = true;
-                if ((res->status == 0 || res->status >= 500) && in->pool >= 0)
-                        reaper_suspect_leak(d, d->pools[in->pool].group);
                 cleanup(d, in);
                 return;
         }
-        in->row.runner_id = c->id;
-        snprintf(in->row.runner_uuid, sizeof(in->row.runner_uuid), "%s", c->uuid);
+        in->row.runner_id = id->id;
+        snprintf(in->row.runner_uuid, sizeof(in->row.runner_uuid), "%s", id->uuid);
         if (in->stop_requested) {
-                explicit_bzero(c->token, sizeof(c->token));
                 cleanup(d, in);
                 return;
         }
@@ -485,37 +461,18 @@ static void on_created(void *ud, const struct forgejo_result *res, struct forgej
         if (inst_save(d, in) < 0) {
                 /* Not durable: undo on the forge rather than run a worker a
                  * restart could not account for. */
-                explicit_bzero(c->token, sizeof(c->token));
                 set_reason(in, "store_failed");
                 in->final = STORE_FAILED;
                 cleanup(d, in);
                 return;
         }
-        start_worker(d, in, c->token);
-        explicit_bzero(c->token, sizeof(c->token));
+        start_worker(d, in, id->token);
 }
 
 void inst_start_registration(struct daemon *d, struct inst *in)
 {
-        struct dforge *f = inst_forge(d, in);
-        struct forgejo_scope sc;
-        char desc[256];
-        int r;
+        int r = engine_of(d, in)->acquire(d, in);
 
-        if (!f || forgejo_scope_parse(in->row.scope, &sc) < 0) {
-                set_reason(in, "register_failed");
-                in->final = STORE_FAILED;
-                cleanup(d, in);
-                return;
-        }
-        if (in->row.warm)
-                snprintf(desc, sizeof(desc), "forgescale pool %s (warm)", in->row.pool);
-        else
-                snprintf(desc, sizeof(desc), "forgescale pool %s job %lld", in->row.pool,
-                         (long long)in->row.job_id);
-        r = forgejo_runner_create(f->client, &sc, in->row.name, desc, true, on_created, in, &in->call);
-        if (r == 0)
-                f->creates_inflight++;
         if (r < 0) {
                 log_error("instance", "cannot start runner registration", KS("instance", in->row.name), KERR(r));
                 set_reason(in, "register_failed");
@@ -593,18 +550,18 @@ static void claim(struct daemon *d, struct inst *in, int64_t asked)
         daemon_schedule_tick(d);
 }
 
-static void on_runner(void *ud, const struct forgejo_result *res, const struct forgejo_runner *rn)
+void inst_checked(struct daemon *d, struct inst *in, const struct engine_result *res, enum engine_runner st)
 {
-        struct inst *in = ud;
-        struct daemon *d = in->d;
         int64_t now = loop_now_ms(d->loop);
         int64_t interval = d->groups[d->pools[in->pool].group].interval_ms;
 
-        in->call = NULL;
-        in->op = OP_NONE;
-        if (res->err == -ENOENT) {
-                /* An ephemeral runner disappears when its task ends: ours
-                 * ran (or was cancelled mid-run). The worker exits by itself. */
+        if (res->err < 0) {
+                in->verify_after = now + interval;
+                return;
+        }
+        if (st == ENGINE_RUNNER_GONE) {
+                /* Gone with its task: ours ran (or was cancelled mid-run).
+                 * The worker exits by itself. */
                 in->row.runner_deleted = true;
                 if (!in->runner_gone_since)
                         in->runner_gone_since = now;
@@ -612,11 +569,7 @@ static void on_runner(void *ud, const struct forgejo_result *res, const struct f
                 inst_save(d, in);
                 return;
         }
-        if (res->err < 0) {
-                in->verify_after = now + interval;
-                return;
-        }
-        if (rn->state == FORGEJO_RUNNER_ACTIVE) {
+        if (st == ENGINE_RUNNER_ACTIVE) {
                 claim(d, in, in->verify_asked);
                 return;
         }
@@ -633,13 +586,9 @@ static void on_runner(void *ud, const struct forgejo_result *res, const struct f
 
 void inst_verify(struct daemon *d, struct inst *in)
 {
-        struct dforge *f = inst_forge(d, in);
-        struct forgejo_scope sc;
-
-        if (in->op != OP_NONE || in->row.runner_id == 0 || !f ||
-            forgejo_scope_parse(in->row.scope, &sc) < 0)
+        if (in->op != OP_NONE || in->row.runner_id == 0)
                 return;
-        if (forgejo_runner_get(f->client, &sc, in->row.runner_id, on_runner, in, &in->call) == 0) {
+        if (engine_of(d, in)->check(d, in) == 0) {
                 in->op = OP_VERIFY;
                 in->verify_asked = loop_now_ms(d->loop);
         }
