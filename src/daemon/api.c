@@ -54,8 +54,8 @@ static int refresh_gauges(struct daemon *d)
                 const struct group *g = &d->groups[d->pools[p].group];
                 metrics_set(d->m_waiting, (const char *[]){ name }, d->pools[p].stats.waiting);
                 metrics_set(d->m_desired, (const char *[]){ name }, d->pools[p].stats.desired);
-                metrics_set(d->m_demand_age, (const char *[]){ name }, daemon_group_age_s(d, g));
-                metrics_set(d->m_demand_stale, (const char *[]){ name }, !daemon_group_fresh(d, g));
+                metrics_set(d->m_demand_age, (const char *[]){ name }, demand_group_age_s(d, g));
+                metrics_set(d->m_demand_stale, (const char *[]){ name }, !demand_group_fresh(d, g));
                 for (int s = 0; s < 5; s++)
                         metrics_set(d->m_runners, (const char *[]){ name, live_states[s] }, (double)counts[p][s]);
         }
@@ -119,8 +119,8 @@ static json_t *pool_json(struct daemon *d, size_t p)
                          "stopping", dp->stats.stopping,
                          "max_runners", (json_int_t)dp->cfg->max_runners,
                          "enabled", dp->enabled,
-                         "demand_stale", !daemon_group_fresh(d, g),
-                         "demand_age_seconds", daemon_group_age_s(d, g));
+                         "demand_stale", !demand_group_fresh(d, g),
+                         "demand_age_seconds", demand_group_age_s(d, g));
 }
 
 static int h_pools(struct http_request *req, struct http_response *resp, void *ud)
@@ -154,8 +154,8 @@ static int h_demand(struct http_request *req, struct http_response *resp, void *
                                                       "waiting", dp->stats.waiting,
                                                       "running", dp->stats.running,
                                                       "desired", dp->stats.desired,
-                                                      "stale", !daemon_group_fresh(d, g),
-                                                      "age_seconds", daemon_group_age_s(d, g)));
+                                                      "stale", !demand_group_fresh(d, g),
+                                                      "age_seconds", demand_group_age_s(d, g)));
         }
         return http_response_error(resp, 404, "no such pool");
 }

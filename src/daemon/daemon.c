@@ -1,9 +1,9 @@
-/* daemon.c: queue-mode daemon set-up, demand polling, reload and the
- * reconcile tick. Owns: the loop, the state_dir lock, forge clients and
- * their version checks, the polling of demand groups (their membership is
- * pools.c's), and the tick that turns demand + instances into the scaler's
- * plan and applies it. Instance side effects live in instance.c, orphans
- * in reaper.c, HTTP and metrics in api.c. Never blocks the loop. */
+/* daemon.c: queue-mode daemon set-up, reload and the reconcile tick.
+ * Owns: the loop, the state_dir lock, forge clients and their version
+ * checks, and the tick that hands demand (demand.c) and instances to the
+ * scaler and applies its plan. Pools and listing groups are pools.c's,
+ * instance side effects instance.c's through the pool's engine, orphans
+ * reaper.c's, HTTP and metrics api.c's. Never blocks the loop. */
 #include "daemon/daemon.h"
 #include "daemon/daemon_int.h"
 
@@ -32,9 +32,6 @@
 #define CREATES_INFLIGHT_MAX 32
 #define PRUNE_PERIOD_MS (10 * 60 * 1000)
 #define HISTORY_MS (24 * 3600 * 1000LL)
-/* "forge index:handle" keys of merged jobs; handles are bounded by the
- * parser, so nothing is ever cut. */
-#define MERGE_KEY_MAX (24 + FORGEJO_HANDLE_MAX + 1)
 
 int64_t daemon_wall_ms(void)
 {
@@ -46,7 +43,7 @@ int64_t daemon_wall_ms(void)
 
 /* Exponential backoff with ±25 % jitter, so a fleet of daemons (or many
  * groups) that failed together does not retry together. */
-static int64_t backoff_ms(int64_t base, int failures)
+int64_t daemon_backoff_ms(int64_t base, int failures)
 {
         int64_t d = base;
 
@@ -61,245 +58,11 @@ static int64_t backoff_ms(int64_t base, int failures)
 /* Whether the forge works, as far as this answer tells: a 5xx, or a 2xx
  * whose body cannot be read, comes from a forge that does not; a 4xx is
  * the forge telling us something (a missing org, a revoked token). */
-static bool forge_answered(const struct forgejo_result *res)
+bool daemon_forge_answered(const struct forgejo_result *res)
 {
         if (res->status == 0 || res->status >= 500)
                 return false;
         return !(res->status < 300 && res->err < 0);
-}
-
-/* ---- demand ----------------------------------------------------------- */
-
-struct seen {
-        char *handle;
-        int64_t wall_ms;
-        bool marked;
-};
-
-static void djobs_free(struct djob *jobs, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                free(jobs[i].handle);
-                for (size_t k = 0; k < jobs[i].n_runs_on; k++)
-                        free(jobs[i].runs_on[k]);
-                free(jobs[i].runs_on);
-        }
-        free(jobs);
-}
-
-static void poll_group(struct loop *l, void *ud);
-
-static void arm_poll(struct daemon *d, struct group *g, int64_t delay)
-{
-        if (g->timer)
-                loop_timer_cancel(d->loop, g->timer);
-        g->timer = loop_timer_add(d->loop, delay, poll_group, g);
-}
-
-static int copy_jobs(const struct forgejo_job_list *list, struct djob **ret, size_t *ret_n)
-{
-        struct djob *jobs = NULL;
-        size_t n = 0;
-
-        if (list->n) {
-                jobs = calloc(list->n, sizeof(*jobs));
-                if (!jobs)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; i < list->n; i++) {
-                const struct forgejo_job *j = &list->jobs[i];
-                if (j->state != FORGEJO_JOB_WAITING && j->state != FORGEJO_JOB_RUNNING)
-                        continue;
-                struct djob *o = &jobs[n];
-                o->id = j->id;
-                o->waiting = j->state == FORGEJO_JOB_WAITING;
-                o->handle = strdup(j->handle);
-                o->runs_on = j->n_runs_on ? calloc(j->n_runs_on, sizeof(char *)) : NULL;
-                if (!o->handle || (j->n_runs_on && !o->runs_on))
-                        goto oom;
-                n++;
-                for (size_t k = 0; k < j->n_runs_on; k++) {
-                        o->runs_on[k] = strdup(j->runs_on[k]);
-                        if (!o->runs_on[k])
-                                goto oom;
-                        o->n_runs_on++;
-                }
-        }
-        *ret = jobs;
-        *ret_n = n;
-        return 0;
-oom:
-        djobs_free(jobs, n + 1 <= list->n ? n + 1 : n);
-        return -ENOMEM;
-}
-
-/* A job the forge listed in a shape we cannot act on (no handle, a handle
- * too long to pass on…) is skipped; say so once per job, not per poll. */
-struct rejected_note {
-        int64_t seen;                /* monotonic: last listing that had it */
-        char key[];
-};
-
-static void note_rejected(struct daemon *d, struct group *g, const struct forgejo_rejected *rj)
-{
-        char key[64 + 160];
-        struct rejected_note *n;
-
-        if (rj->id > 0)
-                snprintf(key, sizeof(key), "%d:%lld", g->forge, (long long)rj->id);
-        else
-                snprintf(key, sizeof(key), "%d:?%.150s", g->forge, rj->reason);
-        if ((n = strmap_get(&d->rejected, key))) {
-                n->seen = loop_now_ms(d->loop);
-                return;
-        }
-        n = malloc(sizeof(*n) + strlen(key) + 1);
-        if (!n)
-                return;
-        memcpy(n->key, key, strlen(key) + 1);
-        n->seen = loop_now_ms(d->loop);
-        if (strmap_put(&d->rejected, n->key, n) < 0) {
-                free(n);
-                return;
-        }
-        api_count_rejected(d, d->forges[g->forge].cfg->name, "job");
-        log_warn("demand", "skipping a job the forge listed in a shape forgescale cannot act on",
-                 KS("forge", d->forges[g->forge].cfg->name), KS("scope", g->scope_text),
-                 KI("job", rj->id), KS("reason", rj->reason));
-}
-
-/* Forgets skipped jobs no listing returned for an hour. */
-static void expire_rejected(struct daemon *d)
-{
-        size_t pos = 0;
-        const char *k;
-        void *v;
-        int64_t now = loop_now_ms(d->loop);
-
-        while (strmap_next(&d->rejected, &pos, &k, &v))
-                if (now - ((struct rejected_note *)v)->seen > 3600 * 1000) {
-                        strmap_del(&d->rejected, k);
-                        free(v);
-                }
-}
-
-static void on_jobs(void *ud, const struct forgejo_result *res, const struct forgejo_job_list *list)
-{
-        struct group *g = ud;
-        struct daemon *d = g->d;
-
-        g->inflight = false;
-        d->forges[g->forge].up = forge_answered(res);
-        if (g->n_pools == 0)
-                return; /* no pool reads it since a reload */
-        if (res->err < 0) {
-                g->failures++;
-                g->last_failed = true;
-                int64_t delay = backoff_ms(g->interval_ms, g->failures);
-                /* Log the first failure and then every tenth, so an outage
-                 * is visible without flooding the log. */
-                if (res->err == -EFBIG)
-                        api_count_rejected(d, d->forges[g->forge].cfg->name, "listing_too_large");
-                if (g->failures == 1 || g->failures % 10 == 0)
-                        log_warn("demand", "job listing failed; keeping instances as they are",
-                                 KS("forge", d->forges[g->forge].cfg->name), KS("scope", g->scope_text),
-                                 KS("reason", res->reason), KI("status", res->status),
-                                 KI("failures", g->failures), KI("retry_ms", delay));
-                arm_poll(d, g, delay);
-                daemon_schedule_tick(d);
-                return;
-        }
-        for (size_t i = 0; i < list->n_rejected; i++)
-                note_rejected(d, g, &list->rejected[i]);
-        struct djob *jobs;
-        size_t n;
-        if (copy_jobs(list, &jobs, &n) < 0) {
-                g->failures++;
-                arm_poll(d, g, backoff_ms(g->interval_ms, g->failures));
-                return;
-        }
-        if (g->failures)
-                log_info("demand", "job listing recovered", KS("forge", d->forges[g->forge].cfg->name),
-                         KS("scope", g->scope_text), KI("after_failures", g->failures));
-        djobs_free(g->jobs, g->n_jobs);
-        g->jobs = jobs;
-        g->n_jobs = n;
-        g->failures = 0;
-        g->last_failed = false;
-        g->last_ok = loop_now_ms(d->loop);
-        g->snap_asked = g->req_started;
-        arm_poll(d, g, g->interval_ms);
-        daemon_schedule_tick(d);
-}
-
-static void poll_group(struct loop *l, void *ud)
-{
-        struct group *g = ud;
-        struct daemon *d = g->d;
-        struct dforge *f = &d->forges[g->forge];
-        const char *labels[65];
-        int r;
-
-        g->timer = NULL;
-        if (g->inflight || d->stopping || g->n_pools == 0)
-                return;
-        if (f->version_major == 0) {
-                /* Pools on this forge wait for the version check. */
-                arm_poll(d, g, 500);
-                return;
-        }
-        for (size_t i = 0; i < g->n_labels && i < 64; i++)
-                labels[i] = g->labels[i];
-        labels[g->n_labels < 64 ? g->n_labels : 64] = NULL;
-        g->req_started = loop_now_ms(d->loop);
-        r = forgejo_list_jobs(f->client, &g->scope, labels, on_jobs, g, NULL);
-        if (r < 0) {
-                log_error("demand", "cannot start job listing", KS("scope", g->scope_text), KERR(r));
-                arm_poll(d, g, backoff_ms(g->interval_ms, ++g->failures));
-                return;
-        }
-        g->inflight = true;
-}
-
-/* A group's listing is usable for decisions that remove or verify only when
- * the latest attempt succeeded and is recent. */
-bool daemon_group_fresh(struct daemon *d, const struct group *g)
-{
-        return g->last_ok && !g->last_failed &&
-               loop_now_ms(d->loop) - g->last_ok <= 3 * g->interval_ms + 2000;
-}
-
-double daemon_group_age_s(struct daemon *d, const struct group *g)
-{
-        if (!g->last_ok)
-                return -1;
-        return (double)(loop_now_ms(d->loop) - g->last_ok) / 1000.0;
-}
-
-void daemon_group_stop(struct daemon *d, struct group *g)
-{
-        if (g->timer)
-                loop_timer_cancel(d->loop, g->timer);
-        g->timer = NULL;
-        djobs_free(g->jobs, g->n_jobs);
-        g->jobs = NULL;
-        g->n_jobs = 0;
-}
-
-void daemon_group_start(struct daemon *d, struct group *g)
-{
-        g->next_reap = 0;
-        arm_poll(d, g, 0);
-}
-
-void daemon_group_reset(struct daemon *d, struct group *g)
-{
-        daemon_group_stop(d, g);
-        free(g->sweep);
-        for (size_t k = 0; k < g->n_labels; k++)
-                free(g->labels[k]);
-        free(g->labels);
-        memset(g, 0, sizeof(*g));
 }
 
 /* ---- forge version ------------------------------------------------------ */
@@ -312,10 +75,10 @@ static void on_version(void *ud, const struct forgejo_result *res, const struct 
         struct daemon *d = f->d;
 
         f->version_inflight = false;
-        f->up = forge_answered(res);
+        f->up = daemon_forge_answered(res);
         if (res->err < 0 || !v->parsed) {
                 f->version_failures++;
-                int64_t delay = backoff_ms(1000, f->version_failures);
+                int64_t delay = daemon_backoff_ms(1000, f->version_failures);
                 if (f->version_failures == 1 || f->version_failures % 10 == 0)
                         log_warn("forge", "version check failed; pools on this forge wait",
                                  KS("forge", f->cfg->name), KS("reason", res->err < 0 ? res->reason : "unparsable version"),
@@ -351,45 +114,6 @@ static void check_version(struct loop *l, void *ud)
 
 /* ---- reconcile tick ------------------------------------------------------ */
 
-struct merged {
-        struct scaler_job *jobs;
-        const struct djob **src;
-        size_t n;
-        struct strmap by_key;      /* "forge:handle" → index+1 */
-        char (*keys)[MERGE_KEY_MAX];
-};
-
-struct handle_note *daemon_handle_note(struct strmap *m, const char *handle)
-{
-        struct handle_note *n;
-
-        if (!handle || !handle[0])
-                return NULL;
-        n = strmap_get(m, handle);
-        if (n)
-                return n;
-        n = calloc(1, sizeof(*n));
-        if (!n)
-                return NULL;
-        snprintf(n->handle, sizeof(n->handle), "%s", handle);
-        if (strmap_put(m, n->handle, n) < 0) {
-                free(n);
-                return NULL;
-        }
-        return n;
-}
-
-/* A job whose instance just finished still shows as waiting or running in
- * listings asked before the finish: without this it would be launched
- * again (and that launch wasted) for every job shorter than a poll. */
-void daemon_note_finished(struct daemon *d, const char *handle)
-{
-        struct handle_note *f = daemon_handle_note(&d->finished, handle);
-
-        if (f)
-                f->at = loop_now_ms(d->loop);
-}
-
 void daemon_note_warm_done(struct daemon *d, int pool, int64_t since)
 {
         struct dpool *dp = &d->pools[pool];
@@ -415,184 +139,10 @@ static int warm_done_after(struct dpool *dp, int64_t asked)
         return (int)k;
 }
 
-/* True while every fresh listing that could show the job was asked before
- * the instance finished. Entries older than a minute are dropped. */
-static bool recently_finished(struct daemon *d, const char *handle, uint64_t groups)
-{
-        struct handle_note *f = strmap_get(&d->finished, handle);
-
-        if (!f)
-                return false;
-        for (size_t g = 0; g < d->n_groups && g < 64; g++)
-                if ((groups & (UINT64_C(1) << g)) && d->groups[g].snap_asked > f->at)
-                        return false;
-        return true;
-}
-
-static void expire_finished(struct daemon *d)
-{
-        size_t pos = 0;
-        const char *k;
-        void *v;
-        int64_t now = loop_now_ms(d->loop);
-
-        while (strmap_next(&d->finished, &pos, &k, &v))
-                if (now - ((struct handle_note *)v)->at > 60000) {
-                        strmap_del(&d->finished, k);
-                        free(v);
-                }
-        /* A job's launch backoff is forgotten ten minutes after it ran out. */
-        int64_t wall = daemon_wall_ms();
-        pos = 0;
-        while (strmap_next(&d->backoff, &pos, &k, &v))
-                if (wall - ((struct handle_note *)v)->until > 600000) {
-                        strmap_del(&d->backoff, k);
-                        free(v);
-                }
-}
-
-static bool backoff_allowed(void *ud, const char *handle)
-{
-        struct daemon *d = ud;
-        struct handle_note *b = strmap_get(&d->backoff, handle);
-
-        return !b || daemon_wall_ms() >= b->until;
-}
-
-static int merge_jobs(struct daemon *d, struct merged *m)
-{
-        size_t total = 0;
-
-        memset(m, 0, sizeof(*m));
-        for (size_t g = 0; g < d->n_groups; g++)
-                total += d->groups[g].n_jobs;
-        if (!total)
-                return 0;
-        m->jobs = calloc(total, sizeof(*m->jobs));
-        m->src = calloc(total, sizeof(*m->src));
-        m->keys = calloc(total, sizeof(*m->keys));
-        if (!m->jobs || !m->src || !m->keys)
-                return -ENOMEM;
-        for (size_t gi = 0; gi < d->n_groups; gi++) {
-                struct group *g = &d->groups[gi];
-                bool stale = !daemon_group_fresh(d, g);
-                for (size_t i = 0; i < g->n_jobs; i++) {
-                        const struct djob *j = &g->jobs[i];
-                        char key[MERGE_KEY_MAX];
-                        snprintf(key, sizeof(key), "%d:%s", g->forge, j->handle);
-                        uintptr_t idx = (uintptr_t)strmap_get(&m->by_key, key);
-                        if (idx) {
-                                struct scaler_job *sj = &m->jobs[idx - 1];
-                                sj->groups |= UINT64_C(1) << gi;
-                                /* Listings taken at different moments may
-                                 * disagree; running is the later state. */
-                                sj->waiting = sj->waiting && j->waiting;
-                                sj->stale = sj->stale && stale;
-                                continue;
-                        }
-                        memcpy(m->keys[m->n], key, sizeof(key));
-                        m->jobs[m->n] = (struct scaler_job){
-                                .id = j->id, .handle = j->handle,
-                                .runs_on = (const char *const *)j->runs_on, .n_runs_on = j->n_runs_on,
-                                .waiting = j->waiting, .groups = UINT64_C(1) << gi, .forge = g->forge,
-                                .stale = stale,
-                        };
-                        m->src[m->n] = j;
-                        if (strmap_put(&m->by_key, m->keys[m->n], (void *)(uintptr_t)(m->n + 1)) < 0)
-                                return -ENOMEM;
-                        m->n++;
-                }
-        }
-        return 0;
-}
-
-static void merged_done(struct merged *m)
-{
-        strmap_done(&m->by_key);
-        free(m->jobs);
-        free(m->src);
-        free(m->keys);
-}
-
-static int cmp_job_id(const void *a, const void *b)
-{
-        const struct scaler_job *x = a, *y = b;
-
-        return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* Tracks when each handle was first seen waiting (for the wait histogram
- * and the instance row), forgetting handles no fresh listing returns. */
-static void update_first_seen(struct daemon *d, const struct merged *m, int64_t now_wall)
-{
-        size_t pos = 0;
-        const char *k;
-        void *v;
-
-        while (strmap_next(&d->first_seen, &pos, &k, &v))
-                ((struct seen *)v)->marked = false;
-        for (size_t i = 0; i < m->n; i++) {
-                struct seen *s = strmap_get(&d->first_seen, m->jobs[i].handle);
-                if (!s) {
-                        s = calloc(1, sizeof(*s));
-                        if (!s || !(s->handle = strdup(m->jobs[i].handle))) {
-                                free(s);
-                                continue;
-                        }
-                        s->wall_ms = now_wall;
-                        if (strmap_put(&d->first_seen, s->handle, s) < 0) {
-                                free(s->handle);
-                                free(s);
-                                continue;
-                        }
-                }
-                s->marked = true;
-        }
-        /* Only forget when every group is fresh: a listing that failed must
-         * not erase what it would have returned. */
-        for (size_t g = 0; g < d->n_groups; g++)
-                if (d->groups[g].n_pools && !daemon_group_fresh(d, &d->groups[g]))
-                        return;
-        pos = 0;
-        while (strmap_next(&d->first_seen, &pos, &k, &v)) {
-                struct seen *s = v;
-                if (!s->marked) {
-                        strmap_del(&d->first_seen, k);
-                        free(s->handle);
-                        free(s);
-                }
-        }
-}
-
 /* A past monotonic moment as wall-clock ms; 0 stays 0 (never). */
 static int64_t mono_to_wall(int64_t t, int64_t now_mono, int64_t now_wall)
 {
         return t ? now_wall - (now_mono - t) : 0;
-}
-
-/* The merged, sorted demand of every listing, its jobs marked served when
- * an instance of ours holds them or just finished them. */
-static int gather_demand(struct daemon *d, struct merged *m, int64_t wall)
-{
-        int r = merge_jobs(d, m);
-
-        if (r < 0)
-                return r;
-        if (m->n > 1)
-                qsort(m->jobs, m->n, sizeof(*m->jobs), cmp_job_id);
-        /* Sorting moved entries: rebuild the key index. */
-        strmap_done(&m->by_key);
-        for (size_t i = 0; i < m->n; i++) {
-                snprintf(m->keys[i], sizeof(m->keys[i]), "%d:%s", m->jobs[i].forge, m->jobs[i].handle);
-                if (strmap_put(&m->by_key, m->keys[i], (void *)(uintptr_t)(i + 1)) < 0)
-                        return -ENOMEM;
-        }
-        update_first_seen(d, m, wall);
-        expire_finished(d);
-        for (size_t i = 0; i < m->n; i++)
-                m->jobs[i].served = strmap_get(&d->by_handle, m->jobs[i].handle) != NULL ||
-                                    recently_finished(d, m->jobs[i].handle, m->jobs[i].groups);
-        return 0;
 }
 
 static void describe_pools(struct daemon *d, struct scaler_pool *sp, struct scaler_provider *sprov, int64_t wall)
@@ -605,7 +155,7 @@ static void describe_pools(struct daemon *d, struct scaler_pool *sp, struct scal
                         .labels = dp->labels, .n_labels = c->labels.n,
                         .min_idle = (int)c->min_idle, .max_runners = (int)c->max_runners,
                         .idle_timeout_ms = c->idle_timeout_ms, .bootstrap_timeout_ms = c->bootstrap_timeout_ms,
-                        .demand_fresh = daemon_group_fresh(d, &d->groups[dp->group]), .enabled = dp->enabled,
+                        .demand_fresh = demand_group_fresh(d, &d->groups[dp->group]), .enabled = dp->enabled,
                         .retired = dp->retired,
                         .hold = wall < dp->hold_until,
                         .warm_claims = warm_done_after(dp, d->groups[dp->group].snap_asked),
@@ -632,7 +182,7 @@ static enum scaler_job_state job_state_of(struct daemon *d, struct inst *in, con
                                           int64_t now)
 {
         if (in->row.warm || in->pool < 0 || d->pools[in->pool].group < 0 ||
-            !daemon_group_fresh(d, &d->groups[d->pools[in->pool].group]))
+            !demand_group_fresh(d, &d->groups[d->pools[in->pool].group]))
                 return SCALER_JOB_UNKNOWN;
         char key[MERGE_KEY_MAX];
         enum scaler_job_state js;
@@ -712,9 +262,8 @@ static void launch(struct daemon *d, const struct merged *m, const struct scaler
                         budget[fi]--;
                 if (ac->kind == SCALER_LAUNCH_JOB) {
                         const struct scaler_job *sj = &m->jobs[ac->job];
-                        struct seen *s = strmap_get(&d->first_seen, sj->handle);
                         struct djob dj = { .id = sj->id, .handle = (char *)sj->handle, .waiting = true };
-                        inst_launch(d, ac->pool, &dj, s ? s->wall_ms : wall);
+                        inst_launch(d, ac->pool, &dj, demand_first_seen(d, sj->handle, wall));
                 } else {
                         inst_launch(d, ac->pool, NULL, 0);
                 }
@@ -755,7 +304,7 @@ static void tick(struct loop *l, void *ud)
         d->tick_scheduled = false;
         memset(&m, 0, sizeof(m));
         if (d->stopping || !sp || !sprov || !si || !snap || !fresh || !acts || !stats ||
-            gather_demand(d, &m, wall) < 0)
+            demand_gather(d, &m, wall) < 0)
                 goto out;
         describe_pools(d, sp, sprov, wall);
         ni = describe_insts(d, &m, si, snap, now, wall);
@@ -764,7 +313,7 @@ static void tick(struct loop *l, void *ud)
                 .now_ms = wall, .pools = sp, .n_pools = d->n_pools,
                 .providers = sprov, .n_providers = d->n_providers,
                 .jobs = m.jobs, .n_jobs = m.n, .insts = si, .n_insts = ni,
-                .handle_allowed = backoff_allowed, .ud = d,
+                .handle_allowed = demand_handle_allowed, .ud = d,
         };
         struct scaler_output sout = { .actions = acts, .cap = MAX_ACTIONS, .stats = stats };
         scaler_plan(&sin, &sout);
@@ -780,7 +329,7 @@ static void tick(struct loop *l, void *ud)
         if (sout.truncated)
                 daemon_schedule_tick(d);
 out:
-        merged_done(&m);
+        demand_merged_done(&m);
         free(sp);
         free(sprov);
         free(si);
@@ -853,7 +402,7 @@ static void periodic(struct loop *l, void *ud)
         d->periodic = loop_timer_add(l, TICK_PERIOD_MS, periodic, d);
         daemon_schedule_tick(d);
         pools_forget_retired(d);
-        expire_rejected(d);
+        demand_expire(d);
         size_t unsaved = inst_flush(d);
         if (unsaved && loop_now_ms(l) - d->store_warned >= 30000) {
                 d->store_warned = loop_now_ms(l);
@@ -1123,32 +672,9 @@ static void daemon_free(struct daemon *d)
         free(d->providers);
         free(d->psweep_inflight);
         free(d->next_psweep);
-        for (size_t g = 0; d->groups && g < d->n_groups; g++) {
-                free(d->groups[g].sweep);
-                djobs_free(d->groups[g].jobs, d->groups[g].n_jobs);
-        }
+        demand_free(d);
         pools_free(d);   /* and the groups' labels */
         free(d->groups);
-        size_t pos = 0;
-        const char *k;
-        void *v;
-        while (strmap_next(&d->first_seen, &pos, &k, &v)) {
-                free(((struct seen *)v)->handle);
-                free(v);
-        }
-        strmap_done(&d->first_seen);
-        pos = 0;
-        while (strmap_next(&d->backoff, &pos, &k, &v))
-                free(v);
-        strmap_done(&d->backoff);
-        pos = 0;
-        while (strmap_next(&d->finished, &pos, &k, &v))
-                free(v);
-        strmap_done(&d->finished);
-        pos = 0;
-        while (strmap_next(&d->rejected, &pos, &k, &v))
-                free(v);
-        strmap_done(&d->rejected);
         free(d->forges);
         store_close(d->store);
         loop_free(d->loop);
@@ -1300,7 +826,7 @@ int daemon_run(struct config *cfg, bool log_from_config)
         for (size_t f = 0; f < d->n_forges; f++)
                 check_version(d->loop, &d->forges[f]);
         for (size_t g = 0; g < d->n_groups; g++)
-                arm_poll(d, &d->groups[g], 0);
+                demand_poll(d, &d->groups[g], 0);
         d->periodic = loop_timer_add(d->loop, TICK_PERIOD_MS, periodic, d);
 
         char pool_names[512] = "";

@@ -190,21 +190,60 @@ struct handle_note {
         char handle[FORGEJO_HANDLE_MAX + 1];
 };
 
+/* "forge index:handle" keys of merged jobs; handles are bounded by the
+ * parser, so nothing is ever cut. */
+#define MERGE_KEY_MAX (24 + FORGEJO_HANDLE_MAX + 1)
+
+/* Every fresh or stale listing's jobs, merged by (forge, handle). */
+struct merged {
+        struct scaler_job *jobs;
+        const struct djob **src;
+        size_t n;
+        struct strmap by_key;      /* "forge:handle" → index+1 */
+        char (*keys)[MERGE_KEY_MAX];
+};
+
 /* daemon.c */
-/* Gets or creates the note of handle in m; NULL for an empty handle or OOM. */
-struct handle_note *daemon_handle_note(struct strmap *m, const char *handle);
 void daemon_schedule_tick(struct daemon *d);
-/* The group's latest listing succeeded and is recent enough to act on:
- * stop, verify. A stale one still counts as demand (last known). */
-bool daemon_group_fresh(struct daemon *d, const struct group *g);
-/* Seconds since the group's last good listing; -1 when it never had one. */
-double daemon_group_age_s(struct daemon *d, const struct group *g);
-void daemon_note_finished(struct daemon *d, const char *handle);
 /* A warm instance of pool ran a job and ended; since: its claim as seen
  * (monotonic), or its end when the claim was never seen. */
 void daemon_note_warm_done(struct daemon *d, int pool, int64_t since);
 void daemon_pool_outcome(struct daemon *d, int pool, bool failed);
 int64_t daemon_wall_ms(void);
+/* Exponential from base, doubled per failure, capped at a minute, ±25 %. */
+int64_t daemon_backoff_ms(int64_t base, int failures);
+/* Whether an answer came from a forge that works (see api.c: forge_up). */
+bool daemon_forge_answered(const struct forgejo_result *res);
+
+/* demand.c */
+/* Polls the group's listing after delay ms (and on, every interval). */
+void demand_poll(struct daemon *d, struct group *g, int64_t delay);
+/* The group's latest listing succeeded and is recent enough to act on:
+ * stop, verify. A stale one still counts as demand (last known). */
+bool demand_group_fresh(struct daemon *d, const struct group *g);
+/* Seconds since the group's last good listing; -1 when it never had one. */
+double demand_group_age_s(struct daemon *d, const struct group *g);
+/* Stops polling a group that no pool reads; a listing in flight is
+ * ignored when it returns. */
+void demand_group_stop(struct daemon *d, struct group *g);
+/* First poll of a group made by a reload. */
+void demand_group_start(struct daemon *d, struct group *g);
+/* Empties an unused slot for reuse (nothing of it in flight). */
+void demand_group_reset(struct daemon *d, struct group *g);
+/* Every listing merged for a tick (release with demand_merged_done). */
+int demand_gather(struct daemon *d, struct merged *m, int64_t wall);
+void demand_merged_done(struct merged *m);
+/* Gets or creates the note of handle in m; NULL for an empty handle or OOM. */
+struct handle_note *demand_handle_note(struct strmap *m, const char *handle);
+/* The job of handle ended on our side: served until a listing asked later. */
+void demand_note_finished(struct daemon *d, const char *handle);
+/* For the scaler: false while the handle's launches are held back. */
+bool demand_handle_allowed(void *ud, const char *handle);
+/* Wall ms the handle was first seen waiting; fallback when unknown. */
+int64_t demand_first_seen(struct daemon *d, const char *handle, int64_t fallback);
+/* Forgets what no listing has returned for long. */
+void demand_expire(struct daemon *d);
+void demand_free(struct daemon *d);
 
 /* instance.c */
 int inst_launch(struct daemon *d, int pool, const struct djob *job, int64_t job_seen_ms);
@@ -220,14 +259,6 @@ int inst_save(struct daemon *d, struct inst *in);
 size_t inst_flush(struct daemon *d);
 const char *inst_launch_result(const struct inst *in);
 void inst_free_all(struct daemon *d);
-
-/* Stops polling a group that no pool reads; a listing in flight is
- * ignored when it returns. */
-void daemon_group_stop(struct daemon *d, struct group *g);
-/* First poll of a group made by a reload. */
-void daemon_group_start(struct daemon *d, struct group *g);
-/* Empties an unused slot for reuse (nothing of it in flight). */
-void daemon_group_reset(struct daemon *d, struct group *g);
 
 /* reaper.c */
 /* Deletes the group's registrations that no row holds (by id). */

@@ -104,7 +104,7 @@ static void set_reason(struct inst *in, const char *reason)
 
 static void backoff_handle(struct daemon *d, const char *handle)
 {
-        struct handle_note *b = daemon_handle_note(&d->backoff, handle);
+        struct handle_note *b = demand_handle_note(&d->backoff, handle);
 
         if (!b)
                 return;
@@ -228,7 +228,7 @@ static void finish(struct daemon *d, struct inst *in)
                         daemon_pool_outcome(d, in->pool, worker_failed);
         }
         if (!in->row.warm)
-                daemon_note_finished(d, in->row.handle);
+                demand_note_finished(d, in->row.handle);
         else if (in->pool >= 0 && strcmp(in->row.reason, "completed") == 0)
                 daemon_note_warm_done(d, in->pool,
                                       in->claimed_mono ? in->claimed_mono : loop_now_ms(d->loop));

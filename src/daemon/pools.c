@@ -103,7 +103,7 @@ static struct group *free_slot(struct daemon *d)
         for (size_t g = 0; g < d->n_groups; g++) {
                 struct group *gr = &d->groups[g];
                 if (gr->n_pools == 0 && !gr->inflight && !gr->reap_inflight) {
-                        daemon_group_reset(d, gr);
+                        demand_group_reset(d, gr);
                         return gr;
                 }
         }
@@ -384,9 +384,9 @@ int pools_reload(struct daemon *d, struct config *nc)
                 if (gr->fresh_slot) {
                         gr->fresh_slot = false;
                         added++;
-                        daemon_group_start(d, gr);
+                        demand_group_start(d, gr);
                 } else if (gr->n_pools == 0 && gr->d) {
-                        daemon_group_stop(d, gr);
+                        demand_group_stop(d, gr);
                 }
         }
         log_info("daemon", "configuration reloaded", KI("pools", (long long)(d->n_pools - retired)),
@@ -486,7 +486,7 @@ done:
         if (assign_groups(d) == 0)
                 for (size_t g = 0; g < d->n_groups; g++)
                         if (d->groups[g].n_pools == 0 && d->groups[g].d)
-                                daemon_group_stop(d, &d->groups[g]);
+                                demand_group_stop(d, &d->groups[g]);
         drop_unused_configs(d);
         log_info("daemon", "retired pools gone with their last instance",
                  KI("pools", (long long)(before - d->n_pools)));

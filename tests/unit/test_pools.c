@@ -57,7 +57,7 @@ static int teardown(void **state)
         struct env *e = *state;
 
         for (size_t g = 0; g < e->d.n_groups; g++)
-                daemon_group_stop(&e->d, &e->d.groups[g]);
+                demand_group_stop(&e->d, &e->d.groups[g]);
         pools_free(&e->d);
         free(e->d.groups);
         config_free(e->d.cfg0);
