@@ -222,8 +222,9 @@ static bool gone(struct env *e)
         return e->d.n_insts == 0;
 }
 
-/* A job, an instance launched for it; returns the instance's name. */
-static struct inst *launch(struct env *e, struct sim_job *job)
+/* A job, an instance launched for it and its registration asked for
+ * (the answer comes when the loop runs); name gets the instance's name. */
+static struct inst *launch(struct env *e, struct sim_job *job, char name[STORE_NAME_MAX])
 {
         assert_int_equal(sim_create_job(e->sim, "acme", "app", "j", "[\"ubuntu-latest\"]", NULL, job), 0);
         e->handle = job->handle;
@@ -234,7 +235,17 @@ static struct inst *launch(struct env *e, struct sim_job *job)
         assert_int_equal(store_instance_get_by_name(e->d.store, in->row.name, &row), 0);
         assert_int_equal(row.state, STORE_REGISTERING);  /* recorded before the POST */
         assert_int_equal(row.runner_id, 0);
+        snprintf(name, STORE_NAME_MAX, "%s", in->row.name);
+        inst_start_registration(&e->d, in);
         return in;
+}
+
+/* The worker of the instance launched last: created, then started. */
+static void worker_started(struct env *e)
+{
+        run_until(e, created, "the worker's create()");
+        assert_int_equal(fake.created, 1);
+        emit(PROVIDER_EV_STARTED, (struct provider_exit){ 0 });
 }
 
 static struct store_instance row_of(struct env *e, const char *name)
@@ -270,9 +281,7 @@ static void job_runs_and_the_instance_ends_done(void **state)
         struct sim_job job;
         char name[STORE_NAME_MAX];
 
-        struct inst *in = launch(e, &job);
-        snprintf(name, sizeof(name), "%s", in->row.name);
-        inst_start_registration(&e->d, in);
+        launch(e, &job, name);
         run_until(e, created, "the worker's create()");
         assert_int_equal(fake.created, 1);
         assert_int_equal(fake.row_at_create.state, STORE_STARTING);
@@ -306,11 +315,8 @@ static void worker_quits_before_its_claim(void **state)
         struct sim_job job;
         char name[STORE_NAME_MAX];
 
-        struct inst *in = launch(e, &job);
-        snprintf(name, sizeof(name), "%s", in->row.name);
-        inst_start_registration(&e->d, in);
-        run_until(e, created, "the worker's create()");
-        emit(PROVIDER_EV_STARTED, (struct provider_exit){ 0 });
+        launch(e, &job, name);
+        worker_started(e);
         emit(PROVIDER_EV_EXITED, (struct provider_exit){ .kind = PROVIDER_EXIT_CODE, .code = 3 });
         run_until(e, gone, "the instance's end");
         struct store_instance row = row_of(e, name);
@@ -332,9 +338,7 @@ static void stop_while_registering(void **state)
         struct sim_job job;
         char name[STORE_NAME_MAX];
 
-        struct inst *in = launch(e, &job);
-        snprintf(name, sizeof(name), "%s", in->row.name);
-        inst_start_registration(&e->d, in);
+        struct inst *in = launch(e, &job, name);
         inst_stop(&e->d, in, "scaled_down", STORE_DONE);
         assert_int_equal(row_of(e, name).state, STORE_STOPPING);   /* saved before anything */
         run_until(e, gone, "the instance's end");
@@ -356,11 +360,8 @@ static void stop_of_a_running_worker(void **state)
         struct sim_job job;
         char name[STORE_NAME_MAX];
 
-        struct inst *in = launch(e, &job);
-        snprintf(name, sizeof(name), "%s", in->row.name);
-        inst_start_registration(&e->d, in);
-        run_until(e, created, "the worker's create()");
-        emit(PROVIDER_EV_STARTED, (struct provider_exit){ 0 });
+        struct inst *in = launch(e, &job, name);
+        worker_started(e);
         inst_stop(&e->d, in, "idle_timeout", STORE_DONE);
         assert_int_equal(fake.stopped, 1);
         assert_int_equal(row_of(e, name).state, STORE_STOPPING);
