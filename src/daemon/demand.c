@@ -15,7 +15,7 @@
 
 #include "util/log.h"
 
-/* ---- demand ----------------------------------------------------------- */
+/* ---- polling the listings ---------------------------------------------- */
 
 struct seen {
         char *handle;
@@ -249,6 +249,8 @@ void demand_group_reset(struct daemon *d, struct group *g)
         memset(g, 0, sizeof(*g));
 }
 
+
+/* ---- the tick's view: merged listings, per-handle notes ----------------- */
 
 struct handle_note *demand_handle_note(struct strmap *m, const char *handle)
 {
