@@ -389,6 +389,26 @@ static int pool_figure(struct fx *fx, const char *pool, const char *key)
         return v;
 }
 
+/* Pool a keeps min_idle warm runners (idle ones go after 1 s above it);
+ * pool b has none. */
+static void write_warm_config(struct fx *fx, int min_idle)
+{
+        char pools[512];
+
+        snprintf(pools, sizeof(pools),
+                 "  a:\n"
+                 "    scope: org/acme\n"
+                 "    labels: [la]\n"
+                 "    poll_interval: 200ms\n"
+                 "    idle_timeout: 1s\n"
+                 "    min_idle: %d\n"
+                 "  b:\n"
+                 "    scope: org/acme\n"
+                 "    labels: [lb]\n"
+                 "    poll_interval: 200ms\n", min_idle);
+        write_config(fx, pools);
+}
+
 /* The state database cannot be written (full disk, through the faultfs
  * shim): a stop the scaler decides waits — the worker keeps running and
  * keeps its registration — and no job is launched; the failure is logged
@@ -397,22 +417,10 @@ static int pool_figure(struct fx *fx, const char *pool, const char *key)
 static void store_failures_hold_side_effects(void **state)
 {
         struct fx *fx = *state;
-        char pools[512];
         double t0;
 
         snprintf(fx->fault_ctl, sizeof(fx->fault_ctl), "%s/store-full", fx->dir);
-        snprintf(pools, sizeof(pools),
-                 "  a:\n"
-                 "    scope: org/acme\n"
-                 "    labels: [la]\n"
-                 "    poll_interval: 200ms\n"
-                 "    idle_timeout: 1s\n"
-                 "    min_idle: %d\n"
-                 "  b:\n"
-                 "    scope: org/acme\n"
-                 "    labels: [lb]\n"
-                 "    poll_interval: 200ms\n", 1);
-        write_config(fx, pools);
+        write_warm_config(fx, 1);
         fs_start(fx);
         for (t0 = now_s(); pool_figure(fx, "a", "idle") != 1; usleep(50000))
                 if (now_s() - t0 > 20)
@@ -421,18 +429,7 @@ static void store_failures_hold_side_effects(void **state)
 
         /* Writes fail from here; the reload asks for no warm runner. */
         write_file(fx->fault_ctl, "");
-        snprintf(pools, sizeof(pools),
-                 "  a:\n"
-                 "    scope: org/acme\n"
-                 "    labels: [la]\n"
-                 "    poll_interval: 200ms\n"
-                 "    idle_timeout: 1s\n"
-                 "    min_idle: %d\n"
-                 "  b:\n"
-                 "    scope: org/acme\n"
-                 "    labels: [lb]\n"
-                 "    poll_interval: 200ms\n", 0);
-        write_config(fx, pools);
+        write_warm_config(fx, 0);
         kill(fx->fs, SIGHUP);
         free(wait_log(fx, 1, "cannot save instance; what depends on it waits", 15));
         free(wait_log(fx, 1, "instance rows cannot be saved", 5));
