@@ -553,9 +553,8 @@ static int open_state_dir_to_workers(struct daemon *d, const char *instances)
 {
         bool other_account = false;
 
-        for (size_t p = 0; p < d->cfg->n_providers; p++)
-                other_account = other_account || d->cfg->providers[p].local.user ||
-                                d->cfg->providers[p].local.group;
+        for (size_t p = 0; p < d->n_providers; p++)
+                other_account = other_account || d->providers[p].other_account;
         mode_t mode = other_account ? 0711 : 0700;
         if (chmod(d->state_dir, mode) < 0 || chmod(instances, mode) < 0) {
                 int r = -errno;
@@ -729,8 +728,6 @@ int daemon_run(struct config *cfg, bool log_from_config)
                 log_error("daemon", "cannot create the instances folder", KS("path", path), KERR(r));
                 goto out;
         }
-        if ((r = open_state_dir_to_workers(d, path)) < 0)
-                goto out;
         snprintf(path, sizeof(path), "%s/forgescale.db", d->state_dir);
         r = store_open(path, &d->store);
         if (r == -EUCLEAN) {
@@ -807,6 +804,9 @@ int daemon_run(struct config *cfg, bool log_from_config)
                         goto out;
                 }
         }
+        snprintf(path, sizeof(path), "%s/instances", d->state_dir);
+        if ((r = open_state_dir_to_workers(d, path)) < 0)
+                goto out;
         if ((r = pools_init(d)) < 0) {
                 log_error("daemon", "cannot group pools by forge and scope", KERR(r));
                 goto out;

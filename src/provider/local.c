@@ -1137,6 +1137,7 @@ static int local_init(struct provider *p, struct loop *loop, const struct config
                          p->error, sizeof(p->error));
         if (r < 0)
                 goto err;
+        p->other_account = lc->acct.switch_creds;
         lc->nbuckets = 64;
         lc->buckets = calloc(lc->nbuckets, sizeof(*lc->buckets));
         if (!lc->buckets) {

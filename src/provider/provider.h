@@ -155,6 +155,9 @@ struct provider {
         char *name;                     /* config name, e.g. "here"; the core's */
         int max_instances;              /* 0 = unlimited; set by init() */
         int64_t stop_grace_ms;          /* set by init(); read at every stop() */
+        bool other_account;             /* set by init(): workers run as another
+                                         * account than the daemon, so the paths
+                                         * the core hands them must be reachable */
         /* Why the last init(), create() or adopt() failed, for the
          * caller's log line; "" when -errno says it all. */
         char error[PROVIDER_ERROR_MAX];
