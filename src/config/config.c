@@ -117,3 +117,15 @@ int config_load(const char *path, struct config **ret_cfg, struct config_diag *r
         free(text);
         return r;
 }
+
+static bool same_str(const char *a, const char *b)
+{
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool config_provider_same(const struct config_provider *a, const struct config_provider *b)
+{
+        return same_str(a->name, b->name) && a->type == b->type &&
+               a->max_instances == b->max_instances && a->stop_grace_ms == b->stop_grace_ms &&
+               same_str(a->local.user, b->local.user) && same_str(a->local.group, b->local.group);
+}

@@ -260,6 +260,10 @@ int config_print(const struct config *cfg, FILE *f);
  * generated from the key table. */
 void config_print_reference(FILE *f);
 
+/* Whether two providers are configured alike: name, type and every key of
+ * that type. A reload that changes a provider needs a restart. */
+bool config_provider_same(const struct config_provider *a, const struct config_provider *b);
+
 /* Pure helpers, exported for the tests. */
 
 /* Levenshtein edit distance (insert, delete, substitute), where swapping two

@@ -241,10 +241,8 @@ static const char *restart_needed(const struct config *a, const struct config *b
         if (a->n_providers != b->n_providers)
                 return "providers";
         for (size_t p = 0; p < a->n_providers; p++) {
-                const struct config_provider *x = &a->providers[p], *y = &b->providers[p];
-                if (!same_str(x->name, y->name) || x->type != y->type ||
-                    x->max_instances != y->max_instances || x->stop_grace_ms != y->stop_grace_ms ||
-                    !same_str(x->local.user, y->local.user) || !same_str(x->local.group, y->local.group)) {
+                const struct config_provider *x = &a->providers[p];
+                if (!config_provider_same(x, &b->providers[p])) {
                         snprintf(buf, n, "providers.%s", x->name);
                         return buf;
                 }

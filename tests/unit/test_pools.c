@@ -207,6 +207,19 @@ static void reload_refused_for_forge_change(void **state)
         nc = cfg_of(ABC, "http://127.0.0.1:9");    /* token "token" now differs */
         assert_int_equal(pools_reload(&e->d, nc), -EINVAL);
         config_free(nc);
+
+        /* A provider key (here the implicit local provider given a stop
+         * grace) needs a restart too. */
+        static const char text[] = "forges: {sim: {url: \"http://127.0.0.1:9\", token_env: T}}\n"
+                                   "providers: {local: {type: local, stop_grace: 5s}}\n"
+                                   "pools:\n  a: {scope: org/acme, labels: [x]}\n";
+        struct config_diag diag = { 0 };
+        assert_int_equal(config_parse("t.yaml", text, sizeof(text) - 1, NULL, &nc, &diag), 0);
+        config_diag_done(&diag);
+        assert_non_null(nc->forges[0].token = strdup("other"));
+        assert_int_equal(pools_reload(&e->d, nc), -EINVAL);
+        config_free(nc);
+        assert_ptr_equal(e->d.cfg, e->d.cfg0);
 }
 
 /* A pool whose scope changes reads another listing. A listing slot no pool
