@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/secret.h"
+
 int config_parse(const char *name, const char *text, size_t len, const char *dir,
                  struct config **ret_cfg, struct config_diag *reterr_diag)
 {
@@ -128,4 +130,12 @@ bool config_provider_same(const struct config_provider *a, const struct config_p
         return same_str(a->name, b->name) && a->type == b->type &&
                a->max_instances == b->max_instances && a->stop_grace_ms == b->stop_grace_ms &&
                same_str(a->local.user, b->local.user) && same_str(a->local.group, b->local.group);
+}
+
+bool config_forge_same(const struct config_forge *a, const struct config_forge *b)
+{
+        return same_str(a->name, b->name) && same_str(a->url, b->url) && a->kind == b->kind &&
+               a->timeout_ms == b->timeout_ms && same_str(a->ca_path, b->ca_path) &&
+               a->insecure_skip_verify == b->insecure_skip_verify && a->token && b->token &&
+               secret_equal(a->token, b->token);
 }

@@ -263,6 +263,9 @@ void config_print_reference(FILE *f);
 /* Whether two providers are configured alike: name, type and every key of
  * that type. A reload that changes a provider needs a restart. */
 bool config_provider_same(const struct config_provider *a, const struct config_provider *b);
+/* The same for forges, tokens included (compared in constant time; a forge
+ * whose token is not loaded never equals another). */
+bool config_forge_same(const struct config_forge *a, const struct config_forge *b);
 
 /* Pure helpers, exported for the tests. */
 

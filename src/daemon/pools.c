@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "util/log.h"
-#include "util/secret.h"
 
 /* Group slots never move (listings in flight point at them), so the array
  * is allocated once at its most. */
@@ -229,11 +228,8 @@ static const char *restart_needed(const struct config *a, const struct config *b
         if (a->n_forges != b->n_forges)
                 return "forges";
         for (size_t f = 0; f < a->n_forges; f++) {
-                const struct config_forge *x = &a->forges[f], *y = &b->forges[f];
-                if (!same_str(x->name, y->name) || !same_str(x->url, y->url) || x->kind != y->kind ||
-                    x->timeout_ms != y->timeout_ms || !same_str(x->ca_path, y->ca_path) ||
-                    x->insecure_skip_verify != y->insecure_skip_verify || !x->token || !y->token ||
-                    !secret_equal(x->token, y->token)) {
+                const struct config_forge *x = &a->forges[f];
+                if (!config_forge_same(x, &b->forges[f])) {
                         snprintf(buf, n, "forges.%s", x->name);
                         return buf;
                 }
