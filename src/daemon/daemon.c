@@ -169,7 +169,7 @@ static void describe_pools(struct daemon *d, struct scaler_pool *sp, struct scal
         for (size_t i = 0; i < d->n_insts; i++) {
                 struct inst *in = d->insts[i];
                 if (in->row.warm && in->pool >= 0 && in->row.state == STORE_RUNNING &&
-                    in->claimed_mono > d->groups[d->pools[in->pool].group].snap_asked)
+                    in->lc.claimed_mono > d->groups[d->pools[in->pool].group].snap_asked)
                         sp[in->pool].warm_claims++;
         }
         for (size_t p = 0; p < d->n_providers; p++)
@@ -219,17 +219,18 @@ static size_t describe_insts(struct daemon *d, const struct merged *m, struct sc
                         .pool = in->pool, .state = in->row.state, .warm = in->row.warm,
                         .handle = in->row.handle, .job_state = js,
                         .created_ms = in->row.created_ms, .state_ms = in->row.state_ms,
-                        .idle_since_ms = in->idle_since, .stop_requested = in->stop_requested,
-                        .verify_inflight = in->op != OP_NONE,
+                        .idle_since_ms = in->lc.idle_since, .stop_requested = in->lc.stop_requested,
+                        .verify_inflight = in->lc.op != LIFECYCLE_OP_NONE,
                         /* The scaler compares times with now in wall-clock
                          * milliseconds (rows survive restarts); these are
                          * monotonic, so translate them. */
-                        .verify_after_ms = in->verify_after > now ? wall + (in->verify_after - now) : 0,
+                        .verify_after_ms = in->lc.verify_after > now ? wall + (in->lc.verify_after - now) : 0,
                         .job_running_since_ms = mono_to_wall(in->job_running_since, now, wall),
                         .job_gone_since_ms = mono_to_wall(in->job_gone_since, now, wall),
-                        .idle_checked_ms = mono_to_wall(in->idle_checked, now, wall),
-                        .runner_gone_since_ms = mono_to_wall(in->runner_gone_since, now, wall),
-                        .worker_alive = in->provider_live,
+                        .idle_checked_ms = mono_to_wall(in->lc.idle_checked, now, wall),
+                        .runner_gone_since_ms = mono_to_wall(in->lc.runner_gone_since, now, wall),
+                        .worker_alive = in->lc.worker == LIFECYCLE_WORKER_LIVE ||
+                                        in->lc.worker == LIFECYCLE_WORKER_STOPPING,
                 };
                 snap[ni++] = in;
         }
@@ -615,32 +616,8 @@ static int resume_rows(struct daemon *d)
                                 if (pool < 0)
                                         pool = -1;
                         }
-                        struct inst *in = calloc(1, sizeof(*in));
-                        if (!in) {
-                                r = -ENOMEM;
+                        if ((r = inst_resume(d, pool, &src[i])) < 0)
                                 goto out;
-                        }
-                        in->row = src[i];
-                        in->pool = pool;
-                        in->d = d;
-                        in->final = STORE_DONE;
-                        in->counted = true; /* counted by the run that launched it */
-                        if (d->n_insts == d->cap_insts) {
-                                size_t nc = d->cap_insts ? d->cap_insts * 2 : 64;
-                                struct inst **ni = realloc(d->insts, nc * sizeof(*ni));
-                                if (!ni) {
-                                        free(in);
-                                        r = -ENOMEM;
-                                        goto out;
-                                }
-                                d->insts = ni;
-                                d->cap_insts = nc;
-                        }
-                        d->insts[d->n_insts++] = in;
-                        strmap_put(&d->by_name, in->row.name, in);
-                        if (!in->row.warm && in->row.handle[0] && store_state_live(in->row.state))
-                                strmap_put(&d->by_handle, in->row.handle, in);
-                        inst_resume(d, in);
                         adopted++;
                 }
         }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "daemon/lifecycle.h"
 #include "forge/forgejo.h"
 #include "loop/loop.h"
 #include "provider/provider.h"
@@ -97,32 +98,16 @@ struct dpool {
 
 struct inst {
         struct store_instance row;
-        int pool;
+        struct lifecycle lc;         /* its state machine, over row */
+        int pool;                    /* -1: its pool is gone */
         struct daemon *d;
         /* Runtime only; rebuilt after a restart. */
-        bool stop_requested;
-        bool provider_live;          /* provider tracks a running worker */
-        bool exited;                 /* worker has exited */
-        enum { OP_NONE = 0, OP_CREATE, OP_VERIFY, OP_DELETE } op;
-        struct forgejo_call *call;   /* the one forge call in flight */
-        bool starting;               /* provider create() issued, no event yet */
-        struct provider_exit exit;   /* how the worker ended (UNKNOWN until then,
-                                      * and for workers found gone at restart) */
+        struct forgejo_call *call;   /* the engine's call in flight */
         enum scaler_job_state job_state;
-        int64_t verify_after;        /* monotonic */
         int64_t job_running_since;   /* monotonic, 0 = not seen running */
         int64_t job_gone_since;      /* monotonic, 0 = listed (or unknown) */
-        int64_t idle_checked;        /* monotonic: a claim check asked then found
-                                      * the runner idle, 0 = none */
-        int64_t verify_asked;        /* monotonic: the claim check was asked */
-        int64_t claimed_mono;        /* monotonic: the claim check that saw the
-                                      * claim was asked, 0 = not seen */
-        int64_t runner_gone_since;   /* monotonic, runner seen deleted */
-        int64_t idle_since;          /* wall ms, warm instances */
-        int cleanup_failures;
-        bool dirty;                  /* row differs from the store (a save failed) */
-        struct loop_timer *retry;
-        enum store_state final;      /* target once stopping completes */
+        bool save_failing;           /* its latest save failed (logged once) */
+        struct loop_timer *retry;    /* a RETRY the state machine asked for */
         bool counted;                /* launches_total recorded */
 };
 
@@ -250,10 +235,13 @@ int inst_launch(struct daemon *d, int pool, const struct djob *job, int64_t job_
 void inst_start_registration(struct daemon *d, struct inst *in);
 void inst_stop(struct daemon *d, struct inst *in, const char *reason, enum store_state final);
 void inst_verify(struct daemon *d, struct inst *in);
-void inst_resume(struct daemon *d, struct inst *in);
+/* A row loaded at start (pool: its index, -1 when gone): adopts its
+ * worker through the provider if it runs on, and carries on from the row.
+ * Returns 0 or -ENOMEM. */
+int inst_resume(struct daemon *d, int pool, const struct store_instance *row);
 void inst_remove(struct daemon *d, struct inst *in);
-/* Writes the row. On failure the instance is marked dirty (retried by
- * inst_flush) and the caller must not do what depends on the row. */
+/* Writes the row. On failure the row stays unsaved (retried by the state
+ * machine and inst_flush) and the caller must not do what depends on it. */
 int inst_save(struct daemon *d, struct inst *in);
 /* Retries the saves that failed; returns how many rows are still unsaved. */
 size_t inst_flush(struct daemon *d);

@@ -1,11 +1,13 @@
-/* instance.c: the life of one instance, whatever the pool's mode — runner
- * identity from the pool's engine (engine.h; queue mode: an ephemeral
- * registration), worker start, claim checks, stop, release — and recovery
- * after a restart. Every transition is saved to the store before the side
- * effect it leads to; a failed save holds the side effect back (inst_save,
- * inst_flush). Owns the instance folder and worker log; the runner token
- * is placed and removed by the provider. Never talks to the forge itself,
- * never decides *whether* to launch or stop (the scaler does); orphans are
+/* instance.c: carries out one instance's life, whatever the pool's mode.
+ * What happens next is decided by the pure state machine (lifecycle.h):
+ * every report — from the pool's engine (engine.h), the provider, the
+ * scaler, a restart, a timer — becomes an event, and this file runs the
+ * effects it yields in order: saves, the engine's acquire/check/release,
+ * the provider's create/stop, the end of the instance. A save that fails
+ * stops the list there, so nothing outside the process happens before the
+ * row that announces it is in the store. Owns the instance folder and
+ * worker log; the runner token is placed and removed by the provider.
+ * Never decides anything itself, never talks to the forge; orphans are
  * reaper.c's. */
 #include "daemon/daemon_int.h"
 
@@ -15,11 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon/engine.h"
-#include "daemon/outcome.h"
+#include "daemon/lifecycle.h"
 #include "daemon/workerspec.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -40,22 +41,9 @@ static struct provider *inst_provider(struct daemon *d, const struct inst *in)
         return NULL;
 }
 
-static const char *pool_name(const struct inst *in)
-{
-        return in->row.pool;
-}
-
 static void inst_dir(struct daemon *d, const struct inst *in, char *buf, size_t n)
 {
         snprintf(buf, n, "%s/instances/%s", d->state_dir, in->row.name);
-}
-
-static void set_state(struct inst *in, enum store_state st)
-{
-        if (in->row.state != st) {
-                in->row.state = st;
-                in->row.state_ms = daemon_wall_ms();
-        }
 }
 
 int inst_save(struct daemon *d, struct inst *in)
@@ -64,17 +52,18 @@ int inst_save(struct daemon *d, struct inst *in)
 
         if (r < 0) {
                 /* Once per instance and outage: a full disk fails every
-                 * write, and inst_flush() retries them each second. */
-                if (!in->dirty)
+                 * write, and each is retried every second. */
+                if (!in->save_failing)
                         log_error("store", "cannot save instance; what depends on it waits",
                                   KS("instance", in->row.name),
                                   KS("state", store_state_name(in->row.state)), KERR(r));
-                in->dirty = true;
+                in->save_failing = true;
                 d->store_failures++;
                 d->store_error = r;
                 return r;
         }
-        in->dirty = false;
+        in->save_failing = false;
+        in->lc.unsaved = false;
         return 0;
 }
 
@@ -83,23 +72,9 @@ size_t inst_flush(struct daemon *d)
         size_t left = 0;
 
         for (size_t i = 0; i < d->n_insts; i++)
-                if (d->insts[i]->dirty && inst_save(d, d->insts[i]) < 0)
+                if (d->insts[i]->lc.unsaved && inst_save(d, d->insts[i]) < 0)
                         left++;
         return left;
-}
-
-/* Replaces the instance's pending retry, if any. */
-static void arm_retry(struct daemon *d, struct inst *in, int64_t delay_ms, loop_timer_cb cb)
-{
-        if (in->retry)
-                loop_timer_cancel(d->loop, in->retry);
-        in->retry = loop_timer_add(d->loop, delay_ms, cb, in);
-}
-
-static void set_reason(struct inst *in, const char *reason)
-{
-        if (!in->row.reason[0] && reason)
-                snprintf(in->row.reason, sizeof(in->row.reason), "%s", reason);
 }
 
 static void backoff_handle(struct daemon *d, const char *handle)
@@ -118,19 +93,40 @@ static void backoff_handle(struct daemon *d, const char *handle)
         b->until = daemon_wall_ms() + (delay > 300000 ? 300000 : delay);
 }
 
-static void add_inst(struct daemon *d, struct inst *in)
+static int add_inst(struct daemon *d, struct inst *in)
 {
+        if (d->n_insts == d->cap_insts) {
+                size_t nc = d->cap_insts ? d->cap_insts * 2 : 64;
+                struct inst **ni = realloc(d->insts, nc * sizeof(*ni));
+                if (!ni)
+                        return -ENOMEM;
+                d->insts = ni;
+                d->cap_insts = nc;
+        }
         d->insts[d->n_insts++] = in;
         strmap_put(&d->by_name, in->row.name, in);
-        if (!in->row.warm && in->row.handle[0])
+        if (!in->row.warm && in->row.handle[0] && store_state_live(in->row.state))
                 strmap_put(&d->by_handle, in->row.handle, in);
+        return 0;
+}
+
+static struct inst *inst_new(struct daemon *d, int pool)
+{
+        struct inst *in = calloc(1, sizeof(*in));
+
+        if (!in)
+                return NULL;
+        in->d = d;
+        in->pool = pool;
+        lifecycle_init(&in->lc, &in->row);
+        return in;
 }
 
 void inst_remove(struct daemon *d, struct inst *in)
 {
-        if (in->op != OP_NONE)
+        if (in->lc.op != LIFECYCLE_OP_NONE)
                 engine_of(d, in)->cancel(in);
-        in->op = OP_NONE;
+        in->lc.op = LIFECYCLE_OP_NONE;
         if (in->retry)
                 loop_timer_cancel(d->loop, in->retry);
         if (strmap_get(&d->by_name, in->row.name) == in)
@@ -158,52 +154,89 @@ void inst_free_all(struct daemon *d)
 
 const char *inst_launch_result(const struct inst *in)
 {
-        if (in->row.claimed_ms)
-                return "claimed";
-        if (in->row.state == STORE_FAILED)
-                return "failed";
-        return "wasted";
+        return lifecycle_result(&in->row);
 }
 
-static struct outcome_facts facts(const struct inst *in)
+/* ---- effects ------------------------------------------------------------- */
+
+static void step(struct daemon *d, struct inst *in, struct lifecycle_event *ev, const char *token);
+
+static void feed(struct daemon *d, struct inst *in, enum lifecycle_event_type type)
 {
-        return (struct outcome_facts){
-                .state = in->row.state, .stop_requested = in->stop_requested,
-                .claimed = in->row.claimed_ms != 0, .exited = in->exited, .exit = in->exit,
+        struct lifecycle_event ev = { .type = type };
+
+        step(d, in, &ev, NULL);
+}
+
+static void on_retry(struct loop *l, void *ud)
+{
+        struct inst *in = ud;
+
+        in->retry = NULL;
+        feed(in->d, in, LIFECYCLE_EV_RETRY);
+}
+
+static void on_provider(void *ud, const struct provider_event *pe);
+
+/* 0: create() accepted; -errno: the worker will not start. */
+static int start_worker(struct daemon *d, struct inst *in, const char *token)
+{
+        struct config_pool *pc = d->pools[in->pool].cfg;
+        struct provider *prov = inst_provider(d, in);
+        char dir[PATH_MAX - 32], tokpath[PATH_MAX], logpath[PATH_MAX];
+        struct workerspec ws = { 0 };
+        int r;
+
+        inst_dir(d, in, dir, sizeof(dir));
+        snprintf(logpath, sizeof(logpath), "%s/worker.log", dir);
+        /* The instances folder exists: one mkdir. The provider places the
+         * token and says where the worker reads it. */
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST && (r = fs_mkdir_p(dir, 0700)) < 0) {
+                log_error("instance", "cannot create the instance folder", KS("instance", in->row.name),
+                          KS("path", dir), KERR(r));
+                return r;
+        }
+        if (!prov || !token) {
+                log_error("instance", "provider not available", KS("instance", in->row.name),
+                          KS("provider", in->row.provider));
+                return -ENOENT;
+        }
+        r = prov->ops->token_path(prov, in->row.name, dir, tokpath, sizeof(tokpath));
+        if (r < 0) {
+                log_error("instance", "no path for the runner token", KS("instance", in->row.name), KERR(r));
+                return r;
+        }
+        struct workerspec_in wi = {
+                .runner = &pc->runner, .labels = &pc->labels, .pool = pc->name,
+                .instance = in->row.name, .forge_url = d->forges[pc->forge_idx].cfg->url,
+                .runner_uuid = in->row.runner_uuid, .token_path = tokpath,
+                .handle = in->row.warm ? NULL : in->row.handle,
         };
+        if ((r = workerspec_build(&wi, &ws)) < 0) {
+                log_error("instance", "cannot build the worker's command line", KS("instance", in->row.name),
+                          KERR(r));
+                return r;
+        }
+        struct provider_spec spec = {
+                .instance = in->row.name, .pool = pc->name, .workdir = dir,
+                .argv = (const char *const *)ws.argv, .env = (const char *const *)ws.env,
+                .token = token, .token_len = strlen(token),
+                .log_path = logpath, .log_max = WORKER_LOG_MAX,
+        };
+        r = prov->ops->create(prov, &spec, on_provider, in);
+        if (r < 0)
+                log_warn("instance", "worker could not be started", KS("instance", in->row.name),
+                         KS("pool", pc->name), KS("reason", prov->error), KERR(r));
+        workerspec_done(&ws);
+        return r;
 }
 
-static void apply_outcome(struct daemon *d, struct inst *in, struct outcome o)
-{
-        if (o.reason)
-                set_reason(in, o.reason);
-        if (o.final)
-                in->final = o.final;
-        if (o.claimed && !in->row.claimed_ms)
-                in->row.claimed_ms = daemon_wall_ms();
-        if (o.backoff)
-                backoff_handle(d, in->row.handle);
-        if (o.exited_unclaimed)
-                log_warn("instance", "worker exited before claiming its job",
-                         KS("instance", in->row.name), KS("pool", pool_name(in)),
-                         KI("exit_code", in->row.exit_code));
-}
-
-/* ---- finishing ---------------------------------------------------------- */
-
-static void cleanup(struct daemon *d, struct inst *in);
-static void retry_cleanup(struct loop *l, void *ud);
-
+/* The row is DONE or FAILED and saved: the provider's leftovers, the
+ * counters, and the instance goes. */
 static void finish(struct daemon *d, struct inst *in)
 {
         char dir[PATH_MAX - 32];
 
-        set_state(in, in->final == STORE_FAILED ? STORE_FAILED : STORE_DONE);
-        if (inst_save(d, in) < 0) {
-                /* The row must say it ended before its files and memory go. */
-                arm_retry(d, in, 1000, retry_cleanup);
-                return;
-        }
         inst_dir(d, in, dir, sizeof(dir));
         struct provider *p = inst_provider(d, in);
         int cr = p && p->ops->cleanup ? p->ops->cleanup(p, in->row.name, in->row.provider_ref, dir) : 0;
@@ -231,279 +264,226 @@ static void finish(struct daemon *d, struct inst *in)
                 demand_note_finished(d, in->row.handle);
         else if (in->pool >= 0 && strcmp(in->row.reason, "completed") == 0)
                 daemon_note_warm_done(d, in->pool,
-                                      in->claimed_mono ? in->claimed_mono : loop_now_ms(d->loop));
-        log_debug("instance", "finished", KS("instance", in->row.name), KS("pool", pool_name(in)),
+                                      in->lc.claimed_mono ? in->lc.claimed_mono : loop_now_ms(d->loop));
+        log_debug("instance", "finished", KS("instance", in->row.name), KS("pool", in->row.pool),
                   KS("state", store_state_name(in->row.state)), KS("reason", in->row.reason),
                   KI("exit_code", in->row.exit_code));
         inst_remove(d, in);
         daemon_schedule_tick(d);
 }
 
-static void retry_cleanup(struct loop *l, void *ud)
+/* Runs one effect. Returns the event it failed with at once (the rest of
+ * the list is dropped and that event fed instead), or -1 to go on. The
+ * instance is gone after FINISH. */
+static int run(struct daemon *d, struct inst *in, enum lifecycle_effect e, const char *token)
 {
-        struct inst *in = ud;
-
-        in->retry = NULL;
-        cleanup(in->d, in);
-}
-
-void inst_released(struct daemon *d, struct inst *in, const struct engine_result *res, bool was_gone)
-{
-        if (res->err == 0) {
-                struct outcome_facts f = facts(in);
-                in->row.runner_deleted = true;
-                apply_outcome(d, in, outcome_runner_deleted(&f, was_gone));
-                finish(d, in);
-                return;
-        }
-        in->cleanup_failures++;
-        int64_t delay = 1000;
-        for (int i = 1; i < in->cleanup_failures && delay < 60000; i++)
-                delay *= 2;
-        if (in->cleanup_failures == 1 || in->cleanup_failures % 10 == 0)
-                log_warn("instance", "cannot delete runner registration; will retry",
-                         KS("instance", in->row.name), KI("runner_id", in->row.runner_id),
-                         KS("reason", res->reason), KI("retry_ms", delay));
-        arm_retry(d, in, delay > 60000 ? 60000 : delay, retry_cleanup);
-}
-
-/* Worker gone (or never started): make sure the registration is gone too,
- * then finish. The row is STOPPING from here until the forge confirms. */
-static void cleanup(struct daemon *d, struct inst *in)
-{
+        const struct engine_ops *eng = engine_of(d, in);
+        struct provider *p;
         int r;
 
-        if (in->op == OP_VERIFY) {
-                engine_of(d, in)->cancel(in);
-                in->op = OP_NONE;
-        }
-        if (in->op != OP_NONE)
-                return; /* the call in flight comes back here */
-        if (store_state_live(in->row.state) && in->row.state != STORE_STOPPING) {
-                set_state(in, STORE_STOPPING);
-                in->dirty = true;
-        }
-        /* A registration is deleted only once the row says so: a restart
-         * must find STOPPING, not a live instance whose runner is gone. */
-        if (in->dirty && store_state_live(in->row.state) && inst_save(d, in) < 0) {
-                arm_retry(d, in, 1000, retry_cleanup);
-                return;
-        }
-        if (in->row.runner_id == 0 || in->row.runner_deleted) {
-                /* No id: the registration, if the POST did create one, is
-                 * found by name in the orphan sweep. */
-                in->row.runner_deleted = true;
+        switch (e) {
+        case LIFECYCLE_DO_SAVE:
+                return inst_save(d, in) < 0 ? LIFECYCLE_EV_SAVE_FAILED : -1;
+        case LIFECYCLE_DO_ACQUIRE:
+                if ((r = eng->acquire(d, in)) < 0) {
+                        log_error("instance", "cannot start runner registration", KS("instance", in->row.name),
+                                  KERR(r));
+                        return LIFECYCLE_EV_ACQUIRE_FAILED;
+                }
+                return -1;
+        case LIFECYCLE_DO_START_WORKER:
+                return start_worker(d, in, token) < 0 ? LIFECYCLE_EV_START_FAILED : LIFECYCLE_EV_CREATED;
+        case LIFECYCLE_DO_STOP_WORKER:
+                log_info("instance", "stopping", KS("instance", in->row.name), KS("pool", in->row.pool),
+                         KS("reason", in->row.reason));
+                p = inst_provider(d, in);
+                return p && p->ops->stop(p, in->row.name) == 0 ? -1 : LIFECYCLE_EV_STOP_FAILED;
+        case LIFECYCLE_DO_CHECK:
+                return eng->check(d, in) < 0 ? LIFECYCLE_EV_CHECK_FAILED : -1;
+        case LIFECYCLE_DO_CANCEL_CHECK:
+                eng->cancel(in);
+                return -1;
+        case LIFECYCLE_DO_RELEASE:
+                r = eng->release(d, in);
+                if (r == -ENOENT) {
+                        log_error("instance", "forge or scope of instance no longer configured; cannot delete its registration",
+                                  KS("instance", in->row.name), KS("forge", in->row.forge),
+                                  KS("scope", in->row.scope));
+                        return LIFECYCLE_EV_RELEASE_IMPOSSIBLE;
+                }
+                if (r < 0) {
+                        log_error("instance", "cannot start registration delete", KS("instance", in->row.name),
+                                  KERR(r));
+                        return LIFECYCLE_EV_RELEASE_FAILED;
+                }
+                return -1;
+        case LIFECYCLE_DO_FINISH:
                 finish(d, in);
-                return;
+                return -1;
+        case LIFECYCLE_DO_BACKOFF:
+                backoff_handle(d, in->row.handle);
+                return -1;
+        case LIFECYCLE_DO_CLAIMED:
+                if (in->row.job_seen_ms && in->row.claimed_ms >= in->row.job_seen_ms)
+                        api_observe_wait(d, in, (double)(in->row.claimed_ms - in->row.job_seen_ms) / 1000.0);
+                log_debug("instance", "claimed", KS("instance", in->row.name), KS("pool", in->row.pool),
+                          KI("job", in->row.job_id));
+                daemon_schedule_tick(d);
+                return -1;
+        case LIFECYCLE_DO_PLAN:
+                daemon_schedule_tick(d);
+                return -1;
+        case LIFECYCLE_DO_WARN_UNCLAIMED:
+                log_warn("instance", "worker exited before claiming its job", KS("instance", in->row.name),
+                         KS("pool", in->row.pool), KI("exit_code", in->row.exit_code));
+                return -1;
         }
-        r = engine_of(d, in)->release(d, in);
-        if (r == -ENOENT) {
-                log_error("instance", "forge or scope of instance no longer configured; cannot delete its registration",
-                          KS("instance", in->row.name), KS("forge", in->row.forge), KS("scope", in->row.scope));
-                in->row.runner_deleted = true;
-                finish(d, in);
-                return;
-        }
-        if (r < 0) {
-                log_error("instance", "cannot start registration delete", KS("instance", in->row.name), KERR(r));
-                arm_retry(d, in, 5000, retry_cleanup);
-                return;
-        }
-        in->op = OP_DELETE;
+        return -1;
 }
 
-/* ---- provider events ---------------------------------------------------- */
+/* One event through the state machine, then its effects in order. An
+ * effect that fails at once turns into the event that says so. token: the
+ * runner token, for ACQUIRED only. */
+static void step(struct daemon *d, struct inst *in, struct lifecycle_event *ev, const char *token)
+{
+        struct lifecycle_effects fx;
 
-static void claim(struct daemon *d, struct inst *in, int64_t asked);
-static void stop_effect(struct daemon *d, struct inst *in);
+        for (int depth = 0; depth < 8; depth++) {
+                int next = -1;
 
-static void on_provider(void *ud, const struct provider_event *ev)
+                ev->wall = daemon_wall_ms();
+                ev->mono = loop_now_ms(d->loop);
+                lifecycle_step(&in->lc, ev, &fx);
+                if (in->retry) {
+                        loop_timer_cancel(d->loop, in->retry);
+                        in->retry = NULL;
+                }
+                if (fx.retry_ms > 0)
+                        in->retry = loop_timer_add(d->loop, fx.retry_ms, on_retry, in);
+                for (size_t i = 0; i < fx.n && next < 0; i++) {
+                        bool last = fx.v[i] == LIFECYCLE_DO_FINISH;
+                        next = run(d, in, fx.v[i], token);
+                        if (last)
+                                return; /* in is freed */
+                }
+                if (next < 0)
+                        return;
+                struct lifecycle_event nev = { .type = (enum lifecycle_event_type)next };
+                if (next == LIFECYCLE_EV_CREATED) {
+                        struct provider *p = inst_provider(d, in);
+                        nev.ref = p && p->ops->ref ? p->ops->ref(p, in->row.name) : NULL;
+                }
+                *ev = nev;
+                token = NULL;
+        }
+        /* Each failure-at-once moves the machine forward, so this is never
+         * reached; if it were, the retry timer still comes. */
+        log_error("instance", "too many immediate failures in one step", KS("instance", in->row.name));
+}
+
+/* ---- the reports, as events ------------------------------------------------ */
+
+static void on_provider(void *ud, const struct provider_event *pe)
 {
         struct inst *in = ud;
-        struct daemon *d = in->d;
+        struct lifecycle_event ev = { 0 };
 
-        switch (ev->type) {
+        switch (pe->type) {
         case PROVIDER_EV_STARTED:
-                in->starting = false;
-                in->provider_live = true;
-                snprintf(in->row.provider_ref, sizeof(in->row.provider_ref), "%s", ev->ref ? ev->ref : "");
-                if (in->row.state == STORE_STARTING) {
-                        set_state(in, STORE_WAITING);
-                        if (in->row.warm)
-                                in->idle_since = daemon_wall_ms();
-                }
-                if (in->stop_requested)
-                        stop_effect(d, in); /* saves first */
-                else
-                        inst_save(d, in);
+                ev.type = LIFECYCLE_EV_STARTED;
+                ev.ref = pe->ref;
                 break;
         case PROVIDER_EV_FAILED:
-                in->starting = false;
-                in->provider_live = false;
-                in->exited = true;
                 log_warn("instance", "worker could not be started", KS("instance", in->row.name),
-                         KS("pool", pool_name(in)), KERR(ev->error));
-                set_reason(in, "start_failed");
-                in->final = STORE_FAILED;
-                backoff_handle(d, in->row.handle);
-                cleanup(d, in);
+                         KS("pool", in->row.pool), KERR(pe->error));
+                ev.type = LIFECYCLE_EV_START_FAILED;
                 break;
         case PROVIDER_EV_EXITED:
-                in->starting = false;
-                in->provider_live = false;
-                in->exited = true;
-                in->exit = ev->exit;
-                in->row.exit_code = outcome_exit_code(&ev->exit);
-                if (!in->stop_requested) {
-                        struct outcome_facts f = facts(in);
-                        apply_outcome(d, in, outcome_worker_exited(&f));
-                }
-                cleanup(d, in);
+                ev.type = LIFECYCLE_EV_EXITED;
+                ev.exit = pe->exit;
                 break;
         }
-}
-
-/* ---- launch ------------------------------------------------------------- */
-
-static void start_worker(struct daemon *d, struct inst *in, const char *token)
-{
-        struct config_pool *pc = d->pools[in->pool].cfg;
-        struct provider *prov = inst_provider(d, in);
-        char dir[PATH_MAX - 32], tokpath[PATH_MAX], logpath[PATH_MAX];
-        struct workerspec ws = { 0 };
-        int r;
-
-        inst_dir(d, in, dir, sizeof(dir));
-        snprintf(logpath, sizeof(logpath), "%s/worker.log", dir);
-        /* The instances folder exists: one mkdir. The provider places the
-         * token and says where the worker reads it. */
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST && (r = fs_mkdir_p(dir, 0700)) < 0) {
-                log_error("instance", "cannot create the instance folder", KS("instance", in->row.name),
-                          KS("path", dir), KERR(r));
-                goto fail;
-        }
-        if (!prov) {
-                r = -ENOENT;
-                log_error("instance", "provider not available", KS("instance", in->row.name),
-                          KS("provider", in->row.provider));
-                goto fail;
-        }
-        r = prov->ops->token_path(prov, in->row.name, dir, tokpath, sizeof(tokpath));
-        if (r < 0) {
-                log_error("instance", "no path for the runner token", KS("instance", in->row.name), KERR(r));
-                goto fail;
-        }
-        struct workerspec_in wi = {
-                .runner = &pc->runner, .labels = &pc->labels, .pool = pc->name,
-                .instance = in->row.name, .forge_url = d->forges[pc->forge_idx].cfg->url,
-                .runner_uuid = in->row.runner_uuid, .token_path = tokpath,
-                .handle = in->row.warm ? NULL : in->row.handle,
-        };
-        if ((r = workerspec_build(&wi, &ws)) < 0) {
-                log_error("instance", "cannot build the worker's command line", KS("instance", in->row.name),
-                          KERR(r));
-                goto fail;
-        }
-        struct provider_spec spec = {
-                .instance = in->row.name, .pool = pc->name, .workdir = dir,
-                .argv = (const char *const *)ws.argv, .env = (const char *const *)ws.env,
-                .token = token, .token_len = strlen(token),
-                .log_path = logpath, .log_max = WORKER_LOG_MAX,
-        };
-        in->starting = true;
-        r = prov->ops->create(prov, &spec, on_provider, in);
-        if (r < 0) {
-                in->starting = false;
-                log_warn("instance", "worker could not be started", KS("instance", in->row.name),
-                         KS("pool", pc->name), KS("reason", prov->error), KERR(r));
-                goto fail;
-        }
-        /* Persist the worker's reference before the loop runs again: a
-         * crash from here on leaves a row a restart can adopt from. */
-        const char *ref = prov->ops->ref ? prov->ops->ref(prov, in->row.name) : NULL;
-        if (ref) {
-                snprintf(in->row.provider_ref, sizeof(in->row.provider_ref), "%s", ref);
-                inst_save(d, in);
-        }
-        goto out;
-fail:
-        set_reason(in, "start_failed");
-        in->final = STORE_FAILED;
-        in->exited = true;
-        backoff_handle(d, in->row.handle);
-        cleanup(d, in);
-out:
-        workerspec_done(&ws);
+        step(in->d, in, &ev, NULL);
 }
 
 void inst_acquired(struct daemon *d, struct inst *in, const struct engine_result *res,
                    const struct engine_identity *id)
 {
+        struct lifecycle_event ev = { .type = LIFECYCLE_EV_ACQUIRE_FAILED };
+
         if (!id) {
                 log_warn("instance", "runner registration failed", KS("instance", in->row.name),
-                         KS("pool", pool_name(in)), KS("reason", res->reason), KI("status", res->status));
-                set_reason(in, "register_failed");
-                in->final = STORE_FAILED;
-                backoff_handle(d, in->row.handle);
-                /* Nothing of ours to delete; a registration the forge made
-                 * all the same is the orphan sweep's. */
-                in->row.runner_deleted = true;
-                cleanup(d, in);
+                         KS("pool", in->row.pool), KS("reason", res->reason), KI("status", res->status));
+                step(d, in, &ev, NULL);
                 return;
         }
-        in->row.runner_id = id->id;
-        snprintf(in->row.runner_uuid, sizeof(in->row.runner_uuid), "%s", id->uuid);
-        if (in->stop_requested) {
-                cleanup(d, in);
-                return;
+        ev.type = LIFECYCLE_EV_ACQUIRED;
+        ev.runner_id = id->id;
+        ev.runner_uuid = id->uuid;
+        step(d, in, &ev, id->token);
+}
+
+void inst_released(struct daemon *d, struct inst *in, const struct engine_result *res, bool was_gone)
+{
+        struct lifecycle_event ev = { .type = LIFECYCLE_EV_RELEASED, .was_gone = was_gone };
+
+        if (res->err < 0) {
+                ev.type = LIFECYCLE_EV_RELEASE_FAILED;
+                int n = in->lc.release_failures + 1;
+                if (n == 1 || n % 10 == 0)
+                        log_warn("instance", "cannot delete runner registration; will retry",
+                                 KS("instance", in->row.name), KI("runner_id", in->row.runner_id),
+                                 KS("reason", res->reason), KI("failures", n));
         }
-        set_state(in, STORE_STARTING);
-        if (inst_save(d, in) < 0) {
-                /* Not durable: undo on the forge rather than run a worker a
-                 * restart could not account for. */
-                set_reason(in, "store_failed");
-                in->final = STORE_FAILED;
-                cleanup(d, in);
-                return;
-        }
-        start_worker(d, in, id->token);
+        step(d, in, &ev, NULL);
+}
+
+void inst_checked(struct daemon *d, struct inst *in, const struct engine_result *res, enum engine_runner st)
+{
+        struct lifecycle_event ev = {
+                .type = LIFECYCLE_EV_CHECKED,
+                .check_interval = in->pool >= 0 ? d->groups[d->pools[in->pool].group].interval_ms : 5000,
+        };
+
+        if (res->err < 0)
+                ev.runner = LIFECYCLE_RUNNER_UNKNOWN;
+        else if (st == ENGINE_RUNNER_GONE)
+                ev.runner = LIFECYCLE_RUNNER_GONE;
+        else if (st == ENGINE_RUNNER_ACTIVE)
+                ev.runner = LIFECYCLE_RUNNER_ACTIVE;
+        else
+                ev.runner = LIFECYCLE_RUNNER_IDLE;
+        step(d, in, &ev, NULL);
 }
 
 void inst_start_registration(struct daemon *d, struct inst *in)
 {
-        int r = engine_of(d, in)->acquire(d, in);
-
-        if (r < 0) {
-                log_error("instance", "cannot start runner registration", KS("instance", in->row.name), KERR(r));
-                set_reason(in, "register_failed");
-                in->final = STORE_FAILED;
-                cleanup(d, in);
-                return;
-        }
-        in->op = OP_CREATE;
+        feed(d, in, LIFECYCLE_EV_LAUNCH);
 }
+
+void inst_verify(struct daemon *d, struct inst *in)
+{
+        feed(d, in, LIFECYCLE_EV_CHECK);
+}
+
+void inst_stop(struct daemon *d, struct inst *in, const char *reason, enum store_state final)
+{
+        struct lifecycle_event ev = { .type = LIFECYCLE_EV_STOP, .reason = reason, .final = final };
+
+        step(d, in, &ev, NULL);
+}
+
+/* ---- launch and restart ------------------------------------------------------ */
 
 int inst_launch(struct daemon *d, int pool, const struct djob *job, int64_t job_seen_ms)
 {
         struct dpool *dp = &d->pools[pool];
-        struct inst *in;
+        struct inst *in = inst_new(d, pool);
         char rnd[13];
         int r;
 
-        if (d->n_insts == d->cap_insts) {
-                size_t nc = d->cap_insts ? d->cap_insts * 2 : 64;
-                struct inst **ni = realloc(d->insts, nc * sizeof(*ni));
-                if (!ni)
-                        return -ENOMEM;
-                d->insts = ni;
-                d->cap_insts = nc;
-        }
-        in = calloc(1, sizeof(*in));
         if (!in)
                 return -ENOMEM;
-        in->d = d;
-        in->pool = pool;
-        in->final = STORE_DONE;
         secret_random_hex(rnd, 6);
         snprintf(in->row.name, sizeof(in->row.name), "%s%s-%s", d->prefix, dp->cfg->name, rnd);
         snprintf(in->row.pool, sizeof(in->row.pool), "%s", dp->cfg->name);
@@ -526,187 +506,35 @@ int inst_launch(struct daemon *d, int pool, const struct djob *job, int64_t job_
                 free(in);
                 return r;
         }
-        add_inst(d, in);
+        if ((r = add_inst(d, in)) < 0) {
+                free(in);
+                return r;
+        }
         return 0;
 }
 
-/* ---- claim checks -------------------------------------------------------- */
-
-/* asked: when the claim check that saw it was asked (monotonic); the claim
- * came before that. */
-static void claim(struct daemon *d, struct inst *in, int64_t asked)
+int inst_resume(struct daemon *d, int pool, const struct store_instance *row)
 {
-        if (in->row.state != STORE_WAITING && in->row.state != STORE_STARTING)
-                return;
-        set_state(in, STORE_RUNNING);
-        in->row.claimed_ms = daemon_wall_ms();
-        in->claimed_mono = asked;
-        in->idle_since = 0;
-        inst_save(d, in);
-        if (in->row.job_seen_ms && in->row.claimed_ms >= in->row.job_seen_ms)
-                api_observe_wait(d, in, (double)(in->row.claimed_ms - in->row.job_seen_ms) / 1000.0);
-        log_debug("instance", "claimed", KS("instance", in->row.name), KS("pool", pool_name(in)),
-                  KI("job", in->row.job_id));
-        daemon_schedule_tick(d);
-}
-
-void inst_checked(struct daemon *d, struct inst *in, const struct engine_result *res, enum engine_runner st)
-{
-        int64_t now = loop_now_ms(d->loop);
-        int64_t interval = d->groups[d->pools[in->pool].group].interval_ms;
-
-        if (res->err < 0) {
-                in->verify_after = now + interval;
-                return;
-        }
-        if (st == ENGINE_RUNNER_GONE) {
-                /* Gone with its task: ours ran (or was cancelled mid-run).
-                 * The worker exits by itself. */
-                in->row.runner_deleted = true;
-                if (!in->runner_gone_since)
-                        in->runner_gone_since = now;
-                claim(d, in, in->verify_asked);
-                inst_save(d, in);
-                return;
-        }
-        if (st == ENGINE_RUNNER_ACTIVE) {
-                claim(d, in, in->verify_asked);
-                return;
-        }
-        if (in->row.warm) {
-                in->verify_after = now + interval;
-                return;
-        }
-        /* Registered and idle: whether that means its job went elsewhere is
-         * the scaler's call, with the listings it has. */
-        in->idle_checked = in->verify_asked;
-        in->verify_after = now + 2000;
-        daemon_schedule_tick(d);
-}
-
-void inst_verify(struct daemon *d, struct inst *in)
-{
-        if (in->op != OP_NONE || in->row.runner_id == 0)
-                return;
-        if (engine_of(d, in)->check(d, in) == 0) {
-                in->op = OP_VERIFY;
-                in->verify_asked = loop_now_ms(d->loop);
-        }
-}
-
-/* ---- stop --------------------------------------------------------------- */
-
-static void retry_stop(struct loop *l, void *ud)
-{
-        struct inst *in = ud;
-
-        in->retry = NULL;
-        stop_effect(in->d, in);
-}
-
-void inst_stop(struct daemon *d, struct inst *in, const char *reason, enum store_state final)
-{
-        if (in->stop_requested)
-                return;
-        in->stop_requested = true;
-        set_reason(in, reason);
-        in->final = final;
-        set_state(in, STORE_STOPPING);
-        stop_effect(d, in);
-}
-
-/* Nothing is stopped before the row says STOPPING: a worker stopped under
- * a row that still says RUNNING would be taken, after a restart, for one
- * that finished its job. */
-static void stop_effect(struct daemon *d, struct inst *in)
-{
-        struct provider *p;
-
-        if (in->exited) {
-                cleanup(d, in);
-                return;
-        }
-        if (inst_save(d, in) < 0) {
-                arm_retry(d, in, 1000, retry_stop);
-                return;
-        }
-        log_info("instance", "stopping", KS("instance", in->row.name), KS("pool", pool_name(in)),
-                 KS("reason", in->row.reason));
-        if (in->op == OP_CREATE || in->starting)
-                return; /* on_created / on_provider continue from here */
-        if (in->provider_live && (p = inst_provider(d, in)) != NULL) {
-                if (p->ops->stop(p, in->row.name) == 0)
-                        return; /* EXITED continues */
-                in->provider_live = false;
-        }
-        cleanup(d, in);
-}
-
-/* ---- restart ------------------------------------------------------------ */
-
-void inst_resume(struct daemon *d, struct inst *in)
-{
-        struct provider *p = inst_provider(d, in);
+        struct inst *in = inst_new(d, pool);
+        struct lifecycle_event ev = { .type = LIFECYCLE_EV_RESUME, .pool_gone = pool < 0 };
         int r;
 
-        if (!store_state_live(in->row.state)) {
-                /* Terminal row whose registration was never confirmed gone. */
-                in->final = in->row.state;
-                in->exited = true;
-                cleanup(d, in);
-                return;
+        if (!in)
+                return -ENOMEM;
+        in->row = *row;
+        in->counted = true; /* counted by the run that launched it */
+        if ((r = add_inst(d, in)) < 0) {
+                free(in);
+                return r;
         }
-        if (in->row.state == STORE_REGISTERING) {
-                /* The POST may or may not have reached the forge; no id was
-                 * saved. The orphan sweep deletes it by name. */
-                set_reason(in, "lost_at_restart");
-                in->final = STORE_FAILED;
-                in->row.runner_deleted = true;
-                finish(d, in);
-                return;
+        struct provider *p = inst_provider(d, in);
+        if (p && (p->ops->caps & PROVIDER_CAP_ADOPT) && lifecycle_wants_adopt(&in->row) &&
+            p->ops->adopt(p, in->row.name, in->row.provider_ref, on_provider, in) == 0) {
+                ev.adopted = true;
+                ev.ref = p->ops->ref ? p->ops->ref(p, in->row.name) : NULL;
+                log_debug("instance", "adopted", KS("instance", in->row.name),
+                          KS("state", store_state_name(in->row.state)));
         }
-        /* Without a saved ref (the daemon died between spawning the worker
-         * and saving it) the provider may still find the worker by name. */
-        if (p && (p->ops->caps & PROVIDER_CAP_ADOPT) && (in->row.provider_ref[0] || in->row.state == STORE_STARTING)) {
-                r = p->ops->adopt(p, in->row.name, in->row.provider_ref, on_provider, in);
-                if (r == 0) {
-                        const char *ref = p->ops->ref ? p->ops->ref(p, in->row.name) : NULL;
-                        if (ref && strcmp(ref, in->row.provider_ref) != 0) {
-                                snprintf(in->row.provider_ref, sizeof(in->row.provider_ref), "%s", ref);
-                                inst_save(d, in);
-                        }
-                        in->provider_live = true;
-                        if (in->row.state == STORE_STARTING) {
-                                /* Its STARTED was not saved before the crash. */
-                                set_state(in, STORE_WAITING);
-                                inst_save(d, in);
-                        }
-                        if (in->row.warm && in->row.state == STORE_WAITING)
-                                in->idle_since = daemon_wall_ms();
-                        log_debug("instance", "adopted", KS("instance", in->row.name),
-                                  KS("state", store_state_name(in->row.state)));
-                        if (in->pool < 0 || in->row.state == STORE_STOPPING) {
-                                in->stop_requested = false;
-                                inst_stop(d, in, in->pool < 0 ? "pool_removed" : "resumed_stop", STORE_DONE);
-                        }
-                        return;
-                }
-        }
-        /* Process gone (or never recorded): finish its cleanup. A worker
-         * that ran its job left no registration behind (404 → completed). */
-        in->exited = true;
-        in->row.exit_code = -1;
-        if (in->row.state == STORE_STOPPING) {
-                in->stop_requested = true;
-                in->final = STORE_DONE;
-        } else if (in->row.state == STORE_RUNNING) {
-                set_reason(in, "completed");
-                in->final = STORE_DONE;
-        } else {
-                /* on_deleted() tells: registration gone → it completed. */
-                if (!in->row.provider_ref[0])
-                        set_reason(in, "lost_at_restart");
-                in->final = STORE_FAILED;
-        }
-        cleanup(d, in);
+        step(d, in, &ev, NULL);
+        return 0;
 }

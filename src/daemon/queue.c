@@ -27,7 +27,6 @@ static void on_created(void *ud, const struct forgejo_result *res, struct forgej
         struct engine_result er = { .err = res->err, .status = res->status, .reason = res->reason };
 
         in->call = NULL;
-        in->op = OP_NONE;
         if (f && f->creates_inflight > 0)
                 f->creates_inflight--;
         daemon_schedule_tick(d); /* a registration slot is free */
@@ -73,7 +72,6 @@ static void on_deleted(void *ud, const struct forgejo_result *res)
                                     .reason = res->reason };
 
         in->call = NULL;
-        in->op = OP_NONE;
         inst_released(in->d, in, &er, res->err == -ENOENT);
 }
 
@@ -96,7 +94,6 @@ static void on_runner(void *ud, const struct forgejo_result *res, const struct f
         enum engine_runner st = ENGINE_RUNNER_IDLE;
 
         in->call = NULL;
-        in->op = OP_NONE;
         /* An ephemeral runner disappears when its task ends. */
         if (res->err == -ENOENT)
                 st = ENGINE_RUNNER_GONE;
@@ -118,7 +115,7 @@ static int queue_check(struct daemon *d, struct inst *in)
 
 static void queue_cancel(struct inst *in)
 {
-        if (in->op == OP_CREATE) {
+        if (in->lc.op == LIFECYCLE_OP_ACQUIRE) {
                 struct dforge *f = forge_of(in->d, in);
                 if (f && f->creates_inflight > 0)
                         f->creates_inflight--;

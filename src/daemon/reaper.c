@@ -51,7 +51,7 @@ static bool held(struct daemon *d, const int64_t *ids, size_t n_ids, const struc
         if (bsearch(&rn->id, ids, n_ids, sizeof(*ids), cmp_i64))
                 return true;
         in = strmap_get(&d->by_name, rn->name);
-        return in && in->row.runner_id == 0 && in->op == OP_CREATE;
+        return in && in->row.runner_id == 0 && in->lc.op == LIFECYCLE_OP_ACQUIRE;
 }
 
 static void on_runner_page(void *ud, const struct forgejo_result *res, const struct forgejo_runner_list *list)
