@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/engine.h"
+#include "engine/engine.h"
 #include "daemon/lifecycle.h"
 #include "daemon/workerspec.h"
 #include "util/fsutil.h"

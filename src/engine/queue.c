@@ -5,7 +5,7 @@
  * registration's fate is unknown. Never decides what the answers mean: the
  * instance code and the scaler do. */
 #include "daemon/daemon_int.h"
-#include "daemon/engine.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <stdio.h>
