@@ -23,7 +23,7 @@
 #define URL_MAX 8192
 #define AUTH_PREFIX "Authorization: token "
 
-enum op { OP_VERSION, OP_JOBS, OP_CREATE, OP_GET, OP_DELETE, OP_LIST };
+enum op { OP_VERSION, OP_JOBS, OP_CREATE, OP_GET, OP_DELETE, OP_LIST, OP_REG_TOKEN };
 
 struct forgejo {
         struct hmulti *hm;
@@ -56,6 +56,7 @@ struct forgejo_call {
                 forgejo_runner_cb runner;
                 forgejo_runners_cb runners;
                 forgejo_done_cb done;
+                forgejo_reg_token_cb reg_token;
         } cb;
         void *ud;
 };
@@ -74,6 +75,7 @@ static const char *const route_create[4] = ROUTES("POST", "");
 static const char *const route_list[4] = ROUTES("GET", "");
 static const char *const route_get[4] = ROUTES("GET", "/{runner_id}");
 static const char *const route_delete[4] = ROUTES("DELETE", "/{runner_id}");
+static const char *const route_reg_token[4] = ROUTES("GET", "/registration-token");
 static const char route_version[] = "GET /api/v1/version";
 
 static const char *route_for(enum op op, enum forgejo_scope_kind k)
@@ -85,6 +87,7 @@ static const char *route_for(enum op op, enum forgejo_scope_kind k)
         case OP_GET: return route_get[k];
         case OP_DELETE: return route_delete[k];
         case OP_LIST: return route_list[k];
+        case OP_REG_TOKEN: return route_reg_token[k];
         }
         return "";
 }
@@ -476,6 +479,7 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
         struct forgejo_job_list jobs = { 0 };
         struct forgejo_runner_list runners = { .total_count = -1 };
         struct forgejo_runner_created created = { 0 };
+        struct forgejo_reg_token reg = { { 0 } };
         bool have = false;
 
         c->xfer = NULL;
@@ -526,6 +530,9 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
                         runners.page = c->page;
                         runners.limit = c->limit;
                         break;
+                case OP_REG_TOKEN:
+                        r = forgejo_parse_reg_token(body, len, &reg, res.reason, sizeof(res.reason));
+                        break;
                 case OP_DELETE:
                         break;
                 }
@@ -567,8 +574,12 @@ static void on_http_done(void *ud, int err, long status, const char *body, size_
         case OP_DELETE:
                 c->cb.done(c->ud, &res);
                 break;
+        case OP_REG_TOKEN:
+                c->cb.reg_token(c->ud, &res, have ? reg.token : NULL);
+                break;
         }
         explicit_bzero(&created, sizeof(created));
+        explicit_bzero(&reg, sizeof(reg));
         forgejo_version_done(&ver);
         forgejo_job_list_done(&jobs);
         forgejo_runner_list_done(&runners);
@@ -803,4 +814,26 @@ int forgejo_runner_list(struct forgejo *f, const struct forgejo_scope *sc, int p
         c->page = page;
         c->limit = limit;
         return start(c, "GET", path, NULL, false, ret);
+}
+
+int forgejo_registration_token(struct forgejo *f, const struct forgejo_scope *sc,
+                               forgejo_reg_token_cb cb, void *ud, struct forgejo_call **ret)
+{
+        char path[512];
+        int r;
+
+        if (!cb)
+                return -EINVAL;
+        r = forgejo_scope_runners_path(sc, path, sizeof(path));
+        if (r < 0)
+                return r;
+        int m = snprintf(path + r, sizeof(path) - (size_t)r, "/registration-token");
+        if (m < 0 || (size_t)m >= sizeof(path) - (size_t)r)
+                return -ENAMETOOLONG;
+        struct forgejo_call *c = call_new(f, OP_REG_TOKEN, sc->kind, ud);
+        if (!c)
+                return -ENOMEM;
+        c->cb.reg_token = cb;
+        /* The answer is a secret: wiped with the response. */
+        return start(c, "GET", path, NULL, true, ret);
 }

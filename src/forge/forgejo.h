@@ -96,6 +96,8 @@ typedef void (*forgejo_runner_cb)(void *ud, const struct forgejo_result *res,
 typedef void (*forgejo_runners_cb)(void *ud, const struct forgejo_result *res,
                                    const struct forgejo_runner_list *list);
 typedef void (*forgejo_done_cb)(void *ud, const struct forgejo_result *res);
+/* token: NULL unless res->err is 0; wiped when the callback returns. */
+typedef void (*forgejo_reg_token_cb)(void *ud, const struct forgejo_result *res, const char *token);
 
 /* Called once per completed request, before the call's own callback (not
  * for cancelled calls): for forgescale_forge_requests_total{forge,route,code}.
@@ -150,6 +152,11 @@ size_t forgejo_inflight(const struct forgejo *f);
  * handle valid until the callback starts or forgejo_cancel()); or -EINVAL,
  * -ENAMETOOLONG, -ENOMEM, -ESHUTDOWN, and then cb is never called. */
 void forgejo_cancel(struct forgejo_call *c);
+
+/* GET <scope>/actions/runners/registration-token: the token a runner
+ * registers with (runner protocol Register) in that scope. */
+int forgejo_registration_token(struct forgejo *f, const struct forgejo_scope *sc,
+                               forgejo_reg_token_cb cb, void *ud, struct forgejo_call **ret);
 
 /* GET /api/v1/version. */
 int forgejo_version(struct forgejo *f, forgejo_version_cb cb, void *ud, struct forgejo_call **ret);

@@ -1093,6 +1093,46 @@ out:
         return r;
 }
 
+int forgejo_parse_reg_token(const char *body, size_t len, struct forgejo_reg_token *ret,
+                            char *reason, size_t reason_n)
+{
+        char why[WHY_MAX];
+        struct where w = { .top = true, .why = why };
+        json_t *root = NULL;
+        const json_t *tok = NULL;
+        int r;
+
+        r = load(body, len, &root, reason, reason_n);
+        if (r < 0)
+                return r;
+        if (!json_is_object(root)) {
+                r = bad(reason, reason_n, "expected a JSON object, got %s", type_name(root));
+                goto out;
+        }
+        if ((r = get_string(root, "token", &tok, &w)) < 0)
+                goto out_why;
+        const char *t = json_string_value(tok);
+        size_t n = json_string_length(tok);
+        bool ok = n >= 1 && n <= FORGEJO_REG_TOKEN_MAX;
+        for (size_t i = 0; ok && i < n; i++)
+                ok = t[i] > 0x20 && t[i] < 0x7f;
+        if (!ok) {
+                /* Never quote the value: it is a secret. */
+                r = bad(why, sizeof(why), "$.token: expected 1 to %d printable characters",
+                        FORGEJO_REG_TOKEN_MAX);
+                goto out_why;
+        }
+        memcpy(ret->token, t, n + 1);
+        r = 0;
+        goto out;
+out_why:
+        bad(reason, reason_n, "%s", why);
+out:
+        wipe_json_string((json_t *)tok);
+        json_decref(root);
+        return r;
+}
+
 int forgejo_parse_version(const char *body, size_t len, struct forgejo_version *ret,
                           char *reason, size_t reason_n)
 {

@@ -166,6 +166,16 @@ void forgejo_runner_list_done(struct forgejo_runner_list *l);
 int forgejo_parse_created(const char *body, size_t len, struct forgejo_runner_created *ret,
                           char *reason, size_t reason_n);
 
+/* A scope's runner registration token: {"token": "..."}, 1 to
+ * FORGEJO_REG_TOKEN_MAX printable ASCII bytes without spaces (never quoted
+ * in a reason). The caller wipes *ret. */
+#define FORGEJO_REG_TOKEN_MAX 255
+struct forgejo_reg_token {
+        char token[FORGEJO_REG_TOKEN_MAX + 1];
+};
+int forgejo_parse_reg_token(const char *body, size_t len, struct forgejo_reg_token *ret,
+                            char *reason, size_t reason_n);
+
 /* GET /api/v1/version: {"version": "..."}; the version is non-empty
  * printable ASCII of at most FORGEJO_VERSION_MAX bytes. parsed tells
  * whether forgejo_version_parse() understood it. */

@@ -631,6 +631,42 @@ static void created_parse(void **state)
         }
 }
 
+static void reg_token_parse(void **state)
+{
+        struct forgejo_reg_token t;
+        char reason[160];
+        const char *ok = "{\"token\":\"AbC123secretXYZ\"}";
+
+        assert_int_equal(forgejo_parse_reg_token(ok, strlen(ok), &t, reason, sizeof(reason)), 0);
+        assert_string_equal(t.token, "AbC123secretXYZ");
+
+        static const struct bad_case bad[] = {
+                { "{\"token\":\"\"}", "$.token: expected 1 to 255 printable characters" },
+                { "{\"token\":\"has space secretsecret\"}", "$.token: expected 1 to 255 printable characters" },
+                { "{\"token\":\"nl\\nsecretsecret\"}", "$.token: expected 1 to 255 printable characters" },
+                { "{\"token\":7}", "$.token: expected string, got integer" },
+                { "{}", "$: missing \"token\"" },
+                { "[\"secretsecret\"]", "expected a JSON object, got array" },
+                { "not json", "" },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                memset(&t, 0x5a, sizeof(t));
+                reason[0] = '\0';
+                if (forgejo_parse_reg_token(bad[i].body, strlen(bad[i].body), &t, reason, sizeof(reason)) != -EBADMSG)
+                        fail_msg("token case %zu accepted", i);
+                if (!strstr(reason, bad[i].reason_has))
+                        fail_msg("token case %zu: reason \"%s\" lacks \"%s\"", i, reason, bad[i].reason_has);
+                assert_true((unsigned char)t.token[0] == 0x5a);
+                assert_null(strstr(reason, "secretsecret"));
+        }
+        char big[400];
+        memset(big, 'a', sizeof(big));
+        int n = snprintf(big, sizeof(big), "{\"token\":\"");
+        memset(big + n, 'k', 300);
+        snprintf(big + n + 300, sizeof(big) - (size_t)n - 300, "\"}");
+        assert_int_equal(forgejo_parse_reg_token(big, strlen(big), &t, reason, sizeof(reason)), -EBADMSG);
+}
+
 static void version_body(void **state)
 {
         struct forgejo_version v;
@@ -710,6 +746,7 @@ int main(void)
                 cmocka_unit_test(runner_parse),
                 cmocka_unit_test(runner_list_parse),
                 cmocka_unit_test(created_parse),
+                cmocka_unit_test(reg_token_parse),
                 cmocka_unit_test(version_body),
                 cmocka_unit_test(error_message_and_create_body),
         };

@@ -295,6 +295,15 @@ static void on_runners(void *ud, const struct forgejo_result *res,
         g->total = l->total_count;
 }
 
+static void on_reg_token(void *ud, const struct forgejo_result *res, const char *token)
+{
+        struct got *g = ud;
+        take_res(g, res);
+        assert_true((token != NULL) == (res->err == 0));
+        if (token)
+                snprintf(g->text, sizeof(g->text), "%s", token);
+}
+
 static void on_done(void *ud, const struct forgejo_result *res)
 {
         take_res(ud, res);
@@ -518,6 +527,40 @@ static void runner_lifecycle(void **state)
                                                NULL), -EINVAL);
         assert_int_equal(forgejo_runner_create(fx.f_alice, &sc, "bad\xff", NULL, false,
                                                on_created, &g, NULL), -EINVAL);
+}
+
+/* The scope's registration token, and Register with it makes a runner in
+ * that scope; another user's scope is refused. */
+static void registration_token(void **state)
+{
+        struct forgejo_scope sc = scope("org/acme");
+        struct got g = { 0 };
+        char body[512];
+        struct sim_resp r;
+
+        assert_int_equal(forgejo_registration_token(fx.f_alice, &sc, on_reg_token, &g, NULL), 0);
+        run_until(&g.calls, 1, 5000);
+        assert_int_equal(g.err, 0);
+        assert_string_equal(g.route, "GET /api/v1/orgs/{org}/actions/runners/registration-token");
+        assert_true(strlen(g.text) > 0);
+        snprintf(body, sizeof(body), "{\"name\":\"reg-1\",\"token\":\"%s\",\"labels\":[\"x\"]}", g.text);
+        assert_int_equal(sim_rpc(S, "runner.v1.RunnerService/Register", NULL, NULL, NULL, body, &r), 0);
+        assert_int_equal(r.status, 200);
+        sim_resp_done(&r);
+
+        struct forgejo_scope bs = scope("repo/bob/tools");
+        memset(&g, 0, sizeof(g));
+        assert_int_equal(forgejo_registration_token(fx.f_alice, &bs, on_reg_token, &g, NULL), 0);
+        run_until(&g.calls, 1, 5000);
+        assert_true(g.err == -ENOENT || g.err == -EACCES || g.err == -EPERM);
+
+        /* A token of the wrong shape is refused, and not quoted. */
+        assert_int_equal(sim_fault(S, "{\"path_prefix\":\"/api/v1/orgs/acme/actions/runners/registration-token\","
+                                      "\"mode\":\"garbage\",\"count\":1}"), 0);
+        memset(&g, 0, sizeof(g));
+        assert_int_equal(forgejo_registration_token(fx.f_alice, &sc, on_reg_token, &g, NULL), 0);
+        run_until(&g.calls, 1, 5000);
+        assert_int_equal(g.err, -EBADMSG);
 }
 
 static void runner_list_paging(void **state)
@@ -1162,6 +1205,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(jobs_scopes, setup, teardown),
                 cmocka_unit_test_setup_teardown(errors_401_403_404, setup, teardown),
                 cmocka_unit_test_setup_teardown(runner_lifecycle, setup, teardown),
+                cmocka_unit_test_setup_teardown(registration_token, setup, teardown),
                 cmocka_unit_test_setup_teardown(runner_list_paging, setup, teardown),
                 cmocka_unit_test_setup_teardown(fault_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(fault_garbage_reset_5xx, setup, teardown),

@@ -255,6 +255,25 @@ static void fuzz_created(const char *body, size_t len)
         fuzz_sink(&c, sizeof(c));
 }
 
+static void fuzz_reg_token(const char *body, size_t len)
+{
+        struct forgejo_reg_token t;
+        char reason[REASON_N] = "";
+        int r;
+
+        memset(&t, 0x5a, sizeof(t));
+        r = forgejo_parse_reg_token(body, len, &t, reason, sizeof(reason));
+        if (r < 0) {
+                check_failure("reg_token", r, reason);
+                return;
+        }
+        size_t n = strnlen(t.token, sizeof(t.token));
+        FUZZ_CHECK(n >= 1 && n <= FORGEJO_REG_TOKEN_MAX, "reg_token: %zu bytes", n);
+        for (const char *p = t.token; *p; p++)
+                FUZZ_CHECK(*p > 0x20 && *p < 0x7f, "reg_token: byte 0x%02x", (unsigned char)*p);
+        fuzz_sink(t.token, n);
+}
+
 static void fuzz_version(const char *body, size_t len)
 {
         struct forgejo_version v = { 0 };
@@ -345,6 +364,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_runners(body, size, true);
         fuzz_runners(body, size, false);
         fuzz_created(body, size);
+        fuzz_reg_token(body, size);
         fuzz_version(body, size);
         fuzz_error_message(body, size);
         fuzz_strings(body, size);
