@@ -132,6 +132,13 @@ bool config_provider_same(const struct config_provider *a, const struct config_p
                same_str(a->local.user, b->local.user) && same_str(a->local.group, b->local.group);
 }
 
+bool config_broker_same(const struct config_broker *a, const struct config_broker *b)
+{
+        return same_str(a->listen, b->listen) && same_str(a->url, b->url) &&
+               a->worker_retries == b->worker_retries && a->codec == b->codec &&
+               a->used == b->used;
+}
+
 bool config_forge_same(const struct config_forge *a, const struct config_forge *b)
 {
         return same_str(a->name, b->name) && same_str(a->url, b->url) && a->kind == b->kind &&

@@ -174,12 +174,41 @@ struct config_pool {
         struct config_pos mode_pos;     /* of the mode value; 0/0 when defaulted */
 };
 
+enum config_broker_codec { CONFIG_CODEC_PROTO = 0, CONFIG_CODEC_JSON };
+
+/* The broker endpoint (top-level `broker:`): where pools of mode broker
+ * serve the tasks they fetched to their workers. Always filled in, with
+ * defaults when the section is absent; its cross checks (address taken by
+ * `listen`, a wildcard without url, a non-loopback address) apply only when
+ * some pool has mode broker (`used`). */
+struct config_broker {
+        char *listen;                   /* HOST:PORT, IPv6 hosts in brackets */
+        char *url;                      /* how workers reach it: as written, else
+                                         * http://<listen>; NULL when not written and
+                                         * listen is a wildcard (an error when used)
+                                         * or has port 0 (the daemon derives it from
+                                         * the port it bound) */
+        int64_t worker_retries;         /* 0..10: fresh workers tried for a task after
+                                         * one never connects within bootstrap_timeout */
+        enum config_broker_codec codec; /* upstream runner-protocol codec */
+
+        /* Derived. */
+        char *listen_host;              /* without brackets */
+        int listen_port;                /* 0 = any free port */
+        bool url_set;                   /* url was written, not derived */
+        bool used;                      /* some pool has mode broker */
+        struct config_pos pos;          /* of the `broker` key; 0/0 when absent */
+        struct config_pos listen_pos;   /* of the values; 0/0 when defaulted */
+        struct config_pos url_pos;
+};
+
 struct config {
         char *path;                     /* as given to config_load() */
         char *dir;                      /* folder relative paths are resolved against */
         char *listen;                   /* HOST:PORT, IPv6 hosts in brackets */
         char *state_dir;                /* as written */
         struct config_log log;
+        struct config_broker broker;
         struct config_forge *forges;
         size_t n_forges;
         struct config_provider *providers;
@@ -266,6 +295,10 @@ bool config_provider_same(const struct config_provider *a, const struct config_p
 /* The same for forges, tokens included (compared in constant time; a forge
  * whose token is not loaded never equals another). */
 bool config_forge_same(const struct config_forge *a, const struct config_forge *b);
+/* The same for the broker section: every key (derived url included) and
+ * whether a pool uses it. The endpoint is bound, and workers are told its
+ * URL, at start. */
+bool config_broker_same(const struct config_broker *a, const struct config_broker *b);
 
 /* Pure helpers, exported for the tests. */
 

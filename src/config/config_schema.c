@@ -76,33 +76,71 @@ static bool is_loopback(const char *host)
         return memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0 && a[12] == 127;
 }
 
-static bool check_listen(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+/* Parses the listen address s of key k (value node v); the messages name
+ * the key. Returns false after reporting. */
+static bool listen_value(struct walk *w, const struct key *k, const struct ynode *v, const char *s,
+                         char **ret_host, int *ret_port)
 {
-        struct config *cfg = obj;
-        char *host;
-        int port, r;
+        int r = config_listen_parse(s, ret_host, ret_port);
 
-        r = config_listen_parse(cfg->listen, &host, &port);
         if (r == -ENOMEM) {
                 w->errs->oom = true;
                 return false;
         }
         if (r == -ERANGE) {
                 config__werr(w, v, "%s %s: port %s is out of range; use 0 to 65535 (0 picks a free port)",
-                             config__kp(w, k), Q(cfg->listen), Q(strrchr(cfg->listen, ':') + 1));
+                             config__kp(w, k), Q(s), Q(strrchr(s, ':') + 1));
                 return false;
         }
         if (r < 0) {
-                config__werr(w, v, "%s %s is not a listen address; use HOST:PORT with an IP address or localhost, e.g. 127.0.0.1:9464 or [::1]:9464",
-                             config__kp(w, k), Q(cfg->listen));
+                config__werr(w, v, "%s %s is not a listen address; use HOST:PORT with an IP address or localhost, e.g. 127.0.0.1:%s or [::1]:%s",
+                             config__kp(w, k), Q(s), w->path[0] ? "9465" : "9464", w->path[0] ? "9465" : "9464");
                 return false;
         }
+        return true;
+}
+
+static bool check_listen(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config *cfg = obj;
+        char *host;
+        int port;
+
+        if (!listen_value(w, k, v, cfg->listen, &host, &port))
+                return false;
         free(cfg->listen_host);
         cfg->listen_host = host;
         cfg->listen_port = port;
         if (!is_loopback(host))
                 config__wwarn(w, v, "%s %s is not a loopback address: the HTTP API (metrics, status, demand) has no authentication, so anyone who can reach it can read it; listen on 127.0.0.1 or [::1], or restrict access with a firewall",
                               config__kp(w, k), Q(cfg->listen));
+        return true;
+}
+
+/* Every interface: 0.0.0.0, ::, or :: mapping 0.0.0.0. */
+static bool is_wildcard(const char *host)
+{
+        unsigned char a[16];
+
+        if (inet_pton(AF_INET, host, a) == 1)
+                return memcmp(a, "\0\0\0\0", 4) == 0;
+        if (inet_pton(AF_INET6, host, a) != 1)
+                return false;
+        return memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16) == 0 ||
+               memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff\0\0\0\0", 16) == 0;
+}
+
+static bool check_broker_listen(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_broker *b = obj;
+        char *host;
+        int port;
+
+        if (!listen_value(w, k, v, b->listen, &host, &port))
+                return false;
+        free(b->listen_host);
+        b->listen_host = host;
+        b->listen_port = port;
         return true;
 }
 
@@ -155,18 +193,21 @@ static bool url_port_ok(struct walk *w, const struct key *k, const struct ynode 
         return true;
 }
 
-static bool check_url(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+/* A URL (the char * field of k): http:// or https://, a host, an optional
+ * port, no credentials, query or fragment; normalised in place. cred_fix
+ * ends the message about credentials. */
+static bool url_value(struct walk *w, const struct key *k, const struct ynode *v, void *obj,
+                      const char *cred_fix)
 {
-        struct config_forge *f = obj;
-        char *u = f->url;
+        char *u = *(char **)config__field(obj, k);
         const char *sep = strstr(u, "://");
         const char *auth = sep ? sep + 3 : u;
         size_t skip, n, alen = strcspn(auth, "/?#");
 
         /* Checked first, and the value is not echoed: it holds a password. */
         if (memchr(auth, '@', alen)) {
-                config__werr(w, v, "%s must not hold credentials (user:password@); use token_file or token_env",
-                             config__kp(w, k));
+                config__werr(w, v, "%s must not hold credentials (user:password@)%s",
+                             config__kp(w, k), cred_fix);
                 return false;
         }
         if (strncasecmp(u, "https://", 8) == 0) {
@@ -199,6 +240,17 @@ static bool check_url(struct walk *w, const struct key *k, const struct ynode *v
         while (n > skip && u[n - 1] == '/')
                 u[--n] = '\0';
         return true;
+}
+
+static bool check_url(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        return url_value(w, k, v, obj, "; use token_file or token_env");
+}
+
+static bool check_broker_url(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        /* Workers authenticate with their own token, never with the URL. */
+        return url_value(w, k, v, obj, "");
 }
 
 int config_scope_parse(const char *s, struct config_scope *ret_scope)
@@ -423,6 +475,9 @@ static void provider_finish(struct walk *w, void *obj, const struct ynode *const
 static void pool_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                         const struct ynode *const *sv, const struct ynode *where);
 static void pool_done(void *obj);
+static void broker_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                          const struct ynode *const *sv, const struct ynode *where);
+static void broker_done(void *obj);
 static void top_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                        const struct ynode *const *sv, const struct ynode *where);
 static void top_done(void *obj);
@@ -434,11 +489,13 @@ static const char *const log_formats[] = { "logfmt", "json", NULL };
 static const char *const forge_kinds[] = { "forgejo", "gitea", NULL };
 static const char *const provider_types[] = { "local", "container", "kubernetes", "ssh", "external", NULL };
 static const char *const pool_modes[] = { "queue", "broker", NULL };
+static const char *const broker_codecs[] = { "proto", "json", NULL };
 
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum config_forge_kind) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum config_provider_type) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum config_pool_mode) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum config_broker_codec) == sizeof(int), "enums are stored as int");
 _Static_assert(offsetof(struct config_forge, name) == 0, "name first");
 _Static_assert(offsetof(struct config_provider, name) == 0, "name first");
 _Static_assert(offsetof(struct config_pool, name) == 0, "name first");
@@ -535,6 +592,30 @@ static const struct section log_section = {
         .name = "log", .title = "log",
         .doc = "Logging of `forgescale run`. Registered secrets (tokens) are replaced by `[REDACTED]` in every line.",
         .keys = log_keys, .n_keys = sizeof(log_keys) / sizeof(log_keys[0]),
+};
+
+enum { BK_LISTEN, BK_URL, BK_WORKER_RETRIES, BK_CODEC };
+
+static const struct key broker_keys[] = {
+        [BK_LISTEN] = { .name = "listen", .type = KT_STR, .def = "127.0.0.1:9465",
+          ENTRY(struct config_broker, listen), .check = check_broker_listen, .type_doc = "address",
+          .doc = "HOST:PORT where workers of broker-mode pools connect to fetch their task (the runner protocol); HOST is an IP address (IPv6 in brackets) or localhost. Port 0 picks a free port. It must differ from `listen`. The endpoint hands a task, with its secrets, to any holder of a valid worker token, so an address other than loopback draws a warning from `check`; a wildcard (0.0.0.0, [::]) needs `url`." },
+        [BK_URL] = { .name = "url", .type = KT_STR, ENTRY(struct config_broker, url),
+          .check = check_broker_url, .type_doc = "URL",
+          .doc = "URL workers reach the endpoint at, http:// or https://, with an optional port (1 to 65535). Unset: `http://` followed by `listen` (with port 0, the port bound at start); required when `listen` is a wildcard." },
+        [BK_WORKER_RETRIES] = { .name = "worker_retries", .type = KT_INT, .def = "2",
+          ENTRY(struct config_broker, worker_retries), .min = 0, .max = 10,
+          .doc = "Fresh workers started for a task, after the first, when a worker never connects within the pool's `bootstrap_timeout`." },
+        [BK_CODEC] = { .name = "codec", .type = KT_ENUM, .def = "proto", ENTRY(struct config_broker, codec),
+          .enums = broker_codecs,
+          .doc = "Encoding of the runner protocol upstream, towards the forge: proto (binary protobuf) or json (protojson)." },
+};
+
+static const struct section broker_section = {
+        .name = "broker", .title = "broker",
+        .doc = "The endpoint through which pools of mode broker hand the tasks forgescale fetched to their workers. Optional: the defaults apply when a pool has `mode: broker`; the checks of `check` apply only then.",
+        .keys = broker_keys, .n_keys = sizeof(broker_keys) / sizeof(broker_keys[0]),
+        .finish = broker_finish, .done = broker_done,
 };
 
 enum { FK_URL, FK_TOKEN_FILE, FK_TOKEN_ENV, FK_TOKEN, FK_KIND, FK_TIMEOUT, FK_CA_FILE, FK_INSECURE };
@@ -671,7 +752,7 @@ static const struct section pool_section = {
         .finish = pool_finish, .done = pool_done,
 };
 
-enum { TK_LISTEN, TK_STATE_DIR, TK_LOG, TK_FORGES, TK_PROVIDERS, TK_POOLS };
+enum { TK_LISTEN, TK_STATE_DIR, TK_LOG, TK_BROKER, TK_FORGES, TK_PROVIDERS, TK_POOLS };
 
 static const struct key top_keys[] = {
         [TK_LISTEN] = { .name = "listen", .type = KT_STR, .def = "127.0.0.1:9464",
@@ -682,6 +763,8 @@ static const struct key top_keys[] = {
           .doc = "Folder for the SQLite database and per-instance files, created with mode 0700. An existing folder that every user can write is refused. Relative paths are resolved against the configuration file's folder." },
         [TK_LOG] = { .name = "log", .type = KT_SECTION, ENTRY(struct config, log), .sub = &log_section,
           .type_doc = "mapping", .doc = "Logging; see below." },
+        [TK_BROKER] = { .name = "broker", .type = KT_SECTION, ENTRY(struct config, broker), .sub = &broker_section,
+          .type_doc = "mapping", .doc = "The broker endpoint of broker-mode pools; see below." },
         [TK_FORGES] = { .name = "forges", .type = KT_NAMED, .flags = KF_REQUIRED, ENTRY(struct config, forges),
           .count_off = offsetof(struct config, n_forges), .sub = &forge_section,
           .example = "forges: {main: {url: https://forgejo.example.org, token_file: /etc/forgescale/token}}",
@@ -991,12 +1074,116 @@ static void check_listings(struct walk *w, struct config *cfg)
         free(ls);
 }
 
+static void broker_finish(struct walk *w, void *obj, const struct ynode *const *sk,
+                          const struct ynode *const *sv, const struct ynode *where)
+{
+        struct config_broker *b = obj;
+        int n;
+
+        b->listen_pos = pos_of_value(sv, BK_LISTEN);
+        b->url_pos = pos_of_value(sv, BK_URL);
+        b->url_set = b->url != NULL;
+        /* Without a url, workers are sent to the listen address itself;
+         * neither a wildcard nor port 0 is one they can connect to. */
+        if (b->url || !b->listen_host || is_wildcard(b->listen_host) || b->listen_port == 0)
+                return;
+        if (strchr(b->listen_host, ':'))
+                n = asprintf(&b->url, "http://[%s]:%d", b->listen_host, b->listen_port);
+        else
+                n = asprintf(&b->url, "http://%s:%d", b->listen_host, b->listen_port);
+        if (n < 0) {
+                b->url = NULL;
+                w->errs->oom = true;
+        }
+}
+
+static void broker_done(void *obj)
+{
+        struct config_broker *b = obj;
+
+        free(b->listen_host);
+        b->listen_host = NULL;
+}
+
+/* host as config_listen_parse returns it, as 16 bytes: IPv4 (localhost
+ * included) as IPv4-mapped IPv6, so that the two spellings compare equal. */
+static bool addr_bytes(const char *host, unsigned char ret[16])
+{
+        unsigned char a[4];
+
+        if (strcmp(host, "localhost") == 0)
+                host = "127.0.0.1";
+        if (inet_pton(AF_INET, host, a) == 1) {
+                memcpy(ret, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
+                memcpy(ret + 12, a, 4);
+                return true;
+        }
+        return inet_pton(AF_INET6, host, ret) == 1;
+}
+
+/* Whether two listen addresses would fight over one port: the same port
+ * (0 always gets a free one) on the same address, or with either on every
+ * interface. */
+static bool listen_clash(const char *ha, int pa, const char *hb, int pb)
+{
+        unsigned char a[16], b[16];
+
+        if (pa != pb || pa == 0)
+                return false;
+        if (is_wildcard(ha) || is_wildcard(hb))
+                return true;
+        return addr_bytes(ha, a) && addr_bytes(hb, b) && memcmp(a, b, 16) == 0;
+}
+
+/* The broker section's rules, once the pools are known: they matter only
+ * when some pool serves its tasks through the endpoint. */
+static void check_broker(struct walk *w, struct config *cfg, const struct ynode *const *sk,
+                         const struct ynode *const *sv)
+{
+        struct config_broker *b = &cfg->broker;
+        const struct config_pool *user = NULL;
+        struct config_pos at;
+        char q[QBUF], why[QBUF + 48];
+
+        if (sk[TK_BROKER])
+                b->pos = (struct config_pos){ sk[TK_BROKER]->line, sk[TK_BROKER]->col };
+        for (size_t i = 0; i < cfg->n_pools && !user; i++)
+                if (cfg->pools[i].mode == CONFIG_MODE_BROKER)
+                        user = &cfg->pools[i];
+        b->used = user != NULL;
+        if (!user || !b->listen_host)   /* an unparsable listen was reported */
+                return;
+        snprintf(why, sizeof(why), "pool %s has mode broker", config__quote(q, sizeof(q), user->name));
+        at = b->listen_pos.line ? b->listen_pos : b->pos.line ? b->pos : user->pos;
+
+        if (cfg->listen_host && listen_clash(cfg->listen_host, cfg->listen_port,
+                                             b->listen_host, b->listen_port)) {
+                if (b->listen_pos.line || !sv[TK_LISTEN])
+                        config__errlist_add(w->errs, at.line, at.col,
+                                            "broker.listen %s and listen %s (the HTTP API) would bind the same address and port; give each its own port (%s)",
+                                            Q(b->listen), Q(cfg->listen), why);
+                else
+                        config__errlist_add(w->errs, sv[TK_LISTEN]->line, sv[TK_LISTEN]->col,
+                                            "listen %s takes the address broker.listen defaults to, %s; set broker.listen to another port, or move listen (%s)",
+                                            Q(cfg->listen), Q(b->listen), why);
+        }
+        if (is_wildcard(b->listen_host) && !b->url_set)
+                config__errlist_add(w->errs, at.line, at.col,
+                                    "broker.listen %s is every interface, so workers cannot be told where to connect; set broker.url to the URL they reach it at, e.g. http://192.0.2.10:%d (%s)",
+                                    Q(b->listen), b->listen_port ? b->listen_port : 9465, why);
+        if (!is_loopback(b->listen_host))
+                config__errlist_warn(w->errs, at.line, at.col,
+                                     "broker.listen %s is not a loopback address: the endpoint hands out tasks, with their secrets, to any holder of a valid worker token; listen on 127.0.0.1 or [::1] unless workers run on other machines, and then restrict access with a firewall (%s)",
+                                     Q(b->listen), why);
+}
+
 static void top_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                        const struct ynode *const *sv, const struct ynode *where)
 {
         struct config *cfg = obj;
 
         check_listings(w, cfg);
+        check_broker(w, cfg, sk, sv);
 
         if (!sv[TK_PROVIDERS] || sv[TK_PROVIDERS]->kind == YN_NULL)
                 for (size_t i = 0; i < cfg->n_providers; i++)

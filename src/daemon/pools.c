@@ -217,14 +217,16 @@ int pools_init(struct daemon *d)
 }
 
 /* The first setting that only a restart can change, or NULL: forges and
- * providers have clients, tokens and workers bound to them, the listener
- * and state_dir are open. */
+ * providers have clients, tokens and workers bound to them, the listeners
+ * (listen, broker) and state_dir are open. */
 static const char *restart_needed(const struct config *a, const struct config *b, char *buf, size_t n)
 {
         if (!same_str(a->listen, b->listen))
                 return "listen";
         if (!same_str(a->state_path, b->state_path))
                 return "state_dir";
+        if (!config_broker_same(&a->broker, &b->broker))
+                return "broker";
         if (a->n_forges != b->n_forges)
                 return "forges";
         for (size_t f = 0; f < a->n_forges; f++) {

@@ -1,8 +1,9 @@
 /* store.c: forgescale's durable state in SQLite (WAL). The only file that
- * includes sqlite3.h; owns the schema, its migrations, every SQL statement
- * and the mapping of SQLite result codes to -errno. Never logs, never does
- * network or process work, never silently truncates a string, and never
- * lets a second live instance take a handle that a live instance holds. */
+ * includes sqlite3.h; owns the schema (instances; the broker's fetches and
+ * tasks), its migrations, every SQL statement and the mapping of SQLite
+ * result codes to -errno. Never logs, never does network or process work,
+ * never silently truncates a string, and never lets a second live instance
+ * take a handle that a live instance holds. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -35,6 +36,15 @@ static const char *const state_names[STORE_STATE_MAX] = {
         [STORE_FAILED] = "failed",
 };
 
+/* Indexed by enum store_task_state; [0] is no state. */
+static const char *const task_state_names[] = {
+        [STORE_TASK_HELD] = "held",
+        [STORE_TASK_RUNNING] = "running",
+        [STORE_TASK_FINISHING] = "finishing",
+        [STORE_TASK_DONE] = "done",
+};
+#define TASK_STATE_END ((int)(sizeof(task_state_names) / sizeof(task_state_names[0])))
+
 /* "Live" is written as "not terminal": with the CHECK on state it equals
  * state IN ('registering','starting','waiting','running','stopping'), but
  * SQLite evaluates a constant IN list of more than two values through a
@@ -44,6 +54,14 @@ static const char *const state_names[STORE_STATE_MAX] = {
  * is an OR chain for the same reason. */
 #define IS_LIVE "state NOT IN ('done','failed')"
 #define TERMINAL_STATES "('done','failed')"
+#define TASK_LIVE "state != 'done'"
+
+/* A request key: 1 to 63 bytes, none outside [A-Za-z0-9._-] (it travels in
+ * an HTTP header and in log lines). In a GLOB class a '-' before the ']'
+ * is literal. */
+#define KEY_OK(col)                                                            \
+        "length(CAST(" col " AS BLOB)) BETWEEN 1 AND 63 AND "                  \
+        col " NOT GLOB '*[^A-Za-z0-9._-]*'"
 
 /* Schema migrations, applied in order inside one transaction; the number of
  * steps applied is meta.schema_version. Never edit a shipped step: append.
@@ -141,6 +159,63 @@ static const char *const migrations[] = {
         "  UPDATE instance_counts SET n = n - 1"
         "    WHERE pool = OLD.pool AND state = OLD.state;"
         "END;",
+
+        /* Step 2: fetches, the broker's FetchTask calls, each recorded
+         * under its request key before it is sent. */
+        "CREATE TABLE fetches ("
+        "  id INTEGER PRIMARY KEY,"
+        "  pool TEXT NOT NULL"
+        "    CHECK (length(CAST(pool AS BLOB)) BETWEEN 1 AND 127),"
+        "  request_key TEXT NOT NULL CHECK (" KEY_OK("request_key") "),"
+        "  created_ms INTEGER NOT NULL"
+        ");"
+        "CREATE UNIQUE INDEX fetches_key ON fetches(pool, request_key);",
+
+        /* Step 3: tasks, the broker's bookkeeping of each task it holds
+         * (never the payload: it carries secrets).
+         *  - tasks_forge_task: a forge hands a task out once, so a second
+         *    row for it, in any state, is a bug upstream of the store;
+         *  - tasks_live_key: what store_prune asks of each fetch;
+         *  - tasks_state_forward: states only move forward; done, the last
+ *    rank, is final.
+         * AUTOINCREMENT for the reason given for instances. */
+        "CREATE TABLE tasks ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  pool TEXT NOT NULL"
+        "    CHECK (length(CAST(pool AS BLOB)) BETWEEN 1 AND 127),"
+        "  forge TEXT NOT NULL"
+        "    CHECK (length(CAST(forge AS BLOB)) BETWEEN 1 AND 127),"
+        "  task_id INTEGER NOT NULL CHECK (task_id > 0),"
+        "  job_id INTEGER NOT NULL DEFAULT 0 CHECK (job_id >= 0),"
+        "  request_key TEXT NOT NULL CHECK (" KEY_OK("request_key") "),"
+        "  state TEXT NOT NULL CHECK (state = 'held' OR state = 'running' OR"
+        "    state = 'finishing' OR state = 'done'),"
+        "  instance TEXT NOT NULL DEFAULT ''"
+        "    CHECK (length(CAST(instance AS BLOB)) < 128),"
+        "  attempts INTEGER NOT NULL DEFAULT 0"
+        "    CHECK (attempts BETWEEN 0 AND 2147483647),"
+        "  prelude_rows INTEGER NOT NULL DEFAULT 0 CHECK (prelude_rows >= 0),"
+        "  log_acked INTEGER NOT NULL DEFAULT 0 CHECK (log_acked >= 0),"
+        "  result INTEGER NOT NULL DEFAULT 0"
+        "    CHECK (result BETWEEN 0 AND 2147483647),"
+        "  created_ms INTEGER NOT NULL,"
+        "  state_ms INTEGER NOT NULL,"
+        "  reason TEXT NOT NULL DEFAULT ''"
+        "    CHECK (length(CAST(reason AS BLOB)) < 160)"
+        ");"
+        "CREATE UNIQUE INDEX tasks_forge_task ON tasks(forge, task_id);"
+        "CREATE INDEX tasks_live ON tasks(created_ms, id) WHERE " TASK_LIVE ";"
+        "CREATE INDEX tasks_live_key ON tasks(pool, request_key)"
+        "  WHERE " TASK_LIVE ";"
+        "CREATE INDEX tasks_done_age ON tasks(state_ms) WHERE state = 'done';"
+        "CREATE TRIGGER tasks_state_forward"
+        "  BEFORE UPDATE OF state ON tasks"
+        "  WHEN NEW.state != OLD.state AND"
+        "    (CASE NEW.state WHEN 'held' THEN 0 WHEN 'running' THEN 1"
+        "      WHEN 'finishing' THEN 2 ELSE 3 END) <"
+        "    (CASE OLD.state WHEN 'held' THEN 0 WHEN 'running' THEN 1"
+        "      WHEN 'finishing' THEN 2 ELSE 3 END) "
+        "BEGIN SELECT RAISE(ABORT, 'task state may only move forward'); END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -148,6 +223,10 @@ static const char *const migrations[] = {
         "id, name, pool, forge, scope, provider, state, warm, job_id, handle, " \
         "runner_id, runner_uuid, provider_ref, created_ms, state_ms, "         \
         "job_seen_ms, claimed_ms, exit_code, runner_deleted, reason"
+
+#define TASK_COLS                                                              \
+        "id, pool, forge, task_id, job_id, request_key, state, instance, "      \
+        "attempts, prelude_rows, log_acked, result, created_ms, state_ms, reason"
 
 enum stmt_id {
         ST_META_GET,
@@ -161,6 +240,16 @@ enum stmt_id {
         ST_LIST_UNDELETED,
         ST_COUNT,
         ST_PRUNE,
+        ST_FETCH_INSERT,
+        ST_FETCH_DELETE,
+        ST_FETCH_LIST,
+        ST_TASK_INSERT,
+        ST_TASK_UPDATE,
+        ST_TASK_EXISTS,
+        ST_TASK_GET,
+        ST_TASK_LIST_LIVE,
+        ST_PRUNE_TASKS,
+        ST_PRUNE_FETCHES,
         ST_BEGIN,
         ST_COMMIT,
         ST_ROLLBACK,
@@ -204,6 +293,39 @@ static const char *const stmt_sql[ST__MAX] = {
          * are the only record that a forge runner may still exist. */
         [ST_PRUNE] = "DELETE FROM instances WHERE runner_deleted = 1"
                      " AND state IN " TERMINAL_STATES " AND state_ms < ?1",
+        [ST_FETCH_INSERT] = "INSERT INTO fetches(pool, request_key, created_ms)"
+                            " VALUES (?1, ?2, ?3)",
+        [ST_FETCH_DELETE] = "DELETE FROM fetches WHERE pool = ?1 AND request_key = ?2",
+        [ST_FETCH_LIST] = "SELECT pool, request_key, created_ms FROM fetches"
+                          " ORDER BY created_ms, id",
+        /* Task parameters ?1..?14 are the fields of struct store_task in
+         * the order of bind_task(); ?15 is the id on update. Identity
+         * fields are in the WHERE, as for instances. */
+        [ST_TASK_INSERT] = "INSERT INTO tasks(pool, forge, task_id, job_id,"
+                           " request_key, state, instance, attempts, prelude_rows,"
+                           " log_acked, result, created_ms, state_ms, reason)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+                           " ?11, ?12, ?13, ?14)",
+        [ST_TASK_UPDATE] = "UPDATE tasks SET job_id = ?4, state = ?6,"
+                           " instance = ?7, attempts = ?8, prelude_rows = ?9,"
+                           " log_acked = ?10, result = ?11, state_ms = ?13,"
+                           " reason = ?14"
+                           " WHERE id = ?15 AND pool = ?1 AND forge = ?2"
+                           " AND task_id = ?3 AND request_key = ?5"
+                           " AND created_ms = ?12",
+        [ST_TASK_EXISTS] = "SELECT 1 FROM tasks WHERE id = ?1",
+        [ST_TASK_GET] = "SELECT " TASK_COLS " FROM tasks"
+                        " WHERE forge = ?1 AND task_id = ?2",
+        [ST_TASK_LIST_LIVE] = "SELECT " TASK_COLS " FROM tasks"
+                              " WHERE " TASK_LIVE " ORDER BY created_ms, id",
+        [ST_PRUNE_TASKS] = "DELETE FROM tasks WHERE state = 'done' AND state_ms < ?1",
+        /* A live task's fetch is kept whatever its age: repeating it is
+         * how a restarted daemon gets the task's payload back. */
+        [ST_PRUNE_FETCHES] = "DELETE FROM fetches WHERE created_ms < ?1"
+                             " AND NOT EXISTS (SELECT 1 FROM tasks"
+                             "  WHERE tasks.pool = fetches.pool"
+                             "  AND tasks.request_key = fetches.request_key"
+                             "  AND tasks." TASK_LIVE ")",
         [ST_BEGIN] = "BEGIN IMMEDIATE",
         [ST_COMMIT] = "COMMIT",
         [ST_ROLLBACK] = "ROLLBACK",
@@ -235,6 +357,26 @@ int store_state_parse(const char *s, enum store_state *ret)
         for (int i = 0; i < STORE_STATE_MAX; i++) {
                 if (strcmp(s, state_names[i]) == 0) {
                         *ret = (enum store_state)i;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+const char *store_task_state_name(enum store_task_state st)
+{
+        if ((int)st < STORE_TASK_HELD || (int)st >= TASK_STATE_END)
+                return "unknown";
+        return task_state_names[st];
+}
+
+int store_task_state_parse(const char *s, enum store_task_state *ret)
+{
+        if (!s)
+                return -EINVAL;
+        for (int i = STORE_TASK_HELD; i < TASK_STATE_END; i++) {
+                if (strcmp(s, task_state_names[i]) == 0) {
+                        *ret = (enum store_task_state)i;
                         return 0;
                 }
         }
@@ -449,6 +591,8 @@ static int read_instance(struct store *s, sqlite3_stmt *st, struct store_instanc
         *ret = in;
         return 0;
 }
+
+static int row_exists(struct store *s, enum stmt_id id, int64_t rowid, bool *ret);
 
 /* Runs a statement that returns no rows (or whose rows are ignored). */
 static int exec_stmt(struct store *s, enum stmt_id id)
@@ -885,28 +1029,6 @@ out:
         return r;
 }
 
-static int instance_exists(struct store *s, int64_t id, bool *ret)
-{
-        sqlite3_stmt *st = NULL;
-        int r = stmt_get(s, ST_EXISTS, &st);
-
-        if (r < 0)
-                return r;
-        r = bind_i64(s, st, 1, id);
-        if (r < 0)
-                goto out;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-                *ret = rc == SQLITE_ROW;
-                r = 0;
-        } else {
-                r = fail(s, rc);
-        }
-out:
-        stmt_done(st);
-        return r;
-}
-
 int store_instance_update(struct store *s, const struct store_instance *inst)
 {
         sqlite3_stmt *st = NULL;
@@ -939,7 +1061,7 @@ int store_instance_update(struct store *s, const struct store_instance *inst)
         if (sqlite3_changes(s->db) == 0) {
                 bool exists = false;
                 stmt_done(st);
-                r = instance_exists(s, inst->id, &exists);
+                r = row_exists(s, ST_EXISTS, inst->id, &exists);
                 if (r < 0)
                         return r;
                 /* The row is there, so an identity field differs. */
@@ -995,9 +1117,15 @@ int store_instance_get_by_name(struct store *s, const char *name, struct store_i
         return r;
 }
 
-static int list_query(struct store *s, enum stmt_id id, struct store_instance **ret, size_t *ret_n)
+/* Reads one row of a listing into the element at dst. */
+typedef int (*row_reader)(struct store *s, sqlite3_stmt *st, void *dst);
+
+/* Runs a listing: every row read into a malloc'd array of elements of
+ * size bytes. */
+static int list_rows(struct store *s, enum stmt_id id, size_t size, row_reader read,
+                     void **ret, size_t *ret_n)
 {
-        struct store_instance *v = NULL;
+        char *v = NULL;
         size_t n = 0, cap = 0;
         sqlite3_stmt *st = NULL;
         int r;
@@ -1021,7 +1149,7 @@ static int list_query(struct store *s, enum stmt_id id, struct store_instance **
                                 r = -E2BIG;
                                 goto err;
                         }
-                        struct store_instance *nv = realloc(v, ncap * sizeof(*v));
+                        char *nv = realloc(v, ncap * size);
                         if (!nv) {
                                 r = -ENOMEM;
                                 goto err;
@@ -1029,7 +1157,7 @@ static int list_query(struct store *s, enum stmt_id id, struct store_instance **
                         v = nv;
                         cap = ncap;
                 }
-                r = read_instance(s, st, &v[n]);
+                r = read(s, st, v + n * size);
                 if (r < 0)
                         goto err;
                 n++;
@@ -1041,6 +1169,25 @@ static int list_query(struct store *s, enum stmt_id id, struct store_instance **
 err:
         stmt_done(st);
         free(v);
+        return r;
+}
+
+static int read_instance_row(struct store *s, sqlite3_stmt *st, void *dst)
+{
+        return read_instance(s, st, dst);
+}
+
+static int list_query(struct store *s, enum stmt_id id, struct store_instance **ret, size_t *ret_n)
+{
+        void *v = NULL;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = list_rows(s, id, sizeof(struct store_instance), read_instance_row, &v, ret_n);
+
+        if (r >= 0)
+                *ret = v;
         return r;
 }
 
@@ -1124,16 +1271,12 @@ out:
         return r;
 }
 
-int store_prune(struct store *s, int64_t before_ms)
+/* Runs a DELETE whose ?1 is before_ms; returns the rows deleted. */
+static int prune_one(struct store *s, enum stmt_id id, int64_t before_ms)
 {
         sqlite3_stmt *st = NULL;
-        int r;
+        int r = stmt_get(s, id, &st);
 
-        if (!s)
-                return -EINVAL;
-        if (s->tx_err)
-                return s->tx_err;
-        r = stmt_get(s, ST_PRUNE, &st);
         if (r < 0)
                 return r;
         r = bind_i64(s, st, 1, before_ms);
@@ -1147,6 +1290,325 @@ int store_prune(struct store *s, int64_t before_ms)
         r = sqlite3_changes(s->db);
 out:
         stmt_done(st);
+        return r;
+}
+
+int store_prune(struct store *s, int64_t before_ms)
+{
+        /* Tasks before fetches: a fetch is kept only for live tasks, so
+         * the order changes nothing today, but it is the safe one should a
+         * done task ever count. */
+        static const enum stmt_id steps[] = { ST_PRUNE, ST_PRUNE_TASKS, ST_PRUNE_FETCHES };
+        int total = 0;
+
+        if (!s)
+                return -EINVAL;
+        if (s->tx_err)
+                return s->tx_err;
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+                int r = prune_one(s, steps[i], before_ms);
+                if (r < 0)
+                        return r;
+                total = r > INT_MAX - total ? INT_MAX : total + r;
+        }
+        return total;
+}
+
+/* ---- broker: fetches and tasks ------------------------------------------ */
+
+static int check_fetch(const struct store_fetch *f)
+{
+        if (strnlen(f->pool, sizeof(f->pool)) >= sizeof(f->pool) ||
+            strnlen(f->request_key, sizeof(f->request_key)) >= sizeof(f->request_key))
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Runs a write statement already bound; maps its result. */
+static int step_write(struct store *s, sqlite3_stmt *st)
+{
+        int rc = sqlite3_step(st);
+        return rc == SQLITE_DONE ? 0 : fail(s, rc);
+}
+
+int store_fetch_insert(struct store *s, const struct store_fetch *f)
+{
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        if (!s || !f)
+                return -EINVAL;
+        r = check_fetch(f);
+        if (r < 0)
+                return r;
+        if (s->tx_err)
+                return s->tx_err;
+        r = stmt_get(s, ST_FETCH_INSERT, &st);
+        if (r < 0)
+                return r;
+        if ((r = bind_str(s, st, 1, f->pool, sizeof(f->pool))) < 0 ||
+            (r = bind_str(s, st, 2, f->request_key, sizeof(f->request_key))) < 0 ||
+            (r = bind_i64(s, st, 3, f->created_ms)) < 0)
+                goto out;
+        r = step_write(s, st);
+out:
+        stmt_done(st);
+        return r;
+}
+
+int store_fetch_delete(struct store *s, const char *pool, const char *key)
+{
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        if (!s || !pool || !key)
+                return -EINVAL;
+        if (s->tx_err)
+                return s->tx_err;
+        r = stmt_get(s, ST_FETCH_DELETE, &st);
+        if (r < 0)
+                return r;
+        if ((r = bind_str(s, st, 1, pool, STORE_NAME_MAX)) < 0 ||
+            (r = bind_str(s, st, 2, key, STORE_KEY_MAX)) < 0)
+                goto out;
+        r = step_write(s, st);
+out:
+        stmt_done(st);
+        return r;
+}
+
+static int read_fetch_row(struct store *s, sqlite3_stmt *st, void *dst)
+{
+        struct store_fetch f = { 0 };
+        int r;
+
+        if ((r = col_str(s, st, 0, f.pool, sizeof(f.pool))) < 0 ||
+            (r = col_str(s, st, 1, f.request_key, sizeof(f.request_key))) < 0)
+                return r;
+        f.created_ms = sqlite3_column_int64(st, 2);
+        memcpy(dst, &f, sizeof(f));
+        return 0;
+}
+
+int store_fetch_list(struct store *s, struct store_fetch **ret, size_t *ret_n)
+{
+        void *v = NULL;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = list_rows(s, ST_FETCH_LIST, sizeof(struct store_fetch), read_fetch_row, &v, ret_n);
+        if (r >= 0)
+                *ret = v;
+        return r;
+}
+
+/* What the C side can see before SQL runs: unterminated strings and states
+ * outside the enum. The rest (empty names, bad keys, task_id <= 0,
+ * negative counts) is the schema's CHECKs, so it holds for every writer. */
+static int check_task(const struct store_task *t)
+{
+        if ((int)t->state < STORE_TASK_HELD || (int)t->state >= TASK_STATE_END)
+                return -EINVAL;
+        if (strnlen(t->pool, sizeof(t->pool)) >= sizeof(t->pool) ||
+            strnlen(t->forge, sizeof(t->forge)) >= sizeof(t->forge) ||
+            strnlen(t->request_key, sizeof(t->request_key)) >= sizeof(t->request_key) ||
+            strnlen(t->instance, sizeof(t->instance)) >= sizeof(t->instance) ||
+            strnlen(t->reason, sizeof(t->reason)) >= sizeof(t->reason))
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int bind_task(struct store *s, sqlite3_stmt *st, const struct store_task *t)
+{
+        int r;
+
+#define BS(i, f) do { r = bind_str(s, st, i, t->f, sizeof(t->f)); if (r < 0) return r; } while (0)
+#define BI(i, v) do { r = bind_i64(s, st, i, v); if (r < 0) return r; } while (0)
+        BS(1, pool);
+        BS(2, forge);
+        BI(3, t->task_id);
+        BI(4, t->job_id);
+        BS(5, request_key);
+        r = sqlite3_bind_text(st, 6, task_state_names[t->state], -1, SQLITE_STATIC);
+        if (r != SQLITE_OK)
+                return fail(s, r);
+        BS(7, instance);
+        BI(8, t->attempts);
+        BI(9, t->prelude_rows);
+        BI(10, t->log_acked);
+        BI(11, t->result);
+        BI(12, t->created_ms);
+        BI(13, t->state_ms);
+        BS(14, reason);
+#undef BS
+#undef BI
+        return 0;
+}
+
+/* Reads one row selected with TASK_COLS. */
+static int read_task(struct store *s, sqlite3_stmt *st, struct store_task *ret)
+{
+        struct store_task t = { 0 };
+        char state[16];
+        int r;
+
+#define CS(c, f) do { r = col_str(s, st, c, t.f, sizeof(t.f)); if (r < 0) return r; } while (0)
+        t.id = sqlite3_column_int64(st, 0);
+        CS(1, pool);
+        CS(2, forge);
+        t.task_id = sqlite3_column_int64(st, 3);
+        t.job_id = sqlite3_column_int64(st, 4);
+        CS(5, request_key);
+        r = col_str(s, st, 6, state, sizeof(state));
+        if (r < 0)
+                return r;
+        if (store_task_state_parse(state, &t.state) < 0)
+                return -EUCLEAN;
+        CS(7, instance);
+        int64_t attempts = sqlite3_column_int64(st, 8);
+        t.prelude_rows = sqlite3_column_int64(st, 9);
+        t.log_acked = sqlite3_column_int64(st, 10);
+        int64_t result = sqlite3_column_int64(st, 11);
+        if (attempts < 0 || attempts > INT_MAX || result < 0 || result > INT_MAX)
+                return -EUCLEAN;
+        t.attempts = (int)attempts;
+        t.result = (int)result;
+        t.created_ms = sqlite3_column_int64(st, 12);
+        t.state_ms = sqlite3_column_int64(st, 13);
+        CS(14, reason);
+#undef CS
+        *ret = t;
+        return 0;
+}
+
+static int read_task_row(struct store *s, sqlite3_stmt *st, void *dst)
+{
+        return read_task(s, st, dst);
+}
+
+int store_task_insert(struct store *s, struct store_task *t)
+{
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        if (!s || !t)
+                return -EINVAL;
+        r = check_task(t);
+        if (r < 0)
+                return r;
+        if (s->tx_err)
+                return s->tx_err;
+        r = stmt_get(s, ST_TASK_INSERT, &st);
+        if (r < 0)
+                return r;
+        r = bind_task(s, st, t);
+        if (r < 0)
+                goto out;
+        r = step_write(s, st);
+        if (r < 0)
+                goto out;
+        t->id = sqlite3_last_insert_rowid(s->db);
+out:
+        stmt_done(st);
+        return r;
+}
+
+static int row_exists(struct store *s, enum stmt_id id, int64_t rowid, bool *ret)
+{
+        sqlite3_stmt *st = NULL;
+        int r = stmt_get(s, id, &st);
+
+        if (r < 0)
+                return r;
+        r = bind_i64(s, st, 1, rowid);
+        if (r < 0)
+                goto out;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+                *ret = rc == SQLITE_ROW;
+                r = 0;
+        } else {
+                r = fail(s, rc);
+        }
+out:
+        stmt_done(st);
+        return r;
+}
+
+int store_task_update(struct store *s, const struct store_task *t)
+{
+        sqlite3_stmt *st = NULL;
+        bool exists = false;
+        int r;
+
+        if (!s || !t)
+                return -EINVAL;
+        r = check_task(t);
+        if (r < 0)
+                return r;
+        if (s->tx_err)
+                return s->tx_err;
+        if (t->id <= 0)
+                return -ENOENT;
+        r = stmt_get(s, ST_TASK_UPDATE, &st);
+        if (r < 0)
+                return r;
+        r = bind_task(s, st, t);
+        if (r < 0)
+                goto out;
+        r = bind_i64(s, st, 15, t->id);
+        if (r < 0)
+                goto out;
+        r = step_write(s, st);
+        if (r < 0 || sqlite3_changes(s->db) > 0)
+                goto out;
+        stmt_done(st);
+        r = row_exists(s, ST_TASK_EXISTS, t->id, &exists);
+        if (r < 0)
+                return r;
+        /* The row is there, so an identity field differs. */
+        return exists ? -EINVAL : -ENOENT;
+out:
+        stmt_done(st);
+        return r;
+}
+
+int store_task_get(struct store *s, const char *forge, int64_t task_id, struct store_task *ret)
+{
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        if (!s || !forge || !ret)
+                return -EINVAL;
+        r = stmt_get(s, ST_TASK_GET, &st);
+        if (r < 0)
+                return r;
+        if ((r = bind_str(s, st, 1, forge, STORE_NAME_MAX)) < 0 ||
+            (r = bind_i64(s, st, 2, task_id)) < 0)
+                goto out;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                r = -ENOENT;
+        else if (rc != SQLITE_ROW)
+                r = fail(s, rc);
+        else
+                r = read_task(s, st, ret);
+out:
+        stmt_done(st);
+        return r;
+}
+
+int store_task_list_live(struct store *s, struct store_task **ret, size_t *ret_n)
+{
+        void *v = NULL;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = list_rows(s, ST_TASK_LIST_LIVE, sizeof(struct store_task), read_task_row, &v, ret_n);
+        if (r >= 0)
+                *ret = v;
         return r;
 }
 

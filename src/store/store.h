@@ -1,7 +1,7 @@
 /* store.h: forgescale's durable state in SQLite (WAL). The only module that
  * includes sqlite3.h; owns the schema, its migrations and all SQL.
- * Every instance transition is written here *before* its side effect, so a
- * restart resumes from the rows. Never logs above debug, never does network
+ * Every instance transition, and every broker fetch and task step, is
+ * written here *before* its side effect, so a restart resumes from the rows. Never logs above debug, never does network
  * or process work, never called from a provider. Single-threaded use. */
 #pragma once
 
@@ -61,6 +61,51 @@ struct store_instance {
         char reason[STORE_REASON_MAX];       /* why stopping/failed, "" */
 };
 
+/* Broker mode (see docs/state-machine.md, "Broker tasks"). Only
+ * bookkeeping is stored: task payloads carry secrets and never reach the
+ * database. */
+#define STORE_KEY_MAX 64        /* request keys: 1..63 bytes of [A-Za-z0-9._-] */
+
+/* A FetchTask whose x-runner-request-key is written (and committed) before
+ * the request goes out: when the answer is lost, repeating the fetch with
+ * the same key after a restart makes the forge hand out the tasks it
+ * assigned under that key again. */
+struct store_fetch {
+        char pool[STORE_NAME_MAX];           /* non-empty */
+        char request_key[STORE_KEY_MAX];
+        int64_t created_ms;                  /* wall clock, ms since epoch */
+};
+
+/* A task's states only move forward (skipping is allowed) and done is
+ * final; the database refuses anything else with -EINVAL. 0 is no state,
+ * so a zeroed struct is refused. */
+enum store_task_state {
+        STORE_TASK_HELD = 1,     /* fetched; no worker has fetched it from us yet */
+        STORE_TASK_RUNNING,      /* a worker fetched it from us */
+        STORE_TASK_FINISHING,    /* a final result is being reported upstream */
+        STORE_TASK_DONE,         /* the forge has its final result (or no longer knows it): terminal */
+};
+
+const char *store_task_state_name(enum store_task_state st);   /* "held", ...; "unknown" */
+int store_task_state_parse(const char *s, enum store_task_state *ret); /* -EINVAL */
+
+struct store_task {
+        int64_t id;                          /* rowid, set by insert */
+        char pool[STORE_NAME_MAX];           /* non-empty */
+        char forge[STORE_NAME_MAX];          /* non-empty */
+        int64_t task_id;                     /* the forge's task id, > 0; unique per (forge, task_id) */
+        int64_t job_id;                      /* >= 0 */
+        char request_key[STORE_KEY_MAX];     /* the fetch that got it */
+        enum store_task_state state;
+        char instance[STORE_NAME_MAX];       /* the worker instance serving it now, "" none */
+        int attempts;                        /* workers started for it, >= 0 */
+        int64_t prelude_rows;                /* log rows forgescale wrote upstream ahead of the worker's, >= 0 */
+        int64_t log_acked;                   /* rows the forge acked (upstream index), >= 0 */
+        int result;                          /* runner.v1 Result number, >= 0; 0 until final */
+        int64_t created_ms, state_ms;        /* wall clock, ms since epoch */
+        char reason[STORE_REASON_MAX];
+};
+
 struct store;
 
 /* Opens (creating if needed) the database at path, mode 0600, WAL,
@@ -113,9 +158,41 @@ int store_instance_count(struct store *s,
                          void (*cb)(void *ud, const char *pool, enum store_state st, int64_t n),
                          void *ud);
 
-/* Deletes terminal rows whose state_ms is older than before_ms and whose
- * runner_deleted is true (the others are the only record that a forge
- * registration may still exist); returns the number deleted or -errno. */
+/* Records a fetch before it is sent. -EEXIST for a (pool, request_key)
+ * already recorded; -EINVAL for an empty pool or a key that is empty or has
+ * a byte outside [A-Za-z0-9._-] (the schema's CHECK); -ENAMETOOLONG for a
+ * field without a terminating NUL. */
+int store_fetch_insert(struct store *s, const struct store_fetch *f);
+/* Forgets a fetch; 0 also when there was none. */
+int store_fetch_delete(struct store *s, const char *pool, const char *key);
+/* Every recorded fetch, oldest first (created_ms, then insertion order).
+ * *ret is malloc'd (caller frees), *ret_n may be 0 (then *ret may be NULL). */
+int store_fetch_list(struct store *s, struct store_fetch **ret, size_t *ret_n);
+
+/* Inserts a task; sets t->id. -EEXIST when (forge, task_id) is already
+ * recorded, in any state; -EINVAL for task_id <= 0, a bad request key, an
+ * empty pool or forge, a negative count (schema CHECKs) or a state outside
+ * the enum; -ENAMETOOLONG for a string field without a terminating NUL. */
+int store_task_insert(struct store *s, struct store_task *t);
+/* Writes every mutable field of t (job_id, state, instance, attempts,
+ * prelude_rows, log_acked, result, state_ms, reason) by id. -ENOENT when no
+ * such row; -EINVAL when an identity field changed (pool, forge, task_id,
+ * request_key, created_ms), the state would move backward or leave done,
+ * or a CHECK fails. */
+int store_task_update(struct store *s, const struct store_task *t);
+/* -ENOENT when the forge's task is not recorded. */
+int store_task_get(struct store *s, const char *forge, int64_t task_id, struct store_task *ret);
+/* Tasks not done, oldest first (created_ms, then id). *ret as above. */
+int store_task_list_live(struct store *s, struct store_task **ret, size_t *ret_n);
+
+/* Deletes history older than before_ms (the daemon passes now minus a day):
+ *  - terminal instances whose state_ms is older and whose runner_deleted is
+ *    true (the others are the only record that a forge registration may
+ *    still exist);
+ *  - done tasks whose state_ms is older;
+ *  - fetches created before it that no live task came from (a live task's
+ *    fetch is how its payload is fetched again after a restart).
+ * Returns the number of rows deleted or -errno. */
 int store_prune(struct store *s, int64_t before_ms);
 
 /* Batching: the daemon wraps each loop tick's writes in one transaction to

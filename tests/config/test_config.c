@@ -324,6 +324,187 @@ static void test_listen_warning(void **state)
         assert_int_equal(config_diag_errors(NULL), 0);
 }
 
+/* Parses a configuration with one pool (mode broker when broker_pool), the
+ * top-level listen and broker section given; returns the messages. */
+static int parse_broker(const char *listen, const char *broker, bool broker_pool,
+                        struct config **ret_cfg, struct config_diag *d)
+{
+        char text[1024];
+
+        snprintf(text, sizeof(text),
+                 "%s%s%s"
+                 "forges: {m: {url: http://h, token_env: HOME}}\n"
+                 "pools: {p: {scope: user, labels: [x]%s}}\n"
+                 "%s%s",
+                 listen ? "listen: \"" : "", listen ? listen : "", listen ? "\"\n" : "",
+                 broker_pool ? ", mode: broker" : "",
+                 broker ? "broker: " : "", broker ? broker : "");
+        *ret_cfg = NULL;
+        return config_parse("t.yaml", text, strlen(text), NULL, ret_cfg, d);
+}
+
+static void test_broker_defaults(void **state)
+{
+        struct config *cfg = parse_ok("forges: {main: {url: https://f.example.org, token_file: t}}\n"
+                                      "pools: {linux: {scope: org/acme, labels: [docker]}}\n");
+        const struct config_broker *b = &cfg->broker;
+
+        assert_string_equal(b->listen, "127.0.0.1:9465");
+        assert_string_equal(b->listen_host, "127.0.0.1");
+        assert_int_equal(b->listen_port, 9465);
+        assert_string_equal(b->url, "http://127.0.0.1:9465");
+        assert_false(b->url_set);
+        assert_int_equal(b->worker_retries, 2);
+        assert_int_equal(b->codec, CONFIG_CODEC_PROTO);
+        assert_false(b->used);
+        assert_int_equal(b->pos.line, 0);
+        assert_int_equal(b->listen_pos.line, 0);
+        config_free(cfg);
+
+        cfg = parse_ok(full_cfg);   /* its pool "legacy" has mode broker */
+        assert_true(cfg->broker.used);
+        config_free(cfg);
+}
+
+/* url is derived from listen when it is not written, except where workers
+ * could not connect to that address (a wildcard) or its port is not known
+ * before start (0). */
+static void test_broker_url(void **state)
+{
+        static const struct { const char *broker, *url; bool set; } cases[] = {
+                { "{listen: 127.0.0.1:9470}", "http://127.0.0.1:9470", false },
+                { "{listen: \"[::1]:9470\"}", "http://[::1]:9470", false },
+                { "{listen: localhost:9470}", "http://localhost:9470", false },
+                { "{listen: \"[::ffff:127.0.0.1]:9470\"}", "http://[::ffff:127.0.0.1]:9470", false },
+                { "{listen: 127.0.0.1:0}", NULL, false },
+                { "{listen: 0.0.0.0:9470}", NULL, false },      /* no broker pool: no error */
+                { "{listen: 127.0.0.1:0, url: HTTPS://w.example.org:8443/fs/}", "https://w.example.org:8443/fs", true },
+                { "{url: http://10.1.2.3:9465}", "http://10.1.2.3:9465", true },
+                { "{codec: json, worker_retries: 10}", "http://127.0.0.1:9465", false },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct config *cfg = NULL;
+                struct config_diag d = { 0 };
+                assert_int_equal(parse_broker(NULL, cases[i].broker, false, &cfg, &d), 0);
+                if (d.n)
+                        fail_msg("case %zu: %s", i, d.msgs[0].text);
+                if (cases[i].url)
+                        assert_string_equal(cfg->broker.url, cases[i].url);
+                else
+                        assert_null(cfg->broker.url);
+                assert_int_equal(cfg->broker.url_set, cases[i].set);
+                assert_int_equal(cfg->broker.pos.line, 3);
+                assert_int_equal(cfg->broker.pos.col, 1);
+                config_free(cfg);
+        }
+        struct config *cfg = NULL;
+        struct config_diag d = { 0 };
+        assert_int_equal(parse_broker(NULL, "{codec: json, worker_retries: 10, url: http://w:1}", true, &cfg, &d), 0);
+        assert_int_equal(cfg->broker.codec, CONFIG_CODEC_JSON);
+        assert_int_equal(cfg->broker.worker_retries, 10);
+        assert_int_equal(cfg->broker.url_pos.line, 3);
+        assert_int_equal(cfg->broker.url_pos.col, 48);
+        config_free(cfg);
+}
+
+/* The rules of `check` for broker.listen, applied only when a pool has
+ * mode broker: not listen's address, a wildcard needs url, and other than
+ * loopback is a warning. */
+static void test_broker_listen_rules(void **state)
+{
+        static const struct { const char *listen, *broker; int errors, warnings; const char *what; } cases[] = {
+                /* The same address and port, however spelled. */
+                { "127.0.0.1:9464", "{listen: 127.0.0.1:9464}", 1, 0, "would bind the same address and port" },
+                { "localhost:9464", "{listen: 127.0.0.1:9464}", 1, 0, "would bind the same address and port" },
+                { "[::ffff:127.0.0.1]:9464", "{listen: 127.0.0.1:9464}", 1, 0, "would bind the same address and port" },
+                { "[0::1]:9464", "{listen: \"[::1]:9464\"}", 1, 0, "would bind the same address and port" },
+                /* A wildcard covers every address of the port. */
+                { "0.0.0.0:9464", "{listen: 127.0.0.1:9464}", 1, 1, "would bind the same address and port" },
+                { NULL, "{listen: \"[::]:9464\", url: http://w:9464}", 1, 1, "would bind the same address and port" },
+                /* The default broker.listen taken by listen: said at listen. */
+                { "127.0.0.1:9465", NULL, 1, 0, "t.yaml:1:10: listen \"127.0.0.1:9465\" takes the address broker.listen defaults to" },
+                /* Apart. */
+                { "127.0.0.1:0", "{listen: 127.0.0.1:0}", 0, 0, NULL },
+                { "127.0.0.2:9464", "{listen: 127.0.0.1:9464}", 0, 0, NULL },
+                { "[::1]:9465", NULL, 0, 0, NULL },
+                /* Wildcards need a url; anything not loopback warns. */
+                { NULL, "{listen: 0.0.0.0:9465}", 1, 1, "t.yaml:3:18: broker.listen \"0.0.0.0:9465\" is every interface" },
+                { NULL, "{listen: \"[::]:9465\"}", 1, 1, "is every interface" },
+                { NULL, "{listen: \"[::ffff:0.0.0.0]:9465\"}", 1, 1, "is every interface" },
+                { NULL, "{listen: 0.0.0.0:9465, url: http://192.0.2.1:9465}", 0, 1,
+                  "t.yaml:3:18: warning: broker.listen \"0.0.0.0:9465\" is not a loopback address" },
+                { NULL, "{listen: 192.0.2.1:9465}", 0, 1, "hands out tasks, with their secrets" },
+                { NULL, "{listen: \"[::1]:9465\"}", 0, 0, NULL },
+                { NULL, "{listen: localhost:9465}", 0, 0, NULL },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                for (int used = 0; used < 2; used++) {
+                        struct config *cfg = NULL;
+                        struct config_diag d = { 0 };
+                        int r = parse_broker(cases[i].listen, cases[i].broker, used, &cfg, &d);
+                        size_t errors = config_diag_errors(&d), warnings = d.n - errors;
+                        bool found = !cases[i].what;
+                        /* Without a broker pool only listen's own warning
+                         * (a public listen) remains. */
+                        size_t want_e = used ? (size_t)cases[i].errors : 0;
+                        size_t want_w = used ? (size_t)cases[i].warnings : 0;
+                        if (cases[i].listen && strncmp(cases[i].listen, "0.0.0.0", 7) == 0)
+                                want_w += used ? 0 : 1;
+                        for (size_t j = 0; j < d.n; j++)
+                                if (cases[i].what && strstr(d.msgs[j].text, cases[i].what))
+                                        found = true;
+                        if (errors != want_e || warnings != want_w || (used && !found) ||
+                            (r == 0) != (want_e == 0)) {
+                                for (size_t j = 0; j < d.n; j++)
+                                        print_message("  %s\n", d.msgs[j].text);
+                                fail_msg("case %zu (used %d): %zu errors, %zu warnings, r %d", i, used,
+                                         errors, warnings, r);
+                        }
+                        if (used && want_e)
+                                for (size_t j = 0; j < d.n; j++)
+                                        if (!d.msgs[j].warning)
+                                                assert_non_null(strstr(d.msgs[j].text, "(pool \"p\" has mode broker)"));
+                        config_diag_done(&d);
+                        config_free(cfg);
+                }
+        }
+}
+
+static void test_broker_same(void **state)
+{
+        static const char *const variants[] = {
+                "{listen: 127.0.0.1:9466}",
+                "{url: http://127.0.0.1:9466}",
+                "{worker_retries: 3}",
+                "{codec: json}",
+                "{listen: localhost:9465}",     /* the same socket, another text */
+        };
+        struct config *a = NULL, *b = NULL;
+        struct config_diag d = { 0 };
+
+        assert_int_equal(parse_broker(NULL, NULL, true, &a, &d), 0);
+        /* Written out as the defaults are: the same. */
+        assert_int_equal(parse_broker(NULL, "{listen: 127.0.0.1:9465, url: http://127.0.0.1:9465/,"
+                                            " worker_retries: 2, codec: proto}", true, &b, &d), 0);
+        assert_true(config_broker_same(&a->broker, &b->broker));
+        assert_true(config_broker_same(&a->broker, &a->broker));
+        config_free(b);
+        for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+                assert_int_equal(parse_broker(NULL, variants[i], true, &b, &d), 0);
+                if (config_broker_same(&a->broker, &b->broker))
+                        fail_msg("variant %zu compares the same", i);
+                config_free(b);
+        }
+        /* No pool of mode broker any more: the endpoint would go. */
+        assert_int_equal(parse_broker(NULL, NULL, false, &b, &d), 0);
+        assert_false(config_broker_same(&a->broker, &b->broker));
+        config_free(b);
+        config_free(a);
+        config_diag_done(&d);
+}
+
 static void test_full(void **state)
 {
         struct config *cfg = parse_ok(full_cfg);
@@ -1035,6 +1216,10 @@ int main(void)
                 cmocka_unit_test(test_duration),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_listen_warning),
+                cmocka_unit_test(test_broker_defaults),
+                cmocka_unit_test(test_broker_url),
+                cmocka_unit_test(test_broker_listen_rules),
+                cmocka_unit_test(test_broker_same),
                 cmocka_unit_test(test_full),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_provider_keys),

@@ -1,7 +1,8 @@
 /* test_store.c: the SQLite store: persistence across close and kill -9,
  * field round trips, the one-live-instance-per-handle rule, state order,
- * listings, prune, meta, transactions, file modes, damaged files, bounds
- * and SQLite allocation failures. Every test works in its own temp dir. */
+ * listings, prune, meta, transactions, file modes, damaged files, bounds,
+ * SQLite allocation failures, the broker's fetches and tasks, and the
+ * upgrade of a schema-v1 database. Every test works in its own temp dir. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,7 +192,7 @@ static void open_close_reopen(void **state)
         char buf[64];
 
         assert_int_equal(store_meta_get(s, "schema_version", buf, sizeof(buf)), 0);
-        assert_string_equal(buf, "1");
+        assert_string_equal(buf, "3");
         int64_t id = add(s, "fs-1", "small", "h-1", STORE_STARTING);
         assert_int_equal(store_meta_set(s, "controller_id", "c0ffee"), 0);
         store_close(s);
@@ -204,7 +206,7 @@ static void open_close_reopen(void **state)
         assert_int_equal(store_meta_get(s, "controller_id", buf, sizeof(buf)), 0);
         assert_string_equal(buf, "c0ffee");
         assert_int_equal(store_meta_get(s, "schema_version", buf, sizeof(buf)), 0);
-        assert_string_equal(buf, "1");
+        assert_string_equal(buf, "3");
         store_close(s);
 
         /* Bad arguments and a path in a missing directory. */
@@ -716,7 +718,7 @@ static void meta(void **state)
 
         assert_int_equal(store_meta_set(s, "schema_version", "0"), -EPERM);
         assert_int_equal(store_meta_get(s, "schema_version", buf, sizeof(buf)), 0);
-        assert_string_equal(buf, "1");
+        assert_string_equal(buf, "3");
         assert_int_equal(store_meta_set(s, "", "x"), -EINVAL);
         assert_int_equal(store_meta_set(s, "x", NULL), -EINVAL);
         assert_int_equal(store_meta_get(s, "x", buf, 0), -EINVAL);
@@ -867,8 +869,18 @@ static void restart_after_kill(void **state)
                         if (i >= 10 && store_commit(s) < 0)
                                 _exit(6);
                 }
+                /* The broker's request key, committed before its fetch. */
+                struct store_fetch f;
+                memset(&f, 0, sizeof(f));
+                memcpy(f.pool, "small", 6);
+                memcpy(f.request_key, "rk-kept", 8);
+                if (store_fetch_insert(s, &f) < 0)
+                        _exit(10);
                 if (store_begin(s) < 0)
                         _exit(7);
+                memcpy(f.request_key, "rk-lost", 8);
+                if (store_fetch_insert(s, &f) < 0)
+                        _exit(11);
                 struct store_instance lost;
                 memset(&lost, 0, sizeof(lost));
                 memcpy(lost.name, "fs-uncommitted", 15);
@@ -901,6 +913,11 @@ static void restart_after_kill(void **state)
         }
         struct store_instance in;
         assert_int_equal(store_instance_get_by_name(s, "fs-uncommitted", &in), -ENOENT);
+        struct store_fetch *fv = NULL;
+        assert_int_equal(store_fetch_list(s, &fv, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(fv[0].request_key, "rk-kept");
+        free(fv);
         /* The restarted daemon still cannot double-launch a live handle. */
         struct store_instance again = mk("fs-again", "small", "h-1", STORE_REGISTERING);
         assert_int_equal(store_instance_insert(s, &again), -EEXIST);
@@ -1101,6 +1118,712 @@ static void long_strings(void **state)
         store_close(s);
 }
 
+/* ---- broker: fetches and tasks ------------------------------------------ */
+
+static struct store_fetch mkfetch(const char *pool, const char *key, int64_t ms)
+{
+        struct store_fetch f;
+
+        memset(&f, 0, sizeof(f));
+        set_str(f.pool, sizeof(f.pool), pool);
+        set_str(f.request_key, sizeof(f.request_key), key);
+        f.created_ms = ms;
+        return f;
+}
+
+static struct store_task mktask(const char *forge, int64_t task_id, const char *key,
+                                enum store_task_state st)
+{
+        struct store_task t;
+
+        memset(&t, 0, sizeof(t));
+        set_str(t.pool, sizeof(t.pool), "linux");
+        set_str(t.forge, sizeof(t.forge), forge);
+        t.task_id = task_id;
+        t.job_id = task_id * 10;
+        set_str(t.request_key, sizeof(t.request_key), key);
+        t.state = st;
+        t.created_ms = 1700000000000 + task_id;
+        t.state_ms = t.created_ms;
+        return t;
+}
+
+static void assert_task_equal(const struct store_task *a, const struct store_task *b)
+{
+        assert_int_equal(a->id, b->id);
+        assert_string_equal(a->pool, b->pool);
+        assert_string_equal(a->forge, b->forge);
+        assert_int_equal(a->task_id, b->task_id);
+        assert_int_equal(a->job_id, b->job_id);
+        assert_string_equal(a->request_key, b->request_key);
+        assert_int_equal(a->state, b->state);
+        assert_string_equal(a->instance, b->instance);
+        assert_int_equal(a->attempts, b->attempts);
+        assert_int_equal(a->prelude_rows, b->prelude_rows);
+        assert_int_equal(a->log_acked, b->log_acked);
+        assert_int_equal(a->result, b->result);
+        assert_int_equal(a->created_ms, b->created_ms);
+        assert_int_equal(a->state_ms, b->state_ms);
+        assert_string_equal(a->reason, b->reason);
+}
+
+static size_t n_fetches(struct store *s)
+{
+        struct store_fetch *v = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_fetch_list(s, &v, &n), 0);
+        free(v);
+        return n;
+}
+
+static size_t n_live_tasks(struct store *s)
+{
+        struct store_task *v = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_task_list_live(s, &v, &n), 0);
+        free(v);
+        return n;
+}
+
+static void task_state_names(void **state)
+{
+        static const char *const want[] = { "held", "running", "finishing", "done" };
+        enum store_task_state st;
+
+        (void)state;
+        assert_int_equal(STORE_TASK_HELD, 1);
+        for (int i = STORE_TASK_HELD; i <= STORE_TASK_DONE; i++) {
+                assert_string_equal(store_task_state_name((enum store_task_state)i), want[i - 1]);
+                st = 0;
+                assert_int_equal(store_task_state_parse(want[i - 1], &st), 0);
+                assert_int_equal(st, i);
+        }
+        st = STORE_TASK_RUNNING;
+        assert_int_equal(store_task_state_parse("Held", &st), -EINVAL);
+        assert_int_equal(store_task_state_parse("", &st), -EINVAL);
+        assert_int_equal(store_task_state_parse("registering", &st), -EINVAL);
+        assert_int_equal(store_task_state_parse(NULL, &st), -EINVAL);
+        assert_int_equal(st, STORE_TASK_RUNNING); /* untouched on failure */
+        assert_string_equal(store_task_state_name(0), "unknown");
+        assert_string_equal(store_task_state_name(STORE_TASK_DONE + 1), "unknown");
+        assert_string_equal(store_task_state_name((enum store_task_state)-1), "unknown");
+}
+
+static void fetches(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        struct store_fetch f, *v = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_fetch_list(s, &v, &n), 0);
+        assert_int_equal(n, 0);
+        free(v);
+
+        /* Listed oldest first by created_ms, whatever the insertion order;
+         * equal times keep insertion order. */
+        f = mkfetch("linux", "k-3", 3000);
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+        f = mkfetch("linux", "k-1", 1000);
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+        f = mkfetch("arm", "k-1", 3000); /* keys are per pool */
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+        f = mkfetch("linux", "k-1", 5000);
+        assert_int_equal(store_fetch_insert(s, &f), -EEXIST);
+        f = mkfetch("linux", "Az09._-x", 2000);
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+
+        store_close(s);
+        s = open_ok(e);
+        assert_int_equal(store_fetch_list(s, &v, &n), 0);
+        assert_int_equal(n, 4);
+        static const struct { const char *pool, *key; int64_t ms; } want[] = {
+                { "linux", "k-1", 1000 }, { "linux", "Az09._-x", 2000 },
+                { "linux", "k-3", 3000 }, { "arm", "k-1", 3000 },
+        };
+        for (size_t i = 0; i < 4; i++) {
+                assert_string_equal(v[i].pool, want[i].pool);
+                assert_string_equal(v[i].request_key, want[i].key);
+                assert_int_equal(v[i].created_ms, want[i].ms);
+        }
+        free(v);
+
+        assert_int_equal(store_fetch_delete(s, "linux", "k-1"), 0);
+        assert_int_equal(store_fetch_delete(s, "linux", "k-1"), 0);  /* absent */
+        assert_int_equal(store_fetch_delete(s, "nowhere", "k-9"), 0);
+        assert_int_equal(n_fetches(s), 3);
+        f = mkfetch("linux", "k-1", 6000);  /* a deleted key may come back */
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+
+        assert_int_equal(store_fetch_insert(s, NULL), -EINVAL);
+        assert_int_equal(store_fetch_insert(NULL, &f), -EINVAL);
+        assert_int_equal(store_fetch_delete(s, NULL, "k"), -EINVAL);
+        assert_int_equal(store_fetch_delete(s, "linux", NULL), -EINVAL);
+        assert_int_equal(store_fetch_list(s, NULL, &n), -EINVAL);
+        assert_int_equal(store_fetch_list(s, &v, NULL), -EINVAL);
+        store_close(s);
+}
+
+/* What the schema refuses, for every writer: empty names, keys outside
+ * [A-Za-z0-9._-]{1,63}; and what cannot fit a field. */
+static void fetch_constraints(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        static const char *const bad[] = { "", "a b", "a/b", "a:b", "a\tb", "caf\xc3\xa9", "a]", "a[",
+                                           "a^", "a*", "a?", "a\\b", "line\n", "k,2" };
+        struct store_fetch f;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                f = mkfetch("linux", bad[i], 1);
+                if (store_fetch_insert(s, &f) != -EINVAL)
+                        fail_msg("key %zu accepted", i);
+        }
+        f = mkfetch("", "k", 1);
+        assert_int_equal(store_fetch_insert(s, &f), -EINVAL);
+
+        /* 63 bytes fit; 64 without a NUL do not. */
+        f = mkfetch("linux", "k", 1);
+        memset(f.request_key, 'k', STORE_KEY_MAX - 1);
+        f.request_key[STORE_KEY_MAX - 1] = '\0';
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+        memset(f.request_key, 'j', STORE_KEY_MAX);
+        assert_int_equal(store_fetch_insert(s, &f), -ENAMETOOLONG);
+        f = mkfetch("linux", "k", 1);
+        memset(f.pool, 'p', sizeof(f.pool));
+        assert_int_equal(store_fetch_insert(s, &f), -ENAMETOOLONG);
+        char big[STORE_KEY_MAX + 8];
+        memset(big, 'b', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_int_equal(store_fetch_delete(s, "linux", big), -ENAMETOOLONG);
+
+        assert_int_equal(n_fetches(s), 1);
+        store_close(s);
+}
+
+static void tasks_round_trip(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        struct store_task t = mktask("main", 42, "rk-1", STORE_TASK_HELD), got;
+
+        assert_int_equal(store_task_get(s, "main", 42, &got), -ENOENT);
+        assert_int_equal(store_task_insert(s, &t), 0);
+        assert_true(t.id > 0);
+        assert_int_equal(store_task_get(s, "main", 42, &got), 0);
+        assert_task_equal(&t, &got);
+        assert_int_equal(store_task_get(s, "other", 42, &got), -ENOENT);
+        assert_int_equal(store_task_get(s, "main", 43, &got), -ENOENT);
+
+        /* Every mutable field, with values at their limits. */
+        t.state = STORE_TASK_RUNNING;
+        t.job_id = INT64_MAX;
+        set_str(t.instance, sizeof(t.instance), "fs-5eed0001-linux-0123");
+        t.attempts = INT_MAX;
+        t.prelude_rows = 3;
+        t.log_acked = INT64_MAX;
+        t.result = 2;
+        t.state_ms = t.created_ms + 5;
+        memset(t.reason, 'r', sizeof(t.reason) - 1);
+        t.reason[sizeof(t.reason) - 1] = '\0';
+        assert_int_equal(store_task_update(s, &t), 0);
+        store_close(s);
+        s = open_ok(e);
+        assert_int_equal(store_task_get(s, "main", 42, &got), 0);
+        assert_task_equal(&t, &got);
+
+        /* Identity is fixed at insert. */
+        struct store_task id = t;
+        set_str(id.pool, sizeof(id.pool), "arm");
+        assert_int_equal(store_task_update(s, &id), -EINVAL);
+        id = t;
+        set_str(id.forge, sizeof(id.forge), "other");
+        assert_int_equal(store_task_update(s, &id), -EINVAL);
+        id = t;
+        id.task_id = 43;
+        assert_int_equal(store_task_update(s, &id), -EINVAL);
+        id = t;
+        set_str(id.request_key, sizeof(id.request_key), "rk-2");
+        assert_int_equal(store_task_update(s, &id), -EINVAL);
+        id = t;
+        id.created_ms++;
+        assert_int_equal(store_task_update(s, &id), -EINVAL);
+        id = t;
+        id.id = t.id + 100;
+        assert_int_equal(store_task_update(s, &id), -ENOENT);
+        id.id = 0;
+        assert_int_equal(store_task_update(s, &id), -ENOENT);
+        assert_int_equal(store_task_get(s, "main", 42, &got), 0);
+        assert_task_equal(&t, &got);
+
+        /* One row per (forge, task_id), whatever its state; the same id on
+         * another forge is another task. */
+        struct store_task dup = mktask("main", 42, "rk-9", STORE_TASK_HELD);
+        assert_int_equal(store_task_insert(s, &dup), -EEXIST);
+        t.state = STORE_TASK_DONE;
+        assert_int_equal(store_task_update(s, &t), 0);
+        assert_int_equal(store_task_insert(s, &dup), -EEXIST);
+        dup = mktask("other", 42, "rk-1", STORE_TASK_HELD);
+        assert_int_equal(store_task_insert(s, &dup), 0);
+        assert_true(dup.id > t.id);
+
+        assert_int_equal(store_task_insert(s, NULL), -EINVAL);
+        assert_int_equal(store_task_update(s, NULL), -EINVAL);
+        assert_int_equal(store_task_get(s, NULL, 42, &got), -EINVAL);
+        assert_int_equal(store_task_get(s, "main", 42, NULL), -EINVAL);
+        assert_int_equal(store_task_list_live(s, NULL, &(size_t){ 0 }), -EINVAL);
+        store_close(s);
+}
+
+static void task_constraints(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        struct store_task base = mktask("main", 7, "rk", STORE_TASK_HELD), t;
+
+#define REFUSED(stmt, err)                                                     \
+        do {                                                                   \
+                t = base;                                                      \
+                stmt;                                                          \
+                assert_int_equal(store_task_insert(s, &t), err);               \
+        } while (0)
+        REFUSED(t.task_id = 0, -EINVAL);
+        REFUSED(t.task_id = -1, -EINVAL);
+        REFUSED(t.task_id = INT64_MIN, -EINVAL);
+        REFUSED(t.job_id = -1, -EINVAL);
+        REFUSED(t.request_key[0] = '\0', -EINVAL);
+        REFUSED(set_str(t.request_key, sizeof(t.request_key), "a b"), -EINVAL);
+        REFUSED(set_str(t.request_key, sizeof(t.request_key), "a%2F"), -EINVAL);
+        REFUSED(t.pool[0] = '\0', -EINVAL);
+        REFUSED(t.forge[0] = '\0', -EINVAL);
+        REFUSED(t.state = 0, -EINVAL);
+        REFUSED(t.state = STORE_TASK_DONE + 1, -EINVAL);
+        REFUSED(t.attempts = -1, -EINVAL);
+        REFUSED(t.prelude_rows = -1, -EINVAL);
+        REFUSED(t.log_acked = -1, -EINVAL);
+        REFUSED(t.result = -1, -EINVAL);
+        REFUSED(memset(t.pool, 'p', sizeof(t.pool)), -ENAMETOOLONG);
+        REFUSED(memset(t.forge, 'f', sizeof(t.forge)), -ENAMETOOLONG);
+        REFUSED(memset(t.request_key, 'k', sizeof(t.request_key)), -ENAMETOOLONG);
+        REFUSED(memset(t.instance, 'i', sizeof(t.instance)), -ENAMETOOLONG);
+        REFUSED(memset(t.reason, 'r', sizeof(t.reason)), -ENAMETOOLONG);
+#undef REFUSED
+        assert_int_equal(n_live_tasks(s), 0);
+
+        /* The same rules on update; the row is left as it was. */
+        t = base;
+        assert_int_equal(store_task_insert(s, &t), 0);
+        struct store_task up = t, got;
+        up.attempts = -1;
+        assert_int_equal(store_task_update(s, &up), -EINVAL);
+        up = t;
+        up.state = 0;
+        assert_int_equal(store_task_update(s, &up), -EINVAL);
+        up = t;
+        memset(up.instance, 'i', sizeof(up.instance));
+        assert_int_equal(store_task_update(s, &up), -ENAMETOOLONG);
+        assert_int_equal(store_task_get(s, "main", 7, &got), 0);
+        assert_task_equal(&t, &got);
+
+        /* A raw writer hits the same CHECKs: they live in the schema. */
+        store_close(s);
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(e->path, &db), SQLITE_OK);
+        sqlite3_extended_result_codes(db, 1);
+        assert_int_equal(sqlite3_exec(db, "UPDATE tasks SET task_id = 0", NULL, NULL, NULL),
+                         SQLITE_CONSTRAINT_CHECK);
+        assert_int_equal(sqlite3_exec(db, "UPDATE tasks SET request_key = 'a/b'", NULL, NULL, NULL),
+                         SQLITE_CONSTRAINT_CHECK);
+        assert_int_equal(sqlite3_exec(db, "INSERT INTO fetches(pool, request_key, created_ms)"
+                                          " VALUES ('linux', 'x y', 1)", NULL, NULL, NULL),
+                         SQLITE_CONSTRAINT_CHECK);
+        sqlite3_close(db);
+}
+
+static void task_state_forward_only(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        struct store_task t = mktask("main", 1, "rk", STORE_TASK_HELD);
+
+        assert_int_equal(store_task_insert(s, &t), 0);
+        t.state = STORE_TASK_RUNNING;
+        assert_int_equal(store_task_update(s, &t), 0);
+        t.state = STORE_TASK_HELD;
+        assert_int_equal(store_task_update(s, &t), -EINVAL);
+        t.state = STORE_TASK_FINISHING;
+        assert_int_equal(store_task_update(s, &t), 0);
+        t.state = STORE_TASK_RUNNING;
+        assert_int_equal(store_task_update(s, &t), -EINVAL);
+        t.state = STORE_TASK_FINISHING;   /* same state: other fields change */
+        t.log_acked = 9;
+        assert_int_equal(store_task_update(s, &t), 0);
+        t.state = STORE_TASK_DONE;
+        assert_int_equal(store_task_update(s, &t), 0);
+        for (int st = STORE_TASK_HELD; st < STORE_TASK_DONE; st++) {
+                t.state = (enum store_task_state)st;
+                assert_int_equal(store_task_update(s, &t), -EINVAL);
+        }
+        struct store_task got;
+        assert_int_equal(store_task_get(s, "main", 1, &got), 0);
+        assert_int_equal(got.state, STORE_TASK_DONE);
+        assert_int_equal(got.log_acked, 9);
+
+        /* Skipping states is allowed: a task can end without a worker. */
+        struct store_task u = mktask("main", 2, "rk", STORE_TASK_HELD);
+        assert_int_equal(store_task_insert(s, &u), 0);
+        u.state = STORE_TASK_DONE;
+        assert_int_equal(store_task_update(s, &u), 0);
+        store_close(s);
+}
+
+static void task_list_live(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        struct store_task *v = NULL;
+        size_t n = 7;
+
+        assert_int_equal(store_task_list_live(s, &v, &n), 0);
+        assert_int_equal(n, 0);
+        free(v);
+
+        /* Inserted out of age order: listed by created_ms, then id. */
+        static const struct { int64_t task_id, ms; enum store_task_state st; } rows[] = {
+                { 10, 3000, STORE_TASK_HELD }, { 11, 1000, STORE_TASK_RUNNING },
+                { 12, 2000, STORE_TASK_DONE }, { 13, 2000, STORE_TASK_FINISHING },
+                { 14, 1000, STORE_TASK_HELD },
+        };
+        for (size_t i = 0; i < 5; i++) {
+                struct store_task t = mktask("main", rows[i].task_id, "rk", STORE_TASK_HELD);
+                t.created_ms = t.state_ms = rows[i].ms;
+                assert_int_equal(store_task_insert(s, &t), 0);
+                if (rows[i].st != STORE_TASK_HELD) {
+                        t.state = rows[i].st;
+                        assert_int_equal(store_task_update(s, &t), 0);
+                }
+        }
+        assert_int_equal(store_task_list_live(s, &v, &n), 0);
+        static const int64_t want[] = { 11, 14, 13, 10 };
+        assert_int_equal(n, 4);
+        for (size_t i = 0; i < n; i++) {
+                struct store_task got;
+                assert_int_equal(v[i].task_id, want[i]);
+                assert_int_equal(store_task_get(s, "main", want[i], &got), 0);
+                assert_task_equal(&v[i], &got);
+        }
+        free(v);
+        store_close(s);
+}
+
+/* Fetches and tasks join the daemon's batches like instances do. */
+static void broker_in_transactions(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        struct store_fetch f = mkfetch("linux", "rk-1", 1);
+        struct store_task t = mktask("main", 1, "rk-1", STORE_TASK_HELD), got;
+
+        assert_int_equal(store_begin(s), 0);
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+        assert_int_equal(store_task_insert(s, &t), 0);
+        t.state = STORE_TASK_RUNNING;
+        assert_int_equal(store_task_update(s, &t), 0);
+        add(s, "fs-1", "linux", "", STORE_REGISTERING);
+        assert_int_equal(store_rollback(s), 0);
+        assert_int_equal(n_fetches(s), 0);
+        assert_int_equal(store_task_get(s, "main", 1, &got), -ENOENT);
+        assert_int_equal(store_instance_get_by_name(s, "fs-1", &(struct store_instance){ 0 }), -ENOENT);
+
+        /* A refused statement does not end the batch; the rest commits. */
+        assert_int_equal(store_begin(s), 0);
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+        assert_int_equal(store_fetch_insert(s, &f), -EEXIST);
+        t = mktask("main", 1, "rk-1", STORE_TASK_HELD);
+        assert_int_equal(store_task_insert(s, &t), 0);
+        struct store_task dup = t;
+        assert_int_equal(store_task_insert(s, &dup), -EEXIST);
+        struct store_task bad = mktask("main", 0, "rk-1", STORE_TASK_HELD);
+        assert_int_equal(store_task_insert(s, &bad), -EINVAL);
+        struct store_fetch f2 = mkfetch("linux", "rk-2", 2);
+        assert_int_equal(store_fetch_insert(s, &f2), 0);
+        assert_int_equal(store_fetch_delete(s, "linux", "rk-1"), 0);
+        assert_int_equal(store_commit(s), 0);
+        store_close(s);
+
+        s = open_ok(e);
+        struct store_fetch *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_fetch_list(s, &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(v[0].request_key, "rk-2");
+        free(v);
+        assert_int_equal(store_task_get(s, "main", 1, &got), 0);
+        assert_task_equal(&t, &got);
+
+        /* Closing with an open batch discards its fetches and tasks. */
+        assert_int_equal(store_begin(s), 0);
+        f = mkfetch("linux", "rk-3", 3);
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+        t = mktask("main", 2, "rk-3", STORE_TASK_HELD);
+        assert_int_equal(store_task_insert(s, &t), 0);
+        store_close(s);
+        s = open_ok(e);
+        assert_int_equal(n_fetches(s), 1);
+        assert_int_equal(store_task_get(s, "main", 2, &got), -ENOENT);
+        store_close(s);
+}
+
+static void broker_prune(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        struct store_task got;
+        struct store_fetch *v = NULL;
+        size_t n = 0;
+
+        /* Tasks: (task_id, state, state_ms, whether prune(2000) removes it). */
+        static const struct { int64_t id; enum store_task_state st; int64_t ms; bool gone; } tasks[] = {
+                { 1, STORE_TASK_DONE, 1000, true },
+                { 2, STORE_TASK_DONE, 1999, true },
+                { 3, STORE_TASK_DONE, 2000, false },     /* not older */
+                { 4, STORE_TASK_DONE, 5000, false },
+                { 5, STORE_TASK_HELD, 1000, false },     /* live, however old */
+                { 6, STORE_TASK_RUNNING, 1000, false },
+                { 7, STORE_TASK_FINISHING, 1000, false },
+        };
+        static const char *const keys[] = { "k-done", "k-done", "k-done", "k-done",
+                                            "k-held", "k-running", "k-finishing" };
+        for (size_t i = 0; i < 7; i++) {
+                struct store_task t = mktask("main", tasks[i].id, keys[i], STORE_TASK_HELD);
+                assert_int_equal(store_task_insert(s, &t), 0);
+                t.state = tasks[i].st;
+                t.state_ms = tasks[i].ms;
+                assert_int_equal(store_task_update(s, &t), 0);
+        }
+        /* Fetches: kept while new, or while a live task of the same pool
+         * came from them. */
+        static const struct { const char *pool, *key; int64_t ms; bool gone; } fetches[] = {
+                { "linux", "k-lost", 1000, true },     /* no task at all */
+                { "linux", "k-done", 1000, true },     /* its tasks are done */
+                { "linux", "k-held", 1000, false },
+                { "linux", "k-running", 1000, false },
+                { "linux", "k-finishing", 1999, false },
+                { "arm", "k-held", 1000, true },       /* same key, other pool */
+                { "linux", "k-new", 2000, false },     /* not older */
+                { "linux", "k-newer", 9000, false },
+        };
+        for (size_t i = 0; i < 8; i++) {
+                struct store_fetch f = mkfetch(fetches[i].pool, fetches[i].key, fetches[i].ms);
+                assert_int_equal(store_fetch_insert(s, &f), 0);
+        }
+        struct store_instance in;
+        int64_t inst = add(s, "fs-old-done", "linux", "", STORE_DONE);
+        assert_int_equal(store_instance_get(s, inst, &in), 0);
+        in.state_ms = 1000;
+        in.runner_deleted = true;
+        assert_int_equal(store_instance_update(s, &in), 0);
+
+        /* 1 instance, 2 tasks, 3 fetches. */
+        assert_int_equal(store_prune(s, 2000), 6);
+        for (size_t i = 0; i < 7; i++)
+                assert_int_equal(store_task_get(s, "main", tasks[i].id, &got), tasks[i].gone ? -ENOENT : 0);
+        assert_int_equal(store_fetch_list(s, &v, &n), 0);
+        assert_int_equal(n, 5);
+        size_t k = 0;
+        for (size_t i = 0; i < 8; i++) {
+                if (fetches[i].gone)
+                        continue;
+                assert_true(k < n);
+                assert_string_equal(v[k].pool, fetches[i].pool);
+                assert_string_equal(v[k].request_key, fetches[i].key);
+                k++;
+        }
+        free(v);
+        assert_int_equal(store_instance_get(s, inst, &in), -ENOENT);
+        assert_int_equal(store_prune(s, 2000), 0);
+
+        /* A task that ends frees its fetch for the next prune. */
+        struct store_task t;
+        assert_int_equal(store_task_get(s, "main", 5, &t), 0);
+        t.state = STORE_TASK_DONE;
+        t.state_ms = 3000;
+        assert_int_equal(store_task_update(s, &t), 0);
+        assert_int_equal(store_prune(s, 2000), 1);
+        assert_int_equal(n_fetches(s), 4);
+
+        /* Ids of pruned tasks are never handed out again. */
+        int64_t max_id = 0;
+        for (int64_t id = 3; id <= 7; id++) {
+                assert_int_equal(store_task_get(s, "main", id, &got), 0);
+                if (got.id > max_id)
+                        max_id = got.id;
+        }
+        assert_int_equal(store_prune(s, INT64_MAX), 3 + 2); /* tasks 3, 4, 5; fetches k-new, k-newer */
+        struct store_task again = mktask("main", 1, "k-again", STORE_TASK_HELD);
+        assert_int_equal(store_task_insert(s, &again), 0);
+        assert_true(again.id > max_id);
+        assert_int_equal(n_live_tasks(s), 3);
+        store_close(s);
+}
+
+/* Hand-edited rows that break the schema read as damage, never as a
+ * truncated string or a wrapped number. */
+static void broker_damaged_rows(void **state)
+{
+        struct env *e = *state;
+        struct store *s = open_ok(e);
+        struct store_task t = mktask("main", 1, "rk", STORE_TASK_HELD), got;
+        struct store_task *v = NULL;
+        struct store_fetch f = mkfetch("linux", "rk", 1), *fv = NULL;
+        size_t n = 0;
+        sqlite3 *db = NULL;
+        static const char *const edits[] = {
+                "UPDATE tasks SET state = 'lost'",
+                "UPDATE tasks SET attempts = 4294967296",
+                "UPDATE tasks SET result = -5",
+                "UPDATE tasks SET instance = printf('%.200c', 'x')",
+                "UPDATE tasks SET request_key = printf('%.64c', 'k')",
+        };
+
+        assert_int_equal(store_task_insert(s, &t), 0);
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+        store_close(s);
+        for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+                char sql[256];
+                snprintf(sql, sizeof(sql), "PRAGMA ignore_check_constraints = ON;"
+                                           "DROP TRIGGER tasks_state_forward; %s", edits[i]);
+                assert_int_equal(sqlite3_open(e->path, &db), SQLITE_OK);
+                assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+                sqlite3_close(db);
+                s = open_ok(e);
+                assert_int_equal(store_task_get(s, "main", 1, &got), -EUCLEAN);
+                assert_int_equal(store_task_list_live(s, &v, &n), -EUCLEAN);
+                assert_null(v);
+                store_close(s);
+                empty_dir(e->dir);
+                s = open_ok(e);
+                t = mktask("main", 1, "rk", STORE_TASK_HELD);
+                assert_int_equal(store_task_insert(s, &t), 0);
+                store_close(s);
+        }
+        assert_int_equal(sqlite3_open(e->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA ignore_check_constraints = ON;"
+                                          "INSERT INTO fetches(pool, request_key, created_ms)"
+                                          " VALUES ('linux', printf('%.70c', 'k'), 1)",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        s = open_ok(e);
+        assert_int_equal(store_fetch_list(s, &fv, &n), -EUCLEAN);
+        assert_null(fv);
+        store_close(s);
+}
+
+static char *read_text(const char *path)
+{
+        FILE *f = fopen(path, "re");
+        char *buf;
+        size_t n;
+
+        if (!f)
+                fail_msg("cannot open %s", path);
+        buf = malloc(1 << 20);
+        assert_non_null(buf);
+        n = fread(buf, 1, (1 << 20) - 1, f);
+        assert_true(n > 0 && n < (1 << 20) - 1);
+        buf[n] = '\0';
+        fclose(f);
+        return buf;
+}
+
+/* A database written by the first schema (tests/store/schema-v1.sql, from
+ * the forgescale that had only instances) is upgraded at open: its
+ * instances, counts, meta and id sequence are kept, its rules still hold,
+ * and the broker tables work. */
+static void migrate_from_v1(void **state)
+{
+        struct env *e = *state;
+        char *sql = read_text(STORE_FIXTURES "/schema-v1.sql");
+        sqlite3 *db = NULL;
+        char buf[64];
+
+        assert_int_equal(sqlite3_open(e->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        free(sql);
+
+        for (int round = 0; round < 2; round++) {  /* the upgrade, then a plain open */
+                struct store *s = open_ok(e);
+                struct store_instance in, *v = NULL;
+                size_t n = 0;
+
+                assert_int_equal(store_meta_get(s, "schema_version", buf, sizeof(buf)), 0);
+                assert_string_equal(buf, "3");
+                assert_int_equal(store_meta_get(s, "controller_id", buf, sizeof(buf)), 0);
+                assert_string_equal(buf, "5eed0001");
+
+                assert_int_equal(store_instance_get_by_name(s, "fs-5eed0001-linux-bbbb", &in), 0);
+                assert_int_equal(in.id, 2);
+                assert_int_equal(in.state, STORE_RUNNING);
+                assert_int_equal(in.job_id, 102);
+                assert_string_equal(in.handle, "h-running");
+                assert_int_equal(in.runner_id, 7);
+                assert_string_equal(in.runner_uuid, "0b3c6e1e-2d0a-4b7e-9f10-3a5b8c2d1e4f");
+                assert_string_equal(in.provider_ref, "4242:99887766");
+                assert_int_equal(in.state_ms, 1700000005000);
+                assert_int_equal(in.claimed_ms, 1700000004000);
+                assert_int_equal(in.job_seen_ms, 1699999999000);
+                assert_int_equal(store_instance_get_by_name(s, "fs-5eed0001-arm-dddd", &in), 0);
+                assert_int_equal(in.state, STORE_FAILED);
+                assert_int_equal(in.exit_code, 3);
+                assert_string_equal(in.reason, "worker exited 3 before claiming");
+
+                assert_int_equal(store_instance_list_live(s, &v, &n), 0);
+                assert_int_equal(n, 3);
+                assert_string_equal(v[0].name, "fs-5eed0001-linux-aaaa");
+                assert_string_equal(v[1].name, "fs-5eed0001-linux-bbbb");
+                assert_string_equal(v[2].name, "fs-5eed0001-arm-eeee");
+                assert_true(v[2].warm);
+                free(v);
+                assert_int_equal(store_instance_list_undeleted(s, &v, &n), 0);
+                assert_int_equal(n, 1);
+                assert_int_equal(v[0].id, 4);
+                free(v);
+                struct count_ud c = { .n = 0 };
+                assert_int_equal(store_instance_count(s, count_cb, &c), 0);
+                assert_int_equal(counted(&c, "linux", STORE_RUNNING), 1);
+                assert_int_equal(counted(&c, "linux", STORE_DONE), 1);
+                assert_int_equal(counted(&c, "arm", STORE_WAITING), 1);
+                store_close(s);
+        }
+
+        struct store *s = open_ok(e);
+        struct store_instance in;
+        /* The rules of the old schema still hold. */
+        struct store_instance twin = mk("fs-twin", "linux", "h-live", STORE_REGISTERING);
+        assert_int_equal(store_instance_insert(s, &twin), -EEXIST);
+        twin = mk("fs-5eed0001-linux-cccc", "linux", "", STORE_REGISTERING);
+        assert_int_equal(store_instance_insert(s, &twin), -EEXIST);
+        assert_int_equal(store_instance_get(s, 2, &in), 0);
+        in.state = STORE_WAITING;
+        assert_int_equal(store_instance_update(s, &in), -EINVAL);
+        /* The id sequence goes on past the pruned-or-not history. */
+        int64_t id = add(s, "fs-new", "linux", "h-done", STORE_REGISTERING);
+        assert_int_equal(id, 6);
+
+        /* The new tables. */
+        struct store_fetch f = mkfetch("linux", "rk-1", 1);
+        assert_int_equal(store_fetch_insert(s, &f), 0);
+        struct store_task t = mktask("main", 1, "rk-1", STORE_TASK_HELD), got;
+        assert_int_equal(store_task_insert(s, &t), 0);
+        assert_int_equal(store_task_get(s, "main", 1, &got), 0);
+        assert_task_equal(&t, &got);
+        assert_int_equal(store_prune(s, INT64_MAX), 1); /* fs-5eed0001-linux-cccc */
+        store_close(s);
+}
+
 /* SQLite allocator that fails exactly one chosen call. */
 static sqlite3_mem_methods real_mem;
 static long fail_at = -1, mem_calls;
@@ -1166,7 +1889,9 @@ static int scenario(const char *path, bool fail_after_open)
 {
         struct store *s = NULL;
         struct store_instance *v = NULL;
-        size_t n = 0;
+        struct store_fetch *fv = NULL;
+        struct store_task *tv = NULL;
+        size_t n = 0, nf = 0, nt = 0;
         long armed = fail_at;
         if (fail_after_open)
                 fail_at = -1;
@@ -1193,6 +1918,17 @@ static int scenario(const char *path, bool fail_after_open)
                 store_rollback(s);
                 goto out;
         }
+        struct store_fetch f = mkfetch("small", "rk-1", 1);
+        struct store_task t = mktask("main", 1, "rk-1", STORE_TASK_HELD);
+        if ((r = store_fetch_insert(s, &f)) < 0 || (r = store_task_insert(s, &t)) < 0) {
+                store_rollback(s);
+                goto out;
+        }
+        t.state = STORE_TASK_RUNNING;
+        if ((r = store_task_update(s, &t)) < 0) {
+                store_rollback(s);
+                goto out;
+        }
         if ((r = store_commit(s)) < 0) {
                 store_rollback(s);
                 goto out;
@@ -1201,11 +1937,17 @@ static int scenario(const char *path, bool fail_after_open)
             (r = store_meta_get(s, "controller_id", buf, sizeof(buf))) < 0 ||
             (r = store_instance_list_live(s, &v, &n)) < 0 ||
             (r = store_instance_count(s, count_cb, &c)) < 0 ||
+            (r = store_fetch_list(s, &fv, &nf)) < 0 ||
+            (r = store_task_list_live(s, &tv, &nt)) < 0 ||
+            (r = store_task_get(s, "main", 1, &t)) < 0 ||
+            (r = store_fetch_delete(s, "small", "rk-1")) < 0 ||
             (r = store_prune(s, 0)) < 0)
                 goto out;
-        if (n != 2)
+        if (n != 2 || nf != 1 || nt != 1 || t.state != STORE_TASK_RUNNING)
                 r = -EIO;
 out:
+        free(fv);
+        free(tv);
         free(v);
         store_close(s);
         return r;
@@ -1380,6 +2122,17 @@ int main(void)
                 cmocka_unit_test_setup_teardown(long_strings, setup, teardown),
                 cmocka_unit_test_setup_teardown(allocation_failures, setup, teardown),
                 cmocka_unit_test_setup_teardown(batch_atomic_under_failures, setup, teardown),
+                cmocka_unit_test(task_state_names),
+                cmocka_unit_test_setup_teardown(fetches, setup, teardown),
+                cmocka_unit_test_setup_teardown(fetch_constraints, setup, teardown),
+                cmocka_unit_test_setup_teardown(tasks_round_trip, setup, teardown),
+                cmocka_unit_test_setup_teardown(task_constraints, setup, teardown),
+                cmocka_unit_test_setup_teardown(task_state_forward_only, setup, teardown),
+                cmocka_unit_test_setup_teardown(task_list_live, setup, teardown),
+                cmocka_unit_test_setup_teardown(broker_in_transactions, setup, teardown),
+                cmocka_unit_test_setup_teardown(broker_prune, setup, teardown),
+                cmocka_unit_test_setup_teardown(broker_damaged_rows, setup, teardown),
+                cmocka_unit_test_setup_teardown(migrate_from_v1, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

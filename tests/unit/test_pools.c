@@ -222,6 +222,34 @@ static void reload_refused_for_forge_change(void **state)
         assert_ptr_equal(e->d.cfg, e->d.cfg0);
 }
 
+/* The broker endpoint is bound at start: a reload that changes the broker
+ * section, or whether a pool uses it, is refused; one that only writes the
+ * defaults out is not. */
+static void reload_refused_for_broker_change(void **state)
+{
+        struct env *e = *state;
+        static const char *const refused[] = {
+                "  a: {scope: org/acme, labels: [x]}\nbroker: {worker_retries: 3}\n",
+                "  a: {scope: org/acme, labels: [x]}\nbroker: {listen: 127.0.0.1:9475}\n",
+                "  a: {scope: org/acme, labels: [x]}\nbroker: {codec: json}\n",
+                "  a: {scope: org/acme, labels: [x]}\n  b: {scope: org/acme, labels: [y], mode: broker}\n",
+        };
+
+        start(e, "  a: {scope: org/acme, labels: [x]}\n");
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                struct config *nc = cfg_of(refused[i], "http://127.0.0.1:9");
+                assert_int_equal(pools_reload(&e->d, nc), -EINVAL);
+                config_free(nc);
+                assert_ptr_equal(e->d.cfg, e->d.cfg0);
+                assert_int_equal(e->d.n_pools, 1);
+        }
+        struct config *nc = cfg_of("  a: {scope: org/acme, labels: [x]}\n"
+                                   "broker: {listen: 127.0.0.1:9465, worker_retries: 2}\n",
+                                   "http://127.0.0.1:9");
+        assert_int_equal(pools_reload(&e->d, nc), 0);
+        assert_ptr_equal(e->d.cfg, nc);
+}
+
 /* A pool whose scope changes reads another listing. A listing slot no pool
  * reads is reused for a new scope, but never while a request of it is in
  * flight: its answer would land in the new listing. */
@@ -262,6 +290,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(reload_adds_and_removes, setup, teardown),
                 cmocka_unit_test_setup_teardown(removed_pool_with_instance_is_retired, setup, teardown),
                 cmocka_unit_test_setup_teardown(reload_refused_for_forge_change, setup, teardown),
+                cmocka_unit_test_setup_teardown(reload_refused_for_broker_change, setup, teardown),
                 cmocka_unit_test_setup_teardown(listing_slots_reused_only_when_idle, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
