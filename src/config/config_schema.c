@@ -934,6 +934,11 @@ static void pool_finish(struct walk *w, void *obj, const struct ynode *const *sk
                              (long long)p->min_idle, (long long)p->max_runners,
                              sv[PK_MAX_RUNNERS] ? "" : " by default");
 
+        if (p->mode == CONFIG_MODE_BROKER && p->min_idle > 0)
+                config__werr(w, vpos(sk, sv, PK_MIN_IDLE, where),
+                             "min_idle has no effect in broker mode (a worker is started for a task the pool "
+                             "already holds); remove it, or use mode: queue for warm runners");
+
         if (p->forge && p->forge->kind == CONFIG_FORGE_GITEA && p->mode == CONFIG_MODE_QUEUE) {
                 if (sv[PK_MODE] && sv[PK_MODE]->kind != YN_NULL)
                         config__werr(w, sv[PK_MODE],

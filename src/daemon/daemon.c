@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/broker.h"
 #include "http/hmulti.h"
 #include "util/fsutil.h"
 #include "util/httpc.h"
@@ -153,7 +154,9 @@ static void describe_pools(struct daemon *d, struct scaler_pool *sp, struct scal
                 sp[p] = (struct scaler_pool){
                         .group = dp->group, .forge = (int)c->forge_idx, .provider = (int)c->provider_idx,
                         .labels = dp->labels, .n_labels = c->labels.n,
-                        .min_idle = (int)c->min_idle, .max_runners = (int)c->max_runners,
+                        /* A broker pool's workers are started for a task. */
+                        .min_idle = c->mode == CONFIG_MODE_BROKER ? 0 : (int)c->min_idle,
+                        .max_runners = (int)c->max_runners,
                         .idle_timeout_ms = c->idle_timeout_ms, .bootstrap_timeout_ms = c->bootstrap_timeout_ms,
                         .demand_fresh = demand_group_fresh(d, &d->groups[dp->group]), .enabled = dp->enabled,
                         .retired = dp->retired,
@@ -304,8 +307,10 @@ static void tick(struct loop *l, void *ud)
         d->tick_timer = NULL;
         d->tick_scheduled = false;
         memset(&m, 0, sizeof(m));
-        if (d->stopping || !sp || !sprov || !si || !snap || !fresh || !acts || !stats ||
-            demand_gather(d, &m, wall) < 0)
+        if (d->stopping || !sp || !sprov || !si || !snap || !fresh || !acts || !stats)
+                goto out;
+        broker_publish(d);
+        if (demand_gather(d, &m, wall) < 0)
                 goto out;
         describe_pools(d, sp, sprov, wall);
         ni = describe_insts(d, &m, si, snap, now, wall);
@@ -320,6 +325,7 @@ static void tick(struct loop *l, void *ud)
         scaler_plan(&sin, &sout);
         for (size_t p = 0; p < d->n_pools; p++)
                 d->pools[p].stats = stats[p];
+        broker_plan_done(d);
         for (size_t a = 0; a < sout.n; a++) {
                 if (acts[a].kind == SCALER_STOP)
                         inst_stop(d, snap[acts[a].inst], scaler_reason_name(acts[a].reason), STORE_DONE);
@@ -414,7 +420,7 @@ static void periodic(struct loop *l, void *ud)
          * every ten minutes to catch registrations leaked by anything. */
         for (size_t g = 0; g < d->n_groups; g++) {
                 struct group *gr = &d->groups[g];
-                if (gr->n_pools && !gr->reap_inflight && d->forges[gr->forge].version_major &&
+                if (gr->n_pools && !gr->broker && !gr->reap_inflight && d->forges[gr->forge].version_major &&
                     loop_now_ms(l) >= gr->next_reap)
                         reaper_forge_sweep(d, (int)g);
         }
@@ -495,8 +501,14 @@ static void on_hup(struct loop *l, int signo, void *ud)
         }
         if (d->log_from_config)
                 log_init(nc->log.level, nc->log.format);
-        if (pools_reload(d, nc) < 0)
+        if (pools_reload(d, nc) < 0) {
                 config_free(nc);
+                return;
+        }
+        /* The first broker pool brings the worker endpoint up. */
+        r = d->broker ? broker_sync(d) : broker_init(d);
+        if (r < 0)
+                log_error("broker", "broker pools of the new configuration cannot start", KERR(r));
 }
 
 bool daemon_type_runnable(enum config_provider_type t, void *ud)
@@ -506,7 +518,7 @@ bool daemon_type_runnable(enum config_provider_type t, void *ud)
 
 bool daemon_mode_runnable(enum config_pool_mode m, void *ud)
 {
-        return m == CONFIG_MODE_QUEUE;
+        return m == CONFIG_MODE_QUEUE || m == CONFIG_MODE_BROKER;
 }
 
 /* Logs the messages gathered so far, once each, and forgets them. */
@@ -636,6 +648,7 @@ static void daemon_free(struct daemon *d)
                 return;
         api_done(d);
         inst_free_all(d);
+        broker_free(d);
         for (size_t f = 0; f < d->n_forges; f++)
                 forgejo_free(d->forges[f].client);
         hmulti_free(d->hm);
@@ -790,6 +803,10 @@ int daemon_run(struct config *cfg, bool log_from_config)
         }
         if ((r = api_init(d)) < 0)
                 goto out;   /* logged by api_init */
+        /* Before the instances: an adopted worker's credentials and its
+         * task must be known when it calls. */
+        if ((r = broker_init(d)) < 0)
+                goto out;   /* logged by broker_init */
 
         loop_signal_add(d->loop, SIGINT, on_signal, d);
         loop_signal_add(d->loop, SIGTERM, on_signal, d);

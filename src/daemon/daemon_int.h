@@ -22,6 +22,7 @@ struct http_server;
 struct metrics;
 struct metric;
 struct orphan;
+struct broker;
 
 /* Waiting/running job as last listed for one group. */
 struct djob {
@@ -58,6 +59,10 @@ struct group {
         bool leak_suspected;         /* until a sweep after the suspicion ends:
                                       * a failed listing is retried in seconds */
         void *sweep;                 /* the sweep in flight (freed at exit) */
+        char broker_pool[STORE_NAME_MAX]; /* broker: the pool's name */
+        bool broker;                 /* one broker pool's: its jobs are the
+                                      * tasks the pool holds, never listed,
+                                      * never swept */
 };
 
 struct dforge {
@@ -102,7 +107,9 @@ struct inst {
         int pool;                    /* -1: its pool is gone */
         struct daemon *d;
         /* Runtime only; rebuilt after a restart. */
-        struct forgejo_call *call;   /* the engine's call in flight */
+        struct forgejo_call *call;   /* the queue engine's call in flight */
+        struct loop_timer *engine_timer; /* the broker engine's answer to come */
+        int engine_op;               /* which one */
         enum scaler_job_state job_state;
         int64_t job_running_since;   /* monotonic, 0 = not seen running */
         int64_t job_gone_since;      /* monotonic, 0 = listed (or unknown) */
@@ -135,6 +142,7 @@ struct daemon {
         bool *psweep_inflight;       /* per provider: a list() under way */
         int64_t *next_psweep;        /* per provider: monotonic */
         struct orphan *orphans;      /* workers being stopped by the reaper */
+        struct broker *broker;       /* NULL without broker pools (engine/broker.h) */
 
         char *state_dir;             /* absolute: workers run in other folders */
         int lock_fd;                 /* flock on state_dir/lock, held for life */
@@ -213,6 +221,9 @@ double demand_group_age_s(struct daemon *d, const struct group *g);
 void demand_group_stop(struct daemon *d, struct group *g);
 /* First poll of a group made by a reload. */
 void demand_group_start(struct daemon *d, struct group *g);
+/* A broker group's snapshot: its pool's held tasks, as of now (jobs taken). */
+void demand_group_replace(struct daemon *d, struct group *g, struct djob *jobs, size_t n);
+void demand_djobs_free(struct djob *jobs, size_t n);
 /* Empties an unused slot for reuse (nothing of it in flight). */
 void demand_group_reset(struct daemon *d, struct group *g);
 /* Every listing merged for a tick (release with demand_merged_done). */

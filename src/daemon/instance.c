@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/broker.h"
 #include "engine/engine.h"
 #include "daemon/lifecycle.h"
 #include "daemon/workerspec.h"
@@ -206,11 +207,15 @@ static int start_worker(struct daemon *d, struct inst *in, const char *token)
                 log_error("instance", "no path for the runner token", KS("instance", in->row.name), KERR(r));
                 return r;
         }
+        /* A broker worker talks to the broker, for the task it was
+         * started for: no forge URL, no handle to ask for. */
+        bool broker = pc->mode == CONFIG_MODE_BROKER;
         struct workerspec_in wi = {
                 .runner = &pc->runner, .labels = &pc->labels, .pool = pc->name,
-                .instance = in->row.name, .forge_url = d->forges[pc->forge_idx].cfg->url,
+                .instance = in->row.name,
+                .forge_url = broker ? broker_worker_url(d) : d->forges[pc->forge_idx].cfg->url,
                 .runner_uuid = in->row.runner_uuid, .token_path = tokpath,
-                .handle = in->row.warm ? NULL : in->row.handle,
+                .handle = in->row.warm || broker ? NULL : in->row.handle,
         };
         if ((r = workerspec_build(&wi, &ws)) < 0) {
                 log_error("instance", "cannot build the worker's command line", KS("instance", in->row.name),

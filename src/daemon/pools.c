@@ -52,12 +52,6 @@ void pools_enable(struct daemon *d, struct dpool *dp)
                                   KS("version", f->version));
                 dp->enabled = false;
                 dp->refused = true;
-        } else if (dp->cfg->mode == CONFIG_MODE_BROKER) {
-                if (dp->enabled || !dp->refused)
-                        log_error("pool", "broker mode is not available in this build; pool not started",
-                                  KS("pool", dp->cfg->name));
-                dp->enabled = false;
-                dp->refused = true;
         } else {
                 dp->enabled = true;
                 dp->refused = false;
@@ -115,6 +109,15 @@ static struct group *free_slot(struct daemon *d)
  * groups as needed (marked fresh_slot: they need a first poll) and
  * recomputing each group's labels and interval; a group no pool reads is
  * left with n_pools 0 for the caller to stop. */
+/* A listing group serves queue pools of its (forge, scope); a broker
+ * group one broker pool, whose held tasks are its jobs. */
+static bool same_kind(const struct group *g, const struct config_pool *c)
+{
+        if (c->mode != CONFIG_MODE_BROKER)
+                return !g->broker;
+        return g->broker && g->n_pools == 0 && strcmp(g->broker_pool, c->name) == 0;
+}
+
 static int assign_groups(struct daemon *d)
 {
         struct forgejo_scope *sc = calloc(d->n_pools ? d->n_pools : 1, sizeof(*sc));
@@ -134,7 +137,8 @@ static int assign_groups(struct daemon *d)
                 d->pools[p].group = -1;
                 for (size_t g = 0; g < d->n_groups; g++) {
                         struct group *gr = &d->groups[g];
-                        if (gr->d && gr->forge == (int)d->pools[p].cfg->forge_idx && same_scope(&gr->scope, &sc[p])) {
+                        if (gr->d && gr->forge == (int)d->pools[p].cfg->forge_idx && same_scope(&gr->scope, &sc[p]) &&
+                            same_kind(gr, d->pools[p].cfg)) {
                                 d->pools[p].group = (int)g;
                                 gr->n_pools++;
                                 break;
@@ -146,9 +150,11 @@ static int assign_groups(struct daemon *d)
                 struct group *gr;
                 if (d->pools[p].group >= 0)
                         continue;
-                /* Another new pool may have made the group already. */
-                for (size_t q = 0; q < p; q++)
-                        if (d->pools[q].cfg->forge_idx == c->forge_idx && same_scope(&sc[q], &sc[p])) {
+                /* Another new pool may have made the group already (a
+                 * broker pool's group is its own). */
+                for (size_t q = 0; q < p && c->mode != CONFIG_MODE_BROKER; q++)
+                        if (d->pools[q].cfg->mode != CONFIG_MODE_BROKER &&
+                            d->pools[q].cfg->forge_idx == c->forge_idx && same_scope(&sc[q], &sc[p])) {
                                 d->pools[p].group = d->pools[q].group;
                                 d->groups[d->pools[p].group].n_pools++;
                                 break;
@@ -164,6 +170,9 @@ static int assign_groups(struct daemon *d)
                 gr->scope = sc[p];
                 gr->n_pools = 1;
                 gr->fresh_slot = true;
+                gr->broker = c->mode == CONFIG_MODE_BROKER;
+                if (gr->broker)
+                        snprintf(gr->broker_pool, sizeof(gr->broker_pool), "%s", c->name);
                 forgejo_scope_format(&sc[p], gr->scope_text, sizeof(gr->scope_text));
                 d->pools[p].group = (int)(gr - d->groups);
         }
@@ -243,6 +252,22 @@ static const char *restart_needed(const struct config *a, const struct config *b
                 if (!config_provider_same(x, &b->providers[p])) {
                         snprintf(buf, n, "providers.%s", x->name);
                         return buf;
+                }
+        }
+        /* A broker pool is a runner registered in its scope: moving it to
+         * another scope, forge or mode is a new runner. */
+        for (size_t p = 0; p < a->n_pools; p++) {
+                const struct config_pool *x = &a->pools[p];
+                for (size_t q = 0; q < b->n_pools; q++) {
+                        const struct config_pool *y = &b->pools[q];
+                        if (strcmp(x->name, y->name) != 0)
+                                continue;
+                        if ((x->mode == CONFIG_MODE_BROKER || y->mode == CONFIG_MODE_BROKER) &&
+                            (x->mode != y->mode || x->forge_idx != y->forge_idx ||
+                             !same_str(x->scope_text, y->scope_text))) {
+                                snprintf(buf, n, "pools.%s (a broker pool's mode, forge or scope)", x->name);
+                                return buf;
+                        }
                 }
         }
         return NULL;

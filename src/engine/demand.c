@@ -188,7 +188,9 @@ static void poll_group(struct loop *l, void *ud)
         int r;
 
         g->timer = NULL;
-        if (g->inflight || d->stopping || g->n_pools == 0)
+        /* A broker group's jobs are its pool's held tasks: the broker
+         * engine replaces them, nothing is listed. */
+        if (g->inflight || d->stopping || g->n_pools == 0 || g->broker)
                 return;
         if (f->version_major == 0) {
                 /* Pools on this forge wait for the version check. */
@@ -231,6 +233,20 @@ void demand_group_stop(struct daemon *d, struct group *g)
         djobs_free(g->jobs, g->n_jobs);
         g->jobs = NULL;
         g->n_jobs = 0;
+}
+
+void demand_group_replace(struct daemon *d, struct group *g, struct djob *jobs, size_t n)
+{
+        djobs_free(g->jobs, g->n_jobs);
+        g->jobs = jobs;
+        g->n_jobs = n;
+        g->snap_asked = g->last_ok = loop_now_ms(d->loop);
+        g->last_failed = false;
+}
+
+void demand_djobs_free(struct djob *jobs, size_t n)
+{
+        djobs_free(jobs, n);
 }
 
 void demand_group_start(struct daemon *d, struct group *g)

@@ -5,6 +5,7 @@
  * registration's fate is unknown. Never decides what the answers mean: the
  * instance code and the scaler do. */
 #include "daemon/daemon_int.h"
+#include "engine/broker.h"
 #include "engine/engine.h"
 
 #include <errno.h>
@@ -134,6 +135,9 @@ const struct engine_ops engine_queue_ops = {
 
 const struct engine_ops *engine_of(const struct daemon *d, const struct inst *in)
 {
-        /* Broker mode has no engine in this build: its pools never launch. */
+        /* A broker task's handle has a colon, which a forge's never has:
+         * a row knows its engine even after its pool is gone. */
+        if (strncmp(in->row.handle, "task:", 5) == 0)
+                return &engine_broker_ops;
         return &engine_queue_ops;
 }

@@ -303,6 +303,14 @@ int scaler_plan(const struct scaler_input *in, struct scaler_output *out)
                         int d = t.held[p] + st->waiting + pl->min_idle;
                         /* max_runners 0: observe-only, demand uncapped. */
                         st->desired = pl->max_runners > 0 && d > pl->max_runners ? pl->max_runners : d;
+                        int room = pl->max_runners - t.live[p] - st->unserved;
+                        if (pl->provider >= 0 && pl->provider < MAXP && (size_t)pl->provider < in->n_providers &&
+                            in->providers[pl->provider].max_instances > 0) {
+                                int prov = in->providers[pl->provider].max_instances - t.prov_live[pl->provider];
+                                if (prov < room)
+                                        room = prov;
+                        }
+                        st->room = !pl->enabled || pl->retired || pl->hold || room < 0 ? 0 : room;
                 }
         }
         return 0;

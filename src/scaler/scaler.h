@@ -136,6 +136,10 @@ struct scaler_pool_stats {
                                        * + waiting + min_idle);
                                        * uncapped for observe-only (max_runners 0) */
         int unserved;                 /* waiting jobs left without room */
+        int room;                     /* more jobs the pool could take now:
+                                       * max_runners − live − unserved, within
+                                       * its provider's max_instances; what a
+                                       * broker pool may fetch */
 };
 
 struct scaler_input {

@@ -1,0 +1,247 @@
+/* bendpoint.c: the runner-protocol endpoint the broker's workers talk to
+ * (Connect unary over HTTP/1.1, binary protobuf or JSON, gzip either
+ * way), on its own listener and the daemon's loop. Owns decoding,
+ * authentication by the worker's minted credentials, and the Connect
+ * answers; what a call means is broker.c's. Never answers a caller with
+ * another worker's task, never lets a bad body reach the broker. */
+#include "engine/broker_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/broker.h"
+#include "http/server.h"
+#include "util/log.h"
+
+/* A task payload or a burst of log rows, and then some. */
+#define BODY_MAX (8u << 20)
+
+static void send_error(struct http_response *resp, enum rp_code code, const char *msg)
+{
+        struct rp_error e = { .code = code };
+        json_t *j;
+        char *text;
+
+        snprintf(e.message, sizeof(e.message), "%s", msg);
+        j = rp_error_to_json(&e);
+        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        /* Connect errors are JSON whatever the request's codec. */
+        http_response_text(resp, rp_code_http_status(code), "application/json", text ? text : "{}");
+        free(text);
+        json_decref(j);
+}
+
+/* msg in the caller's codec, gzipped when it asked and it is worth it. */
+static void send_message(struct http_response *resp, const char *method, enum rpcodec codec, bool gzip,
+                         json_t *msg)
+{
+        void *body = NULL, *gz = NULL;
+        size_t len = 0, gzlen = 0;
+        char err[RP_ERR_MAX] = "";
+
+        if (rpcodec_encode(method, RPCODEC_RESPONSE, codec, msg, &body, &len, err) < 0) {
+                log_warn("broker", "cannot encode an answer to a worker", KS("method", method), KS("reason", err));
+                send_error(resp, RP_CODE_INTERNAL, "cannot encode the answer");
+                return;
+        }
+        resp->status = 200;
+        resp->content_type = rpcodec_content_type(codec);
+        buffer_reset(&resp->body);
+        if (gzip && len >= RPCODEC_GZIP_MIN && rpcodec_gzip(body, len, &gz, &gzlen) == 0) {
+                http_response_header(resp, "Content-Encoding", "gzip");
+                buffer_append(&resp->body, gz, gzlen);
+        } else {
+                buffer_append(&resp->body, body, len);
+        }
+        /* Task payloads carry the job's secrets. */
+        explicit_bzero(body, len);
+        free(body);
+        free(gz);
+}
+
+void bendpoint_answer(struct http_request *req, enum rpcodec codec, bool gzip, const char *method,
+                      json_t *msg, const struct rp_error *err)
+{
+        struct http_response *resp = http_request_response(req);
+        char full[64];
+
+        snprintf(full, sizeof(full), RP_SVC_RUNNER "%s", method);
+        if (msg)
+                send_message(resp, full, codec, gzip, msg);
+        else
+                send_error(resp, err ? err->code : RP_CODE_INTERNAL, err ? err->message : "failed");
+        http_response_send(req);
+}
+
+static int fetch(struct broker *b, struct bworker *w, const char *method, struct http_request *req,
+                 struct http_response *resp, enum rpcodec codec, bool gzip)
+{
+        json_t *task = NULL, *out;
+        int r = broker_worker_fetch(b, w, http_request_header(req, RP_HDR_REQUEST_KEY), &task);
+
+        if (r < 0) {
+                send_error(resp, RP_CODE_UNAVAILABLE, "the task cannot be handed out now; try again");
+                return HTTP_DONE;
+        }
+        /* The version only tells a polling runner whether to ask again; a
+         * one-job worker asks once. */
+        out = json_pack("{s:s}", "tasksVersion", "1");
+        if (out && task)
+                json_object_set(out, "task", task);
+        if (!out)
+                send_error(resp, RP_CODE_RESOURCE_EXHAUSTED, "out of memory");
+        else
+                send_message(resp, method, codec, gzip, out);
+        json_decref(out);
+        json_decref(task);
+        return HTTP_DONE;
+}
+
+static int declare(struct bworker *w, const char *method, json_t *msg, struct http_response *resp,
+                   enum rpcodec codec, bool gzip)
+{
+        json_t *rn = json_object(), *out = json_object();
+
+        if (rn && out) {
+                json_object_set_new(rn, "id", json_string("1"));
+                json_object_set_new(rn, "uuid", json_string(w->uuid));
+                json_object_set_new(rn, "name", json_string(w->instance));
+                if (json_is_string(json_object_get(msg, "version")))
+                        json_object_set(rn, "version", json_object_get(msg, "version"));
+                if (json_is_array(json_object_get(msg, "labels")))
+                        json_object_set(rn, "labels", json_object_get(msg, "labels"));
+                json_object_set(out, "runner", rn);
+                send_message(resp, method, codec, gzip, out);
+        } else {
+                send_error(resp, RP_CODE_RESOURCE_EXHAUSTED, "out of memory");
+        }
+        json_decref(rn);
+        json_decref(out);
+        return HTTP_DONE;
+}
+
+static int handle(struct http_request *req, struct http_response *resp, void *ud)
+{
+        struct broker *b = ud;
+        const char *svc = http_request_param(req, "svc"), *name = http_request_param(req, "method");
+        char method[128], err[RP_ERR_MAX] = "";
+        enum rpcodec codec;
+        bool gz_in = false, gz_out;
+        void *inflated = NULL;
+        const char *body;
+        size_t len;
+        json_t *msg = NULL;
+        int r, ret = HTTP_DONE;
+
+        snprintf(method, sizeof(method), "%s/%s", svc ? svc : "", name ? name : "");
+        if (rpcodec_from_content_type(http_request_header(req, "Content-Type"), &codec, err) < 0) {
+                http_response_text(resp, 415, "text/plain", err);
+                return HTTP_DONE;
+        }
+        if (rpcodec_parse_encoding(http_request_header(req, "Content-Encoding"), &gz_in, err) < 0) {
+                send_error(resp, RP_CODE_UNIMPLEMENTED, err);
+                return HTTP_DONE;
+        }
+        gz_out = rpcodec_accepts_gzip(http_request_header(req, "Accept-Encoding"));
+        body = http_request_body(req, &len);
+        if (gz_in) {
+                if ((r = rpcodec_gunzip(body, len, BODY_MAX, &inflated, &len, err)) < 0) {
+                        send_error(resp, r == -EMSGSIZE ? RP_CODE_RESOURCE_EXHAUSTED : RP_CODE_INVALID_ARGUMENT,
+                                   err);
+                        return HTTP_DONE;
+                }
+                body = inflated;
+        }
+        r = rpcodec_decode(method, RPCODEC_REQUEST, codec, body, len, &msg, err);
+        if (r == -ENOENT) {
+                send_error(resp, RP_CODE_UNIMPLEMENTED, "no such method");
+                goto out;
+        }
+        if (r < 0) {
+                log_warn("broker", "bad request from a worker", KS("method", method),
+                         KS("remote", http_request_remote(req)), KS("reason", err));
+                send_error(resp, r == -EMSGSIZE ? RP_CODE_RESOURCE_EXHAUSTED : RP_CODE_INVALID_ARGUMENT, err);
+                goto out;
+        }
+        if (strcmp(method, RP_SVC_PING "Ping") == 0) {
+                const char *data = json_string_value(json_object_get(msg, "data"));
+                char hello[600];
+                snprintf(hello, sizeof(hello), "Hello, %s!", data ? data : "");
+                json_t *out = json_pack("{s:s}", "data", hello);
+                send_message(resp, method, codec, gz_out, out);
+                json_decref(out);
+                goto out;
+        }
+        if (strcmp(method, RP_SVC_RUNNER "Register") == 0) {
+                send_error(resp, RP_CODE_PERMISSION_DENIED,
+                           "workers of forgescale do not register: their credentials come with them");
+                goto out;
+        }
+        struct bworker *w = broker_worker_auth(b, http_request_header(req, RP_HDR_UUID),
+                                               http_request_header(req, RP_HDR_TOKEN));
+        if (!w) {
+                send_error(resp, RP_CODE_UNAUTHENTICATED, "unregistered runner");
+                goto out;
+        }
+        if (strcmp(method, RP_SVC_RUNNER "Declare") == 0) {
+                ret = declare(w, method, msg, resp, codec, gz_out);
+        } else if (strcmp(method, RP_SVC_RUNNER "FetchTask") == 0 ||
+                   strcmp(method, RP_SVC_RUNNER "FetchSingleTask") == 0) {
+                ret = fetch(b, w, method, req, resp, codec, gz_out);
+        } else if (strcmp(method, RP_SVC_RUNNER "UpdateTask") == 0 ||
+                   strcmp(method, RP_SVC_RUNNER "UpdateLog") == 0) {
+                r = broker_worker_relay(b, w, name, msg, req, codec, gz_out);
+                if (r == 0) {
+                        ret = HTTP_DEFER;
+                } else if (r == -EACCES) {
+                        log_warn("broker", "a worker reported on a task that is not its own",
+                                 KS("instance", w->instance), KS("method", method));
+                        send_error(resp, RP_CODE_PERMISSION_DENIED, "not this runner's task");
+                } else if (r == -ESTALE) {
+                        send_error(resp, RP_CODE_FAILED_PRECONDITION, "this runner has no task");
+                } else {
+                        send_error(resp, RP_CODE_UNAVAILABLE, "the forge cannot be reached; try again");
+                }
+        } else {
+                send_error(resp, RP_CODE_UNIMPLEMENTED, "not served to workers");
+        }
+out:
+        json_decref(msg);
+        free(inflated);
+        return ret;
+}
+
+int bendpoint_start(struct broker *b, const char *listen)
+{
+        struct http_server_config cfg = {
+                .listen = listen, .max_body = BODY_MAX, .max_response = BODY_MAX * 2,
+                /* One worker keeps a connection or two; many workers on
+                 * one host (a container host) share its address. */
+                .max_per_client = 256, .max_connections = 1024,
+        };
+        int r = http_server_new(b->d->loop, &cfg, &b->http);
+
+        if (r < 0) {
+                log_error("broker", "cannot listen for workers", KS("listen", listen), KERR(r));
+                return r;
+        }
+        if ((r = http_server_route(b->http, "POST", "/api/actions/{svc}/{method}", handle, b)) < 0) {
+                http_server_free(b->http);
+                b->http = NULL;
+                return r;
+        }
+        return 0;
+}
+
+void bendpoint_stop(struct broker *b)
+{
+        http_server_free(b->http);
+        b->http = NULL;
+}
+
+int broker_port(const struct daemon *d)
+{
+        return d->broker && d->broker->http ? http_server_port(d->broker->http) : 0;
+}

@@ -1,0 +1,392 @@
+/* broker_e2e.c: broker mode end to end — the real daemon, forgejo-sim
+ * (Forgejo 15 and 14), and forgejo-sim-runner workers that reach only the
+ * broker's endpoint. Each scenario is one meson test (the name is argv[1]);
+ * every one ends with the jobs in their right final state, the forge
+ * seeing one runner per broker pool, and no worker left. */
+#include "fixture.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/fsutil.h"
+#include "util/httpc.h"
+
+/* A port nothing listens on now (a restarted broker must keep its port:
+ * adopted workers know only that one). */
+static int free_port(void)
+{
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        close(fd);
+        return ntohs(a.sin_port);
+}
+
+static int broker_port_fixed;
+
+/* A configuration with a broker section (port 0 unless a test fixed one:
+ * the daemon says which). */
+static void write_broker_config(struct fx *fx, const char *broker_extra, const char *pools)
+{
+        char cfg[PATH_MAX], text[16384];
+
+        snprintf(text, sizeof(text),
+                 "listen: 127.0.0.1:0\n"
+                 "state_dir: %s\n"
+                 "forges:\n"
+                 "  sim:\n"
+                 "    url: %s\n"
+                 "    token_env: FS_TEST_TOKEN\n"
+                 "    timeout: 5s\n"
+                 "providers:\n"
+                 "  here: {type: local}\n"
+                 "broker:\n"
+                 "  listen: 127.0.0.1:%d\n"
+                 "%s"
+                 "pools:\n%s",
+                 fx->state, fx->sim->base_url, broker_port_fixed, broker_extra ? broker_extra : "", pools);
+        snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
+        write_file(cfg, text);
+}
+
+/* Runners on the forge whose name starts with prefix (deleted or not). */
+static int runners_named(struct fx *fx, const char *prefix, bool live_only)
+{
+        json_t *rs = NULL, *r;
+        size_t i;
+        int n = 0;
+
+        assert_int_equal(sim_list_runners(fx->sim, &rs), 0);
+        json_array_foreach(rs, i, r) {
+                const char *name = json_string_value(json_object_get(r, "name"));
+                if (name && strncmp(name, prefix, strlen(prefix)) == 0 &&
+                    (!live_only || json_is_false(json_object_get(r, "deleted"))))
+                        n++;
+        }
+        json_decref(rs);
+        return n;
+}
+
+static json_t *job(struct fx *fx, long long id)
+{
+        json_t *j = NULL;
+        assert_int_equal(sim_get_job(fx->sim, id, &j), 0);
+        return j;
+}
+
+/* The job's log: forgescale's rows first (the last says the worker
+ * connected), then the worker's, each once and in order. */
+static void check_log(struct fx *fx, long long id, const char *want_line)
+{
+        json_t *j = job(fx, id), *log = json_object_get(j, "log"), *row;
+        size_t i, prelude = 0, seen = 0;
+        bool connected = false, after = false;
+
+        json_array_foreach(log, i, row) {
+                const char *s = json_string_value(row);
+                assert_non_null(s);
+                if (strncmp(s, "forgescale: ", 12) == 0) {
+                        if (after)
+                                fail_msg("job %lld: a forgescale row after the worker's rows: %s", id, s);
+                        prelude++;
+                        connected = strstr(s, " connected") != NULL;
+                        continue;
+                }
+                after = true;
+                if (strcmp(s, want_line) == 0)
+                        seen++;
+        }
+        if (prelude < 3 || !connected || seen != 1) {
+                char *dump = json_dumps(log, JSON_COMPACT);
+                fail_msg("job %lld: log has %zu forgescale rows (connected: %d) and '%s' %zu times: %s", id,
+                         prelude, connected, want_line, seen, dump ? dump : "?");
+        }
+        json_decref(j);
+}
+
+static long long make_job(struct fx *fx, const char *repo, const char *name, const char *runs_on,
+                          const char *steps)
+{
+        struct sim_job j;
+        assert_int_equal(sim_create_job(fx->sim, "acme", repo, name, runs_on, steps, &j), 0);
+        return j.id;
+}
+
+/* ---- scenarios ---------------------------------------------------------- */
+
+static void many_tasks(struct fx *fx, int per_pool)
+{
+        long long *ids = calloc((size_t)per_pool * 2, sizeof(*ids));
+        char name[64], steps[128], line[64];
+
+        assert_non_null(ids);
+        write_broker_config(fx, NULL,
+                            "  linux:\n"
+                            "    mode: broker\n"
+                            "    forge: sim\n"
+                            "    scope: org/acme\n"
+                            "    labels: [lx]\n"
+                            "    provider: here\n"
+                            "    max_runners: 8\n"
+                            "    poll_interval: 1s\n"
+                            "  arm:\n"
+                            "    mode: broker\n"
+                            "    forge: sim\n"
+                            "    scope: org/acme\n"
+                            "    labels: [arm]\n"
+                            "    provider: here\n"
+                            "    max_runners: 6\n"
+                            "    poll_interval: 1s\n");
+        fs_start(fx);
+        for (int i = 0; i < per_pool * 2; i++) {
+                snprintf(name, sizeof(name), "t%d", i);
+                snprintf(steps, sizeof(steps), "[\"echo out-%d\"]", i);
+                ids[i] = make_job(fx, i % 2 ? "app" : "firmware", name, i % 2 ? "[\"lx\"]" : "[\"arm\"]", steps);
+        }
+        wait_drained(fx, per_pool * 2, 180);
+        struct tally t = jobs_tally(fx);
+        assert_int_equal(t.success, per_pool * 2);
+        for (int i = 0; i < per_pool * 2; i++) {
+                snprintf(line, sizeof(line), "out-%d", i);
+                check_log(fx, ids[i], line);
+        }
+        /* One runner per broker pool, before and after: no churn. */
+        assert_int_equal(runners_named(fx, "fsb-", false), 2);
+        assert_int_equal(runners_named(fx, "fsb-", true), 2);
+        assert_int_equal(runners_named(fx, "fs-", false), 0);
+        for (int i = 0; i < 50 && count_workers(fx, false) > 0; i++)
+                usleep(100000);
+        assert_int_equal(count_workers(fx, false), 0);
+        /* Every launch was a claimed worker. */
+        assert_true(metric_sum(fx, "forgescale_launches_total", "result=\"claimed\"") >= per_pool * 2);
+        free(ids);
+}
+
+static void broker_runs_jobs(void **state)
+{
+        many_tasks(*state, 100);
+}
+
+static void broker_on_forgejo14(void **state)
+{
+        many_tasks(*state, 10);
+}
+
+/* A worker that never connects is replaced, up to worker_retries; then the
+ * task is reported failed, with rows saying why. */
+static void broker_worker_never_connects(void **state)
+{
+        struct fx *fx = *state;
+        char pools[1024];
+
+        snprintf(pools, sizeof(pools),
+                 "  linux:\n"
+                 "    mode: broker\n"
+                 "    forge: sim\n"
+                 "    scope: org/acme\n"
+                 "    labels: [lx]\n"
+                 "    provider: here\n"
+                 "    max_runners: 2\n"
+                 "    poll_interval: 1s\n"
+                 "    runner: {command: [/bin/false]}\n");
+        write_broker_config(fx, "  worker_retries: 1\n", pools);
+        fs_start(fx);
+        long long id = make_job(fx, "app", "never", "[\"lx\"]", NULL);
+        wait_drained(fx, 1, 90);
+        json_t *j = job(fx, id);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "failure");
+        char *dump = json_dumps(json_object_get(j, "log"), JSON_COMPACT);
+        assert_non_null(strstr(dump, "did not connect"));
+        assert_non_null(strstr(dump, "no worker connected (2 started"));
+        free(dump);
+        json_decref(j);
+        assert_int_equal(runners_named(fx, "fsb-", false), 1);
+}
+
+/* A worker killed mid-task: the task fails upstream, naming the worker;
+ * nothing runs it again. */
+static void broker_worker_dies_mid_task(void **state)
+{
+        struct fx *fx = *state;
+
+        write_broker_config(fx, NULL,
+                            "  linux:\n"
+                            "    mode: broker\n"
+                            "    forge: sim\n"
+                            "    scope: org/acme\n"
+                            "    labels: [lx]\n"
+                            "    provider: here\n"
+                            "    max_runners: 2\n"
+                            "    poll_interval: 1s\n");
+        fs_start(fx);
+        long long id = make_job(fx, "app", "long", "[\"lx\"]", "[\"echo started\", \"sleep 60\"]");
+        /* Wait for the job to run on a worker, then kill the worker. */
+        for (int i = 0; i < 200; i++) {
+                json_t *j = job(fx, id);
+                bool running = strcmp(json_string_value(json_object_get(j, "status")), "running") == 0 &&
+                               strstr(json_dumps(json_object_get(j, "log"), JSON_COMPACT), "started");
+                json_decref(j);
+                if (running)
+                        break;
+                usleep(100000);
+        }
+        assert_true(count_workers(fx, true) >= 1);
+        wait_drained(fx, 1, 60);
+        json_t *j = job(fx, id);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "failure");
+        char *dump = json_dumps(json_object_get(j, "log"), JSON_COMPACT);
+        if (!strstr(dump, "before reporting a result"))
+                fail_msg("no failure note in %s", dump);
+        free(dump);
+        json_decref(j);
+        /* Not run again. */
+        usleep(1500000);
+        assert_int_equal(jobs_tally(fx).running, 0);
+        assert_int_equal(count_workers(fx, false), 0);
+}
+
+/* Cancelled on the forge while running: the worker hears it in its
+ * UpdateTask answers, stops, and the job ends cancelled. */
+static void broker_cancel_running(void **state)
+{
+        struct fx *fx = *state;
+
+        write_broker_config(fx, NULL,
+                            "  linux:\n"
+                            "    mode: broker\n"
+                            "    forge: sim\n"
+                            "    scope: org/acme\n"
+                            "    labels: [lx]\n"
+                            "    provider: here\n"
+                            "    max_runners: 2\n"
+                            "    poll_interval: 1s\n");
+        fs_start(fx);
+        long long id = make_job(fx, "app", "long", "[\"lx\"]", "[\"echo started\", \"sleep 60\"]");
+        for (int i = 0; i < 200; i++) {
+                json_t *j = job(fx, id);
+                char *dump = json_dumps(json_object_get(j, "log"), JSON_COMPACT);
+                bool started = dump && strstr(dump, "started");
+                free(dump);
+                json_decref(j);
+                if (started)
+                        break;
+                usleep(100000);
+        }
+        assert_int_equal(sim_cancel_job(fx->sim, id), 0);
+        wait_drained(fx, 1, 60);
+        json_t *j = job(fx, id);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "cancelled");
+        json_decref(j);
+        for (int i = 0; i < 100 && count_workers(fx, false) > 0; i++)
+                usleep(100000);
+        assert_int_equal(count_workers(fx, false), 0);
+}
+
+/* kill -9 mid-burst: held tasks come back through their request keys,
+ * running workers are adopted and keep relaying, nothing runs twice. */
+static void broker_kill9_and_restart(void **state)
+{
+        struct fx *fx = *state;
+        long long ids[12];
+        char steps[96], line[32], name[32];
+
+        broker_port_fixed = free_port();
+        write_broker_config(fx, NULL,
+                            "  linux:\n"
+                            "    mode: broker\n"
+                            "    forge: sim\n"
+                            "    scope: org/acme\n"
+                            "    labels: [lx]\n"
+                            "    provider: here\n"
+                            "    max_runners: 4\n"
+                            "    poll_interval: 1s\n");
+        fs_start(fx);
+        for (int i = 0; i < 12; i++) {
+                snprintf(name, sizeof(name), "k%d", i);
+                snprintf(steps, sizeof(steps), "[\"sleep 1\", \"echo done-%d\"]", i);
+                ids[i] = make_job(fx, "app", name, "[\"lx\"]", steps);
+        }
+        for (int i = 0; i < 100 && jobs_tally(fx).running < 3; i++)
+                usleep(100000);
+        fs_kill(fx, SIGKILL);
+        usleep(300000);
+        fs_start(fx);
+        wait_drained(fx, 12, 120);
+        assert_int_equal(jobs_tally(fx).success, 12);
+        for (int i = 0; i < 12; i++) {
+                snprintf(line, sizeof(line), "done-%d", i);
+                json_t *j = job(fx, ids[i]);
+                char *dump = json_dumps(json_object_get(j, "log"), JSON_COMPACT);
+                const char *p = strstr(dump, line);
+                if (!p || strstr(p + 1, line))
+                        fail_msg("job %d: '%s' not exactly once in %s", i, line, dump);
+                free(dump);
+                json_decref(j);
+        }
+        assert_int_equal(runners_named(fx, "fsb-", false), 1);
+        for (int i = 0; i < 50 && count_workers(fx, false) > 0; i++)
+                usleep(100000);
+        assert_int_equal(count_workers(fx, false), 0);
+}
+
+/* Queue and broker pools side by side on one forge. */
+static void broker_and_queue_side_by_side(void **state)
+{
+        struct fx *fx = *state;
+
+        write_broker_config(fx, NULL,
+                            "  q:\n"
+                            "    forge: sim\n"
+                            "    scope: org/acme\n"
+                            "    labels: [q]\n"
+                            "    provider: here\n"
+                            "    max_runners: 4\n"
+                            "    poll_interval: 1s\n"
+                            "  b:\n"
+                            "    mode: broker\n"
+                            "    forge: sim\n"
+                            "    scope: org/acme\n"
+                            "    labels: [b]\n"
+                            "    provider: here\n"
+                            "    max_runners: 4\n"
+                            "    poll_interval: 1s\n");
+        fs_start(fx);
+        make_jobs(fx, 8, "acme", "app", "[\"q\"]", NULL);
+        make_jobs(fx, 8, "acme", "firmware", "[\"b\"]", NULL);
+        wait_drained(fx, 16, 120);
+        assert_int_equal(jobs_tally(fx).success, 16);
+        assert_int_equal(runners_named(fx, "fsb-", false), 1);
+        assert_int_equal(undeleted_runners(fx, "fs-"), 0);
+        assert_int_equal(count_workers(fx, false), 0);
+}
+
+int main(int argc, char **argv)
+{
+        const struct CMUnitTest all[] = {
+                cmocka_unit_test_setup_teardown(broker_runs_jobs, setup, teardown),
+                cmocka_unit_test_setup_teardown(broker_on_forgejo14, setup_forgejo14, teardown),
+                cmocka_unit_test_setup_teardown(broker_worker_never_connects, setup, teardown),
+                cmocka_unit_test_setup_teardown(broker_worker_dies_mid_task, setup, teardown),
+                cmocka_unit_test_setup_teardown(broker_cancel_running, setup, teardown),
+                cmocka_unit_test_setup_teardown(broker_kill9_and_restart, setup, teardown),
+                cmocka_unit_test_setup_teardown(broker_and_queue_side_by_side, setup, teardown),
+        };
+
+        atexit(on_abort);
+        httpc_global_init();
+        if (argc > 1)
+                cmocka_set_test_filter(argv[1]);
+        return cmocka_run_group_tests(all, NULL, NULL);
+}
