@@ -708,7 +708,7 @@ static void on_registered(void *ud, const struct rclient_result *res, json_t *re
         const json_t *rn = json_object_get(resp, "runner");
         const char *uuid = json_string_value(json_object_get(rn, "uuid"));
         const char *token = json_string_value(json_object_get(rn, "token"));
-        int r;
+        int r = -ENOMEM;
 
         bp->call = NULL;
         if (res->err < 0) {

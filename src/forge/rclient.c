@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forge/rpcodec.h"
 #include "http/hmulti.h"
 #include "util/strutil.h"
 
@@ -32,6 +33,7 @@ struct rclient_call {
         struct rclient_call *prev, *next;
         struct hmulti_xfer *xfer;
         enum rclient_codec codec;
+        char method[96];
         rclient_cb cb;
         rclient_raw_cb raw_cb;
         void *ud;
@@ -142,31 +144,36 @@ static const char *content_type(enum rclient_codec codec)
         return codec == RCLIENT_PROTO ? "Content-Type: application/proto" : "Content-Type: application/json";
 }
 
+static enum rpcodec rpc_codec(enum rclient_codec codec)
+{
+        return codec == RCLIENT_PROTO ? RPCODEC_PROTO : RPCODEC_JSON;
+}
+
 /* req in protojson form → body bytes in codec (malloc'd). */
 static int encode(enum rclient_codec codec, const char *method, json_t *req, char **ret, size_t *ret_len)
 {
-        if (codec != RCLIENT_JSON)
-                return -ENOTSUP;
-        char *s = req ? json_dumps(req, JSON_COMPACT) : strdup("{}");
-        if (!s)
+        char err[RP_ERR_MAX];
+        json_t *empty = NULL;
+        void *body;
+        int r;
+
+        if (!req && !(req = empty = json_object()))
                 return -ENOMEM;
-        *ret = s;
-        *ret_len = strlen(s);
+        r = rpcodec_encode(method, RPCODEC_REQUEST, rpc_codec(codec), req, &body, ret_len, err);
+        json_decref(empty);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        *ret = body;
         return 0;
 }
 
 /* An answer's bytes in codec → protojson form. */
 static int decode(enum rclient_codec codec, const char *method, const char *body, size_t len, json_t **ret)
 {
-        if (codec != RCLIENT_JSON)
-                return -ENOTSUP;
-        json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-        if (!j || !json_is_object(j)) {
-                json_decref(j);
-                return -EBADMSG;
-        }
-        *ret = j;
-        return 0;
+        char err[RP_ERR_MAX];
+        int r = rpcodec_decode(method, RPCODEC_RESPONSE, rpc_codec(codec), body, len, ret, err);
+
+        return r == -ENOMEM ? r : r < 0 ? -EBADMSG : 0;
 }
 
 /* ---- calls ---------------------------------------------------------------- */
@@ -205,7 +212,7 @@ static void on_done(void *ud, int err, long status, const char *body, size_t len
                 res.err = -EPROTO;
                 error_from_answer(status, body, len, &res.cerr);
         } else if (!k->raw_cb) {
-                int r = decode(k->codec, NULL, body, len, &j);
+                int r = decode(k->codec, k->method, body, len, &j);
                 if (r < 0) {
                         res.err = -EBADMSG;
                         set_err(&res.cerr, RP_CODE_INTERNAL, "answer does not decode");
@@ -262,6 +269,7 @@ static int start(struct rclient *c, const char *method, enum rclient_codec codec
         };
         k->c = c;
         k->codec = codec;
+        snprintf(k->method, sizeof(k->method), "%s", method);
         r = hmulti_start(c->hm, &hr, on_done, k, &k->xfer);
         if (c->token)
                 explicit_bzero(h_token, sizeof(h_token));

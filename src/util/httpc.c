@@ -73,11 +73,41 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
         return n;
 }
 
+/* The value of a header line "name: value\r\n" into buf, blanks and the
+ * line end trimmed, cut to fit. */
+static void header_value(const char *p, size_t n, size_t skip, char *buf, size_t cap)
+{
+        const char *v = p + skip, *end = p + n;
+
+        while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+        n = (size_t)(end - v);
+        if (n >= cap)
+                n = cap - 1;
+        memcpy(buf, v, n);
+        buf[n] = '\0';
+}
+
 static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
 {
         struct sink *s = ud;
         size_t n = sz * nm;
         static const char tc[] = "x-total-count:";
+        static const char ce[] = "content-encoding:";
+
+        /* A header line of each response (redirects, 100 Continue) starts
+         * again; only the last response's headers describe the body. */
+        if (n > 5 && strncmp(p, "HTTP/", 5) == 0) {
+                s->resp->content_encoding[0] = '\0';
+                return n;
+        }
+        if (n > sizeof(ce) - 1 && strncasecmp(p, ce, sizeof(ce) - 1) == 0) {
+                header_value(p, n, sizeof(ce) - 1, s->resp->content_encoding,
+                             sizeof(s->resp->content_encoding));
+                return n;
+        }
 
         if (n > sizeof(tc) - 1 && strncasecmp(p, tc, sizeof(tc) - 1) == 0) {
                 char tmp[32];

@@ -30,6 +30,7 @@ struct httpc_resp {
         size_t len;
         long long total_count;           /* X-Total-Count header, -1 if absent */
         char content_type[128];
+        char content_encoding[32];       /* Content-Encoding, "" if absent; the body is as sent */
         char errbuf[256];                /* transport error text on failure */
 };
 

@@ -6,6 +6,8 @@
  * protojson, never built by src/forge; responses are checked field by field. */
 #include "world.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FETCH "runner.v1.RunnerService/FetchTask"
@@ -152,6 +154,161 @@ static void rpc_post_only(void **state)
         CK_OK(sim_get(w->sim, "/api/actions/ping.v1.PingService/Ping", NULL, &r));
         if (r.status != 404 && r.status != 405)
                 fail_msg("GET on an RPC: status %ld, expected 404 or 405", r.status);
+        sim_resp_done(&r);
+}
+
+/* ---- §4.1 codecs and compression, in raw bytes (not through sim_rpc(),
+ * so both runs of this group send exactly these) ---- */
+
+static void raw_rpc(struct world *w, const char *method, const struct sim_runner *rn,
+                    const char *content_type, const char *extra_header, const void *body,
+                    size_t len, struct sim_resp *r)
+{
+        const char *hdrs[6];
+        size_t n = 0;
+
+        hdrs[n++] = P("Content-Type: %s", content_type);
+        if (rn) {
+                hdrs[n++] = P("x-runner-uuid: %s", rn->uuid);
+                hdrs[n++] = P("x-runner-token: %s", rn->token);
+        }
+        if (extra_header)
+                hdrs[n++] = extra_header;
+        hdrs[n] = NULL;
+        struct sim_req req = { .method = "POST", .path = P("/api/actions/%s", method), .headers = hdrs,
+                               .body = len ? body : "", .body_len = len };
+        CK_OK(sim_request(w->sim, &req, r));
+}
+
+/* §4.1: a binary protobuf request (forgejo-runner's default) is answered
+ * in binary protobuf; bytes from the field numbers of §4.7 and §4.3. */
+static void rpc_proto_answered_in_proto(void **state)
+{
+        struct world *w = *state;
+        static const uint8_t ping[] = { 0x0a, 0x01, 'x' };
+        static const uint8_t want[] = { 0x0a, 0x09, 'H', 'e', 'l', 'l', 'o', ',', ' ', 'x', '!' };
+        struct sim_resp r;
+
+        raw_rpc(w, "ping.v1.PingService/Ping", NULL, "application/proto", NULL, ping, sizeof(ping), &r);
+        CK_STATUS(&r, 200);
+        assert_string_equal(r.content_type, "application/proto");
+        assert_int_equal(r.len, sizeof(want));
+        assert_memory_equal(r.body, want, sizeof(want));
+        sim_resp_done(&r);
+        /* An empty body is the message with every field at its default. */
+        raw_rpc(w, "ping.v1.PingService/Ping", NULL, "application/proto", NULL, NULL, 0, &r);
+        CK_STATUS(&r, 200);
+        assert_int_equal(r.len, 10);
+        assert_memory_equal(r.body, "\x0a\x08Hello, !", 10);
+        sim_resp_done(&r);
+}
+
+/* §4.1: errors are Connect JSON bodies whatever the request's codec. */
+static void rpc_proto_errors_are_json(void **state)
+{
+        struct world *w = *state;
+        static const uint8_t cut[] = { 0x0a, 0x05, 'x' };
+        static const uint8_t fetch[] = { 0x08, 0x00 };
+        struct sim_resp r;
+
+        raw_rpc(w, "ping.v1.PingService/Ping", NULL, "application/proto", NULL, cut, sizeof(cut), &r);
+        CK_CONNECT_ERR(&r, 400, "invalid_argument");
+        assert_true(strncmp(r.content_type, "application/json", 16) == 0);
+        assert_non_null(strstr(json_string_value(json_object_get(r.json, "message")), "cut short"));
+        sim_resp_done(&r);
+        raw_rpc(w, FETCH, NULL, "application/proto", NULL, fetch, sizeof(fetch), &r);
+        CK_CONNECT_ERR(&r, 401, "unauthenticated");
+        assert_true(strncmp(r.content_type, "application/json", 16) == 0);
+        sim_resp_done(&r);
+        raw_rpc(w, "ping.v1.PingService/Ping", NULL, "application/json; charset=latin1", NULL, "{}", 2, &r);
+        CK_STATUS(&r, 415);
+        CK_CONNECT_ERR(&r, 415, "unimplemented");
+        sim_resp_done(&r);
+}
+
+/* Field numbers the schema lacks (a newer peer's) are skipped, as the
+ * JSON codec skips unknown names. */
+static void rpc_proto_unknown_fields_ignored(void **state)
+{
+        struct world *w = *state;
+        struct sim_runner rn;
+        struct sim_resp r;
+        json_t *j = NULL;
+        char err[RP_ERR_MAX];
+        /* tasks_version 0, field 1000 "hi", field 1001 varint 5 */
+        static const uint8_t body[] = { 0x08, 0x00, 0xc2, 0x3e, 0x02, 'h', 'i', 0xc8, 0x3e, 0x05 };
+
+        mk_runner(w, "/api/v1/admin", w->root.token, "r", false, "[\"a\"]", &rn);
+        raw_rpc(w, FETCH, &rn, "application/proto", NULL, body, sizeof(body), &r);
+        CK_STATUS(&r, 200);
+        CK_OK(rpcodec_decode(FETCH, RPCODEC_RESPONSE, RPCODEC_PROTO, r.body, r.len, &j, err));
+        assert_true(CK_I64S(j, "tasksVersion") >= 1);
+        json_decref(j);
+        sim_resp_done(&r);
+}
+
+/* §4.1 compression: a gzipped request is inflated (with a bound); an
+ * answer of 1 KiB or more is gzipped only for a client that accepts it. */
+static void rpc_gzip_both_ways(void **state)
+{
+        struct world *w = *state;
+        const char *ping = "{\"data\":\"zipped\"}";
+        struct sim_runner rn;
+        struct sim_job job;
+        struct sim_resp r;
+        char err[RP_ERR_MAX], steps[1400];
+        void *z, *plain;
+        size_t zn, n;
+
+        CK_OK(rpcodec_gzip(ping, strlen(ping), &z, &zn));
+        raw_rpc(w, "ping.v1.PingService/Ping", NULL, "application/json", "Content-Encoding: gzip", z, zn, &r);
+        CK_STATUS(&r, 200);
+        CK_JSON_EQ(r.json, "{\"data\":\"Hello, zipped!\"}");
+        sim_resp_done(&r);
+        raw_rpc(w, "ping.v1.PingService/Ping", NULL, "application/json", "Content-Encoding: br", z, zn, &r);
+        CK_CONNECT_ERR(&r, 501, "unimplemented");
+        sim_resp_done(&r);
+        raw_rpc(w, "ping.v1.PingService/Ping", NULL, "application/json", "Content-Encoding: gzip", z, zn - 3, &r);
+        CK_CONNECT_ERR(&r, 400, "invalid_argument");
+        sim_resp_done(&r);
+        free(z);
+
+        /* 9 MiB of zeros: about 9 KiB on the wire, more than the body limit inflated. */
+        size_t big = 9u << 20;
+        char *zeros = calloc(1, big);
+        assert_non_null(zeros);
+        CK_OK(rpcodec_gzip(zeros, big, &z, &zn));
+        free(zeros);
+        raw_rpc(w, "ping.v1.PingService/Ping", NULL, "application/proto", "Content-Encoding: gzip", z, zn, &r);
+        CK_CONNECT_ERR(&r, 429, "resource_exhausted");
+        sim_resp_done(&r);
+        free(z);
+
+        snprintf(steps, sizeof(steps), "[\"echo %0*d\"]", 1200, 1);
+        CK_OK(sim_create_job(w->sim, "acme", "web", "big", "[\"a\"]", steps, &job));
+        CK_OK(sim_create_job(w->sim, "acme", "web", "big2", "[\"a\"]", steps, &job));
+        mk_runner(w, "/api/v1/admin", w->root.token, "r", false, "[\"a\"]", &rn);
+        raw_rpc(w, FETCH, &rn, "application/proto", "Accept-Encoding: gzip", "\x08\x00", 2, &r);
+        CK_STATUS(&r, 200);
+        assert_string_equal(r.content_encoding, "gzip");
+        CK_OK(rpcodec_gunzip(r.body, r.len, 1 << 20, &plain, &n, err));
+        json_t *j = NULL;
+        CK_OK(rpcodec_decode(FETCH, RPCODEC_RESPONSE, RPCODEC_PROTO, plain, n, &j, err));
+        assert_true(CK_I64S(CK_OBJ(j, "task"), "id") > 0);
+        json_decref(j);
+        free(plain);
+        sim_resp_done(&r);
+        /* Without Accept-Encoding the second big task comes plain; small
+         * answers always do. */
+        raw_rpc(w, FETCH, &rn, "application/json", NULL, "{}", 2, &r);
+        CK_STATUS(&r, 200);
+        assert_string_equal(r.content_encoding, "");
+        assert_true(r.len > 1024);
+        assert_true(CK_I64S(CK_OBJ(r.json, "task"), "id") > 0);
+        sim_resp_done(&r);
+        raw_rpc(w, "ping.v1.PingService/Ping", NULL, "application/json", "Accept-Encoding: gzip", "{}", 2, &r);
+        CK_STATUS(&r, 200);
+        assert_string_equal(r.content_encoding, "");
         sim_resp_done(&r);
 }
 
@@ -874,6 +1031,10 @@ int main(int argc, char **argv)
                 T(rpc_unknown_method_404),
                 T(rpc_post_only),
                 T(rpc_protojson_input_variants),
+                T(rpc_proto_answered_in_proto),
+                T(rpc_proto_errors_are_json),
+                T(rpc_proto_unknown_fields_ignored),
+                T(rpc_gzip_both_ways),
                 T(register_requires_token_and_name),
                 T(register_unknown_token),
                 T(register_returns_runner_with_token),

@@ -3,7 +3,8 @@
  * APIs, runs the runner the way an autoscaler would (`one-job --url --uuid
  * --token-url --label --handle --wait`) and checks what the server saw:
  * job status and log, runner deletion, exit codes, cancellation latency,
- * and that the runner token never reaches the runner's own log.
+ * the codec it speaks (proto by default, JSON when told), and that the
+ * runner token never reaches the runner's own log.
  * Binaries come from $FORGEJO_SIM and $FORGEJO_SIM_RUNNER; E2E_KEEP=1
  * keeps the temporary directory (logs) afterwards. */
 #include "api.h"
@@ -194,12 +195,15 @@ static json_t *find_runner(const char *uuid)
         return found;
 }
 
+/* --codec for the next start_runner() only; NULL: the runner's default. */
+static const char *next_codec;
+
 /* Starts the runner for rn; handle may be NULL; wait adds --wait. */
 static void start_runner(struct proc *p, const struct runner *rn, const char *label,
                          const char *handle, bool wait)
 {
         char token_url[PATH_MAX + 8];
-        char *argv[20];
+        char *argv[22];
         int n = 0;
 
         snprintf(token_url, sizeof(token_url), "file:%s", rn->token_file);
@@ -219,6 +223,11 @@ static void start_runner(struct proc *p, const struct runner *rn, const char *la
         }
         if (wait)
                 argv[n++] = "--wait";
+        if (next_codec) {
+                argv[n++] = "--codec";
+                argv[n++] = (char *)next_codec;
+                next_codec = NULL;
+        }
         argv[n++] = "-c";
         argv[n++] = cfg_path;
         argv[n] = NULL;
@@ -263,6 +272,26 @@ static void msleep(long ms)
         nanosleep(&ts, NULL);
 }
 
+/* What the simulator decoded since the last reset_rpc_stats(). */
+struct rpc_counts {
+        long long proto, json, gzip_responses;
+};
+
+static void reset_rpc_stats(void)
+{
+        json_decref(CALL("DELETE", "/_sim/stats", NULL, NULL, 204));
+}
+
+static struct rpc_counts rpc_counts(void)
+{
+        json_t *st = CALL("GET", "/_sim/stats", NULL, NULL, 200);
+        json_t *c = json_object_get(st, "codecs"), *g = json_object_get(st, "gzip");
+        struct rpc_counts n = { int_of(c, "proto"), int_of(c, "json"), int_of(g, "responses") };
+
+        json_decref(st);
+        return n;
+}
+
 /* ---- scenarios --------------------------------------------------------- */
 
 static void test_success(void)
@@ -280,6 +309,7 @@ static void test_success(void)
                           "echo \"env-ok job=$GITHUB_JOB repo=$GITHUB_REPOSITORY\"",
                           "printf 'no newline at end'"));
         create_runner("ok", &rn);
+        reset_rpc_stats();
         t0 = proc_now_ms();
         start_runner(&p, &rn, "ubuntu:host", job.handle, true);
         CHECK(proc_wait(&p, 30000) == 0, "runner did not finish within 30 s");
@@ -311,6 +341,12 @@ static void test_success(void)
         json_decref(r);
         check_token_not_logged(&rn);
         CHECK(dir_empty(workdir_parent), "the runner left its work directory behind");
+        /* Like forgejo-runner: binary protobuf, and gzip answers accepted
+         * (the task is over the 1 KiB the server compresses from). */
+        struct rpc_counts c = rpc_counts();
+        CHECK(c.proto >= 4 && c.json == 0, "runner calls: %lld proto, %lld JSON; want proto only",
+              c.proto, c.json);
+        CHECK(c.gzip_responses >= 1, "no gzipped answer reached the runner");
 }
 
 static void test_failure(void)
@@ -321,6 +357,8 @@ static void test_failure(void)
         struct job job = create_job("fails", json_pack("[s]", "ubuntu"),
                 json_pack("[s,s,s]", "echo before-fail", "echo failing-now; exit 3", "echo must-not-run"));
         create_runner("bad", &rn);
+        reset_rpc_stats();
+        next_codec = "json";
         start_runner(&p, &rn, "ubuntu:host", job.handle, true);
         CHECK(proc_wait(&p, 30000) == 0, "runner did not finish within 30 s");
         CHECK(exit_code(&p) == 0, "runner exit %d after a failed job, want 0", exit_code(&p));
@@ -333,6 +371,9 @@ static void test_failure(void)
         CHECK(r && json_is_true(json_object_get(r, "deleted")), "ephemeral runner not deleted after failure");
         json_decref(r);
         check_token_not_logged(&rn);
+        struct rpc_counts c = rpc_counts();
+        CHECK(c.json >= 4 && c.proto == 0, "runner --codec json calls: %lld proto, %lld JSON",
+              c.proto, c.json);
 }
 
 static void test_no_task(void)
@@ -553,9 +594,9 @@ int main(void)
 
         printf("roundtrip: simulator at %s\n", base);
         test_success();
-        printf("ok - success job\n");
+        printf("ok - success job (proto codec, gzip answers)\n");
         test_failure();
-        printf("ok - failing step\n");
+        printf("ok - failing step (JSON codec)\n");
         test_no_task();
         printf("ok - no task without --wait, SIGTERM while waiting\n");
         test_cancel();

@@ -370,15 +370,21 @@ void ctl_stats_get(const struct sim_req *rq, struct sim_resp *rs)
                 resp_message(rs, 500, "out of memory");
                 return;
         }
+        struct rpc_stats rpc;
+
         pthread_mutex_lock(&rq->sim->aux_lock);
         hmap_foreach(&rq->sim->stats, stat_entry, &c);
+        rpc = rq->sim->rpc_stats;
         pthread_mutex_unlock(&rq->sim->aux_lock);
         if (c.oom) {
                 json_decref(c.obj);
                 resp_message(rs, 500, "out of memory");
                 return;
         }
-        resp_json(rs, 200, json_pack("{s:o}", "requests", c.obj));
+        resp_json(rs, 200, json_pack("{s:o, s:{s:I, s:I}, s:{s:I, s:I}}", "requests", c.obj,
+                                     "codecs", "proto", (json_int_t)rpc.proto, "json", (json_int_t)rpc.json,
+                                     "gzip", "requests", (json_int_t)rpc.gzip_in,
+                                     "responses", (json_int_t)rpc.gzip_out));
 }
 
 static void stat_free(struct hmap_entry *e, void *arg)
@@ -399,6 +405,7 @@ void ctl_stats_reset(const struct sim_req *rq, struct sim_resp *rs)
         hmap_foreach(&rq->sim->stats, stat_free, NULL);
         hmap_done(&rq->sim->stats);
         rq->sim->stats = fresh;
+        memset(&rq->sim->rpc_stats, 0, sizeof(rq->sim->rpc_stats));
         pthread_mutex_unlock(&rq->sim->aux_lock);
         rs->status = 204;
 }

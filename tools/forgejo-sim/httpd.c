@@ -163,6 +163,7 @@ void resp_json(struct sim_resp *rs, int status, json_t *j)
         }
         rs->len = rs->body ? strlen(rs->body) : 0;
         rs->content_type = "application/json;charset=utf-8";
+        rs->content_encoding = NULL;
 }
 
 void resp_message(struct sim_resp *rs, int status, const char *fmt, ...)
@@ -352,6 +353,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct sim_resp *rs)
         }
         if (rs->content_type && rs->status != 204)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rs->content_type);
+        if (rs->content_encoding && rs->status != 204)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, rs->content_encoding);
         if (rs->total_count >= 0) {
                 snprintf(num, sizeof(num), "%lld", rs->total_count);
                 MHD_add_response_header(r, "X-Total-Count", num);

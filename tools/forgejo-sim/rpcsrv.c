@@ -1,10 +1,14 @@
 /* rpcsrv.c: the runner protocol server side (ping.v1 and runner.v1 over
- * Connect unary with the JSON codec): runner authentication, Register,
+ * Connect unary, in binary protobuf or JSON as the request's Content-Type
+ * says, gzip in both directions): runner authentication, Register,
  * Declare, FetchTask/FetchSingleTask with tasks versions and request-key
  * recovery, UpdateTask and UpdateLog, following Forgejo's
  * routers/api/actions/runner/runner.go. Every message goes through
- * forge/rproto.h; this file never builds protocol JSON by hand. */
+ * forge/rproto.h and forge/rpcodec.h; this file never builds protocol JSON
+ * or protobuf by hand. */
 #include "sim.h"
+
+#include "forge/rpcodec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,43 +20,117 @@
 #define MAX_OUTPUT_KEY 255              /* Forgejo drops longer keys */
 #define MAX_OUTPUT_VALUE (1024 * 1024)  /* ... and longer values */
 
-/* Decodes the body as a JSON object; answers a Connect error and returns
- * NULL when the request cannot be a JSON-codec Connect call. */
-static json_t *rpc_body(const struct sim_req *rq, struct sim_resp *rs)
+/* "runner.v1.RunnerService/FetchTask" from the request path. */
+static const char *rpc_method(const struct sim_req *rq)
+{
+        size_t n = strlen(RP_PATH_PREFIX);
+
+        return strncmp(rq->path, RP_PATH_PREFIX, n) == 0 ? rq->path + n : rq->path;
+}
+
+/* The codec the request is in. No Content-Type is taken as JSON, as this
+ * simulator always has (Connect servers answer 415). */
+static int rpc_codec(const struct sim_req *rq, enum rpcodec *ret, char *err)
 {
         const char *ct = httpd_header(rq, "Content-Type");
-        json_error_t jerr;
-        json_t *j;
 
-        if (ct && strncasecmp(ct, "application/json", 16) != 0) {
-                resp_connect_error(rs, RP_CODE_UNIMPLEMENTED,
-                                   "content type %s is not supported; use application/json", ct);
+        if (!ct) {
+                *ret = RPCODEC_JSON;
+                return 0;
+        }
+        return rpcodec_from_content_type(ct, ret, err);
+}
+
+/* Decodes the body, in the codec of its Content-Type and inflated when
+ * gzipped, into a JSON object for rproto; answers a Connect error and
+ * returns NULL when the request cannot be a Connect unary call. */
+static json_t *rpc_body(const struct sim_req *rq, struct sim_resp *rs)
+{
+        const char *method = rpc_method(rq);
+        char err[RP_ERR_MAX];
+        enum rpcodec codec;
+        const void *body = rq->body;
+        size_t len = rq->body_len;
+        void *inflated = NULL;
+        json_t *j = NULL;
+        bool gz;
+        int r;
+
+        if (rpc_codec(rq, &codec, err) < 0) {
+                resp_connect_error(rs, RP_CODE_UNIMPLEMENTED, "%s", err);
                 rs->status = 415;
                 return NULL;
         }
-        if (rq->body_len == 0) {
-                resp_connect_error(rs, RP_CODE_INVALID_ARGUMENT,
-                                   "unmarshal message: zero-length payload is not a valid JSON object");
+        if (rpcodec_parse_encoding(httpd_header(rq, "Content-Encoding"), &gz, err) < 0) {
+                resp_connect_error(rs, RP_CODE_UNIMPLEMENTED, "%s", err);
                 return NULL;
         }
-        j = json_loadb(rq->body, rq->body_len, 0, &jerr);
-        if (!j || !json_is_object(j)) {
-                resp_connect_error(rs, RP_CODE_INVALID_ARGUMENT, "unmarshal message: %s",
-                                   j ? "not a JSON object" : jerr.text);
-                json_decref(j);
+        if (gz) {
+                r = rpcodec_gunzip(body, len, SIM_MAX_RPC_BODY, &inflated, &len, err);
+                if (r < 0) {
+                        resp_connect_error(rs, r == -EMSGSIZE ? RP_CODE_RESOURCE_EXHAUSTED :
+                                           r == -ENOMEM ? RP_CODE_INTERNAL : RP_CODE_INVALID_ARGUMENT,
+                                           "decompress request: %s", err);
+                        return NULL;
+                }
+                body = inflated;
+        }
+        pthread_mutex_lock(&rq->sim->aux_lock);
+        if (codec == RPCODEC_PROTO)
+                rq->sim->rpc_stats.proto++;
+        else
+                rq->sim->rpc_stats.json++;
+        if (gz)
+                rq->sim->rpc_stats.gzip_in++;
+        pthread_mutex_unlock(&rq->sim->aux_lock);
+        r = rpcodec_decode(method, RPCODEC_REQUEST, codec, body, len, &j, err);
+        free(inflated);
+        if (r < 0) {
+                resp_connect_error(rs, r == -EMSGSIZE ? RP_CODE_RESOURCE_EXHAUSTED :
+                                   r == -ENOMEM ? RP_CODE_INTERNAL : RP_CODE_INVALID_ARGUMENT,
+                                   "unmarshal message: %s", err);
                 return NULL;
         }
         return j;
 }
 
-static void rpc_reply(struct sim_resp *rs, json_t *j)
+/* Answers j (taken) in the request's codec, gzipped when the client
+ * accepts it and the body is worth it (Forgejo: 1 KiB and more). */
+static void rpc_reply(const struct sim_req *rq, struct sim_resp *rs, json_t *j)
 {
+        char err[RP_ERR_MAX];
+        enum rpcodec codec = RPCODEC_JSON;
+        void *body = NULL, *z;
+        size_t len = 0, zlen;
+        int r;
+
         if (!j) {
                 resp_connect_error(rs, RP_CODE_INTERNAL, "out of memory");
                 return;
         }
-        resp_json(rs, 200, j);
-        rs->content_type = "application/json";
+        /* rpc_body() accepted the Content-Type already. */
+        (void)rpc_codec(rq, &codec, err);
+        r = rpcodec_encode(rpc_method(rq), RPCODEC_RESPONSE, codec, j, &body, &len, err);
+        json_decref(j);
+        if (r < 0) {
+                resp_connect_error(rs, RP_CODE_INTERNAL, "marshal message: %s", err);
+                return;
+        }
+        if (len >= RPCODEC_GZIP_MIN && rpcodec_accepts_gzip(httpd_header(rq, "Accept-Encoding")) &&
+            rpcodec_gzip(body, len, &z, &zlen) == 0) {
+                free(body);
+                body = z;
+                len = zlen;
+                rs->content_encoding = "gzip";
+                pthread_mutex_lock(&rq->sim->aux_lock);
+                rq->sim->rpc_stats.gzip_out++;
+                pthread_mutex_unlock(&rq->sim->aux_lock);
+        }
+        free(rs->body);
+        rs->body = body;
+        rs->len = len;
+        rs->status = 200;
+        rs->content_type = rpcodec_content_type(codec);
 }
 
 /* The interceptor: x-runner-uuid/x-runner-token must name a live runner.
@@ -135,7 +213,7 @@ void rpcsrv_ping(const struct sim_req *rq, struct sim_resp *rs)
         resp.data = malloc(n);
         if (resp.data)
                 snprintf(resp.data, n, "Hello, %s!", req.data ? req.data : "");
-        rpc_reply(rs, resp.data ? rp_ping_resp_to_json(&resp) : NULL);
+        rpc_reply(rq, rs, resp.data ? rp_ping_resp_to_json(&resp) : NULL);
         rp_ping_req_done(&req);
         rp_ping_resp_done(&resp);
 }
@@ -189,7 +267,7 @@ void rpcsrv_register(const struct sim_req *rq, struct sim_resp *rs)
                         free(v);
                         rp_strlist_done(&labels);
                 }
-                rpc_reply(rs, out);
+                rpc_reply(rq, rs, out);
         }
         pthread_mutex_unlock(&rq->sim->lock);
 out:
@@ -226,7 +304,7 @@ void rpcsrv_declare(const struct sim_req *rq, struct sim_resp *rs)
                         resp.runner = runner_msg(r, NULL);
                         out = rp_declare_resp_to_json(&resp);
                 }
-                rpc_reply(rs, out);
+                rpc_reply(rq, rs, out);
         }
         pthread_mutex_unlock(&rq->sim->lock);
         rp_declare_req_done(&req);
@@ -341,7 +419,7 @@ answer:
                 }
         }
         free(tasks);
-        rpc_reply(rs, rp_fetch_task_resp_to_json(&resp));
+        rpc_reply(rq, rs, rp_fetch_task_resp_to_json(&resp));
         rp_fetch_task_resp_done(&resp);
         return;
 unlock:
@@ -431,7 +509,7 @@ answer:
                 }
                 *resp.task = tasks[0];
         }
-        rpc_reply(rs, rp_fetch_single_task_resp_to_json(&resp));
+        rpc_reply(rq, rs, rp_fetch_single_task_resp_to_json(&resp));
         rp_fetch_single_task_resp_done(&resp);
         goto out;
 unlock:
@@ -537,7 +615,7 @@ void rpcsrv_update_task(const struct sim_req *rq, struct sim_resp *rs)
         }
         pthread_mutex_unlock(&rq->sim->lock);
         out = rp_update_task_resp_to_json(&resp);
-        rpc_reply(rs, out);
+        rpc_reply(rq, rs, out);
         rp_update_task_resp_done(&resp);
         rp_update_task_req_done(&req);
         return;
@@ -593,7 +671,7 @@ void rpcsrv_update_log(const struct sim_req *rq, struct sim_resp *rs)
                 resp.ack_index = t->log_length;
         }
         pthread_mutex_unlock(&rq->sim->lock);
-        rpc_reply(rs, rp_update_log_resp_to_json(&resp));
+        rpc_reply(rq, rs, rp_update_log_resp_to_json(&resp));
         rp_update_log_req_done(&req);
         return;
 unlock:

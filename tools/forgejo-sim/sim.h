@@ -245,6 +245,10 @@ struct sim {
         struct fault *faults;           /* singly linked, in creation order */
         int64_t next_fault_id;
         struct hmap stats;              /* "METHOD /pattern" -> int64_t * */
+        struct rpc_stats {              /* runner-protocol bodies decoded */
+                int64_t proto, json;    /* by codec */
+                int64_t gzip_in, gzip_out; /* gzipped requests, responses */
+        } rpc_stats;
 };
 
 /* Real clocks, for real waits only; the model reads s->clock. */
@@ -368,6 +372,7 @@ struct sim_resp {
         char *body;                     /* malloc'd, may be NULL */
         size_t len;
         const char *content_type;
+        const char *content_encoding;   /* Content-Encoding of body, NULL = none */
         long long total_count;          /* X-Total-Count, -1 = none */
         char *link;                     /* Link header, malloc'd or NULL */
 };

@@ -218,8 +218,9 @@ static int run_one_job(struct settings *s)
                 log_error(COMP, "out of memory");
                 return 1;
         }
+        rpc.codec = s->codec;
         log_info(COMP, "starting", KS("version", SETTINGS_RUNNER_VERSION), KS("url", s->url), KS("uuid", s->uuid),
-                 KS("handle", s->handle), KB("wait", s->wait));
+                 KS("handle", s->handle), KB("wait", s->wait), KS("codec", rpcodec_name(s->codec)));
         r = declare(&rpc, s);
         if (r < 0) {
                 r = 1;

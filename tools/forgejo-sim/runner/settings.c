@@ -38,10 +38,11 @@ const char settings_usage[] =
         "  --token-url file:PATH   file holding the runner token ($CREDENTIALS_DIRECTORY expanded)\n"
         "  --label NAME[:SCHEME]   a label (repeatable); only the name is sent to the server\n"
         "  --handle HANDLE         ask for this job only (FetchSingleTask)\n"
+        "  --codec proto|json      runner-protocol codec (default proto, as forgejo-runner)\n"
         "  -w, --wait              poll every runner.fetch_interval until a task arrives\n"
         "  -c, --config FILE       YAML configuration (runner.fetch_interval, fetch_timeout,\n"
-        "                          report_interval, timeout, labels, report_retry, file;\n"
-        "                          host.workdir_parent; server.connections; log.level)\n"
+        "                          report_interval, timeout, labels, report_retry, file,\n"
+        "                          codec; host.workdir_parent; server.connections; log.level)\n"
         "  --log-level LEVEL       error, warn, info or debug\n"
         "\n"
         "Without --url/--uuid/--token-url the connection comes from server.connections\n"
@@ -122,6 +123,7 @@ static const struct flag flags[] = {
         { "token-url", 0, true },
         { "label", 0, true },
         { "handle", 0, true },
+        { "codec", 0, true },
         { "config", 'c', true },
         { "log-level", 0, true },
         { "wait", 'w', false },
@@ -162,6 +164,8 @@ static int apply_flag(struct settings *s, const struct flag *f, const char *v,
                 return set_str(&s->flag_token_url, v);
         if (strcmp(n, "handle") == 0)
                 return set_str(&s->handle, v);
+        if (strcmp(n, "codec") == 0)
+                return set_str(&s->flag_codec, v);
         if (strcmp(n, "config") == 0)
                 return set_str(&s->config_file, v);
         if (strcmp(n, "log-level") == 0)
@@ -461,6 +465,7 @@ static int load_config(struct settings *s, struct connection *conn, char *err, s
             (r = cfg_int(root, "/runner/report_retry/max_retries", &s->retry_max, err, errlen)) < 0 ||
             (r = cfg_duration(root, "/runner/report_retry/initial_delay", &s->retry_initial_ms, err, errlen)) < 0 ||
             (r = cfg_duration(root, "/runner/report_retry/max_delay", &s->retry_max_delay_ms, err, errlen)) < 0 ||
+            (r = cfg_string(root, "/runner/codec", &s->config_codec, err, errlen)) < 0 ||
             (r = cfg_string(root, "/host/workdir_parent", &s->workdir_parent, err, errlen)) < 0 ||
             (r = cfg_labels(lookup(root, "/runner/labels"), &s->config_labels, "runner.labels", err, errlen)) < 0 ||
             (r = cfg_connections(root, conn, &s->fetch_interval_ms, err, errlen)) < 0)
@@ -667,6 +672,16 @@ int settings_resolve(struct settings *s, char *err, size_t errlen)
                 r = fail(err, errlen, -EINVAL, "--handle: must be printable ASCII without spaces");
                 goto out;
         }
+        s->codec = RPCODEC_PROTO;
+        if (s->flag_codec && rpcodec_parse_name(s->flag_codec, &s->codec) < 0) {
+                r = fail(err, errlen, -EINVAL, "--codec: \"%s\" is neither proto nor json", s->flag_codec);
+                goto out;
+        }
+        if (!s->flag_codec && s->config_codec && rpcodec_parse_name(s->config_codec, &s->codec) < 0) {
+                r = fail(err, errlen, -EINVAL, "config: runner.codec: \"%s\" is neither proto nor json",
+                         s->config_codec);
+                goto out;
+        }
         if (s->fetch_interval_ms <= 0 || s->fetch_timeout_ms <= 0 || s->report_interval_ms <= 0 ||
             s->timeout_ms <= 0) {
                 r = fail(err, errlen, -EINVAL,
@@ -706,6 +721,8 @@ void settings_done(struct settings *s)
         free(s->flag_token_url);
         rp_strlist_done(&s->flag_labels);
         free(s->handle);
+        free(s->flag_codec);
+        free(s->config_codec);
         free(s->log_level);
         free(s->runner_file);
         free(s->workdir_parent);

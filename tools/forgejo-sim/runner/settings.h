@@ -5,6 +5,7 @@
  * Never logs the token; errors are returned as text for main to print. */
 #pragma once
 
+#include "forge/rpcodec.h"
 #include "forge/rproto.h"
 
 #include <stdbool.h>
@@ -33,6 +34,7 @@ struct settings {
         char *handle;                   /* --handle, NULL = any job */
         bool wait;                      /* --wait/-w */
         char *log_level;                /* --log-level, NULL = config */
+        char *flag_codec;               /* --codec, NULL = config */
 
         /* configuration (defaults as forgejo-runner) */
         int64_t fetch_interval_ms;      /* runner.fetch_interval, 2s */
@@ -46,6 +48,7 @@ struct settings {
         char *workdir_parent;           /* host.workdir_parent, NULL = $TMPDIR */
         char *config_log_level;         /* log.level */
         struct rp_strlist config_labels;/* runner.labels */
+        char *config_codec;             /* runner.codec */
 
         /* effective connection */
         char *url;
@@ -53,6 +56,7 @@ struct settings {
         char *token;                    /* secret */
         struct rp_strlist labels;       /* full label strings */
         struct rp_strlist label_names;  /* scheme stripped, for Declare */
+        enum rpcodec codec;             /* --codec, else runner.codec, else proto */
 };
 
 #define SETTINGS_ERR_MAX 512
