@@ -1160,7 +1160,9 @@ static void on_relayed(void *ud, const struct rclient_result *res, json_t *resp)
                 /* The worker keeps the rows and sends them again: nothing
                  * is acked that the forge did not ack. */
                 struct rp_error e = res->cerr;
-                if (res->err != -EPROTO)
+                /* The pool runner's own trouble is not the worker's: told
+                 * unauthenticated, a runner gives up its job. */
+                if (res->err != -EPROTO || e.code == RP_CODE_UNAUTHENTICATED)
                         e.code = RP_CODE_UNAVAILABLE;
                 bendpoint_answer(r->req, r->codec, r->gzip, r->method, NULL, &e);
                 free(r);
@@ -1227,7 +1229,9 @@ int broker_worker_relay(struct broker *b, struct bworker *w, const char *method,
         } else {
                 return -ENOTSUP;
         }
-        if (!t->bp->rc)
+        /* Without the pool's runner (registering again) the forge would
+         * answer unauthenticated, which ends a worker: it waits instead. */
+        if (!t->bp->rc || !t->bp->token)
                 return -ENOTCONN;
         r = calloc(1, sizeof(*r));
         if (!r)
@@ -1476,6 +1480,10 @@ int broker_sync(struct daemon *d)
                 if (!bp) {
                         if (!(bp = bpool_new(b, dp)))
                                 return -ENOMEM;
+                        /* Known at once, not after the forge's version: a
+                         * worker adopted after a restart relays with it. */
+                        if (runner_load(b, bp) == 0)
+                                bp->state = BP_DECLARING;
                         bp_schedule(bp, 0);
                 }
                 bp->removed = false;

@@ -252,8 +252,10 @@ static void broker_worker_dies_mid_task(void **state)
         /* Wait for the job to run on a worker, then kill the worker. */
         for (int i = 0; i < 200; i++) {
                 json_t *j = job(fx, id);
+                char *dump = json_dumps(json_object_get(j, "log"), JSON_COMPACT);
                 bool running = strcmp(json_string_value(json_object_get(j, "status")), "running") == 0 &&
-                               strstr(json_dumps(json_object_get(j, "log"), JSON_COMPACT), "started");
+                               dump && strstr(dump, "started");
+                free(dump);
                 json_decref(j);
                 if (running)
                         break;
