@@ -395,6 +395,13 @@ static void proto_bad_bytes_are_refused_with_a_reason(void **state)
         expect_refused(ut, RPCODEC_RESPONSE, far_ts, sizeof(far_ts), -EINVAL,
                        "is not a time RFC 3339 can write");
         expect_refused("runner.v1.RunnerService/Nope", RPCODEC_REQUEST, "", 0, -ENOENT, "unknown method");
+        /* A message field twice: protobuf-c 1.4 cannot merge a Task (its
+         * oneof is unset in both), so it is refused with a reason rather
+         * than reported as out of memory (found by fuzz_rpcodec). */
+        expect_refused("runner.v1.RunnerService/FetchSingleTask", RPCODEC_RESPONSE, "\x0a\x00\x0a\x00", 4,
+                       -EINVAL, "runner.v1.FetchSingleTaskResponse.task: given twice");
+        expect_refused(reg, RPCODEC_RESPONSE, "\x0a\x02\x08\x01\x0a\x02\x08\x02", 8, -EINVAL,
+                       "runner: given twice");
 }
 
 /* Every prefix of a valid body either is a valid body (cut between
