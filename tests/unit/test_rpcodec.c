@@ -55,7 +55,7 @@ static size_t check_services_file(const char *path)
         if (fs_read_file(path, 1 << 20, &text, &len) < 0)
                 fail_msg("cannot read %s (PROTO_DIR)", path);
         for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                char m[64], req[64], resp[64], full[160];
+                char m[64], req[64], resp[64], full[64 * 3 + 4];
                 const ProtobufCMessageDescriptor *dq, *dp;
 
                 if (sscanf(line, "package %63[a-z0-9.];", pkg) == 1 ||
@@ -339,7 +339,7 @@ static void proto_bytes_follow_the_reference_field_numbers(void **state)
                      "{\"task\":{\"id\":\"3\",\"context\":{\"k\":\"v\"}},\"tasksVersion\":\"9\"}",
                      task, sizeof(task));
         /* All defaults: an empty body, which is a valid message. */
-        expect_bytes("runner.v1.RunnerService/FetchTask", RPCODEC_REQUEST, "{}", NULL, 0);
+        expect_bytes("runner.v1.RunnerService/FetchTask", RPCODEC_REQUEST, "{}", (const uint8_t *)"", 0);
 }
 
 /* ---- refusals ----------------------------------------------------------------- */
