@@ -320,7 +320,6 @@ bool rpcodec_accepts_gzip(const char *ae)
 /* ---- wire scan ----------------------------------------------------------- */
 
 struct scan {
-        const ProtobufCMessageDescriptor *desc;
         size_t nfields;
         char *err;
 };
@@ -417,6 +416,8 @@ static unsigned wire_of(ProtobufCType t)
 
 static int scan_msg(struct scan *s, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                     size_t n, unsigned depth);
+static int scan_fields(struct scan *s, const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                       size_t n, unsigned depth, uint64_t *mask, bool *more);
 
 /* The elements of a packed repeated scalar. */
 static int scan_packed(struct scan *s, const ProtobufCMessageDescriptor *d,
@@ -441,13 +442,46 @@ static int scan_packed(struct scan *s, const ProtobufCMessageDescriptor *d,
         return 0;
 }
 
+/* A message field given twice must be merged, and protobuf-c 1.4 cannot
+ * merge a message whose oneof neither copy sets; no encoder writes a
+ * message field twice, so scan() refuses it. */
+static bool seen_before(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *fd,
+                        uint64_t *mask, bool *more)
+{
+        size_t i = (size_t)(fd - d->fields);
+        bool was;
+
+        if (i < 64) {
+                was = *mask & (UINT64_C(1) << i);
+                *mask |= UINT64_C(1) << i;
+        } else {
+                was = more[i - 64];
+                more[i - 64] = true;
+        }
+        return was;
+}
+
 static int scan_msg(struct scan *s, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                     size_t n, unsigned depth)
 {
-        size_t pos = 0;
+        uint64_t mask = 0;
+        bool *more = NULL;
+        int r = 0;
 
         if (depth > RPCODEC_MAX_DEPTH)
                 return fail_field(s->err, d, NULL, "nested deeper than %d messages", RPCODEC_MAX_DEPTH);
+        if (d->n_fields > 64 && !(more = calloc(d->n_fields - 64, sizeof(*more))))
+                return fail(s->err, -ENOMEM, "out of memory");
+        r = scan_fields(s, d, p, n, depth, &mask, more);
+        free(more);
+        return r;
+}
+
+static int scan_fields(struct scan *s, const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                       size_t n, unsigned depth, uint64_t *mask, bool *more)
+{
+        size_t pos = 0;
+
         while (pos < n) {
                 const ProtobufCFieldDescriptor *fd;
                 size_t start = pos;
@@ -513,6 +547,9 @@ static int scan_msg(struct scan *s, const ProtobufCMessageDescriptor *d, const u
                         if (why)
                                 return fail_field(s->err, d, fd->name, "%s", why);
                 } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+                        if (fd->label != PROTOBUF_C_LABEL_REPEATED && seen_before(d, fd, mask, more))
+                                return fail_field(s->err, d, fd->name,
+                                                  "given twice (a message field is not merged)");
                         if ((r = scan_msg(s, fd->descriptor, p + pos, (size_t)len, depth + 1)) < 0)
                                 return r;
                 }
@@ -1494,7 +1531,7 @@ int rpcodec_unpack(const char *method, enum rpcodec_dir dir, const void *body, s
                    ProtobufCMessage **ret, char err[RP_ERR_MAX])
 {
         const ProtobufCMessageDescriptor *d = rpcodec_message(method, dir);
-        struct scan s = { .desc = d, .err = err };
+        struct scan s = { .err = err };
         ProtobufCMessage *m;
         int r;
 

@@ -1,22 +1,24 @@
-/* rpcodec.h: the bodies of runner-protocol calls in both Connect codecs:
- * binary protobuf (application/proto, what forgejo-runner sends) and
- * protojson (application/json). A proto body is converted to and from the
- * json_t that rproto.h decodes and encodes, by one walker driven by the
- * protobuf-c descriptors generated from src/forge/proto/ at build time.
- * Also owns Content-Type and Content-Encoding negotiation and bounded gzip.
- *
- * Owns: the method → message table, wire validation, the proto3 JSON mapping (rproto.h's
- * rules: lowerCamelCase, int64 as strings, enums by name, Timestamp as
- * RFC 3339, Struct as JSON, maps as objects, bytes as base64, defaults
- * omitted). Never does I/O, never logs.
+/* rpcodec.h: the body of a runner-protocol call in either Connect codec,
+ * binary protobuf (application/proto, forgejo-runner's) or protojson
+ * (application/json), converted to and from the json_t rproto.h reads;
+ * plus Content-Type/Content-Encoding negotiation, bounded gzip, and
+ * unpack/re-pack for a relay. Owns the method table and the proto3 JSON
+ * mapping. Never does I/O, never logs. */
+
+/* One walker over the protobuf-c descriptors generated from
+ * src/forge/proto/ maps proto to JSON with rproto.h's rules
+ * (lowerCamelCase, int64 as strings, enums by name, Timestamp as RFC 3339,
+ * Struct as JSON, maps as objects, bytes as base64, defaults omitted;
+ * snake_case names and int64 numbers accepted on input).
  *
  * Bad bytes from the network are refused with a reason in err (RP_ERR_MAX
  * bytes, "<message>.<field>: <why>"), never a crash: every body, every
  * inflated body, the nesting depth and the number of fields are bounded.
  * A string that is not UTF-8 or holds a NUL byte is refused (rproto keeps
- * strings as C strings). Unknown fields are kept by the relay API below and
- * dropped in JSON, as protojson does. Integers in a Struct become JSON
- * numbers through a double, as in protojson. */
+ * strings as C strings), and so is a message field given twice. Unknown
+ * fields are kept by the relay API below and dropped in JSON, as protojson
+ * does. Integers in a Struct become JSON numbers through a double, as in
+ * protojson. */
 #pragma once
 
 #include "forge/rproto.h"

@@ -1,7 +1,8 @@
 /* rproto.h: the Forgejo runner protocol (runner.v1 / ping.v1) messages and
  * their protojson encoding, as spoken by Connect unary calls with the JSON
- * codec. The one module that forgejo-sim, forgejo-sim-runner and the broker
- * share, so the wire format is defined exactly once.
+ * codec; rpcodec.h maps the binary protobuf codec to the same JSON. The one
+ * module that forgejo-sim, forgejo-sim-runner and the broker share, so the
+ * messages are defined exactly once.
  *
  * Owns: message structs, JSON encode/decode, enum names, Connect error codes
  * and their HTTP statuses. Never does I/O, never logs.

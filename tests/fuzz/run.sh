@@ -10,7 +10,7 @@ build=${1:?usage: run.sh BUILD SECONDS [TARGET...]}
 secs=${2:?usage: run.sh BUILD SECONDS [TARGET...]}
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
-[ $# -gt 0 ] || set -- config forge_json rproto
+[ $# -gt 0 ] || set -- config forge_json rproto rpcodec
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/forgescale-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT INT TERM

@@ -55,7 +55,7 @@ static size_t check_services_file(const char *path)
         if (fs_read_file(path, 1 << 20, &text, &len) < 0)
                 fail_msg("cannot read %s (PROTO_DIR)", path);
         for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                char m[64], req[64], resp[64], full[160];
+                char m[64], req[64], resp[64], full[64 * 3 + 4];
                 const ProtobufCMessageDescriptor *dq, *dp;
 
                 if (sscanf(line, "package %63[a-z0-9.];", pkg) == 1 ||
@@ -339,7 +339,7 @@ static void proto_bytes_follow_the_reference_field_numbers(void **state)
                      "{\"task\":{\"id\":\"3\",\"context\":{\"k\":\"v\"}},\"tasksVersion\":\"9\"}",
                      task, sizeof(task));
         /* All defaults: an empty body, which is a valid message. */
-        expect_bytes("runner.v1.RunnerService/FetchTask", RPCODEC_REQUEST, "{}", NULL, 0);
+        expect_bytes("runner.v1.RunnerService/FetchTask", RPCODEC_REQUEST, "{}", (const uint8_t *)"", 0);
 }
 
 /* ---- refusals ----------------------------------------------------------------- */
@@ -395,6 +395,13 @@ static void proto_bad_bytes_are_refused_with_a_reason(void **state)
         expect_refused(ut, RPCODEC_RESPONSE, far_ts, sizeof(far_ts), -EINVAL,
                        "is not a time RFC 3339 can write");
         expect_refused("runner.v1.RunnerService/Nope", RPCODEC_REQUEST, "", 0, -ENOENT, "unknown method");
+        /* A message field twice: protobuf-c 1.4 cannot merge a Task (its
+         * oneof is unset in both), so it is refused with a reason rather
+         * than reported as out of memory (found by fuzz_rpcodec). */
+        expect_refused("runner.v1.RunnerService/FetchSingleTask", RPCODEC_RESPONSE, "\x0a\x00\x0a\x00", 4,
+                       -EINVAL, "runner.v1.FetchSingleTaskResponse.task: given twice");
+        expect_refused(reg, RPCODEC_RESPONSE, "\x0a\x02\x08\x01\x0a\x02\x08\x02", 8, -EINVAL,
+                       "runner: given twice");
 }
 
 /* Every prefix of a valid body either is a valid body (cut between
