@@ -75,6 +75,25 @@ void bendpoint_answer(struct http_request *req, enum rpcodec codec, bool gzip, c
         http_response_send(req);
 }
 
+void bendpoint_answer_raw(struct http_request *req, bool gzip, const void *body, size_t len)
+{
+        struct http_response *resp = http_request_response(req);
+        void *gz = NULL;
+        size_t gzlen = 0;
+
+        resp->status = 200;
+        resp->content_type = rpcodec_content_type(RPCODEC_PROTO);
+        buffer_reset(&resp->body);
+        if (gzip && len >= RPCODEC_GZIP_MIN && rpcodec_gzip(body, len, &gz, &gzlen) == 0) {
+                http_response_header(resp, "Content-Encoding", "gzip");
+                buffer_append(&resp->body, gz, gzlen);
+        } else {
+                buffer_append(&resp->body, body, len);
+        }
+        free(gz);
+        http_response_send(req);
+}
+
 static int fetch(struct broker *b, struct bworker *w, const char *method, struct http_request *req,
                  struct http_response *resp, enum rpcodec codec, bool gzip)
 {
@@ -192,7 +211,7 @@ static int handle(struct http_request *req, struct http_response *resp, void *ud
                 ret = fetch(b, w, method, req, resp, codec, gz_out);
         } else if (strcmp(method, RP_SVC_RUNNER "UpdateTask") == 0 ||
                    strcmp(method, RP_SVC_RUNNER "UpdateLog") == 0) {
-                r = broker_worker_relay(b, w, name, msg, req, codec, gz_out);
+                r = broker_worker_relay(b, w, name, msg, body, len, req, codec, gz_out);
                 if (r == 0) {
                         ret = HTTP_DEFER;
                 } else if (r == -EACCES) {

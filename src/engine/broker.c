@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/brelay.h"
 #include "util/fsutil.h"
 #include "util/hostport.h"
 #include "util/log.h"
@@ -383,6 +384,22 @@ static void on_note(void *ud, const struct rclient_result *res, json_t *resp)
         int64_t ack = j_i64(resp, "ackIndex");
         if (ack > t->row.log_acked)
                 t->row.log_acked = ack;
+        if (t->probing) {
+                /* Rows queued before a crash may never have reached the
+                 * forge. A worker's rows go at prelude_rows: the forge must
+                 * have exactly that many first, or it would take none of
+                 * them. Held tasks just continue at the forge's count. */
+                t->probing = false;
+                if (t->row.state != STORE_TASK_HELD && ack < t->row.prelude_rows) {
+                        t->notes_from = ack;
+                        for (int64_t i = ack; i < t->row.prelude_rows; i++)
+                                note(t, "forgescale: (a row lost when forgescale restarted)");
+                } else if (t->row.state == STORE_TASK_HELD) {
+                        t->notes_from = ack;
+                }
+                task_kick(b, t);
+                return;
+        }
         /* The forge appends rows at its own count only (an index past it
          * writes nothing, rows it has are skipped): an ack of exactly what
          * we sent means ours are in; any other ack is where the next try
@@ -406,13 +423,14 @@ static int send_notes(struct broker *b, struct btask *t)
         struct rp_ts now = rp_ts_now();
         char ts[40];
         rp_ts_format(now, ts, sizeof(ts));
-        for (size_t i = 0; i < t->n_notes; i++)
+        for (size_t i = 0; i < t->n_notes && !t->probing; i++)
                 json_array_append_new(rows, json_pack("{s:s,s:s}", "time", ts, "content", t->notes[i]));
-        t->sending = t->n_notes;
+        t->sending = t->probing ? 0 : t->n_notes;
         j_set_i64(req, "taskId", t->row.task_id);
-        j_set_i64(req, "index", t->notes_from);
+        /* A probe asks with no rows: the answer is the forge's count. */
+        j_set_i64(req, "index", t->probing && t->row.state != STORE_TASK_HELD ? t->row.prelude_rows : t->notes_from);
         json_object_set(req, "rows", rows);
-        if (t->notes_no_more)
+        if (t->notes_no_more && !t->probing)
                 json_object_set_new(req, "noMore", json_true());
         r = rclient_call(t->bp->rc, RP_SVC_RUNNER "UpdateLog", req, NULL, on_note, t, &t->note_call);
 out:
@@ -489,7 +507,7 @@ static void task_kick(struct broker *b, struct btask *t)
 {
         if (!t->bp->rc || t->bp->state != BP_READY || t->note_call || now_mono(b) < t->retry_at)
                 return;
-        if (t->n_notes || t->notes_no_more) {
+        if (t->probing || t->n_notes || t->notes_no_more) {
                 if (send_notes(b, t) < 0)
                         t->retry_at = now_mono(b) + 1000;
                 return;
@@ -1105,6 +1123,11 @@ int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request
                 *ret_task = json_incref(t->task);
                 return 0;
         }
+        if (t->row.state == STORE_TASK_HELD && (t->probing || t->note_call)) {
+                /* Where our rows end must be known before the worker's
+                 * start: it asks again (one-job --wait). */
+                return 0;
+        }
         if (t->row.state == STORE_TASK_HELD) {
                 /* The worker's rows follow ours: from here on every row
                  * index it sends is shifted by the rows we wrote. The row
@@ -1149,6 +1172,73 @@ static void relay_unlink(struct btask *t, struct brelay *r)
                 }
 }
 
+/* What the forge's answer tells about the task (acks, a final result). */
+static void note_answer(struct broker *b, struct btask *t, bool log, int64_t ack, int result)
+{
+        t->last_up = now_mono(b);
+        if (log) {
+                if (ack > t->row.log_acked)
+                        t->row.log_acked = ack;
+                return;
+        }
+        if (result == RP_RESULT_UNSPECIFIED)
+                return;
+        /* Final, by the worker's report or by the forge (cancelled): the
+         * worker learns it from this answer; the task is over for us. */
+        t->upstream_final = true;
+        if (!t->row.result)
+                t->row.result = result;
+        if (t->row.state != STORE_TASK_DONE && t->row.state != STORE_TASK_FINISHING) {
+                set_task_state(t, STORE_TASK_DONE);
+                if (task_save(b, t) < 0)
+                        set_task_state(t, STORE_TASK_RUNNING);
+                daemon_schedule_tick(b->d);
+        }
+}
+
+static void relay_failed(struct brelay *r, const struct rclient_result *res)
+{
+        /* The worker keeps the rows and sends them again: nothing is acked
+         * that the forge did not ack. The pool runner's own trouble is not
+         * the worker's: told unauthenticated, a runner gives up its job. */
+        struct rp_error e = res->cerr;
+        if (res->err != -EPROTO || e.code == RP_CODE_UNAUTHENTICATED)
+                e.code = RP_CODE_UNAVAILABLE;
+        bendpoint_answer(r->req, r->codec, r->gzip, r->method, NULL, &e);
+}
+
+static void on_relayed_raw(void *ud, const struct rclient_result *res, const void *body, size_t len)
+{
+        struct brelay *r = ud;
+        struct btask *t = r->t;
+        struct broker *b = t->bp->d->broker;
+        bool log = strcmp(r->method, "UpdateLog") == 0;
+        char full[64];
+        void *out = NULL;
+        size_t outlen = 0;
+        int64_t ack;
+        int result, rc;
+
+        relay_unlink(t, r);
+        snprintf(full, sizeof(full), RP_SVC_RUNNER "%s", r->method);
+        if (res->err < 0) {
+                relay_failed(r, res);
+        } else if ((rc = brelay_shift_response(full, log, body, len, t->row.prelude_rows, &out, &outlen, &ack,
+                                               &result)) < 0) {
+                struct rclient_result bad = { .err = -EBADMSG };
+                log_warn("broker", "the forge's answer to a relayed call does not decode", KS("method", full),
+                         KERR(rc));
+                snprintf(bad.cerr.message, sizeof(bad.cerr.message), "the forge's answer does not decode");
+                relay_failed(r, &bad);
+        } else {
+                note_answer(b, t, log, ack, result);
+                bendpoint_answer_raw(r->req, r->gzip, out, outlen);
+        }
+        free(out);
+        free(r);
+        task_kick(b, t);
+}
+
 static void on_relayed(void *ud, const struct rclient_result *res, json_t *resp)
 {
         struct brelay *r = ud;
@@ -1157,43 +1247,23 @@ static void on_relayed(void *ud, const struct rclient_result *res, json_t *resp)
 
         relay_unlink(t, r);
         if (res->err < 0) {
-                /* The worker keeps the rows and sends them again: nothing
-                 * is acked that the forge did not ack. */
-                struct rp_error e = res->cerr;
-                /* The pool runner's own trouble is not the worker's: told
-                 * unauthenticated, a runner gives up its job. */
-                if (res->err != -EPROTO || e.code == RP_CODE_UNAUTHENTICATED)
-                        e.code = RP_CODE_UNAVAILABLE;
-                bendpoint_answer(r->req, r->codec, r->gzip, r->method, NULL, &e);
+                relay_failed(r, res);
                 free(r);
                 return;
         }
-        t->last_up = now_mono(b);
         json_t *out = json_deep_copy(resp);
         if (out && strcmp(r->method, "UpdateLog") == 0) {
                 int64_t ack = j_i64(resp, "ackIndex");
-                if (ack > t->row.log_acked)
-                        t->row.log_acked = ack;
+                note_answer(b, t, true, ack, 0);
                 int64_t wack = ack - t->row.prelude_rows;
                 j_set_i64(out, "ackIndex", wack > 0 ? wack : 0);
         } else if (out) {
                 const json_t *st = json_object_get(resp, "state");
                 const char *rs = json_string_value(json_object_get(st, "result"));
-                enum rp_result rr;
-                if (rs && rp_result_parse(rs, &rr) == 0 && rr != RP_RESULT_UNSPECIFIED) {
-                        /* Final, by the worker's report or by the forge
-                         * (cancelled): the worker learns it from this
-                         * answer; the task is over for us. */
-                        t->upstream_final = true;
-                        if (!t->row.result)
-                                t->row.result = (int)rr;
-                        if (t->row.state != STORE_TASK_DONE && t->row.state != STORE_TASK_FINISHING) {
-                                set_task_state(t, STORE_TASK_DONE);
-                                if (task_save(b, t) < 0)
-                                        set_task_state(t, STORE_TASK_RUNNING);
-                                daemon_schedule_tick(b->d);
-                        }
-                }
+                enum rp_result rr = RP_RESULT_UNSPECIFIED;
+                if (rs)
+                        rp_result_parse(rs, &rr);
+                note_answer(b, t, false, 0, (int)rr);
         }
         bendpoint_answer(r->req, r->codec, r->gzip, r->method, out, NULL);
         json_decref(out);
@@ -1202,7 +1272,8 @@ static void on_relayed(void *ud, const struct rclient_result *res, json_t *resp)
 }
 
 int broker_worker_relay(struct broker *b, struct bworker *w, const char *method, json_t *msg,
-                        struct http_request *req, enum rpcodec codec, bool gzip)
+                        const void *body, size_t len, struct http_request *req, enum rpcodec codec,
+                        bool gzip)
 {
         struct btask *t = w->task;
         struct brelay *r;
@@ -1243,7 +1314,18 @@ int broker_worker_relay(struct broker *b, struct bworker *w, const char *method,
         snprintf(r->method, sizeof(r->method), "%s", method);
         char full[64];
         snprintf(full, sizeof(full), RP_SVC_RUNNER "%s", method);
-        rc = rclient_call(t->bp->rc, full, msg, NULL, on_relayed, r, &r->call);
+        if (codec == RPCODEC_PROTO && b->upstream_codec == RPCODEC_PROTO) {
+                void *out = NULL;
+                size_t outlen = 0;
+                r->raw = true;
+                rc = brelay_shift_request(full, strcmp(method, "UpdateLog") == 0, body, len, shift, &out, &outlen);
+                if (rc == 0)
+                        rc = rclient_call_raw(t->bp->rc, full, RCLIENT_PROTO, out, outlen, NULL, on_relayed_raw, r,
+                                              &r->call);
+                free(out);
+        } else {
+                rc = rclient_call(t->bp->rc, full, msg, NULL, on_relayed, r, &r->call);
+        }
         if (rc < 0) {
                 free(r);
                 return rc;
@@ -1525,6 +1607,7 @@ static int resume_tasks(struct broker *b)
                 }
                 if (t->row.instance[0])
                         worker_load(b, t);
+                t->probing = true;
                 if (t->row.state == STORE_TASK_FINISHING) {
                         /* Say again why it failed; the forge ignores what
                          * comes after the end. */

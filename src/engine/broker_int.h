@@ -34,6 +34,8 @@ struct brelay {
         char method[16];                /* "UpdateLog" / "UpdateTask" */
         enum rpcodec codec;             /* the worker's */
         bool gzip;                      /* the worker accepts a gzip answer */
+        bool raw;                       /* relayed as protobuf bytes, unknown
+                                         * fields and all */
         struct brelay *next;
 };
 
@@ -53,6 +55,8 @@ struct btask {
         int64_t notes_from;             /* upstream index of notes[0] */
         bool notes_no_more;             /* close the log after the notes */
         size_t sending;                 /* notes in the UpdateLog in flight */
+        bool probing;                   /* after a restart: asking the forge how
+                                         * many rows it has before writing any */
         struct rclient_call *note_call;
         struct rclient_call *state_call;/* heartbeat or final report */
         int failures;                   /* consecutive upstream failures */
@@ -108,10 +112,14 @@ struct bworker *broker_worker_auth(struct broker *b, const char *uuid, const cha
 /* The worker's FetchTask: its task (a new reference) or NULL for none.
  * 0, or -errno when the task cannot be handed out now (a store failure). */
 int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request_key, json_t **ret_task);
-/* Relays the worker's UpdateLog/UpdateTask (decoded, protojson) upstream;
- * answers req when the forge does. 0 (deferred), or -errno. */
+/* Relays the worker's UpdateLog/UpdateTask upstream; answers req when the
+ * forge does. msg is the request decoded (protojson), body its bytes as
+ * the worker sent them (inflated): when both sides speak proto the bytes
+ * go on with only the row indexes changed, so fields this build does not
+ * know pass through. 0 (deferred), or -errno. */
 int broker_worker_relay(struct broker *b, struct bworker *w, const char *method, json_t *msg,
-                        struct http_request *req, enum rpcodec codec, bool gzip);
+                        const void *body, size_t len, struct http_request *req, enum rpcodec codec,
+                        bool gzip);
 
 /* bendpoint.c */
 int bendpoint_start(struct broker *b, const char *listen);
@@ -120,3 +128,5 @@ void bendpoint_stop(struct broker *b);
  * a Connect error when msg is NULL. */
 void bendpoint_answer(struct http_request *req, enum rpcodec codec, bool gzip, const char *method,
                       json_t *msg, const struct rp_error *err);
+/* The same with an answer already encoded in protobuf. */
+void bendpoint_answer_raw(struct http_request *req, bool gzip, const void *body, size_t len);
