@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "engine/broker.h"
+#include "engine/engine.h"
 #include "http/hmulti.h"
 #include "util/fsutil.h"
 #include "util/httpc.h"
@@ -30,7 +31,6 @@
 #define BACKOFF_MAX_MS 60000
 #define TICK_PERIOD_MS 1000
 #define MAX_ACTIONS 4096
-#define CREATES_INFLIGHT_MAX 32
 #define PRUNE_PERIOD_MS (10 * 60 * 1000)
 #define HISTORY_MS (24 * 3600 * 1000LL)
 
@@ -248,22 +248,26 @@ static void launch(struct daemon *d, const struct merged *m, const struct scaler
 {
         size_t first_new = d->n_insts;
         bool txn = store_begin(d->store) == 0;
-        /* Registrations in flight per forge are bounded: a burst queued in
-         * the HTTP client would time out waiting for a connection (the
-         * timeout counts the wait). The rest launch as answers come. */
-        int budget[64];
+        /* The engines bound how many identities may be acquired at once
+         * (queue mode: registrations in flight per forge); a budget per
+         * engine and forge, taken once per tick. */
+        int budget[2][64];
+        bool known[2][64] = { { false } };
 
-        for (size_t f = 0; f < d->n_forges && f < 64; f++)
-                budget[f] = CREATES_INFLIGHT_MAX - d->forges[f].creates_inflight;
         for (size_t a = 0; a < out->n; a++) {
                 const struct scaler_action *ac = &out->actions[a];
                 if (ac->kind != SCALER_LAUNCH_JOB && ac->kind != SCALER_LAUNCH_WARM)
                         continue;
-                size_t fi = d->pools[ac->pool].cfg->forge_idx;
-                if (fi < 64 && budget[fi] <= 0)
+                const struct engine_ops *eng = engine_of_pool(d, ac->pool);
+                size_t e = eng == &engine_broker_ops, fi = d->pools[ac->pool].cfg->forge_idx;
+                if (fi < 64 && !known[e][fi]) {
+                        budget[e][fi] = eng->slots(d, ac->pool);
+                        known[e][fi] = true;
+                }
+                if (fi < 64 && budget[e][fi] <= 0)
                         continue;
                 if (fi < 64)
-                        budget[fi]--;
+                        budget[e][fi]--;
                 if (ac->kind == SCALER_LAUNCH_JOB) {
                         const struct scaler_job *sj = &m->jobs[ac->job];
                         struct djob dj = { .id = sj->id, .handle = (char *)sj->handle, .waiting = true };

@@ -1485,8 +1485,16 @@ static void broker_cancel(struct inst *in)
         in->engine_timer = NULL;
 }
 
+/* Acquiring is local (credentials minted here): the fetch already paced
+ * what the forge sees. */
+static int broker_slots(const struct daemon *d, int pool)
+{
+        return INT_MAX / 2;
+}
+
 const struct engine_ops engine_broker_ops = {
         .mode = "broker",
+        .slots = broker_slots,
         .acquire = broker_acquire,
         .release = broker_release,
         .check = broker_check,

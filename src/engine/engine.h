@@ -46,12 +46,17 @@ struct engine_ops {
         int (*check)(struct daemon *d, struct inst *in);
         /* Drops the operation in flight; its callback never comes. */
         void (*cancel)(struct inst *in);
+        /* How many more acquisitions may start now for the pool's forge
+         * (the core launches no more instances than that in one tick). */
+        int (*slots)(const struct daemon *d, int pool);
 };
 
 extern const struct engine_ops engine_queue_ops;
 
 /* The engine of the instance's pool. */
 const struct engine_ops *engine_of(const struct daemon *d, const struct inst *in);
+/* The engine of a pool. */
+const struct engine_ops *engine_of_pool(const struct daemon *d, int pool);
 
 /* instance.c: the answers. id is NULL on failure. */
 void inst_acquired(struct daemon *d, struct inst *in, const struct engine_result *res,

@@ -125,12 +125,25 @@ static void queue_cancel(struct inst *in)
         in->call = NULL;
 }
 
+/* Registrations in flight per forge are bounded: a burst queued in the
+ * HTTP client would time out waiting for a connection (the timeout counts
+ * the wait). The rest launch as answers come. */
+#define CREATES_INFLIGHT_MAX 32
+
+static int queue_slots(const struct daemon *d, int pool)
+{
+        const struct dforge *f = &d->forges[d->pools[pool].cfg->forge_idx];
+
+        return CREATES_INFLIGHT_MAX - f->creates_inflight;
+}
+
 const struct engine_ops engine_queue_ops = {
         .mode = "queue",
         .acquire = queue_acquire,
         .release = queue_release,
         .check = queue_check,
         .cancel = queue_cancel,
+        .slots = queue_slots,
 };
 
 const struct engine_ops *engine_of(const struct daemon *d, const struct inst *in)
@@ -140,4 +153,9 @@ const struct engine_ops *engine_of(const struct daemon *d, const struct inst *in
         if (strncmp(in->row.handle, "task:", 5) == 0)
                 return &engine_broker_ops;
         return &engine_queue_ops;
+}
+
+const struct engine_ops *engine_of_pool(const struct daemon *d, int pool)
+{
+        return d->pools[pool].cfg->mode == CONFIG_MODE_BROKER ? &engine_broker_ops : &engine_queue_ops;
 }
