@@ -2,6 +2,7 @@
  * /v1/pools/{name}/demand) and its metrics. Handlers only read daemon state
  * (same thread as the loop) and never start side effects. */
 #include "daemon/daemon_int.h"
+#include "engine/broker.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -58,6 +59,13 @@ static int refresh_gauges(struct daemon *d)
                 metrics_set(d->m_demand_stale, (const char *[]){ name }, !demand_group_fresh(d, g));
                 for (int s = 0; s < 5; s++)
                         metrics_set(d->m_runners, (const char *[]){ name, live_states[s] }, (double)counts[p][s]);
+                struct broker_pool_status bs;
+                if (broker_pool_status(d, name, &bs) == 0) {
+                        metrics_set(d->m_btasks, (const char *[]){ name, "held" }, bs.held);
+                        metrics_set(d->m_btasks, (const char *[]){ name, "running" }, bs.running);
+                        metrics_set(d->m_btasks, (const char *[]){ name, "finishing" }, bs.finishing);
+                        metrics_set(d->m_brunner, (const char *[]){ name }, strcmp(bs.runner, "ready") == 0);
+                }
         }
         free(counts);
         for (size_t f = 0; f < d->n_forges; f++)
@@ -101,13 +109,14 @@ static int send_json(struct http_response *resp, int status, json_t *j)
 static json_t *pool_json(struct daemon *d, size_t p)
 {
         const struct dpool *dp = &d->pools[p];
-        json_t *labels = json_array();
+        json_t *labels = json_array(), *j;
+        struct broker_pool_status bs;
 
         for (size_t k = 0; k < dp->cfg->labels.n; k++)
                 json_array_append_new(labels, json_string(dp->cfg->labels.v[k]));
         const struct group *g = &d->groups[dp->group];
 
-        return json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:I, s:b, s:b, s:f}",
+        j = json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:I, s:b, s:b, s:f}",
                          "name", dp->cfg->name,
                          "mode", config_pool_mode_name(dp->cfg->mode),
                          "scope", dp->cfg->scope_text,
@@ -121,6 +130,13 @@ static json_t *pool_json(struct daemon *d, size_t p)
                          "enabled", dp->enabled,
                          "demand_stale", !demand_group_fresh(d, g),
                          "demand_age_seconds", demand_group_age_s(d, g));
+        if (j && broker_pool_status(d, dp->cfg->name, &bs) == 0)
+                json_object_set_new(j, "broker",
+                                    json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i}", "runner", bs.runner,
+                                              "runner_id", (json_int_t)bs.runner_id, "room", bs.room,
+                                              "tasks_held", bs.held, "tasks_running", bs.running,
+                                              "tasks_finishing", bs.finishing, "relays_in_flight", bs.relays));
+        return j;
 }
 
 static int h_pools(struct http_request *req, struct http_response *resp, void *ud)
@@ -195,6 +211,14 @@ int api_init(struct daemon *d)
                                         "Finished launches by outcome: claimed (ran its job), wasted "
                                         "(stopped unused: timeout, job gone or taken), failed.",
                                         2, (const char *[]){ "pool", "result" });
+        d->m_btasks = metrics_gauge(d->metrics, "forgescale_broker_tasks",
+                                    "Tasks a broker pool holds, by state: held (no worker took it yet), running, "
+                                    "finishing (being reported failed).",
+                                    2, (const char *[]){ "pool", "state" });
+        d->m_brunner = metrics_gauge(d->metrics, "forgescale_broker_runner_ready",
+                                     "1 when the broker pool's runner is registered, declared and its last call "
+                                     "to the forge worked.",
+                                     1, (const char *[]){ "pool" });
         d->m_forge_up = metrics_gauge(d->metrics, "forgescale_forge_up",
                                       "1 when the forge's last answer was usable: an HTTP status below 500 "
                                       "with a readable body. 0 on no answer, a 5xx or a malformed body.",

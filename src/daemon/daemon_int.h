@@ -129,7 +129,8 @@ struct daemon {
         struct http_server *http;
         struct metrics *metrics;
         struct metric *m_waiting, *m_runners, *m_wait, *m_requests, *m_launches,
-                      *m_forge_up, *m_desired, *m_demand_age, *m_demand_stale, *m_rejected;
+                      *m_forge_up, *m_desired, *m_demand_age, *m_demand_stale, *m_rejected,
+                      *m_btasks, *m_brunner;
 
         struct dforge *forges;
         size_t n_forges;

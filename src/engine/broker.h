@@ -9,6 +9,8 @@
  * task's payload to disk. */
 #pragma once
 
+#include <stdint.h>
+
 #include "engine/engine.h"
 
 struct daemon;
@@ -35,6 +37,19 @@ void broker_plan_done(struct daemon *d);
 
 /* How workers reach the endpoint (their forge URL); NULL without a broker. */
 const char *broker_worker_url(const struct daemon *d);
+
+/* A broker pool as the API and the metrics show it. */
+struct broker_pool_status {
+        const char *runner;             /* "unregistered", "registering", "declaring",
+                                         * "ready", "failing" (static) */
+        int64_t runner_id;              /* 0 until registered */
+        int room;                       /* tasks it may fetch now */
+        int64_t tasks_version;
+        int held, running, finishing;   /* tasks by state */
+        int relays;                     /* worker calls waiting for the forge */
+};
+/* 0, or -ENOENT for a pool the broker does not run. */
+int broker_pool_status(const struct daemon *d, const char *pool, struct broker_pool_status *ret);
 
 /* The endpoint's port (tests); 0 without a broker. */
 int broker_port(const struct daemon *d);

@@ -390,6 +390,27 @@ static void broker_and_queue_side_by_side(void **state)
         wait_drained(fx, 16, 120);
         assert_int_equal(jobs_tally(fx).success, 16);
         assert_int_equal(runners_named(fx, "fsb-", false), 1);
+        /* What the API and the metrics say of each pool. */
+        json_t *pools = api_get(fx, "/v1/pools"), *p;
+        size_t i;
+        int brokers = 0;
+        json_array_foreach(pools, i, p) {
+                const char *mode = json_string_value(json_object_get(p, "mode"));
+                json_t *b = json_object_get(p, "broker");
+                if (strcmp(mode, "broker") == 0) {
+                        brokers++;
+                        assert_string_equal(json_string_value(json_object_get(b, "runner")), "ready");
+                        assert_true(json_integer_value(json_object_get(b, "runner_id")) > 0);
+                        assert_int_equal(json_integer_value(json_object_get(b, "tasks_held")), 0);
+                } else {
+                        assert_null(b);
+                }
+        }
+        json_decref(pools);
+        assert_int_equal(brokers, 1);
+        assert_true(metric_sum(fx, "forgescale_broker_runner_ready", "pool=\"b\"") == 1);
+        assert_true(metric_sum(fx, "forgescale_launches_total", "pool=\"b\",result=\"claimed\"") == 8);
+        assert_promtool_accepts(fx);
         assert_int_equal(undeleted_runners(fx, "fs-"), 0);
         assert_int_equal(count_workers(fx, false), 0);
 }
