@@ -1123,9 +1123,10 @@ int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request
                 *ret_task = json_incref(t->task);
                 return 0;
         }
-        if (t->row.state == STORE_TASK_HELD && (t->probing || t->note_call)) {
+        if (t->row.state == STORE_TASK_HELD && t->probing) {
                 /* Where our rows end must be known before the worker's
-                 * start: it asks again (one-job --wait). */
+                 * start (after a restart the forge is asked first): it
+                 * asks again (one-job --wait). */
                 return 0;
         }
         if (t->row.state == STORE_TASK_HELD) {
