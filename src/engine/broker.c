@@ -946,6 +946,10 @@ static void on_fetched(void *ud, const struct rclient_result *res, json_t *resp)
                 bp->tasks_version = 0;
         else if (tv > bp->tasks_version)
                 bp->tasks_version = tv;
+        /* The room is the scaler's figure of the last plan: what was just
+         * fetched takes from it until the next plan says again, or a
+         * fetch at once would ask for the same room twice. */
+        bp->room = bp->room > (int)got ? bp->room - (int)got : 0;
         if (got)
                 daemon_schedule_tick(bp->d);
         bp_schedule(bp, bp->n_recover ? 0 : got ? 0 : dp ? dp->cfg->poll_interval_ms : 2000);
