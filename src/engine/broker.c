@@ -9,6 +9,7 @@
 #include "engine/broker.h"
 #include "engine/broker_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -1508,6 +1509,137 @@ const struct engine_ops engine_broker_ops = {
 
 /* ---- periodic: heartbeats, notes, failed reports ----------------------------------- */
 
+/* ---- removed pools: their runners go with their last task ------------------------ */
+
+static void bpool_drop(struct broker *b, struct bpool *bp)
+{
+        char path[PATH_MAX];
+
+        runner_file(b, bp, path, sizeof(path));
+        unlink(path);
+        for (size_t i = 0; i < b->n_pools; i++)
+                if (b->pools[i] == bp) {
+                        b->pools[i] = b->pools[--b->n_pools];
+                        break;
+                }
+        if (bp->timer)
+                loop_timer_cancel(b->d->loop, bp->timer);
+        forgejo_cancel(bp->reg_call);
+        forgejo_cancel(bp->del_call);
+        rclient_free(bp->rc);
+        secret_free(bp->token);
+        free(bp);
+}
+
+static void on_runner_deleted(void *ud, const struct forgejo_result *res)
+{
+        struct bpool *bp = ud;
+        struct broker *b = bp->d->broker;
+
+        bp->del_call = NULL;
+        if (res->err < 0 && res->err != -ENOENT) {
+                bp->failures++;
+                bp->next_fetch = loop_now_ms(b->d->loop) + daemon_backoff_ms(5000, bp->failures);
+                if (bp->failures == 1 || bp->failures % 10 == 0)
+                        log_warn("broker", "cannot delete a removed pool's runner; will retry", KS("pool", bp->name),
+                                 KI("runner_id", bp->runner_id), KS("reason", res->reason));
+                return;
+        }
+        log_info("broker", "removed pool's runner deleted", KS("pool", bp->name), KI("runner_id", bp->runner_id));
+        bpool_drop(b, bp);
+}
+
+/* A pool gone from the configuration leaves no runner behind once its
+ * tasks are over: deleted over REST where the forge has it (Forgejo 15),
+ * otherwise named in the log for an administrator. */
+static void retire_removed(struct broker *b)
+{
+        struct daemon *d = b->d;
+        int64_t now = loop_now_ms(d->loop);
+
+        for (size_t i = b->n_pools; i-- > 0;) {
+                struct bpool *bp = b->pools[i];
+                bool busy = bp->call || bp->reg_call || bp->del_call || now < bp->next_fetch;
+                for (size_t k = 0; k < b->n_tasks && !busy; k++)
+                        busy = b->tasks[k]->bp == bp;
+                if (!bp->removed || busy || d->forges[bp->forge_idx].version_major == 0)
+                        continue;
+                struct forgejo_scope sc;
+                if (bp->runner_id <= 0 || forgejo_scope_parse(bp->scope_text, &sc) < 0) {
+                        bpool_drop(b, bp);
+                        continue;
+                }
+                if (d->forges[bp->forge_idx].version_major < 15) {
+                        log_warn("broker", "a removed pool's runner stays registered (this forge has no REST "
+                                 "runner management); delete it in the forge's settings", KS("pool", bp->name),
+                                 KS("runner", bp->runner_name), KI("runner_id", bp->runner_id));
+                        bpool_drop(b, bp);
+                        continue;
+                }
+                if (forgejo_runner_delete(d->forges[bp->forge_idx].client, &sc, bp->runner_id, on_runner_deleted, bp,
+                                          &bp->del_call) < 0)
+                        bp->next_fetch = now + 5000;
+        }
+}
+
+/* At start: runners of pools the configuration no longer has. */
+static void adopt_removed(struct broker *b)
+{
+        struct daemon *d = b->d;
+        DIR *dir = opendir(b->dir);
+        struct dirent *de;
+
+        if (!dir)
+                return;
+        while ((de = readdir(dir))) {
+                size_t n = strlen(de->d_name);
+                if (n <= 7 || strcmp(de->d_name + n - 7, ".runner") != 0 || n - 7 >= STORE_NAME_MAX)
+                        continue;
+                char name[STORE_NAME_MAX], path[PATH_MAX], *text = NULL;
+                size_t len;
+                snprintf(name, sizeof(name), "%.*s", (int)(n - 7), de->d_name);
+                if (bpool_named(b, name))
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", b->dir, de->d_name);
+                if (fs_read_regular(path, RUNNER_FILE_MAX, &text, &len) < 0)
+                        continue;
+                json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+                explicit_bzero(text, len);
+                free(text);
+                const char *forge = json_string_value(json_object_get(j, "forge"));
+                const char *scope = json_string_value(json_object_get(j, "scope"));
+                const char *rname = json_string_value(json_object_get(j, "name"));
+                size_t fi = SIZE_MAX;
+                for (size_t f = 0; forge && f < d->n_forges; f++)
+                        if (strcmp(d->forges[f].cfg->name, forge) == 0)
+                                fi = f;
+                struct bpool *bp = fi != SIZE_MAX && scope ? calloc(1, sizeof(*bp)) : NULL;
+                struct bpool **np = bp ? realloc(b->pools, (b->n_pools + 1) * sizeof(*np)) : NULL;
+                if (bp && np) {
+                        bp->d = d;
+                        bp->removed = true;
+                        bp->forge_idx = fi;
+                        bp->runner_id = j_i64(j, "id");
+                        snprintf(bp->name, sizeof(bp->name), "%s", name);
+                        snprintf(bp->scope_text, sizeof(bp->scope_text), "%s", scope);
+                        snprintf(bp->runner_name, sizeof(bp->runner_name), "%s", rname ? rname : "");
+                        b->pools = np;
+                        b->pools[b->n_pools++] = bp;
+                        log_info("broker", "a pool no longer configured left a runner; deleting it",
+                                 KS("pool", name), KI("runner_id", bp->runner_id));
+                } else {
+                        if (np)
+                                b->pools = np;
+                        free(bp);
+                }
+                json_t *tv = json_object_get(j, "token");
+                if (json_is_string(tv))
+                        explicit_bzero((char *)json_string_value(tv), json_string_length(tv));
+                json_decref(j);
+        }
+        closedir(dir);
+}
+
 static void periodic(struct loop *l, void *ud)
 {
         struct broker *b = ud;
@@ -1526,6 +1658,7 @@ static void periodic(struct loop *l, void *ud)
                 }
                 task_kick(b, t);
         }
+        retire_removed(b);
 }
 
 /* ---- set-up ---------------------------------------------------------------------- */
@@ -1541,6 +1674,8 @@ static struct bpool *bpool_new(struct broker *b, const struct dpool *dp)
         bp->d = d;
         snprintf(bp->name, sizeof(bp->name), "%s", dp->cfg->name);
         snprintf(bp->runner_name, sizeof(bp->runner_name), "fsb-%s-%s", d->ctrl, dp->cfg->name);
+        bp->forge_idx = dp->cfg->forge_idx;
+        snprintf(bp->scope_text, sizeof(bp->scope_text), "%s", dp->cfg->scope_text);
         struct rclient_opts o = {
                 .base_url = fc->url, .codec = b->upstream_codec == RPCODEC_PROTO ? RCLIENT_PROTO : RCLIENT_JSON,
                 .timeout_ms = fc->timeout_ms > 0 ? fc->timeout_ms : 30000,
@@ -1579,6 +1714,11 @@ int broker_sync(struct daemon *d)
                          * worker adopted after a restart relays with it. */
                         if (runner_load(b, bp) == 0)
                                 bp->state = BP_DECLARING;
+                        bp_schedule(bp, 0);
+                } else if (bp->state == BP_READY && !bp->call) {
+                        /* A reload may have changed the pool's labels: the
+                         * forge matches jobs on what was declared. */
+                        bp->state = BP_DECLARING;
                         bp_schedule(bp, 0);
                 }
                 bp->removed = false;
@@ -1712,6 +1852,7 @@ int broker_init(struct daemon *d)
                 log_error("broker", "cannot read held tasks from the state database", KERR(r));
                 goto err;
         }
+        adopt_removed(b);
         b->timer = loop_timer_add(d->loop, BROKER_TICK_MS, periodic, b);
         log_info("broker", "worker endpoint listening", KS("listen", bc->listen), KS("url", b->url),
                  KI("port", broker_port(d)));
@@ -1747,6 +1888,7 @@ void broker_free(struct daemon *d)
                 if (bp->timer)
                         loop_timer_cancel(d->loop, bp->timer);
                 forgejo_cancel(bp->reg_call);
+                forgejo_cancel(bp->del_call);
                 rclient_free(bp->rc);
                 secret_free(bp->token);
                 free(bp);

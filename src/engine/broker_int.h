@@ -88,7 +88,11 @@ struct bpool {
         int failures;
         int64_t next_fetch;             /* monotonic */
         struct loop_timer *timer;
-        bool removed;                   /* its pool is gone: nothing new */
+        bool removed;                   /* its pool is gone: nothing new; its
+                                         * runner is deleted with its last task */
+        size_t forge_idx;               /* forges never change without a restart */
+        char scope_text[STORE_NAME_MAX * 2];
+        struct forgejo_call *del_call;  /* deleting a removed pool's runner */
 };
 
 struct broker {

@@ -363,6 +363,73 @@ static void broker_kill9_and_restart(void **state)
         assert_int_equal(count_workers(fx, false), 0);
 }
 
+static const char *const POOL_B1 =
+        "  b1:\n"
+        "    mode: broker\n"
+        "    forge: sim\n"
+        "    scope: org/acme\n"
+        "    provider: here\n"
+        "    max_runners: 2\n"
+        "    poll_interval: 1s\n";
+
+static void wait_success(struct fx *fx, int n, double timeout_s)
+{
+        double t0 = now_s();
+
+        while (jobs_tally(fx).success < n) {
+                if (now_s() - t0 > timeout_s)
+                        fail_msg("not %d successes within %.0f s: %d", n, timeout_s, jobs_tally(fx).success);
+                usleep(100000);
+        }
+}
+
+/* SIGHUP: a broker pool's new labels are declared (the forge then hands
+ * it jobs it did not before); an added broker pool registers its runner; a
+ * removed one's runner is deleted once its tasks are over. */
+static void broker_reload(void **state)
+{
+        struct fx *fx = *state;
+        char pools[2048];
+
+        snprintf(pools, sizeof(pools), "%s    labels: [a]\n", POOL_B1);
+        write_broker_config(fx, NULL, pools);
+        fs_start(fx);
+        make_job(fx, "app", "on-b", "[\"b\"]", NULL);
+        make_job(fx, "app", "on-a", "[\"a\"]", NULL);
+        wait_success(fx, 1, 30);
+        usleep(1500000);
+        assert_int_equal(jobs_tally(fx).waiting, 1);   /* [b]: not this runner's labels */
+
+        snprintf(pools, sizeof(pools), "%s    labels: [a, b]\n"
+                 "  b2:\n"
+                 "    mode: broker\n"
+                 "    forge: sim\n"
+                 "    scope: org/acme\n"
+                 "    labels: [c]\n"
+                 "    provider: here\n"
+                 "    poll_interval: 1s\n", POOL_B1);
+        write_broker_config(fx, NULL, pools);
+        kill(fx->fs, SIGHUP);
+        make_job(fx, "app", "on-c", "[\"c\"]", NULL);
+        wait_success(fx, 3, 30);
+        assert_int_equal(runners_named(fx, "fsb-", true), 2);
+
+        snprintf(pools, sizeof(pools), "%s    labels: [a, b]\n", POOL_B1);
+        write_broker_config(fx, NULL, pools);
+        kill(fx->fs, SIGHUP);
+        double t0 = now_s();
+        while (runners_named(fx, "fsb-", true) != 1) {
+                if (now_s() - t0 > 15)
+                        fail_msg("the removed pool's runner is still registered");
+                usleep(100000);
+        }
+        assert_int_equal(runners_named(fx, "fsb-", false), 2);   /* one of them deleted */
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/broker/b2.runner", fx->state);
+        assert_int_equal(access(path, F_OK), -1);
+        assert_int_equal(count_workers(fx, false), 0);
+}
+
 /* Queue and broker pools side by side on one forge. */
 static void broker_and_queue_side_by_side(void **state)
 {
@@ -425,6 +492,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(broker_cancel_running, setup, teardown),
                 cmocka_unit_test_setup_teardown(broker_kill9_and_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(broker_and_queue_side_by_side, setup, teardown),
+                cmocka_unit_test_setup_teardown(broker_reload, setup, teardown),
         };
 
         atexit(on_abort);
