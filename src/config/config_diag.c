@@ -21,6 +21,8 @@ void config__errlist_done(struct errlist *l)
 }
 
 static void errlist_addv(struct errlist *l, bool warning, int line, int col,
+                         const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void errlist_addv(struct errlist *l, bool warning, int line, int col,
                          const char *fmt, va_list ap)
 {
         char *msg;
@@ -101,6 +103,8 @@ static int diag_push(struct config_diag *d, char *msg, bool warning)
         return 0;
 }
 
+static int diag_vaddf(struct config_diag *d, bool warning, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
 static int diag_vaddf(struct config_diag *d, bool warning, const char *fmt, va_list ap)
 {
         char *msg;
