@@ -1286,19 +1286,36 @@ int broker_worker_relay(struct broker *b, struct bworker *w, const char *method,
         if (strcmp(method, "UpdateLog") == 0) {
                 if (j_i64(msg, "taskId") != t->row.task_id)
                         return -EACCES;
-                j_set_i64(msg, "index", j_i64(msg, "index") + shift);
         } else if (strcmp(method, "UpdateTask") == 0) {
-                json_t *st = json_object_get(msg, "state");
-                if (j_i64(st, "id") != t->row.task_id)
+                if (j_i64(json_object_get(msg, "state"), "id") != t->row.task_id)
                         return -EACCES;
-                json_t *steps = json_object_get(st, "steps");
+        } else {
+                return -ENOTSUP;
+        }
+        /* A worker that has not taken its task has no rows to shift yet
+         * (prelude_rows is fixed when it fetches): its rows would land
+         * among ours, and a result from it would end a job it never ran. */
+        if (!w->fetched)
+                return -EPERM;
+        /* Indexes are shifted by prelude_rows on the way up: one below 0
+         * or so large that the shift overflows is refused, not wrapped. */
+        if (strcmp(method, "UpdateLog") == 0) {
+                int64_t idx = j_i64(msg, "index");
+                if (idx < 0 || idx > INT64_MAX - shift)
+                        return -ERANGE;
+                j_set_i64(msg, "index", idx + shift);
+        } else {
+                json_t *steps = json_object_get(json_object_get(msg, "state"), "steps");
                 size_t i;
                 json_t *s;
+                json_array_foreach(steps, i, s) {
+                        int64_t li = j_i64(s, "logIndex");
+                        if (li < 0 || li > INT64_MAX - shift)
+                                return -ERANGE;
+                }
                 json_array_foreach(steps, i, s)
                         if (json_object_get(s, "logIndex") || json_object_get(s, "logLength"))
                                 j_set_i64(s, "logIndex", j_i64(s, "logIndex") + shift);
-        } else {
-                return -ENOTSUP;
         }
         /* Without the pool's runner (registering again) the forge would
          * answer unauthenticated, which ends a worker: it waits instead. */
