@@ -1512,6 +1512,22 @@ const struct engine_ops engine_broker_ops = {
 
 /* ---- periodic: heartbeats, notes, failed reports ----------------------------------- */
 
+/* How long a task may go without a word with the forge. A held task's
+ * UpdateTask answer is the only way the broker hears that its job was
+ * cancelled while the worker boots (a VM can take minutes, billed all the
+ * while): it is asked at the pool's poll_interval, as a runner polls.
+ * Once the worker reports, its own calls carry that news and the
+ * heartbeat only keeps the zombie timeout away. */
+static int64_t heartbeat_ms(struct btask *t)
+{
+        struct dpool *dp = t->row.state == STORE_TASK_HELD ? bp_pool(t->bp) : NULL;
+        int64_t every = HEARTBEAT_MS;
+
+        if (dp && dp->cfg->poll_interval_ms < every)
+                every = dp->cfg->poll_interval_ms > BROKER_TICK_MS ? dp->cfg->poll_interval_ms : BROKER_TICK_MS;
+        return every;
+}
+
 static void periodic(struct loop *l, void *ud)
 {
         struct broker *b = ud;
@@ -1523,7 +1539,7 @@ static void periodic(struct loop *l, void *ud)
                 if (t->bp->state != BP_READY)
                         continue;
                 if ((t->row.state == STORE_TASK_HELD || t->row.state == STORE_TASK_RUNNING) && !t->upstream_final &&
-                    !t->state_call && !t->relays && now - t->last_up >= HEARTBEAT_MS && now >= t->retry_at) {
+                    !t->state_call && !t->relays && now - t->last_up >= heartbeat_ms(t) && now >= t->retry_at) {
                         if (send_state(b, t, 0) < 0)
                                 t->retry_at = now + 1000;
                         continue;
