@@ -33,6 +33,18 @@ static void send_error(struct http_response *resp, enum rp_code code, const char
         json_decref(j);
 }
 
+/* A call turned away: answered with a Connect error and logged once with
+ * its reason, so an operator sees what a worker (or whoever reaches the
+ * endpoint) sent. w: the caller, when it authenticated. */
+static int refuse(struct http_request *req, struct http_response *resp, const char *method,
+                  const struct bworker *w, enum rp_code code, const char *reason)
+{
+        log_warn("broker", "worker call refused", KS("method", method), KS("instance", w ? w->instance : ""),
+                 KS("remote", http_request_remote(req)), KS("code", rp_code_name(code)), KS("reason", reason));
+        send_error(resp, code, reason);
+        return HTTP_DONE;
+}
+
 /* msg in the caller's codec, gzipped when it asked and it is worth it. */
 static void send_message(struct http_response *resp, const char *method, enum rpcodec codec, bool gzip,
                          json_t *msg)
@@ -156,32 +168,30 @@ static int handle(struct http_request *req, struct http_response *resp, void *ud
 
         snprintf(method, sizeof(method), "%s/%s", svc ? svc : "", name ? name : "");
         if (rpcodec_from_content_type(http_request_header(req, "Content-Type"), &codec, err) < 0) {
+                log_warn("broker", "worker call refused", KS("method", method),
+                         KS("remote", http_request_remote(req)), KI("status", 415), KS("reason", err));
                 http_response_text(resp, 415, "text/plain", err);
                 return HTTP_DONE;
         }
-        if (rpcodec_parse_encoding(http_request_header(req, "Content-Encoding"), &gz_in, err) < 0) {
-                send_error(resp, RP_CODE_UNIMPLEMENTED, err);
-                return HTTP_DONE;
-        }
+        if (rpcodec_parse_encoding(http_request_header(req, "Content-Encoding"), &gz_in, err) < 0)
+                return refuse(req, resp, method, NULL, RP_CODE_UNIMPLEMENTED, err);
         gz_out = rpcodec_accepts_gzip(http_request_header(req, "Accept-Encoding"));
         body = http_request_body(req, &len);
         if (gz_in) {
-                if ((r = rpcodec_gunzip(body, len, BODY_MAX, &inflated, &len, err)) < 0) {
-                        send_error(resp, r == -EMSGSIZE ? RP_CODE_RESOURCE_EXHAUSTED : RP_CODE_INVALID_ARGUMENT,
-                                   err);
-                        return HTTP_DONE;
-                }
+                /* Bounded: a gzip bomb costs BODY_MAX, no more. */
+                if ((r = rpcodec_gunzip(body, len, BODY_MAX, &inflated, &len, err)) < 0)
+                        return refuse(req, resp, method, NULL,
+                                      r == -EMSGSIZE ? RP_CODE_RESOURCE_EXHAUSTED : RP_CODE_INVALID_ARGUMENT, err);
                 body = inflated;
         }
         r = rpcodec_decode(method, RPCODEC_REQUEST, codec, body, len, &msg, err);
         if (r == -ENOENT) {
-                send_error(resp, RP_CODE_UNIMPLEMENTED, "no such method");
+                refuse(req, resp, method, NULL, RP_CODE_UNIMPLEMENTED, "no such method");
                 goto out;
         }
         if (r < 0) {
-                log_warn("broker", "bad request from a worker", KS("method", method),
-                         KS("remote", http_request_remote(req)), KS("reason", err));
-                send_error(resp, r == -EMSGSIZE ? RP_CODE_RESOURCE_EXHAUSTED : RP_CODE_INVALID_ARGUMENT, err);
+                refuse(req, resp, method, NULL,
+                       r == -EMSGSIZE ? RP_CODE_RESOURCE_EXHAUSTED : RP_CODE_INVALID_ARGUMENT, err);
                 goto out;
         }
         if (strcmp(method, RP_SVC_PING "Ping") == 0) {
@@ -194,13 +204,20 @@ static int handle(struct http_request *req, struct http_response *resp, void *ud
                 goto out;
         }
         if (strcmp(method, RP_SVC_RUNNER "Register") == 0) {
-                send_error(resp, RP_CODE_PERMISSION_DENIED,
-                           "workers of forgescale do not register: their credentials come with them");
+                refuse(req, resp, method, NULL, RP_CODE_PERMISSION_DENIED,
+                       "workers of forgescale do not register: their credentials come with them");
                 goto out;
         }
         struct bworker *w = broker_worker_auth(b, http_request_header(req, RP_HDR_UUID),
                                                http_request_header(req, RP_HDR_TOKEN));
         if (!w) {
+                /* The Connect message is the forge's own; the log says
+                 * more (a revoked worker, or no credentials at all). */
+                log_warn("broker", "worker call refused", KS("method", method),
+                         KS("remote", http_request_remote(req)), KS("code", rp_code_name(RP_CODE_UNAUTHENTICATED)),
+                         KS("reason", http_request_header(req, RP_HDR_UUID) ?
+                                      "unknown worker uuid or wrong token (or its instance ended)" :
+                                      "no worker credentials"));
                 send_error(resp, RP_CODE_UNAUTHENTICATED, "unregistered runner");
                 goto out;
         }
@@ -212,19 +229,21 @@ static int handle(struct http_request *req, struct http_response *resp, void *ud
         } else if (strcmp(method, RP_SVC_RUNNER "UpdateTask") == 0 ||
                    strcmp(method, RP_SVC_RUNNER "UpdateLog") == 0) {
                 r = broker_worker_relay(b, w, name, msg, body, len, req, codec, gz_out);
-                if (r == 0) {
+                if (r == 0)
                         ret = HTTP_DEFER;
-                } else if (r == -EACCES) {
-                        log_warn("broker", "a worker reported on a task that is not its own",
-                                 KS("instance", w->instance), KS("method", method));
-                        send_error(resp, RP_CODE_PERMISSION_DENIED, "not this runner's task");
-                } else if (r == -ESTALE) {
-                        send_error(resp, RP_CODE_FAILED_PRECONDITION, "this runner has no task");
-                } else {
+                else if (r == -EACCES)
+                        refuse(req, resp, method, w, RP_CODE_PERMISSION_DENIED, "not this runner's task");
+                else if (r == -ESTALE)
+                        refuse(req, resp, method, w, RP_CODE_FAILED_PRECONDITION, "this runner has no task");
+                else if (r == -EPERM)
+                        refuse(req, resp, method, w, RP_CODE_FAILED_PRECONDITION,
+                               "this runner has not fetched its task");
+                else if (r == -ERANGE)
+                        refuse(req, resp, method, w, RP_CODE_INVALID_ARGUMENT, "log index out of range");
+                else
                         send_error(resp, RP_CODE_UNAVAILABLE, "the forge cannot be reached; try again");
-                }
         } else {
-                send_error(resp, RP_CODE_UNIMPLEMENTED, "not served to workers");
+                refuse(req, resp, method, w, RP_CODE_UNIMPLEMENTED, "not served to workers");
         }
 out:
         json_decref(msg);
@@ -232,10 +251,29 @@ out:
         return ret;
 }
 
+/* What the server refuses before the handler sees it (a body over
+ * BODY_MAX, headers too large) is logged here; the handler logs its own
+ * refusals. */
+static void access_log(const struct http_access *a, void *ud)
+{
+        const char *why = a->status == 413 ? "request body over 8 MiB" :
+                          a->status == 431 ? "request headers too large" :
+                          a->status == 0 && a->bytes_in > BODY_MAX ? "request body far over 8 MiB; connection closed" :
+                          NULL;
+
+        if (why)
+                log_warn("broker", "worker call refused", KS("path", a->path), KS("remote", a->remote),
+                         KI("status", a->status), KS("reason", why));
+        else
+                log_debug("broker", "worker call", KS("path", a->path), KS("remote", a->remote),
+                          KI("status", a->status), KI("ms", a->duration_ms));
+}
+
 int bendpoint_start(struct broker *b, const char *listen)
 {
         struct http_server_config cfg = {
                 .listen = listen, .max_body = BODY_MAX, .max_response = BODY_MAX * 2,
+                .access_log = access_log,
                 /* One worker keeps a connection or two; many workers on
                  * one host (a container host) share its address. */
                 .max_per_client = 256, .max_connections = 1024,

@@ -1292,19 +1292,36 @@ int broker_worker_relay(struct broker *b, struct bworker *w, const char *method,
         if (strcmp(method, "UpdateLog") == 0) {
                 if (j_i64(msg, "taskId") != t->row.task_id)
                         return -EACCES;
-                j_set_i64(msg, "index", j_i64(msg, "index") + shift);
         } else if (strcmp(method, "UpdateTask") == 0) {
-                json_t *st = json_object_get(msg, "state");
-                if (j_i64(st, "id") != t->row.task_id)
+                if (j_i64(json_object_get(msg, "state"), "id") != t->row.task_id)
                         return -EACCES;
-                json_t *steps = json_object_get(st, "steps");
+        } else {
+                return -ENOTSUP;
+        }
+        /* A worker that has not taken its task has no rows to shift yet
+         * (prelude_rows is fixed when it fetches): its rows would land
+         * among ours, and a result from it would end a job it never ran. */
+        if (!w->fetched)
+                return -EPERM;
+        /* Indexes are shifted by prelude_rows on the way up: one below 0
+         * or so large that the shift overflows is refused, not wrapped. */
+        if (strcmp(method, "UpdateLog") == 0) {
+                int64_t idx = j_i64(msg, "index");
+                if (idx < 0 || idx > INT64_MAX - shift)
+                        return -ERANGE;
+                j_set_i64(msg, "index", idx + shift);
+        } else {
+                json_t *steps = json_object_get(json_object_get(msg, "state"), "steps");
                 size_t i;
                 json_t *s;
+                json_array_foreach(steps, i, s) {
+                        int64_t li = j_i64(s, "logIndex");
+                        if (li < 0 || li > INT64_MAX - shift)
+                                return -ERANGE;
+                }
                 json_array_foreach(steps, i, s)
                         if (json_object_get(s, "logIndex") || json_object_get(s, "logLength"))
                                 j_set_i64(s, "logIndex", j_i64(s, "logIndex") + shift);
-        } else {
-                return -ENOTSUP;
         }
         /* Without the pool's runner (registering again) the forge would
          * answer unauthenticated, which ends a worker: it waits instead. */
@@ -1640,6 +1657,22 @@ static void adopt_removed(struct broker *b)
         closedir(dir);
 }
 
+/* How long a task may go without a word with the forge. A held task's
+ * UpdateTask answer is the only way the broker hears that its job was
+ * cancelled while the worker boots (a VM can take minutes, billed all the
+ * while): it is asked at the pool's poll_interval, as a runner polls.
+ * Once the worker reports, its own calls carry that news and the
+ * heartbeat only keeps the zombie timeout away. */
+static int64_t heartbeat_ms(struct btask *t)
+{
+        struct dpool *dp = t->row.state == STORE_TASK_HELD ? bp_pool(t->bp) : NULL;
+        int64_t every = HEARTBEAT_MS;
+
+        if (dp && dp->cfg->poll_interval_ms < every)
+                every = dp->cfg->poll_interval_ms > BROKER_TICK_MS ? dp->cfg->poll_interval_ms : BROKER_TICK_MS;
+        return every;
+}
+
 static void periodic(struct loop *l, void *ud)
 {
         struct broker *b = ud;
@@ -1651,7 +1684,7 @@ static void periodic(struct loop *l, void *ud)
                 if (t->bp->state != BP_READY)
                         continue;
                 if ((t->row.state == STORE_TASK_HELD || t->row.state == STORE_TASK_RUNNING) && !t->upstream_final &&
-                    !t->state_call && !t->relays && now - t->last_up >= HEARTBEAT_MS && now >= t->retry_at) {
+                    !t->state_call && !t->relays && now - t->last_up >= heartbeat_ms(t) && now >= t->retry_at) {
                         if (send_state(b, t, 0) < 0)
                                 t->retry_at = now + 1000;
                         continue;

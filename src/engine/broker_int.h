@@ -120,7 +120,10 @@ int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request
  * forge does. msg is the request decoded (protojson), body its bytes as
  * the worker sent them (inflated): when both sides speak proto the bytes
  * go on with only the row indexes changed, so fields this build does not
- * know pass through. 0 (deferred), or -errno. */
+ * know pass through. 0 (deferred); -EACCES (another task's id), -ESTALE
+ * (the worker has no task), -EPERM (it has not taken its task yet),
+ * -ERANGE (a row index below 0 or too large to shift), or another -errno
+ * (the forge cannot be reached now). */
 int broker_worker_relay(struct broker *b, struct bworker *w, const char *method, json_t *msg,
                         const void *body, size_t len, struct http_request *req, enum rpcodec codec,
                         bool gzip);
