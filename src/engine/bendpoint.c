@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine/broker.h"
+#include "engine/brelay.h"
 #include "http/server.h"
 #include "util/log.h"
 
@@ -87,9 +88,8 @@ void bendpoint_answer(struct http_request *req, enum rpcodec codec, bool gzip, c
         http_response_send(req);
 }
 
-void bendpoint_answer_raw(struct http_request *req, bool gzip, const void *body, size_t len)
+static void set_raw(struct http_response *resp, bool gzip, const void *body, size_t len)
 {
-        struct http_response *resp = http_request_response(req);
         void *gz = NULL;
         size_t gzlen = 0;
 
@@ -103,6 +103,11 @@ void bendpoint_answer_raw(struct http_request *req, bool gzip, const void *body,
                 buffer_append(&resp->body, body, len);
         }
         free(gz);
+}
+
+void bendpoint_answer_raw(struct http_request *req, bool gzip, const void *body, size_t len)
+{
+        set_raw(http_request_response(req), gzip, body, len);
         http_response_send(req);
 }
 
@@ -110,11 +115,26 @@ static int fetch(struct broker *b, struct bworker *w, const char *method, struct
                  struct http_response *resp, enum rpcodec codec, bool gzip)
 {
         json_t *task = NULL, *out;
-        int r = broker_worker_fetch(b, w, http_request_header(req, RP_HDR_REQUEST_KEY), &task);
+        const void *pb = NULL;
+        size_t pb_len = 0;
+        int r = broker_worker_fetch(b, w, http_request_header(req, RP_HDR_REQUEST_KEY), &task, &pb, &pb_len);
 
         if (r < 0) {
                 send_error(resp, RP_CODE_UNAVAILABLE, "the task cannot be handed out now; try again");
                 return HTTP_DONE;
+        }
+        if (codec == RPCODEC_PROTO && pb) {
+                /* The task as the forge sent it, fields this build does
+                 * not know included. */
+                void *body = NULL;
+                size_t len = 0;
+                if (brelay_fetch_answer(method, pb, pb_len, 1, &body, &len) == 0) {
+                        set_raw(resp, gzip, body, len);
+                        explicit_bzero(body, len);
+                        free(body);
+                        json_decref(task);
+                        return HTTP_DONE;
+                }
         }
         /* The version only tells a polling runner whether to ask again; a
          * one-job worker asks once. */

@@ -264,6 +264,9 @@ static void task_free(struct btask *t)
                 free(t->notes[i]);
         free(t->notes);
         json_decref(t->task);
+        if (t->task_pb)
+                explicit_bzero(t->task_pb, t->task_pb_len);
+        free(t->task_pb);
         free(t);
 }
 
@@ -834,7 +837,27 @@ static void bp_schedule(struct bpool *bp, int64_t delay)
 }
 
 /* A task the forge handed us, new or fetched again after a restart. */
-static void take_task(struct broker *b, struct bpool *bp, const json_t *task, const char *key, size_t *ret_new)
+/* The task's protobuf bytes, when the forge spoke proto: handed to a
+ * worker that speaks proto as they came. */
+static void keep_pb(struct btask *t, const struct brelay_task *pbs, size_t n_pbs)
+{
+        for (size_t i = 0; i < n_pbs; i++)
+                if (pbs[i].id == t->row.task_id) {
+                        void *copy = malloc(pbs[i].len ? pbs[i].len : 1);
+                        if (!copy)
+                                return;
+                        memcpy(copy, pbs[i].pb, pbs[i].len);
+                        if (t->task_pb)
+                                explicit_bzero(t->task_pb, t->task_pb_len);
+                        free(t->task_pb);
+                        t->task_pb = copy;
+                        t->task_pb_len = pbs[i].len;
+                        return;
+                }
+}
+
+static void take_task(struct broker *b, struct bpool *bp, const json_t *task, const char *key, size_t *ret_new,
+                      const struct brelay_task *pbs, size_t n_pbs)
 {
         int64_t id = j_i64(task, "id");
         struct btask *t;
@@ -846,6 +869,7 @@ static void take_task(struct broker *b, struct bpool *bp, const json_t *task, co
         if ((t = task_by_id(b, bp, id))) {
                 json_decref(t->task);
                 t->task = json_deep_copy(task);
+                keep_pb(t, pbs, n_pbs);
                 return;
         }
         struct dpool *dp = bp_pool(bp);
@@ -870,6 +894,7 @@ static void take_task(struct broker *b, struct bpool *bp, const json_t *task, co
         if (!(t = task_add(b, bp, &row)))
                 return;
         t->task = json_deep_copy(task);
+        keep_pb(t, pbs, n_pbs);
         if (row.state == STORE_TASK_HELD && !row.prelude_rows) {
                 struct dpool *p = bp_pool(bp);
                 note(t, "forgescale: pool %s holds this job for a worker (%s)", bp->name,
@@ -879,9 +904,9 @@ static void take_task(struct broker *b, struct bpool *bp, const json_t *task, co
         log_info("broker", "task fetched", KI("task", id), KS("pool", bp->name));
 }
 
-static void on_fetched(void *ud, const struct rclient_result *res, json_t *resp)
+static void fetched(struct bpool *bp, const struct rclient_result *res, json_t *resp, const struct brelay_task *pbs,
+                    size_t n_pbs)
 {
-        struct bpool *bp = ud;
         struct broker *b = bp->d->broker;
         struct dpool *dp = bp_pool(bp);
         char key[STORE_KEY_MAX];
@@ -908,13 +933,13 @@ static void on_fetched(void *ud, const struct rclient_result *res, json_t *resp)
         const json_t *task = json_object_get(resp, "task");
         bool txn = store_begin(b->d->store) == 0;
         if (json_is_object(task))
-                take_task(b, bp, task, key, &got);
+                take_task(b, bp, task, key, &got, pbs, n_pbs);
         const json_t *more = json_object_get(resp, "additionalTasks");
         size_t i;
         const json_t *mt;
         json_array_foreach(more, i, mt)
                 if (json_is_object(mt))
-                        take_task(b, bp, mt, key, &got);
+                        take_task(b, bp, mt, key, &got, pbs, n_pbs);
         if (txn && store_commit(b->d->store) < 0) {
                 store_rollback(b->d->store);
                 log_error("broker", "cannot commit fetched tasks; they are fetched again later", KS("pool", bp->name));
@@ -954,6 +979,36 @@ static void on_fetched(void *ud, const struct rclient_result *res, json_t *resp)
         if (got)
                 daemon_schedule_tick(bp->d);
         bp_schedule(bp, bp->n_recover ? 0 : got ? 0 : dp ? dp->cfg->poll_interval_ms : 2000);
+}
+
+static void on_fetched(void *ud, const struct rclient_result *res, json_t *resp)
+{
+        fetched(ud, res, resp, NULL, 0);
+}
+
+/* In proto, the answer is kept as bytes too: a Task's fields this build
+ * does not know reach a worker that speaks proto. */
+static void on_fetched_raw(void *ud, const struct rclient_result *res, const void *body, size_t len)
+{
+        struct bpool *bp = ud;
+        struct brelay_task *pbs = NULL;
+        json_t *resp = NULL;
+        size_t n = 0;
+        int r;
+
+        if (res->err < 0) {
+                fetched(bp, res, NULL, NULL, 0);
+                return;
+        }
+        if ((r = brelay_split_fetch(body, len, &resp, &pbs, &n)) < 0) {
+                struct rclient_result bad = { .err = -EBADMSG, .status = res->status };
+                snprintf(bad.cerr.message, sizeof(bad.cerr.message), "FetchTask answer does not decode");
+                fetched(bp, &bad, NULL, NULL, 0);
+                return;
+        }
+        fetched(bp, res, resp, pbs, n);
+        brelay_tasks_free(pbs, n);
+        json_decref(resp);
 }
 
 static void new_key(struct bpool *bp)
@@ -1029,7 +1084,18 @@ static void fetch(struct bpool *bp)
                 bp_schedule(bp, 1000);
                 return;
         }
-        r = rclient_call(bp->rc, RP_SVC_RUNNER "FetchTask", req, key, on_fetched, bp, &bp->call);
+        if (b->upstream_codec == RPCODEC_PROTO) {
+                char err[RP_ERR_MAX];
+                void *body = NULL;
+                size_t len = 0;
+                r = rpcodec_encode(RP_SVC_RUNNER "FetchTask", RPCODEC_REQUEST, RPCODEC_PROTO, req, &body, &len, err);
+                if (r == 0)
+                        r = rclient_call_raw(bp->rc, RP_SVC_RUNNER "FetchTask", RCLIENT_PROTO, body, len, key,
+                                             on_fetched_raw, bp, &bp->call);
+                free(body);
+        } else {
+                r = rclient_call(bp->rc, RP_SVC_RUNNER "FetchTask", req, key, on_fetched, bp, &bp->call);
+        }
         json_decref(req);
         if (r < 0) {
                 log_error("broker", "cannot start FetchTask", KS("pool", bp->name), KERR(r));
@@ -1113,11 +1179,14 @@ void broker_plan_done(struct daemon *d)
 
 /* ---- the worker endpoint's calls ------------------------------------------------- */
 
-int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request_key, json_t **ret_task)
+int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request_key, json_t **ret_task,
+                        const void **ret_pb, size_t *ret_pb_len)
 {
         struct btask *t = w->task;
 
         *ret_task = NULL;
+        *ret_pb = NULL;
+        *ret_pb_len = 0;
         if (!t || !t->task || t->w != w || t->upstream_final)
                 return 0;
         if (w->fetched) {
@@ -1126,6 +1195,8 @@ int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request
                 if (!request_key || !w->fetch_key[0] || strcmp(request_key, w->fetch_key) != 0)
                         return 0;
                 *ret_task = json_incref(t->task);
+                *ret_pb = t->task_pb;
+                *ret_pb_len = t->task_pb_len;
                 return 0;
         }
         if (t->row.state == STORE_TASK_HELD && t->probing) {
@@ -1153,6 +1224,8 @@ int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request
         log_info("broker", "worker took its task", KS("instance", w->instance), KI("task", t->row.task_id));
         daemon_schedule_tick(b->d);
         *ret_task = json_incref(t->task);
+        *ret_pb = t->task_pb;
+        *ret_pb_len = t->task_pb_len;
         return 0;
 }
 

@@ -45,6 +45,9 @@ struct btask {
         struct bpool *bp;
         json_t *task;                   /* the Task message (protojson); NULL until
                                          * fetched (again, after a restart) */
+        void *task_pb;                  /* the same as the forge sent it in proto,
+                                         * unknown fields and all; NULL in JSON */
+        size_t task_pb_len;
         char handle[32];                /* "task:<id>": its job's handle in the core (a forge handle never has a colon) */
         struct bworker *w;              /* the worker serving it now */
         /* Rows forgescale writes upstream: the prelude before the worker
@@ -113,9 +116,11 @@ struct broker {
 
 /* broker.c, for bendpoint.c */
 struct bworker *broker_worker_auth(struct broker *b, const char *uuid, const char *token);
-/* The worker's FetchTask: its task (a new reference) or NULL for none.
+/* The worker's FetchTask: its task (a new reference) or NULL for none, and
+ * its protobuf bytes when the forge sent them (borrowed; NULL otherwise).
  * 0, or -errno when the task cannot be handed out now (a store failure). */
-int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request_key, json_t **ret_task);
+int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request_key, json_t **ret_task,
+                        const void **ret_pb, size_t *ret_pb_len);
 /* Relays the worker's UpdateLog/UpdateTask upstream; answers req when the
  * forge does. msg is the request decoded (protojson), body its bytes as
  * the worker sent them (inflated): when both sides speak proto the bytes

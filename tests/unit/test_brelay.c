@@ -145,12 +145,69 @@ static void responses(void **state)
         free(in);
 }
 
+/* A Task with an unknown field inside it, as a FetchTask answer: the
+ * worker's answer carries it byte for byte, inside its task. */
+static void task_payload(void **state)
+{
+        Runner__V1__Task task;
+        size_t tlen, n = 0, outlen;
+        struct brelay_task *tasks = NULL;
+        json_t *resp = NULL;
+        void *out = NULL;
+
+        /* The generated INIT macro of a message with a oneof trips
+         * -Wmissing-braces; its init function does the same. */
+        runner__v1__task__init(&task);
+        task.id = 5;
+        unsigned char *tb = with_unknown(&task.base, &tlen);
+        unsigned char body[256];
+        size_t blen = 0;
+        assert_true(tlen < 120);
+        body[blen++] = 0x0a;                    /* field 1 (task), length-delimited */
+        body[blen++] = (unsigned char)tlen;
+        memcpy(body + blen, tb, tlen);
+        blen += tlen;
+        body[blen++] = 0x10;                    /* field 2 (tasks_version) */
+        body[blen++] = 0x07;
+
+        assert_int_equal(brelay_split_fetch(body, blen, &resp, &tasks, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(tasks[0].id, 5);
+        assert_int_equal(tasks[0].len, tlen);
+        assert_memory_equal(tasks[0].pb, tb, tlen);     /* unknown field kept */
+        assert_string_equal(json_string_value(json_object_get(json_object_get(resp, "task"), "id")), "5");
+        assert_string_equal(json_string_value(json_object_get(resp, "tasksVersion")), "7");
+
+        assert_int_equal(brelay_fetch_answer("runner.v1.RunnerService/FetchTask", tasks[0].pb, tasks[0].len, 1,
+                                             &out, &outlen), 0);
+        assert_non_null(memmem(out, outlen, UNKNOWN, sizeof(UNKNOWN)));
+        Runner__V1__FetchTaskResponse *fr = runner__v1__fetch_task_response__unpack(NULL, outlen, out);
+        assert_non_null(fr);
+        assert_int_equal(fr->task->id, 5);
+        assert_int_equal(fr->tasks_version, 1);
+        runner__v1__fetch_task_response__free_unpacked(fr, NULL);
+        free(out);
+        /* No task: an answer without one. */
+        assert_int_equal(brelay_fetch_answer("runner.v1.RunnerService/FetchSingleTask", NULL, 0, 1, &out, &outlen),
+                         0);
+        Runner__V1__FetchSingleTaskResponse *sr = runner__v1__fetch_single_task_response__unpack(NULL, outlen, out);
+        assert_null(sr->task);
+        runner__v1__fetch_single_task_response__free_unpacked(sr, NULL);
+        free(out);
+        brelay_tasks_free(tasks, n);
+        json_decref(resp);
+        /* Bytes that are no answer. */
+        assert_true(brelay_split_fetch("\x0a\x7f", 2, &resp, &tasks, &n) < 0);
+        free(tb);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(log_request),
                 cmocka_unit_test(task_request),
                 cmocka_unit_test(responses),
+                cmocka_unit_test(task_payload),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
