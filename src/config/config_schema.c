@@ -732,7 +732,7 @@ static const struct key pool_keys[] = {
           .doc = "Most runners of this pool alive at once, idle or busy. 0 makes the pool observe-only: its demand is watched and exported (metrics, `/v1/pools/NAME/demand` for KEDA) but nothing is launched." },
         [PK_POLL] = { .name = "poll_interval", .type = KT_DURATION, .def = "2s",
           ENTRY(struct config_pool, poll_interval_ms), .min = 100, .max = DURATION_MAX,
-          .doc = "Time between two polls of the waiting-jobs API." },
+          .doc = "Queue mode: time between two polls of the waiting-jobs API. Broker mode: time between two idle FetchTask calls of the pool's runner, and between two UpdateTask calls for a task whose worker is still starting (how soon a cancel is noticed)." },
         [PK_IDLE] = { .name = "idle_timeout", .type = KT_DURATION, .def = "5m",
           ENTRY(struct config_pool, idle_timeout_ms), .min = 0, .max = DURATION_MAX,
           .doc = "An idle runner beyond min_idle is removed after this long without a job." },
