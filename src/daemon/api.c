@@ -38,6 +38,11 @@ void api_count_rejected(struct daemon *d, const char *forge, const char *what)
         metrics_inc(d->m_rejected, (const char *[]){ forge, what }, 1);
 }
 
+void api_count_relay_failure(struct daemon *d, const char *pool, const char *method)
+{
+        metrics_inc(d->m_brelay_failed, (const char *[]){ pool, method }, 1);
+}
+
 static int refresh_gauges(struct daemon *d)
 {
         size_t np = d->n_pools;
@@ -219,6 +224,10 @@ int api_init(struct daemon *d)
                                      "1 when the broker pool's runner is registered, declared and its last call "
                                      "to the forge worked.",
                                      1, (const char *[]){ "pool" });
+        d->m_brelay_failed = metrics_counter(d->metrics, "forgescale_broker_relay_failures_total",
+                                             "Worker calls (UpdateLog, UpdateTask) a broker pool could not relay "
+                                             "to the forge; the worker keeps what it sent and sends it again.",
+                                             2, (const char *[]){ "pool", "method" });
         d->m_forge_up = metrics_gauge(d->metrics, "forgescale_forge_up",
                                       "1 when the forge's last answer was usable: an HTTP status below 500 "
                                       "with a readable body. 0 on no answer, a 5xx or a malformed body.",

@@ -130,7 +130,7 @@ struct daemon {
         struct metrics *metrics;
         struct metric *m_waiting, *m_runners, *m_wait, *m_requests, *m_launches,
                       *m_forge_up, *m_desired, *m_demand_age, *m_demand_stale, *m_rejected,
-                      *m_btasks, *m_brunner;
+                      *m_btasks, *m_brunner, *m_brelay_failed;
 
         struct dforge *forges;
         size_t n_forges;
@@ -298,3 +298,5 @@ void api_observe_wait(struct daemon *d, const struct inst *in, double seconds);
 /* what: "job" (a listed job skipped) or "listing_too_large". */
 void api_count_rejected(struct daemon *d, const char *forge, const char *what);
 void api_forge_hook(void *ud, const struct forgejo_event *ev);
+/* A worker's call the broker could not relay (the worker sends it again). */
+void api_count_relay_failure(struct daemon *d, const char *pool, const char *method);

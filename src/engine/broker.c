@@ -1283,6 +1283,7 @@ static void relay_failed(struct brelay *r, const struct rclient_result *res)
         struct rp_error e = res->cerr;
         if (res->err != -EPROTO || e.code == RP_CODE_UNAUTHENTICATED)
                 e.code = RP_CODE_UNAVAILABLE;
+        api_count_relay_failure(r->t->bp->d, r->t->row.pool, r->method);
         bendpoint_answer(r->req, r->codec, r->gzip, r->method, NULL, &e);
 }
 

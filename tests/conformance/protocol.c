@@ -1038,6 +1038,9 @@ int main(int argc, char **argv)
                 T(register_requires_token_and_name),
                 T(register_unknown_token),
                 T(register_returns_runner_with_token),
+                /* The registration broker mode uses, on the oldest version it serves. */
+                cmocka_unit_test_setup_teardown(register_returns_runner_with_token, world_setup_forgejo14,
+                                                world_teardown),
                 T(register_truncates_name_to_255_bytes),
                 T(register_ignores_agent_labels),
                 T(declare_sets_labels_and_version),

@@ -63,6 +63,13 @@ int world_setup(void **state)
         return setup_with(state, NULL);
 }
 
+int world_setup_forgejo14(void **state)
+{
+        struct sim_opts o = { .forgejo_version = "14.0.3+gitea-1.22.0" };
+
+        return setup_with(state, &o);
+}
+
 int world_setup_clock(void **state)
 {
         struct sim_opts o = { .test_clock = true };

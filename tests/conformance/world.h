@@ -25,6 +25,7 @@ struct world {
 
 /* cmocka fixtures; *state becomes a struct world *. */
 int world_setup(void **state);
+int world_setup_forgejo14(void **state); /* answers as Forgejo 14 (broker mode's oldest) */
 int world_setup_clock(void **state);     /* --test-clock (zombie timeout 600 s) */
 int world_setup_zombie(void **state);    /* --test-clock --zombie-timeout 2s */
 int world_teardown(void **state);

@@ -172,6 +172,11 @@ static void many_tasks(struct fx *fx, int per_pool)
                 snprintf(steps, sizeof(steps), "[\"echo out-%d\"]", i);
                 ids[i] = make_job(fx, i % 2 ? "app" : "firmware", name, i % 2 ? "[\"lx\"]" : "[\"arm\"]", steps);
         }
+        /* While they run, the forge sees one runner per pool. */
+        for (int i = 0; i < 100 && jobs_tally(fx).running == 0; i++)
+                usleep(20000);
+        assert_int_equal(runners_named(fx, "fsb-", false), 2);
+        assert_int_equal(runners_named(fx, "fs-", false), 0);
         wait_drained(fx, per_pool * 2, 180);
         struct tally t = jobs_tally(fx);
         assert_int_equal(t.success, per_pool * 2);
@@ -198,7 +203,7 @@ static void broker_runs_jobs(void **state)
 
 static void broker_on_forgejo14(void **state)
 {
-        many_tasks(*state, 10);
+        many_tasks(*state, 100);
 }
 
 /* A worker that never connects is replaced, up to worker_retries; then the

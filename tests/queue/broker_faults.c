@@ -557,6 +557,8 @@ static void broker_forge_outage_mid_task(void **state)
         assert_int_equal(next, 601);
         assert_true(prelude >= 3);
         json_decref(j);
+        /* Counted, for whoever watches the broker. */
+        assert_true(metric_sum(fx, "forgescale_broker_relay_failures_total", "method=\"UpdateLog\"") >= 2);
         char *text = daemon_log(fx, 1);
         assert_int_equal(count_of(text, "msg=stopping"), 0);
         assert_non_null(strstr(text, "runner protocol call failed"));
