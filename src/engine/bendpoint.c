@@ -46,19 +46,13 @@ static int refuse(struct http_request *req, struct http_response *resp, const ch
         return HTTP_DONE;
 }
 
-/* msg in the caller's codec, gzipped when it asked and it is worth it. */
-static void send_message(struct http_response *resp, const char *method, enum rpcodec codec, bool gzip,
-                         json_t *msg)
+/* A 200 answer of len bytes in codec, gzipped when the caller accepts it
+ * and it is worth it. */
+static void set_body(struct http_response *resp, enum rpcodec codec, bool gzip, const void *body, size_t len)
 {
-        void *body = NULL, *gz = NULL;
-        size_t len = 0, gzlen = 0;
-        char err[RP_ERR_MAX] = "";
+        void *gz = NULL;
+        size_t gzlen = 0;
 
-        if (rpcodec_encode(method, RPCODEC_RESPONSE, codec, msg, &body, &len, err) < 0) {
-                log_warn("broker", "cannot encode an answer to a worker", KS("method", method), KS("reason", err));
-                send_error(resp, RP_CODE_INTERNAL, "cannot encode the answer");
-                return;
-        }
         resp->status = 200;
         resp->content_type = rpcodec_content_type(codec);
         buffer_reset(&resp->body);
@@ -68,10 +62,28 @@ static void send_message(struct http_response *resp, const char *method, enum rp
         } else {
                 buffer_append(&resp->body, body, len);
         }
+        if (gz)
+                explicit_bzero(gz, gzlen);
+        free(gz);
+}
+
+/* msg in the caller's codec, gzipped when it asked and it is worth it. */
+static void send_message(struct http_response *resp, const char *method, enum rpcodec codec, bool gzip,
+                         json_t *msg)
+{
+        void *body = NULL;
+        size_t len = 0;
+        char err[RP_ERR_MAX] = "";
+
+        if (rpcodec_encode(method, RPCODEC_RESPONSE, codec, msg, &body, &len, err) < 0) {
+                log_warn("broker", "cannot encode an answer to a worker", KS("method", method), KS("reason", err));
+                send_error(resp, RP_CODE_INTERNAL, "cannot encode the answer");
+                return;
+        }
+        set_body(resp, codec, gzip, body, len);
         /* Task payloads carry the job's secrets. */
         explicit_bzero(body, len);
         free(body);
-        free(gz);
 }
 
 void bendpoint_answer(struct http_request *req, enum rpcodec codec, bool gzip, const char *method,
@@ -88,26 +100,9 @@ void bendpoint_answer(struct http_request *req, enum rpcodec codec, bool gzip, c
         http_response_send(req);
 }
 
-static void set_raw(struct http_response *resp, bool gzip, const void *body, size_t len)
-{
-        void *gz = NULL;
-        size_t gzlen = 0;
-
-        resp->status = 200;
-        resp->content_type = rpcodec_content_type(RPCODEC_PROTO);
-        buffer_reset(&resp->body);
-        if (gzip && len >= RPCODEC_GZIP_MIN && rpcodec_gzip(body, len, &gz, &gzlen) == 0) {
-                http_response_header(resp, "Content-Encoding", "gzip");
-                buffer_append(&resp->body, gz, gzlen);
-        } else {
-                buffer_append(&resp->body, body, len);
-        }
-        free(gz);
-}
-
 void bendpoint_answer_raw(struct http_request *req, bool gzip, const void *body, size_t len)
 {
-        set_raw(http_request_response(req), gzip, body, len);
+        set_body(http_request_response(req), RPCODEC_PROTO, gzip, body, len);
         http_response_send(req);
 }
 
@@ -129,7 +124,7 @@ static int fetch(struct broker *b, struct bworker *w, const char *method, struct
                 void *body = NULL;
                 size_t len = 0;
                 if (brelay_fetch_answer(method, pb, pb_len, 1, &body, &len) == 0) {
-                        set_raw(resp, gzip, body, len);
+                        set_body(resp, RPCODEC_PROTO, gzip, body, len);
                         explicit_bzero(body, len);
                         free(body);
                         json_decref(task);

@@ -40,50 +40,12 @@ static int broker_port_fixed;
  * the daemon says which). */
 static void write_broker_config(struct fx *fx, const char *broker_extra, const char *pools)
 {
-        char cfg[PATH_MAX], text[16384];
-
-        snprintf(text, sizeof(text),
-                 "listen: 127.0.0.1:0\n"
-                 "state_dir: %s\n"
-                 "forges:\n"
-                 "  sim:\n"
-                 "    url: %s\n"
-                 "    token_env: FS_TEST_TOKEN\n"
-                 "    timeout: 5s\n"
-                 "providers:\n"
-                 "  here: {type: local}\n"
-                 "broker:\n"
-                 "  listen: 127.0.0.1:%d\n"
-                 "%s"
-                 "pools:\n%s",
-                 fx->state, fx->sim->base_url, broker_port_fixed, broker_extra ? broker_extra : "", pools);
-        snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
-        write_file(cfg, text);
-}
-
-/* Runners on the forge whose name starts with prefix (deleted or not). */
-static int runners_named(struct fx *fx, const char *prefix, bool live_only)
-{
-        json_t *rs = NULL, *r;
-        size_t i;
-        int n = 0;
-
-        assert_int_equal(sim_list_runners(fx->sim, &rs), 0);
-        json_array_foreach(rs, i, r) {
-                const char *name = json_string_value(json_object_get(r, "name"));
-                if (name && strncmp(name, prefix, strlen(prefix)) == 0 &&
-                    (!live_only || json_is_false(json_object_get(r, "deleted"))))
-                        n++;
-        }
-        json_decref(rs);
-        return n;
+        write_config_broker(fx, "5s", broker_extra, pools, broker_port_fixed);
 }
 
 static json_t *job(struct fx *fx, long long id)
 {
-        json_t *j = NULL;
-        assert_int_equal(sim_get_job(fx->sim, id, &j), 0);
-        return j;
+        return job_json(fx, id);
 }
 
 /* The job's log: forgescale's rows first (the last says the worker

@@ -25,25 +25,7 @@
 static void write_broker_config(struct fx *fx, const char *forge_timeout, const char *broker_extra,
                                 const char *pools)
 {
-        char cfg[PATH_MAX], text[16384];
-
-        snprintf(text, sizeof(text),
-                 "listen: 127.0.0.1:0\n"
-                 "state_dir: %s\n"
-                 "forges:\n"
-                 "  sim:\n"
-                 "    url: %s\n"
-                 "    token_env: FS_TEST_TOKEN\n"
-                 "    timeout: %s\n"
-                 "providers:\n"
-                 "  here: {type: local}\n"
-                 "broker:\n"
-                 "  listen: 127.0.0.1:0\n"
-                 "%s"
-                 "pools:\n%s",
-                 fx->state, fx->sim->base_url, forge_timeout, broker_extra ? broker_extra : "", pools);
-        snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
-        write_file(cfg, text);
+        write_config_broker(fx, forge_timeout, broker_extra, pools, 0);
 }
 
 /* One broker pool "linux" (labels [lx]) with extra lines appended. */
@@ -64,27 +46,9 @@ static void write_pool(struct fx *fx, const char *broker_extra, const char *pool
         write_broker_config(fx, "5s", broker_extra, pools);
 }
 
-static int runners_named(struct fx *fx, const char *prefix)
-{
-        json_t *rs = NULL, *r;
-        size_t i;
-        int n = 0;
-
-        assert_int_equal(sim_list_runners(fx->sim, &rs), 0);
-        json_array_foreach(rs, i, r) {
-                const char *name = json_string_value(json_object_get(r, "name"));
-                if (name && strncmp(name, prefix, strlen(prefix)) == 0)
-                        n++;
-        }
-        json_decref(rs);
-        return n;
-}
-
 static json_t *job(struct fx *fx, long long id)
 {
-        json_t *j = NULL;
-        assert_int_equal(sim_get_job(fx->sim, id, &j), 0);
-        return j;
+        return job_json(fx, id);
 }
 
 static const char *job_status(json_t *j)
@@ -164,8 +128,8 @@ static void check_end(struct fx *fx)
                         fail_msg("forgescale.%d.log: %.300s", s, p);
                 free(text);
         }
-        assert_int_equal(runners_named(fx, "fsb-"), 1);
-        assert_int_equal(runners_named(fx, "fs-"), 0);
+        assert_int_equal(runners_named(fx, "fsb-", false), 1);
+        assert_int_equal(runners_named(fx, "fs-", false), 0);
 }
 
 /* The worker endpoint's port, from "worker endpoint listening ... port=N". */

@@ -262,6 +262,30 @@ void write_config_full(struct fx *fx, const char *timeout, const char *provider,
         write_file(cfg, text);
 }
 
+void write_config_broker(struct fx *fx, const char *forge_timeout, const char *broker_extra, const char *pools,
+                         int broker_port)
+{
+        char cfg[PATH_MAX], text[16384];
+
+        snprintf(text, sizeof(text),
+                 "listen: 127.0.0.1:0\n"
+                 "state_dir: %s\n"
+                 "forges:\n"
+                 "  sim:\n"
+                 "    url: %s\n"
+                 "    token_env: FS_TEST_TOKEN\n"
+                 "    timeout: %s\n"
+                 "providers:\n"
+                 "  here: {type: local}\n"
+                 "broker:\n"
+                 "  listen: 127.0.0.1:%d\n"
+                 "%s"
+                 "pools:\n%s",
+                 fx->state, fx->sim->base_url, forge_timeout, broker_port, broker_extra ? broker_extra : "", pools);
+        snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
+        write_file(cfg, text);
+}
+
 void write_config_t(struct fx *fx, const char *timeout, const char *pools)
 {
         write_config_full(fx, timeout, "{type: local}", pools);
@@ -298,6 +322,31 @@ struct tally jobs_tally(struct fx *fx)
         }
         json_decref(jobs);
         return t;
+}
+
+int runners_named(struct fx *fx, const char *prefix, bool live_only)
+{
+        json_t *rs = NULL, *r;
+        size_t i;
+        int n = 0;
+
+        assert_int_equal(sim_list_runners(fx->sim, &rs), 0);
+        json_array_foreach(rs, i, r) {
+                const char *name = json_string_value(json_object_get(r, "name"));
+                if (name && strncmp(name, prefix, strlen(prefix)) == 0 &&
+                    (!live_only || json_is_false(json_object_get(r, "deleted"))))
+                        n++;
+        }
+        json_decref(rs);
+        return n;
+}
+
+json_t *job_json(struct fx *fx, long long id)
+{
+        json_t *j = NULL;
+
+        assert_int_equal(sim_get_job(fx->sim, id, &j), 0);
+        return j;
 }
 
 json_t *api_get(struct fx *fx, const char *path)

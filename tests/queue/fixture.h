@@ -53,6 +53,15 @@ void write_config_full(struct fx *fx, const char *timeout, const char *provider,
                               const char *pools);
 void write_config_t(struct fx *fx, const char *timeout, const char *pools);
 void write_config(struct fx *fx, const char *pools);
+/* With a broker section listening on broker_port (0: any) plus broker_extra
+ * lines. */
+void write_config_broker(struct fx *fx, const char *forge_timeout, const char *broker_extra, const char *pools,
+                         int broker_port);
+/* Runners on the forge whose name starts with prefix (deleted ones too,
+ * unless live_only). */
+int runners_named(struct fx *fx, const char *prefix, bool live_only);
+/* GET /_sim/jobs/ID (a new reference). */
+json_t *job_json(struct fx *fx, long long id);
 struct tally jobs_tally(struct fx *fx);
 json_t *api_get(struct fx *fx, const char *path);
 double metric_sum(struct fx *fx, const char *name, const char *frag);
