@@ -1619,6 +1619,7 @@ static void bpool_drop(struct broker *b, struct bpool *bp)
         forgejo_cancel(bp->del_call);
         rclient_free(bp->rc);
         secret_free(bp->token);
+        free(bp->recover_keys);
         free(bp);
 }
 
@@ -1882,7 +1883,17 @@ static int resume_tasks(struct broker *b)
                         bool have = false;
                         for (size_t k = 0; k < bp->n_recover && !have; k++)
                                 have = strcmp(bp->recover_keys[k], t->row.request_key) == 0;
-                        if (!have && bp->n_recover < sizeof(bp->recover_keys) / sizeof(bp->recover_keys[0]))
+                        if (!have && bp->n_recover == bp->cap_recover) {
+                                size_t nc = bp->cap_recover ? bp->cap_recover * 2 : 8;
+                                char (*nk)[STORE_KEY_MAX] = realloc(bp->recover_keys, nc * sizeof(*nk));
+                                if (!nk) {
+                                        r = -ENOMEM;
+                                        goto out;
+                                }
+                                bp->recover_keys = nk;
+                                bp->cap_recover = nc;
+                        }
+                        if (!have)
                                 snprintf(bp->recover_keys[bp->n_recover++], STORE_KEY_MAX, "%s", t->row.request_key);
                 }
         }
@@ -1998,6 +2009,7 @@ void broker_free(struct daemon *d)
                 forgejo_cancel(bp->del_call);
                 rclient_free(bp->rc);
                 secret_free(bp->token);
+                free(bp->recover_keys);
                 free(bp);
         }
         free(b->pools);

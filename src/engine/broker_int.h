@@ -85,8 +85,8 @@ struct bpool {
         struct rclient_call *call;      /* Register / Declare / FetchTask */
         int64_t tasks_version;
         char fetch_key[STORE_KEY_MAX];  /* stored, unanswered; reused until answered */
-        char recover_keys[8][STORE_KEY_MAX]; /* keys to fetch again after a restart */
-        size_t n_recover;
+        char (*recover_keys)[STORE_KEY_MAX]; /* keys to fetch again after a restart */
+        size_t n_recover, cap_recover;
         int room;                       /* tasks the scaler has room for */
         int failures;
         int64_t next_fetch;             /* monotonic */
