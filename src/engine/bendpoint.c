@@ -112,7 +112,7 @@ static int fetch(struct broker *b, struct bworker *w, const char *method, struct
         json_t *task = NULL, *out;
         const void *pb = NULL;
         size_t pb_len = 0;
-        int r = broker_worker_fetch(b, w, http_request_header(req, RP_HDR_REQUEST_KEY), &task, &pb, &pb_len);
+        int r = btask_worker_fetch(b, w, http_request_header(req, RP_HDR_REQUEST_KEY), &task, &pb, &pb_len);
 
         if (r < 0) {
                 send_error(resp, RP_CODE_UNAVAILABLE, "the task cannot be handed out now; try again");
@@ -243,7 +243,7 @@ static int handle(struct http_request *req, struct http_response *resp, void *ud
                 ret = fetch(b, w, method, req, resp, codec, gz_out);
         } else if (strcmp(method, RP_SVC_RUNNER "UpdateTask") == 0 ||
                    strcmp(method, RP_SVC_RUNNER "UpdateLog") == 0) {
-                r = broker_worker_relay(b, w, name, msg, body, len, req, codec, gz_out);
+                r = btask_worker_relay(b, w, name, msg, body, len, req, codec, gz_out);
                 if (r == 0)
                         ret = HTTP_DEFER;
                 else if (r == -EACCES)

@@ -1,12 +1,17 @@
 /* broker_int.h: the broker engine's internal types, shared by broker.c
- * (the upstream runner of each broker pool, held tasks, the engine
- * operations) and bendpoint.c (the runner-protocol endpoint workers talk
- * to). Not used outside src/engine/. */
+ * (each broker pool's runner upstream, its fetches, worker credentials,
+ * the engine operations), btask.c (a held task's life), bendpoint.c (the
+ * runner-protocol endpoint workers talk to) and bstatus.c. Not used
+ * outside src/engine/. */
 #pragma once
 
+#include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "daemon/daemon_int.h"
 #include "forge/rclient.h"
@@ -14,6 +19,9 @@
 #include "store/store.h"
 
 struct http_request;
+struct brelay_task;
+
+#define BROKER_TICK_MS 1000
 
 /* A worker's runner identity, minted by the broker: valid for its one
  * task, revoked when its instance ends. */
@@ -114,24 +122,91 @@ struct broker {
         char dir[PATH_MAX / 2];         /* state_dir/broker */
 };
 
-/* broker.c, for bendpoint.c */
+/* ---- small helpers ---- */
+
+static inline int64_t broker_now(const struct broker *b)
+{
+        return loop_now_ms(b->d->loop);
+}
+
+/* protojson int64: a string, or a number from a lenient peer; 0 when
+ * absent (protojson omits zeros). */
+static inline int64_t broker_j_i64(const json_t *o, const char *k)
+{
+        const json_t *v = json_object_get(o, k);
+
+        if (json_is_integer(v))
+                return (int64_t)json_integer_value(v);
+        if (json_is_string(v)) {
+                char *end;
+                errno = 0;
+                long long x = strtoll(json_string_value(v), &end, 10);
+                if (!errno && end != json_string_value(v) && !*end)
+                        return x;
+        }
+        return 0;
+}
+
+static inline int broker_j_set_i64(json_t *o, const char *k, int64_t v)
+{
+        char buf[24];
+
+        snprintf(buf, sizeof(buf), "%" PRId64, v);
+        return json_object_set_new(o, k, json_string(buf));
+}
+
+/* ---- broker.c ---- */
+
+/* The pool's configuration and index now (reloads move pools); NULL once
+ * its pool is gone. */
+struct dpool *broker_pool_of(struct bpool *bp);
 struct bworker *broker_worker_auth(struct broker *b, const char *uuid, const char *token);
+
+/* ---- btask.c ---- */
+
+struct btask *btask_add(struct broker *b, struct bpool *bp, const struct store_task *row);
+/* Frees a task (its calls cancelled); btask_forget also takes it off the
+ * broker's list. */
+void btask_free(struct btask *t);
+void btask_forget(struct broker *b, struct btask *t);
+struct btask *btask_by_handle(struct broker *b, const char *handle);
+struct btask *btask_by_id(struct broker *b, const struct bpool *bp, int64_t id);
+/* Writes the row (logs a failure); 0 or -errno. */
+int btask_save(struct broker *b, struct btask *t);
+/* Queues a row for the task's log (sent in order, retried until acked). */
+void btask_note(struct btask *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* What the task needs from the forge next; a task over and without a
+ * worker is forgotten. */
+void btask_kick(struct broker *b, struct btask *t);
+/* Reports the task failed upstream, with a note saying why (the row says
+ * finishing first). */
+void btask_fail(struct broker *b, struct btask *t, const char *reason, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+/* A task in a FetchTask answer (new, or fetched again after a restart);
+ * *ret_new counts the new ones. pbs: the answer's tasks as protobuf bytes
+ * (NULL in JSON). */
+void btask_take(struct broker *b, struct bpool *bp, const json_t *task, const char *key, size_t *ret_new,
+                const struct brelay_task *pbs, size_t n_pbs);
+/* Answers every worker call in flight upstream with unavailable. */
+void btask_drop_relays(struct btask *t);
+/* Every second: heartbeats, notes and reports due. */
+void btask_tick(struct broker *b, int64_t now);
+
 /* The worker's FetchTask: its task (a new reference) or NULL for none, and
  * its protobuf bytes when the forge sent them (borrowed; NULL otherwise).
  * 0, or -errno when the task cannot be handed out now (a store failure). */
-int broker_worker_fetch(struct broker *b, struct bworker *w, const char *request_key, json_t **ret_task,
-                        const void **ret_pb, size_t *ret_pb_len);
+int btask_worker_fetch(struct broker *b, struct bworker *w, const char *request_key, json_t **ret_task,
+                       const void **ret_pb, size_t *ret_pb_len);
 /* Relays the worker's UpdateLog/UpdateTask upstream; answers req when the
  * forge does. msg is the request decoded (protojson), body its bytes as
  * the worker sent them (inflated): when both sides speak proto the bytes
  * go on with only the row indexes changed, so fields this build does not
- * know pass through. 0 (deferred); -EACCES (another task's id), -ESTALE
- * (the worker has no task), -EPERM (it has not taken its task yet),
- * -ERANGE (a row index below 0 or too large to shift), or another -errno
- * (the forge cannot be reached now). */
-int broker_worker_relay(struct broker *b, struct bworker *w, const char *method, json_t *msg,
-                        const void *body, size_t len, struct http_request *req, enum rpcodec codec,
-                        bool gzip);
+ * know pass through. 0 (deferred), or -errno: -EACCES (another task's),
+ * -EPERM (the worker has not taken its task), -ERANGE (an index that
+ * cannot be shifted), -ESTALE (no task), -ENOTCONN (the pool has no
+ * runner now). */
+int btask_worker_relay(struct broker *b, struct bworker *w, const char *method, json_t *msg, const void *body,
+                       size_t len, struct http_request *req, enum rpcodec codec, bool gzip);
 
 /* bendpoint.c */
 int bendpoint_start(struct broker *b, const char *listen);
