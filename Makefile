@@ -20,7 +20,8 @@ build: setup $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 # The full suite: normal build with warnings as errors, then the same
-# tests under AddressSanitizer + UndefinedBehaviorSanitizer (leak checks on),
+# tests under AddressSanitizer + UndefinedBehaviorSanitizer (leak checks on;
+# FS_E2E_LIGHT: the end-to-end scenarios that run hundreds of jobs run fewer),
 # then each fuzz target briefly (a crash fails the run).
 test: setup
 	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) -Dwerror=true $(MESON_OPTS) >/dev/null
@@ -33,7 +34,7 @@ test: setup
 asan: setup
 	@[ -f $(ASAN_BUILD)/build.ninja ] || meson setup $(ASAN_BUILD) -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug $(MESON_OPTS) >/dev/null
 	ninja -C $(ASAN_BUILD)
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 FS_E2E_LIGHT=1 \
 		meson test -C $(ASAN_BUILD) --print-errorlogs --timeout-multiplier 3
 
 # libFuzzer targets (docs/fuzzing.md): clang, every file instrumented by

@@ -107,6 +107,10 @@ static int jobs_with_worker_rows(struct fx *fx, const long long *ids, int n)
 
 static void many_tasks(struct fx *fx, int per_pool)
 {
+        /* Under the sanitizers (make asan) a fifth: they look for memory
+         * errors, which the first tasks find as well as the 200th. */
+        if (getenv("FS_E2E_LIGHT"))
+                per_pool = per_pool / 5 > 2 ? per_pool / 5 : 2;
         long long *ids = calloc((size_t)per_pool * 2, sizeof(*ids));
         char name[64], steps[128], line[64];
 
