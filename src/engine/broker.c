@@ -1172,6 +1172,10 @@ static void on_relayed(void *ud, const struct rclient_result *res, json_t *resp)
         json_t *out = json_deep_copy(resp);
         if (out && strcmp(r->method, "UpdateLog") == 0) {
                 int64_t ack = j_i64(resp, "ackIndex");
+                /* The end of dispatch: bench/broker-mode times it from
+                 * "task fetched". */
+                if (ack > t->row.prelude_rows && t->row.log_acked <= t->row.prelude_rows)
+                        log_debug("broker", "first worker row acked", KI("task", t->row.task_id));
                 if (ack > t->row.log_acked)
                         t->row.log_acked = ack;
                 int64_t wack = ack - t->row.prelude_rows;
