@@ -372,7 +372,7 @@ run_idle() {
         rss=$(proc_field "$FS_PID" VmRSS)
         pss=$(rollup_field "$FS_PID" Pss)
         R "broker: pools (runners on the forge) / poll_interval" "$pools / $(awk '/poll_interval/ { print $2; exit }' "$W/forgescale.yaml" | grep . || echo '2s (default)')"
-        R "broker: start-up requests (first 3 s)" "$(jq '[.requests[]] | add // 0' "$W/stats.broker.startup")"
+        R "broker: start-up requests (start to 3 s after ready)" "$(jq '[.requests[]] | add // 0' "$W/stats.broker.startup")"
         R "broker: measured window, s" "$b_dur"
         R "broker: forge requests/min (all)" "$(awk -v n="$b_all" -v d="$b_dur" 'BEGIN { printf "%.1f", n * 60 / d }')"
         R "broker:   FetchTask/min" "$(awk -v n="$b_fetch" -v d="$b_dur" 'BEGIN { printf "%.1f", n * 60 / d }')"
@@ -422,7 +422,7 @@ run_idle() {
         d_all=$(jq '[.requests[]] | add // 0' "$W/stats.daemons.json")
         d_fetch=$(jq '[.requests | to_entries[] | select(.key | endswith("/FetchTask")) | .value] | add // 0' "$W/stats.daemons.json")
         R "runners: polling processes alive at the end" "$alive / $daemons"
-        R "runners: start-up requests (first 3 s)" "$(jq '[.requests[]] | add // 0' "$W/stats.daemons.startup")"
+        R "runners: start-up requests (registrations to 3 s after)" "$(jq '[.requests[]] | add // 0' "$W/stats.daemons.startup")"
         R "runners: measured window, s" "$d_dur"
         R "runners: forge requests/min (all)" "$(awk -v n="$d_all" -v d="$d_dur" 'BEGIN { printf "%.1f", n * 60 / d }')"
         R "runners:   FetchTask/min" "$(awk -v n="$d_fetch" -v d="$d_dur" 'BEGIN { printf "%.1f", n * 60 / d }')"
@@ -484,12 +484,16 @@ run_dispatch() {
         R "fetched -> first worker row acked p90, ms" "$(pct 90 <"$W/d.total")"
         R "fetched -> first worker row acked p99, ms" "$(pct 99 <"$W/d.total")"
         R "fetched -> first worker row acked max, ms" "$(pct 100 <"$W/d.total")"
-        R "  fetched -> worker took its task p50 / p99, ms" "$(pct 50 <"$W/d.launch") / $(pct 99 <"$W/d.launch")"
-        R "  took -> first worker row acked p50 / p99, ms" "$(pct 50 <"$W/d.first") / $(pct 99 <"$W/d.first")"
-        R "  (before: job created -> task fetched p50 / p99, ms)" "$(pct 50 <"$W/d.poll") / $(pct 99 <"$W/d.poll")"
+        R "  fetched -> worker took its task p50, ms" "$(pct 50 <"$W/d.launch")"
+        R "  fetched -> worker took its task p99, ms" "$(pct 99 <"$W/d.launch")"
+        R "  took -> first worker row acked p50, ms" "$(pct 50 <"$W/d.first")"
+        R "  took -> first worker row acked p99, ms" "$(pct 99 <"$W/d.first")"
+        R "(before: job created -> task fetched p50, ms)" "$(pct 50 <"$W/d.poll")"
+        R "(before: job created -> task fetched p99, ms)" "$(pct 99 <"$W/d.poll")"
         R "tasks with first ack > 1 s after the worker took it" "$(awk '$1 > 1000' "$W/d.first" | wc -l)"
         R "window (first job -> drained), s" "$(secs "$t0" "$t2")"
-        R "daemon CPU in window / per task, s / ms" "$(cpu_s "$c0" "$c1") / $(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / hz * 1000 / n }')"
+        R "daemon CPU in window, s" "$(cpu_s "$c0" "$c1")"
+        R "daemon CPU per task, ms" "$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / hz * 1000 / n }')"
         R "workers' CPU (reaped children), s" "$(cpu_s "$wc0" "$wc1")"
         R "daemon peak RSS (VmHWM), KiB" "$(proc_field "$FS_PID" VmHWM)"
         common_results
