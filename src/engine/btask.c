@@ -519,6 +519,10 @@ static void note_answer(struct broker *b, struct btask *t, bool log, int64_t ack
 {
         t->last_up = broker_now(b);
         if (log) {
+                /* The end of dispatch: bench/broker-mode times it from
+                 * "task fetched". */
+                if (ack > t->row.prelude_rows && t->row.log_acked <= t->row.prelude_rows)
+                        log_debug("broker", "first worker row acked", KI("task", t->row.task_id));
                 if (ack > t->row.log_acked)
                         t->row.log_acked = ack;
                 return;
