@@ -284,14 +284,35 @@ static void access_log(const struct http_access *a, void *ud)
                           KI("status", a->status), KI("ms", a->duration_ms));
 }
 
+/* Connections the endpoint takes: a worker keeps one (two while a call
+ * overlaps a report), and every local worker, or every worker of one
+ * container host, comes from the same address, so there is no limit per
+ * address below the total (every call but Ping is authenticated). Sized
+ * for the broker pools' max_runners with room for pools a reload adds. */
+static unsigned connections_for(const struct daemon *d)
+{
+        uint64_t workers = 0;
+
+        for (size_t p = 0; p < d->cfg->n_pools; p++)
+                if (d->cfg->pools[p].mode == CONFIG_MODE_BROKER && d->cfg->pools[p].max_runners > 0)
+                        workers += (uint64_t)d->cfg->pools[p].max_runners;
+        uint64_t n = 2 * workers + 64;
+        return n < 4096 ? 4096 : n > 1000000 ? 1000000 : (unsigned)n;
+}
+
 int bendpoint_start(struct broker *b, const char *listen)
 {
+        unsigned conns = connections_for(b->d);
         struct http_server_config cfg = {
                 .listen = listen, .max_body = BODY_MAX, .max_response = BODY_MAX * 2,
                 .access_log = access_log,
-                /* One worker keeps a connection or two; many workers on
-                 * one host (a container host) share its address. */
-                .max_per_client = 256, .max_connections = 1024,
+                .max_per_client = conns, .max_connections = conns,
+                /* A burst of workers starting at once connects at once. */
+                .listen_backlog = (int)(conns < 65535 ? conns : 65535),
+                /* A worker's headers are a few hundred bytes; the pool
+                 * each connection holds for them is the endpoint's memory
+                 * per worker. */
+                .max_header = 8u << 10,
         };
         int r = http_server_new(b->d->loop, &cfg, &b->http);
 

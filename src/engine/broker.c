@@ -737,6 +737,8 @@ static int bop_start(struct daemon *d, struct inst *in, int kind)
 {
         in->engine_op = kind;
         in->engine_timer = loop_timer_add(d->loop, 0, bop_fire, in);
+        if (in->engine_timer && kind == BOP_ACQUIRE)
+                d->broker->acquiring++;
         return in->engine_timer ? 0 : -ENOMEM;
 }
 
@@ -840,6 +842,7 @@ static void bop_fire(struct loop *l, void *ud)
         in->engine_timer = NULL;
         switch (in->engine_op) {
         case BOP_ACQUIRE:
+                d->broker->acquiring--;
                 acquired(d, in);
                 break;
         case BOP_CHECK:
@@ -868,16 +871,24 @@ static int broker_release(struct daemon *d, struct inst *in)
 
 static void broker_cancel(struct inst *in)
 {
-        if (in->engine_timer)
+        if (in->engine_timer) {
                 loop_timer_cancel(in->d->loop, in->engine_timer);
+                if (in->engine_op == BOP_ACQUIRE && in->d->broker)
+                        in->d->broker->acquiring--;
+        }
         in->engine_timer = NULL;
 }
 
-/* Acquiring is local (credentials minted here): the fetch already paced
- * what the forge sees. */
+/* Each acquisition starts its worker at once, and starting a process
+ * holds the loop until the child has exec'd (long on a loaded machine):
+ * a few per loop pass, so that the workers already started are answered
+ * in between (a burst of 500 left workers' first calls unanswered for
+ * 10 s). The forge was already paced by the fetch. */
+#define ACQUIRE_BATCH 16
+
 static int broker_slots(const struct daemon *d, int pool)
 {
-        return INT_MAX / 2;
+        return d->broker ? ACQUIRE_BATCH - d->broker->acquiring : 0;
 }
 
 const struct engine_ops engine_broker_ops = {

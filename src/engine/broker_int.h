@@ -119,6 +119,7 @@ struct broker {
         enum rpcodec upstream_codec;
         int worker_retries;
         struct loop_timer *timer;       /* heartbeats and retries, every second */
+        int acquiring;                  /* acquisitions whose answer is to come */
         char dir[PATH_MAX / 2];         /* state_dir/broker */
 };
 

@@ -204,7 +204,7 @@ int http_server_parse_listen(const char *s, struct sockaddr_storage *ret_addr,
         return hostport_sockaddr(&hp, ret_addr, ret_len);
 }
 
-static int bind_socket(struct sockaddr_storage *ss, socklen_t len, bool any, int *ret_fd,
+static int bind_socket(struct sockaddr_storage *ss, socklen_t len, bool any, int backlog, int *ret_fd,
                        uint16_t *ret_port)
 {
         int fd, one = 1, zero = 0, r;
@@ -220,7 +220,7 @@ static int bind_socket(struct sockaddr_storage *ss, socklen_t len, bool any, int
         if (ss->ss_family == AF_INET6 &&
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof(int)) < 0)
                 goto err;
-        if (bind(fd, (struct sockaddr *)ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0 ||
+        if (bind(fd, (struct sockaddr *)ss, len) < 0 || listen(fd, backlog) < 0 ||
             getsockname(fd, (struct sockaddr *)&got, &gl) < 0)
                 goto err;
         *ret_port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
@@ -805,7 +805,7 @@ int http_server_new(struct loop *l, const struct http_server_config *cfg,
 
         any = ss.ss_family == AF_INET6 &&
               IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
-        r = bind_socket(&ss, len, any, &fd, &s->port);
+        r = bind_socket(&ss, len, any, cfg->listen_backlog > 0 ? cfg->listen_backlog : LISTEN_BACKLOG, &fd, &s->port);
         if (r == -EAFNOSUPPORT && any) {
                 /* No IPv6 on this host: "every interface" means IPv4 ones. */
                 struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
@@ -815,7 +815,8 @@ int http_server_new(struct loop *l, const struct http_server_config *cfg,
                 a4->sin_port = port;
                 a4->sin_addr.s_addr = htonl(INADDR_ANY);
                 len = sizeof(*a4);
-                r = bind_socket(&ss, len, false, &fd, &s->port);
+                r = bind_socket(&ss, len, false, cfg->listen_backlog > 0 ? cfg->listen_backlog : LISTEN_BACKLOG, &fd,
+                                &s->port);
         }
         if (r < 0)
                 goto err;

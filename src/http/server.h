@@ -60,6 +60,8 @@ struct http_server_config {
         size_t max_header;          /* per-connection memory for the request line and
                                      * headers (431 above); 0: HTTP_DEFAULT_MAX_HEADER */
         size_t max_response;        /* response body cap; 0: HTTP_DEFAULT_MAX_RESPONSE */
+        int listen_backlog;         /* connections the kernel queues before accept
+                                     * (capped by net.core.somaxconn); 0: 128 */
         http_access_log_fn access_log;  /* optional */
         void *access_log_ud;
 };
