@@ -815,6 +815,12 @@ static void released(struct daemon *d, struct inst *in)
                         btask_fail(b, t, "worker_exited",
                                   "forgescale: worker %s ended (exit status %d) before reporting a result; "
                                   "the job failed", in->row.name, in->row.exit_code);
+                } else if (t->row.state == STORE_TASK_RUNNING) {
+                        /* The forge ended it (a heartbeat heard so) and its
+                         * worker is gone: nothing is left to report. */
+                        t->row.state = STORE_TASK_DONE;
+                        if (btask_save(b, t) < 0)
+                                t->row.state = STORE_TASK_RUNNING;
                 } else if (t->row.state == STORE_TASK_HELD) {
                         t->row.instance[0] = '\0';
                         if (t->row.attempts > b->worker_retries) {

@@ -21,6 +21,7 @@
 
 #include "daemon/daemon_int.h"
 #include "engine/broker.h"
+#include "engine/broker_int.h"
 #include "forge/rclient.h"
 #include "http/hmulti.h"
 #include "sim.h"
@@ -517,6 +518,42 @@ static void worker_never_connects(void **state)
         assert_int_equal(log_rows(e, job, "no worker connected (1 started", &prelude), 1);
 }
 
+static bool upstream_said_final(struct env *e)
+{
+        struct btask *t = e->d.broker->n_tasks ? e->d.broker->tasks[0] : NULL;
+        return t && t->upstream_final && !t->state_call;
+}
+
+/* A job cancelled while its worker runs silently: the heartbeat hears it;
+ * when the worker is gone the task is over, not left running. */
+static void cancelled_while_silent(void **state)
+{
+        struct env *e = *state;
+        long long job = make_job(e);
+        char handle[32];
+
+        room(e, 1);
+        run_until(e, one_held, "a held task");
+        launch_for_task(e, handle);
+        long long task_id = strtoll(handle + 5, NULL, 10);
+        worker_client(e, RCLIENT_PROTO);
+        struct answer a = call(e, RP_SVC_RUNNER "FetchTask", "{}", NULL);
+        assert_non_null(json_object_get(a.resp, "task"));
+        json_decref(a.resp);
+        assert_int_equal(sim_cancel_job(e->sim, job), 0);
+        /* Long after its last word: a heartbeat goes out. */
+        btask_tick(e->d.broker, loop_now_ms(e->d.loop) + 31000);
+        run_until(e, upstream_said_final, "the heartbeat's answer");
+        emit(PROVIDER_EV_EXITED, (struct provider_exit){ .kind = PROVIDER_EXIT_SIGNAL, .signal = 15 });
+        run_until(e, gone, "the instance's end");
+        struct store_task row;
+        assert_int_equal(store_task_get(e->d.store, "sim", task_id, &row), 0);
+        assert_int_equal(row.state, STORE_TASK_DONE);
+        json_t *j = job_of(e, job);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "cancelled");
+        json_decref(j);
+}
+
 /* A worker reports only on its own task, with its own token. */
 static void worker_limits(void **state)
 {
@@ -553,6 +590,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(worker_dies_mid_task, setup, teardown),
                 cmocka_unit_test_setup_teardown(worker_never_connects, setup_no_retries, teardown),
                 cmocka_unit_test_setup_teardown(worker_limits, setup, teardown),
+                cmocka_unit_test_setup_teardown(cancelled_while_silent, setup, teardown),
         };
         httpc_global_init();
         return cmocka_run_group_tests(tests, NULL, NULL);
