@@ -17,6 +17,7 @@
 #include "forge/rclient.h"
 #include "forge/rpcodec.h"
 #include "store/store.h"
+#include "util/strutil.h"
 
 struct http_request;
 struct brelay_task;
@@ -138,13 +139,9 @@ static inline int64_t broker_j_i64(const json_t *o, const char *k)
 
         if (json_is_integer(v))
                 return (int64_t)json_integer_value(v);
-        if (json_is_string(v)) {
-                char *end;
-                errno = 0;
-                long long x = strtoll(json_string_value(v), &end, 10);
-                if (!errno && end != json_string_value(v) && !*end)
-                        return x;
-        }
+        int64_t x;
+        if (json_is_string(v) && strutil_parse_i64(json_string_value(v), &x) == 0)
+                return x;
         return 0;
 }
 

@@ -1085,21 +1085,6 @@ static int dup_str(struct walk *w, const ProtobufCMessageDescriptor *d, const ch
         return 0;
 }
 
-static int parse_i64(const char *s, int64_t *ret)
-{
-        char *end;
-        long long v;
-
-        if (!*s || isspace((unsigned char)*s))
-                return -EINVAL;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno || *end)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 static int parse_u64(const char *s, uint64_t *ret)
 {
         char *end;
@@ -1122,7 +1107,7 @@ static int json_int(const json_t *v, int64_t lo, int64_t hi, int64_t *ret)
 
         if (json_is_integer(v))
                 x = json_integer_value(v);
-        else if (!json_is_string(v) || parse_i64(json_string_value(v), &x) < 0)
+        else if (!json_is_string(v) || strutil_parse_i64(json_string_value(v), &x) < 0)
                 return -EINVAL;
         if (x < lo || x > hi)
                 return -EINVAL;

@@ -6,6 +6,7 @@
 
 #include "util/base64.h"
 #include "util/rfc3339.h"
+#include "util/strutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -89,21 +90,6 @@ static int get_str(const json_t *o, const char *camel, const char *snake,
         return *ret ? 0 : -ENOMEM;
 }
 
-static int parse_i64_str(const char *s, int64_t *ret)
-{
-        char *end;
-        long long v;
-
-        if (!*s || isspace((unsigned char)*s))
-                return -EINVAL;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno || *end)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 static int get_i64(const json_t *o, const char *camel, const char *snake,
                    int64_t *ret, char *err, size_t errlen)
 {
@@ -115,7 +101,7 @@ static int get_i64(const json_t *o, const char *camel, const char *snake,
                 *ret = json_integer_value(v);
                 return 0;
         }
-        if (json_is_string(v) && parse_i64_str(json_string_value(v), ret) == 0)
+        if (json_is_string(v) && strutil_parse_i64(json_string_value(v), ret) == 0)
                 return 0;
         seterr(err, errlen, "field \"%s\": expected an int64 (decimal string or integer)", camel);
         return -EINVAL;

@@ -1,6 +1,7 @@
 /* strutil.c: see strutil.h. Owns nothing but the helpers; never logs. */
 #include "util/strutil.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,4 +40,19 @@ const char *strutil_printable(const char *s, char *buf, size_t n)
         }
         buf[o] = '\0';
         return buf;
+}
+
+int strutil_parse_i64(const char *s, int64_t *ret)
+{
+        char *end;
+        long long v;
+
+        if (!*s || isspace((unsigned char)*s))
+                return -EINVAL;
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno || *end)
+                return -EINVAL;
+        *ret = v;
+        return 0;
 }

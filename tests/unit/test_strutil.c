@@ -31,6 +31,22 @@ static void dup_or_null(void **state)
 }
 
 /* Terminal escapes from a server never reach the terminal. */
+/* Whole decimal int64s only: protojson's int64 strings. */
+static void parse_i64(void **state)
+{
+        int64_t v = 7;
+
+        assert_int_equal(strutil_parse_i64("-12", &v), 0);
+        assert_int_equal(v, -12);
+        assert_int_equal(strutil_parse_i64("9223372036854775807", &v), 0);
+        assert_true(v == INT64_MAX);
+        v = 7;
+        const char *bad[] = { "", " 1", "1 ", "1x", "0x10", "9223372036854775808", "-", NULL };
+        for (size_t i = 0; bad[i]; i++)
+                assert_int_equal(strutil_parse_i64(bad[i], &v), -EINVAL);
+        assert_int_equal(v, 7);
+}
+
 static void printable(void **state)
 {
         char buf[32];
@@ -49,6 +65,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(dup_or_null),
                 cmocka_unit_test(printable),
+                cmocka_unit_test(parse_i64),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
