@@ -613,12 +613,17 @@ static void fetch(struct bpool *bp)
                         /* Stored before the request: an answer lost to a
                          * crash is fetched again with this key. */
                         if ((r = store_fetch_insert(d->store, &f)) < 0) {
-                                log_error("broker", "cannot store the fetch's request key; not fetching",
-                                          KS("pool", bp->name), KERR(r));
+                                /* Once per outage: a full disk fails every
+                                 * second, like the instances' saves. */
+                                if (!bp->store_failing)
+                                        log_error("broker", "cannot store the fetch's request key; not fetching",
+                                                  KS("pool", bp->name), KERR(r));
+                                bp->store_failing = true;
                                 bp->fetch_key[0] = '\0';
                                 bp_schedule(bp, 1000);
                                 return;
                         }
+                        bp->store_failing = false;
                 }
                 key = bp->fetch_key;
                 capacity = bp->room;

@@ -98,6 +98,7 @@ struct bpool {
         size_t n_recover, cap_recover;
         int room;                       /* tasks the scaler has room for */
         int failures;
+        bool store_failing;             /* the latest fetch key could not be stored */
         int64_t next_fetch;             /* monotonic */
         struct loop_timer *timer;
         bool removed;                   /* its pool is gone: nothing new; its
