@@ -196,6 +196,9 @@ static int setup(void **state)
         assert_non_null(d->metrics = metrics_new());
         assert_non_null(d->m_launches = metrics_counter(d->metrics, "forgescale_launches_total", "t",
                                                         2, (const char *[]){ "pool", "result" }));
+        assert_non_null(d->m_wstart = metrics_histogram(d->metrics, "forgescale_worker_start_seconds", "t",
+                                                        1, (const char *[]){ "provider" }, 1,
+                                                        (const double[]){ 1 }));
         *state = e;
         return 0;
 }
@@ -338,6 +341,9 @@ static void job_runs_and_the_instance_ends_done(void **state)
 
         emit(PROVIDER_EV_STARTED, (struct provider_exit){ 0 });
         assert_int_equal(row_of(e, name).state, STORE_WAITING);
+        double starts = 0;      /* the provider's part of the launch, by provider */
+        assert_int_equal(metrics_get(e->d.m_wstart, (const char *[]){ "local" }, &starts), 0);
+        assert_true(starts == 1);
         emit(PROVIDER_EV_EXITED, (struct provider_exit){ .kind = PROVIDER_EXIT_CODE, .code = 0 });
         run_until(e, gone, "the instance's end");
         struct store_instance row = row_of(e, name);
