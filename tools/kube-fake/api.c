@@ -461,7 +461,7 @@ void api_delete(struct kreq *rq, struct kresp *rs, enum kres r)
         json_t *opts = NULL;
         const char *policy = q(rq, "propagationPolicy"), *gps = q(rq, "gracePeriodSeconds");
         int64_t grace = -1;
-        char why[512];
+        char why[512], polbuf[32];
         const char *reason = "BadRequest";
 
         if (rq->body_len > 0) {
@@ -483,8 +483,12 @@ void api_delete(struct kreq *rq, struct kresp *rs, enum kres r)
                         httpd_reject(kf, rq->path, why);
                         return;
                 }
-                if (json_string_value(json_object_get(opts, "propagationPolicy")))
-                        policy = json_string_value(json_object_get(opts, "propagationPolicy"));
+                if (json_string_value(json_object_get(opts, "propagationPolicy"))) {
+                        /* Copied: opts is released before the policy is used. */
+                        snprintf(polbuf, sizeof(polbuf), "%s",
+                                 json_string_value(json_object_get(opts, "propagationPolicy")));
+                        policy = polbuf;
+                }
                 if (json_is_integer(json_object_get(opts, "gracePeriodSeconds")))
                         grace = json_integer_value(json_object_get(opts, "gracePeriodSeconds"));
         }

@@ -38,24 +38,6 @@ static void fail(char *dst, const char *path, const char *fmt, ...)
         snprintf(dst, 1024, "%s: %s", path, msg);
 }
 
-/* ---- the schema table ---------------------------------------------------- */
-
-const struct kschema_type *kschema_type(const char *name)
-{
-        for (size_t i = 0; i < kschema_ntypes; i++)
-                if (strcmp(kschema_types[i].name, name) == 0)
-                        return &kschema_types[i];
-        return NULL;
-}
-
-const struct kschema_field *kschema_field(const struct kschema_type *t, const char *name)
-{
-        for (size_t i = 0; i < t->nfields; i++)
-                if (strcmp(t->fields[i].name, name) == 0)
-                        return &t->fields[i];
-        return NULL;
-}
-
 static const char *json_kind(json_t *v)
 {
         switch (json_typeof(v)) {
