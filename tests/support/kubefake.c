@@ -687,6 +687,27 @@ int kubefake_watch_open(struct kubefake *kf, const char *path, struct kubefake_w
         curl_easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, &w->b);
         curl_multi_add_handle(w->multi, w->easy);
+        /* Return once the answer's headers came: the watch is registered on
+         * the server then, so a change made next is never missed. */
+        double deadline = now_s() + 5.0;
+        while (!w->done && kubefake_watch_status(w) == 0) {
+                int running = 0, nfds = 0, q;
+                CURLMsg *m;
+                if (now_s() > deadline) {
+                        kubefake_watch_close(w);
+                        return -ETIMEDOUT;
+                }
+                curl_multi_perform(w->multi, &running);
+                while ((m = curl_multi_info_read(w->multi, &q)))
+                        if (m->msg == CURLMSG_DONE) {
+                                w->done = true;
+                                w->result = m->data.result;
+                        }
+                if (!running)
+                        w->done = true;
+                else
+                        curl_multi_poll(w->multi, NULL, 0, 20, &nfds);
+        }
         *ret = w;
         return 0;
 }

@@ -99,7 +99,9 @@ int kubefake_request(struct kubefake *kf, enum kubefake_auth auth, const char *m
 int kubefake_request_token(struct kubefake *kf, const char *token, const char *method,
                            const char *path, const char *body, struct kubefake_resp *ret);
 
-/* A streaming watch (path carries ?watch=1...), with the current token. */
+/* A streaming watch (path carries ?watch=1...), with the current token.
+ * Returns once the response's headers arrived (the watch is registered on
+ * the server), -ETIMEDOUT after 5 s without them. */
 struct kubefake_watch;
 int kubefake_watch_open(struct kubefake *kf, const char *path, struct kubefake_watch **ret);
 /* The next event ({"type", "object"}; caller releases). Returns 0,

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/select.h>
 
 #include "http/router.h"
@@ -107,6 +108,21 @@ static const char *query_get(void *conn, const char *name)
 void httpd_wake(void *conn)
 {
         MHD_resume_connection(conn);
+}
+
+/* A suspended stream's client may have gone: MHD does not watch suspended
+ * sockets, so look for EOF (or anything: an HTTP/1.1 client sends nothing
+ * while a response streams, a TLS close_notify included). */
+bool httpd_peer_gone(void *conn)
+{
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct pollfd p;
+
+        if (!ci)
+                return false;
+        p = (struct pollfd){ .fd = ci->connect_fd, .events = POLLIN | POLLRDHUP };
+        return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
 }
 
 void httpd_reject(struct kf *kf, const char *path, const char *reason)

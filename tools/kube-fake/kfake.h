@@ -139,6 +139,7 @@ struct httpd *httpd_start(struct kf *kf, int listen_fd, const char *cert_pem, co
 bool httpd_run(struct httpd *h, int extra_fd, int max_ms);
 void httpd_stop(struct httpd *h);
 void httpd_wake(void *conn);            /* resume a suspended streaming connection */
+bool httpd_peer_gone(void *conn);       /* a suspended stream's client closed */
 void httpd_reject(struct kf *kf, const char *path, const char *reason);
 
 /* ---- api.c: the Kubernetes resources and /_fake/ ---- */

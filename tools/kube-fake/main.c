@@ -153,6 +153,8 @@ static int serve(struct kf *kf, const char *listen_addr, const char *cert, const
                         store_watches_tick(kf);
                         for (struct kstream *s = kf->streams; s; s = s->next)
                                 if (s->suspended) {
+                                        if (httpd_peer_gone(s->conn))
+                                                s->left = 0;
                                         s->suspended = false;
                                         httpd_wake(s->conn);
                                 }
@@ -177,7 +179,9 @@ int main(int argc, char **argv)
         const char *listen_addr = NULL, *root = NULL, *token = NULL, *cert = NULL, *key = NULL;
         const char *ca = NULL, *level = "info";
         enum log_level lvl;
-        struct kf kf = { .schedulable = true };
+        /* A real cluster's first list never says "0" (which clients read as
+         * "any version"): start as if the namespace had just been made. */
+        struct kf kf = { .schedulable = true, .rv = 1 };
         int rc;
 
         log_init(LOG_INFO, LOG_FMT_LOGFMT);

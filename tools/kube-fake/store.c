@@ -294,6 +294,8 @@ void store_watches_tick(struct kf *kf)
                                 watch_queue(w, "BOOKMARK", bm);
                         json_decref(bm);
                 }
+                if (w->suspended && !w->closing && httpd_peer_gone(w->conn))
+                        w->closing = w->abort = true;
                 if (w->suspended && (w->closing || w->len > w->off)) {
                         w->suspended = false;
                         httpd_wake(w->conn);
