@@ -735,6 +735,16 @@ int kubefake_watch_next(struct kubefake_watch *w, long timeout_ms, json_t **ret_
                         *ret_event = ev;
                         return 0;
                 }
+                if (w->done && w->b.p && w->off < w->b.len && w->result == CURLE_OK) {
+                        /* A last object without a newline: a non-watch answer (an
+                         * error Status) or the stream's end. */
+                        json_t *ev = json_loadb(w->b.p + w->off, w->b.len - w->off, 0, NULL);
+                        w->off = w->b.len;
+                        if (!ev)
+                                return -EPROTO;
+                        *ret_event = ev;
+                        return 0;
+                }
                 if (w->done)
                         return w->result == CURLE_OK ? -EPIPE : -ECONNRESET;
                 double left = deadline - now_s();

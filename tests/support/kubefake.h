@@ -104,7 +104,8 @@ int kubefake_request_token(struct kubefake *kf, const char *token, const char *m
  * the server), -ETIMEDOUT after 5 s without them. */
 struct kubefake_watch;
 int kubefake_watch_open(struct kubefake *kf, const char *path, struct kubefake_watch **ret);
-/* The next event ({"type", "object"}; caller releases). Returns 0,
+/* The next event ({"type", "object"}; caller releases; a non-200 answer's
+ * body, a Status, comes as one last "event"). Returns 0,
  * -ETIMEDOUT when none came within timeout_ms, -EPIPE when the stream ended
  * cleanly, -ECONNRESET when it broke, -EPROTO on a line that is not JSON. */
 int kubefake_watch_next(struct kubefake_watch *w, long timeout_ms, json_t **ret_event);
