@@ -153,10 +153,12 @@ static void env_is_exact_and_remapped(void **state)
 {
         const char *argv[] = { "/usr/bin/env", NULL };
         const char *env[] = { "A", "1", "TOKEN_FILE", "/var/run/forgescale/token", "B",
-                              "$(A)-two", NULL };
+                              "$(A)-two", "URL", "file:/var/run/forgescale/token",
+                              "OPT", "--t=/var/run/forgescale", "NOT", "x/var/run/forgescale/t",
+                              "NOR", "/var/run/forgescaled", NULL };
         char *job = kfx_job("envjob", "busybox", argv, env, "env-token", NULL);
         json_t *pod;
-        char *log, want[1024], podname[128];
+        char *log, want[2048], podname[128];
 
         (void)state;
         assert_int_equal(kfx_post(SECRETS, "{\"metadata\":{\"name\":\"env-token\"},"
@@ -170,9 +172,13 @@ static void env_is_exact_and_remapped(void **state)
         log = pod_log(podname, NULL);
         snprintf(want, sizeof(want),
                  "A=1\nTOKEN_FILE=%s/pods/" NS "/%s/volumes/token/token\nB=1-two\n"
+                 "URL=file:%s/pods/" NS "/%s/volumes/token/token\n"
+                 "OPT=--t=%s/pods/" NS "/%s/volumes/token\n"
+                 "NOT=x/var/run/forgescale/t\nNOR=/var/run/forgescaled\n"
                  "HOSTNAME=%s\nKUBERNETES_SERVICE_HOST=127.0.0.1\nKUBERNETES_SERVICE_PORT=%d\n"
                  "KUBERNETES_SERVICE_PORT_HTTPS=%d\n",
-                 kubefake_root(kfx), podname, podname, kubefake_port(kfx), kubefake_port(kfx));
+                 kubefake_root(kfx), podname, kubefake_root(kfx), podname, kubefake_root(kfx),
+                 podname, podname, kubefake_port(kfx), kubefake_port(kfx));
         assert_string_equal(log, want);
         free(log);
         json_t *j = kfx_wait_job_condition(NS, "envjob", "Complete", 3000);

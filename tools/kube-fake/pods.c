@@ -492,7 +492,8 @@ struct mount {
         char host[2304];        /* the materialised folder */
 };
 
-static const char *remap(const struct mount *m, size_t n, const char *v, char *buf, size_t len)
+/* The longest mountPath at v that ends there or at a '/': its length. */
+static const struct mount *mount_at(const struct mount *m, size_t n, const char *v, size_t *ret_len)
 {
         const struct mount *best = NULL;
         size_t bl = 0;
@@ -506,9 +507,39 @@ static const char *remap(const struct mount *m, size_t n, const char *v, char *b
                         bl = l;
                 }
         }
-        if (!best)
+        *ret_len = bl;
+        return best;
+}
+
+/* Replaces a mountPath by its materialised folder where it starts the
+ * value or follows ':' or '=' ("file:/var/run/x", "--token=/var/run/x"):
+ * the forms a path takes in argv and env. Returns v itself when nothing
+ * matched, else buf; a result that does not fit keeps v. */
+static const char *remap(const struct mount *m, size_t n, const char *v, char *buf, size_t len)
+{
+        size_t o = 0, ml;
+        bool any = false;
+
+        for (const char *p = v; *p;) {
+                const struct mount *mt = NULL;
+                if (p == v || p[-1] == ':' || p[-1] == '=')
+                        mt = mount_at(m, n, p, &ml);
+                if (mt) {
+                        int w = snprintf(buf + o, len - o, "%s", mt->host);
+                        if (w < 0 || (size_t)w >= len - o)
+                                return v;
+                        o += (size_t)w;
+                        p += ml;
+                        any = true;
+                        continue;
+                }
+                if (o + 1 >= len)
+                        return v;
+                buf[o++] = *p++;
+        }
+        if (!any)
                 return v;
-        snprintf(buf, len, "%s%s", best->host, v + bl);
+        buf[o] = '\0';
         return buf;
 }
 
