@@ -320,6 +320,57 @@ static void dry_run_stores_nothing(void **state)
         assert_int_equal(kfx_get(JOBS "/dry", NULL), 404);
 }
 
+/* Bad input is refused with a reason, and the fake keeps serving. */
+static void bad_input_refused(void **state)
+{
+        static const char *const bodies[] = {
+                "", "null", "\"job\"", "{\"metadata\": []}", "{\"spec\": {\"template\": 5}}",
+                "{\"metadata\":{\"name\":\"x\"},\"spec\":{\"template\":{\"spec\":"
+                "{\"containers\":{}}}}}",
+                "{\"metadata\":{\"name\":\"\\u0000\"}}", "\xff\xfe{}",
+        };
+        struct kubefake_resp r;
+        char *big;
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+                assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "POST", JOBS,
+                                                  bodies[i], &r), 0);
+                if (r.status != 400 && r.status != 422)
+                        fail_msg("body %zu: status %ld", i, r.status);
+                assert_non_null(json_object_get(r.json, "message"));
+                kubefake_resp_done(&r);
+        }
+        big = malloc(4u << 20);
+        assert_non_null(big);
+        memset(big, ' ', 4u << 20);
+        big[(4u << 20) - 1] = '\0';
+        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "POST", SECRETS, big, &r), 0);
+        assert_int_equal(r.status, 413);
+        kubefake_resp_done(&r);
+        free(big);
+        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "PUT", JOBS "/x", "{}", &r),
+                         0);
+        assert_int_equal(r.status, 405);
+        kubefake_resp_done(&r);
+        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "GET", "/apis/apps/v1/x",
+                                          NULL, &r), 0);
+        assert_int_equal(r.status, 404);
+        kubefake_resp_done(&r);
+        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "GET",
+                                          SECRETS "?resourceVersion=abc", NULL, &r), 0);
+        assert_int_equal(r.status, 400);
+        kubefake_resp_done(&r);
+        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "GET",
+                                          SECRETS "?fieldSelector=spec.x%3Dy", NULL, &r), 0);
+        assert_int_equal(r.status, 400);
+        kubefake_resp_done(&r);
+        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "GET", "/version", NULL, &r),
+                         0);
+        assert_int_equal(r.status, 200);
+        kubefake_resp_done(&r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -334,6 +385,7 @@ int main(void)
                 cmocka_unit_test(delete_options_are_strict),
                 cmocka_unit_test(rejections_are_listed),
                 cmocka_unit_test(dry_run_stores_nothing),
+                cmocka_unit_test(bad_input_refused),
         };
         return cmocka_run_group_tests(tests, kfx_setup, kfx_teardown);
 }

@@ -277,6 +277,28 @@ static void timeout_seconds_ends_watch(void **state)
         kubefake_watch_close(w);
 }
 
+static void bookmarks_when_asked(void **state)
+{
+        struct kubefake_watch *w;
+        json_t *ev = NULL;
+        long long rv = list_rv(SECRETS);
+        char path[256];
+
+        (void)state;
+        snprintf(path, sizeof(path), SECRETS "?watch=1&resourceVersion=%lld&"
+                 "allowWatchBookmarks=true&labelSelector=none%%3Dnone", rv);
+        assert_int_equal(kubefake_watch_open(kfx, path, &w), 0);
+        secret("bookmark-1", NULL);
+        assert_int_equal(kubefake_watch_next(w, 8000, &ev), 0);
+        assert_string_equal(ev_type(ev), "BOOKMARK");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "object"),
+                                                              "kind")), "Secret");
+        /* It carries the current version, past the change it did not show. */
+        assert_true(ev_rv(ev) > rv);
+        json_decref(ev);
+        kubefake_watch_close(w);
+}
+
 /* A job's pod seen through a label-selected watch, in phase order. */
 static void job_pod_through_watch(void **state)
 {
@@ -331,6 +353,7 @@ int main(void)
                 cmocka_unit_test(drop_watches),
                 cmocka_unit_test(timeout_seconds_ends_watch),
                 cmocka_unit_test(job_pod_through_watch),
+                cmocka_unit_test(bookmarks_when_asked),
         };
         return cmocka_run_group_tests(tests, kfx_setup, kfx_teardown);
 }
