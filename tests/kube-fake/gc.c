@@ -4,7 +4,9 @@
  * default) and Orphan keep the dependents and strip their ownerReferences,
  * with a real server's Warning; Foreground keeps the job, marked, until its
  * pods are gone; a Secret whose owners are all gone is collected. */
+#include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -154,6 +156,33 @@ static void secret_of_unknown_owner_collected(void **state)
         assert_int_equal(kfx_get(SECRETS "/kept", NULL), 200);
 }
 
+/* The fake's pods end with it: killed on SIGTERM, and by the kernel
+ * (PR_SET_PDEATHSIG) when the fake itself is killed. */
+static void pods_end_with_the_fake(void **state)
+{
+        struct kubefake *mine = kfx;
+
+        (void)state;
+        for (int hard = 0; hard < 2; hard++) {
+                struct kubefake *other = NULL;
+                int pid;
+                assert_int_equal(kubefake_start(NULL, &other), 0);
+                kfx = other;
+                start(hard ? "end-hard" : "end-soft", "end-token", &pid);
+                kfx = mine;
+                assert_true(kfx_pid_alive(pid));
+                if (hard) {
+                        kill(kubefake_pid(other), SIGKILL);
+                        for (int i = 0; i < 250 && kubefake_alive(other); i++)
+                                kfx_sleep_ms(10);
+                        assert_int_equal(kubefake_stop(other), -ESRCH);
+                } else {
+                        assert_int_equal(kubefake_stop(other), 0);
+                }
+                assert_true(wait_dead(pid));
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -161,6 +190,7 @@ int main(void)
                 cmocka_unit_test(no_policy_orphans_with_warning),
                 cmocka_unit_test(foreground_waits_for_pods),
                 cmocka_unit_test(secret_of_unknown_owner_collected),
+                cmocka_unit_test(pods_end_with_the_fake),
         };
         return cmocka_run_group_tests(tests, kfx_setup, kfx_teardown);
 }
