@@ -371,6 +371,28 @@ static void bad_input_refused(void **state)
         kubefake_resp_done(&r);
 }
 
+/* A body must say it is JSON, as an apiserver wants. */
+static void body_needs_json_content_type(void **state)
+{
+        char cmd[2048];
+        char *body = kfx_job("ctype", "busybox", sh_true, NULL, NULL, NULL);
+        FILE *f;
+        char out[64] = "";
+
+        (void)state;
+        snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' --cacert %s "
+                 "-H 'Authorization: Bearer %s' -H 'Content-Type: application/yaml' "
+                 "--data-binary '%s' %s" JOBS, kubefake_ca_path(kfx), kubefake_token(kfx), body,
+                 kubefake_url(kfx));
+        f = popen(cmd, "re");
+        assert_non_null(f);
+        assert_non_null(fgets(out, sizeof(out), f));
+        pclose(f);
+        assert_string_equal(out, "415");
+        free(body);
+        assert_int_equal(kfx_get(JOBS "/ctype", NULL), 404);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -386,6 +408,7 @@ int main(void)
                 cmocka_unit_test(rejections_are_listed),
                 cmocka_unit_test(dry_run_stores_nothing),
                 cmocka_unit_test(bad_input_refused),
+                cmocka_unit_test(body_needs_json_content_type),
         };
         return cmocka_run_group_tests(tests, kfx_setup, kfx_teardown);
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <poll.h>
 #include <sys/select.h>
 
@@ -432,6 +433,21 @@ static enum MHD_Result handle(struct httpd *h, struct MHD_Connection *c, const c
                 if (fault_take(kf, method, cr->path, &fstatus, fmsg, sizeof(fmsg))) {
                         api_status(&rs, fstatus, reason_for(fstatus), "%s", fmsg);
                         rs.retry_after = fstatus == 429;
+                        goto send;
+                }
+        }
+        if (cr->route->kind == RK_API && cr->len > 0 && !cr->wrong_method) {
+                /* Like an apiserver: a body says what it is, and kube-fake
+                 * speaks JSON only. */
+                const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_CONTENT_TYPE);
+                size_t n = strlen("application/json");
+                if (!ct || strncasecmp(ct, "application/json", n) != 0 ||
+                    (ct[n] != '\0' && ct[n] != ';')) {
+                        api_status(&rs, 415, "UnsupportedMediaType", "the body of the request "
+                                   "was in an unknown format - accepted media types include: "
+                                   "application/json");
+                        httpd_reject(kf, cr->path, "Content-Type is not application/json");
                         goto send;
                 }
         }
