@@ -131,6 +131,12 @@ static void good_secret_folds_string_data(void **state)
         assert_null(json_object_get(j, "stringData"));
         assert_string_equal(json_string_value(json_object_get(j, "type")), "Opaque");
         json_decref(j);
+        /* A null value is Go's zero value, "". */
+        assert_int_equal(kfx_post(SECRETS, "{\"metadata\":{\"name\":\"tok-null\"},"
+                                  "\"stringData\":{\"token\":null}}", &j), 201);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "data"),
+                                                              "token")), "");
+        json_decref(j);
 }
 
 static void unknown_fields_at_every_depth(void **state)

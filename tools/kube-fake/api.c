@@ -293,7 +293,9 @@ static int secret_normalise(json_t *o, char *why, size_t n)
                 total += dlen;
         }
         json_object_foreach(sd, k, v) {
-                const char *s = json_string_value(v);
+                /* null decodes as "" (Go's zero value); the schema let only
+                 * strings and nulls through. */
+                const char *s = json_string_value(v) ? json_string_value(v) : "";
                 char *enc = base64_encode(s, strlen(s));
                 if (!enc)
                         return -ENOMEM;

@@ -112,8 +112,7 @@ static void check_object(struct vctx *c, const struct kschema_type *t, json_t *o
                 }
                 if (json_is_null(v))
                         continue;
-                check_value(c, f->kind == KS_ARRAY || f->kind == KS_MAP ? f->kind : f->kind,
-                            f->ref, v);
+                check_value(c, f->kind, f->ref, v);
                 if (f->kind == KS_ARRAY || f->kind == KS_MAP) {
                         size_t l2 = strlen(c->path);
                         if (f->kind == KS_ARRAY && json_is_array(v)) {
