@@ -377,6 +377,116 @@ static void bad_input_refused(void **state)
         kubefake_resp_done(&r);
 }
 
+/* Every node of a good Job (with a Secret volume, env from a Secret, a
+ * probe and resources) replaced by null, a number, a string, an array and
+ * an object in turn: each answer is 201, 400 or 422, never a crash, and
+ * the jobs accepted run their pods. */
+static size_t mutations;
+
+static void post_mutated(json_t *root)
+{
+        char *text = json_dumps(root, JSON_COMPACT);
+        struct kubefake_resp r;
+
+        assert_non_null(text);
+        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "POST",
+                                          "/apis/batch/v1/namespaces/mutant/jobs", text, &r), 0);
+        if (r.status != 201 && r.status != 400 && r.status != 422)
+                fail_msg("status %ld for %s", r.status, text);
+        kubefake_resp_done(&r);
+        free(text);
+        mutations++;
+}
+
+static void mutate(json_t *root, json_t *node)
+{
+        json_t *repl[5];
+        const char *k;
+        json_t *v;
+        size_t i;
+
+        repl[0] = json_null();
+        repl[1] = json_integer(-7);
+        repl[2] = json_string("x");
+        repl[3] = json_array();
+        repl[4] = json_object();
+        if (json_is_object(node)) {
+                void *tmp;
+                json_object_foreach_safe(node, tmp, k, v) {
+                        json_incref(v);
+                        for (int m = 0; m < 5; m++) {
+                                json_object_set(node, k, repl[m]);
+                                post_mutated(root);
+                        }
+                        json_object_set(node, k, v);
+                        mutate(root, v);
+                        json_decref(v);
+                }
+        } else if (json_is_array(node)) {
+                json_array_foreach(node, i, v) {
+                        json_incref(v);
+                        for (int m = 0; m < 5; m++) {
+                                json_array_set(node, i, repl[m]);
+                                post_mutated(root);
+                        }
+                        json_array_set(node, i, v);
+                        mutate(root, v);
+                        json_decref(v);
+                }
+        }
+        for (int m = 0; m < 5; m++)
+                json_decref(repl[m]);
+}
+
+static void mutated_jobs_never_crash(void **state)
+{
+        const char *argv[] = { "/bin/sh", "-c", "true", NULL };
+        const char *env[] = { "A", "/var/run/forgescale/token", NULL };
+        char *text = kfx_job("mutant", "busybox", argv, env, "mutant-token",
+                             "{\"ttlSecondsAfterFinished\": 5, \"activeDeadlineSeconds\": 9}");
+        json_t *job = json_loads(text, 0, NULL), *c, *all = NULL, *p;
+        size_t i, running = 0;
+
+        (void)state;
+        free(text);
+        assert_int_equal(kfx_post("/api/v1/namespaces/mutant/secrets", "{\"metadata\":{\"name\":"
+                                  "\"mutant-token\"},\"stringData\":{\"token\":\"t\"}}", NULL),
+                         201);
+        assert_int_equal(kfx_post("/api/v1/namespaces/mutant/secrets", "{\"metadata\":{\"name\":"
+                                  "\"s\"},\"stringData\":{\"k\":\"v\"}}", NULL), 201);
+        /* generateName: every accepted mutant is a new job. */
+        json_object_del(json_object_get(job, "metadata"), "name");
+        json_object_set_new(json_object_get(job, "metadata"), "generateName",
+                            json_string("mutant-"));
+        c = json_array_get(json_object_get(json_object_get(json_object_get(json_object_get(
+                job, "spec"), "template"), "spec"), "containers"), 0);
+        json_array_append_new(json_object_get(c, "env"),
+                              json_pack("{s:s,s:{s:{s:s,s:s}}}", "name", "B", "valueFrom",
+                                        "secretKeyRef", "name", "s", "key", "k"));
+        json_object_set_new(c, "resources", json_pack("{s:{s:s}}", "limits", "cpu", "1"));
+        json_object_set_new(c, "readinessProbe", json_pack("{s:{s:i}}", "tcpSocket", "port", 80));
+        mutations = 0;
+        mutate(job, job);
+        json_decref(job);
+        assert_true(mutations > 200);
+        /* The accepted ones ran (or wait, for what a kubelet would wait). */
+        for (int k = 0; k < 100; k++) {
+                running = 0;
+                json_decref(all);
+                assert_int_equal(kubefake_ctl(kfx, "GET", "pods", NULL, &all), 200);
+                json_array_foreach(json_object_get(all, "pods"), i, p)
+                        running += strcmp(json_string_value(json_object_get(p, "phase")),
+                                          "Running") == 0;
+                if (!running)
+                        break;
+                kfx_sleep_ms(50);
+        }
+        assert_true(json_array_size(json_object_get(all, "pods")) > 10);
+        json_decref(all);
+        assert_int_equal(running, 0);
+        assert_true(kubefake_alive(kfx));
+}
+
 /* A body must say it is JSON, as an apiserver wants. */
 static void body_needs_json_content_type(void **state)
 {
@@ -415,6 +525,7 @@ int main(void)
                 cmocka_unit_test(dry_run_stores_nothing),
                 cmocka_unit_test(bad_input_refused),
                 cmocka_unit_test(body_needs_json_content_type),
+                cmocka_unit_test(mutated_jobs_never_crash),
         };
         return cmocka_run_group_tests(tests, kfx_setup, kfx_teardown);
 }
