@@ -203,6 +203,14 @@ static void logs_limit_tail_follow(void **state)
         assert_non_null(pod);
         snprintf(podname, sizeof(podname), "%s", str(pod, "metadata", "name", NULL));
         json_decref(pod);
+        json_t *j = NULL;
+        assert_int_equal(kfx_get(JOBS "/logs", &j), 200);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "status"),
+                                                            "active")), 1);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "status"),
+                                                            "ready")), 1);
+        assert_non_null(str(j, "status", "startTime", NULL));
+        json_decref(j);
         /* follow=true streams until the process ends. */
         double t0 = now_s();
         log = pod_log(podname, "?follow=true&container=worker");

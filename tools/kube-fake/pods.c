@@ -306,22 +306,28 @@ static void job_fail(struct kf *kf, json_t *job, const char *reason, const char 
                 pods_delete(kf, pods[i], -1);
 }
 
-/* A pod of this job ended. */
-static void job_pod_done(struct kf *kf, json_t *pod, bool ok)
+static json_t *job_of(struct kf *kf, json_t *pod)
 {
-        const char *uid = NULL;
         json_t *refs = json_object_get(json_object_get(pod, "metadata"), "ownerReferences"), *r;
-        json_t *job, *st;
+        const char *uid = NULL;
         size_t i;
-        char ts[40];
 
         json_array_foreach(refs, i, r)
                 if (strcmp(obj_str(r, "kind") ?: "", "Job") == 0)
                         uid = obj_str(r, "uid");
-        job = uid ? store_by_uid(kf, KR_JOB, uid) : NULL;
+        return uid ? store_by_uid(kf, KR_JOB, uid) : NULL;
+}
+
+/* A pod of this job ended. */
+static void job_pod_done(struct kf *kf, json_t *pod, bool ok)
+{
+        json_t *job = job_of(kf, pod), *st;
+        char ts[40];
+
         if (!job || job_finished(job))
                 return;
         st = json_object_get(job, "status");
+        json_object_set_new(st, "ready", json_integer(0));
         json_object_set_new(st, ok ? "succeeded" : "failed",
                             json_integer(obj_int(st, ok ? "succeeded" : "failed", 0) + 1));
         json_object_set_new(st, "active", json_integer(0));
@@ -984,6 +990,11 @@ static void pod_tick(struct kf *kf, json_t *pod)
         store_modified(kf, KR_POD, pod);
         if (r < 0 && strcmp(obj_str(pod, "status.phase") ?: "", "Failed") == 0)
                 job_pod_done(kf, pod, false);
+        json_t *job = r == 0 ? job_of(kf, pod) : NULL;
+        if (job && !job_finished(job)) {
+                json_object_set_new(json_object_get(job, "status"), "ready", json_integer(1));
+                store_modified(kf, KR_JOB, job);
+        }
 }
 
 void pods_reaped(struct kf *kf, pid_t pid, int status)
