@@ -103,6 +103,49 @@ static void events_in_order(void **state)
         kubefake_watch_close(w);
 }
 
+/* ADDED, MODIFIED (its status as it runs), DELETED of one Job, in order. */
+static void job_added_modified_deleted(void **state)
+{
+        const char *argv[] = { "/bin/true", NULL };
+        char *job = kfx_job("amd", "busybox", argv, NULL, NULL, NULL);
+        struct kubefake_watch *w;
+        json_t *ev = NULL;
+        char path[256];
+        long long rv = list_rv("/apis/batch/v1/namespaces/watch/jobs");
+        int modified = 0;
+
+        (void)state;
+        snprintf(path, sizeof(path), "/apis/batch/v1/namespaces/watch/jobs?watch=1&"
+                 "resourceVersion=%lld", rv);
+        assert_int_equal(kubefake_watch_open(kfx, path, &w), 0);
+        assert_int_equal(kfx_post("/apis/batch/v1/namespaces/watch/jobs", job, NULL), 201);
+        free(job);
+        expect_event(w, "ADDED", "amd", &rv);
+        json_t *done = kfx_wait_job_condition("watch", "amd", "Complete", 5000);
+        assert_non_null(done);
+        json_decref(done);
+        assert_int_equal(kfx_delete("/apis/batch/v1/namespaces/watch/jobs/amd?"
+                                    "propagationPolicy=Background", NULL, NULL), 200);
+        for (;;) {
+                assert_int_equal(kubefake_watch_next(w, 3000, &ev), 0);
+                long long erv = ev_rv(ev);
+                assert_true(erv > rv);
+                rv = erv;
+                if (strcmp(ev_type(ev), "MODIFIED") == 0) {
+                        modified++;
+                        json_decref(ev);
+                        continue;
+                }
+                assert_string_equal(ev_type(ev), "DELETED");
+                assert_string_equal(ev_name(ev), "amd");
+                json_decref(ev);
+                break;
+        }
+        assert_true(modified >= 2);
+        expect_quiet(w, 200);
+        kubefake_watch_close(w);
+}
+
 static void no_version_starts_with_added(void **state)
 {
         struct kubefake_watch *w;
@@ -346,6 +389,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(events_in_order),
+                cmocka_unit_test(job_added_modified_deleted),
                 cmocka_unit_test(no_version_starts_with_added),
                 cmocka_unit_test(selectors_filter),
                 cmocka_unit_test(resume_from_last_version),
