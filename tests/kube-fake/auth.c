@@ -86,7 +86,8 @@ static void client_certificate(void **state)
         kubefake_resp_done(&r);
 }
 
-/* A certificate the CA did not sign is no credential. */
+/* A certificate the CA did not sign is no credential, and without
+ * --client-ca no certificate is. */
 static void foreign_certificate_401(void **state)
 {
         struct kubefake_opts o = { .no_client_ca = true };
@@ -94,8 +95,13 @@ static void foreign_certificate_401(void **state)
         struct kubefake_resp r;
 
         (void)state;
-        /* Without --client-ca the same certificate is refused. */
         assert_int_equal(kubefake_start(&o, &other), 0);
+        /* other's client certificate comes from another CA. */
+        assert_int_equal(kubefake_request_cert(kfx, kubefake_client_cert_path(other),
+                                               kubefake_client_key_path(other), "GET",
+                                               "/version", NULL, &r), 0);
+        assert_unauthorized(&r);
+        kubefake_resp_done(&r);
         assert_int_equal(kubefake_request(other, KUBEFAKE_AUTH_CERT, "GET", "/version", NULL, &r),
                          0);
         assert_unauthorized(&r);

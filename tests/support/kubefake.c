@@ -452,7 +452,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static struct curl_slist *setup(struct kubefake *kf, CURL *c, enum kubefake_auth auth,
                                 const char *token, const char *method, const char *path,
-                                const char *body)
+                                const char *body, const char *cert, const char *key)
 {
         char url[4096], hdr[400];
         struct curl_slist *h = NULL;
@@ -463,8 +463,8 @@ static struct curl_slist *setup(struct kubefake *kf, CURL *c, enum kubefake_auth
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         if (auth == KUBEFAKE_AUTH_CERT) {
-                curl_easy_setopt(c, CURLOPT_SSLCERT, kf->client_cert);
-                curl_easy_setopt(c, CURLOPT_SSLKEY, kf->client_key);
+                curl_easy_setopt(c, CURLOPT_SSLCERT, cert ? cert : kf->client_cert);
+                curl_easy_setopt(c, CURLOPT_SSLKEY, key ? key : kf->client_key);
         }
         if (token || auth == KUBEFAKE_AUTH_TOKEN) {
                 snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token ? token : kf->token);
@@ -491,7 +491,7 @@ void kubefake_resp_done(struct kubefake_resp *r)
 
 static int do_request(struct kubefake *kf, enum kubefake_auth auth, const char *token,
                       const char *method, const char *path, const char *body,
-                      struct kubefake_resp *ret)
+                      const char *cert, const char *key, struct kubefake_resp *ret)
 {
         /* A fresh handle per auth mode: curl would reuse a TLS session
          * made with (or without) the client certificate. */
@@ -507,7 +507,7 @@ static int do_request(struct kubefake *kf, enum kubefake_auth auth, const char *
                 return -ENOMEM;
         if (c == kf->curl)
                 curl_easy_reset(c);
-        h = setup(kf, c, auth, token, method, path, body);
+        h = setup(kf, c, auth, token, method, path, body, cert, key);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -536,13 +536,20 @@ static int do_request(struct kubefake *kf, enum kubefake_auth auth, const char *
 int kubefake_request(struct kubefake *kf, enum kubefake_auth auth, const char *method,
                      const char *path, const char *body, struct kubefake_resp *ret)
 {
-        return do_request(kf, auth, NULL, method, path, body, ret);
+        return do_request(kf, auth, NULL, method, path, body, NULL, NULL, ret);
+}
+
+int kubefake_request_cert(struct kubefake *kf, const char *cert, const char *key,
+                          const char *method, const char *path, const char *body,
+                          struct kubefake_resp *ret)
+{
+        return do_request(kf, KUBEFAKE_AUTH_CERT, NULL, method, path, body, cert, key, ret);
 }
 
 int kubefake_request_token(struct kubefake *kf, const char *token, const char *method,
                            const char *path, const char *body, struct kubefake_resp *ret)
 {
-        return do_request(kf, KUBEFAKE_AUTH_TOKEN, token, method, path, body, ret);
+        return do_request(kf, KUBEFAKE_AUTH_TOKEN, token, method, path, body, NULL, NULL, ret);
 }
 
 int kubefake_ctl(struct kubefake *kf, const char *method, const char *path,
@@ -556,7 +563,7 @@ int kubefake_ctl(struct kubefake *kf, const char *method, const char *path,
                 *resp = NULL;
         snprintf(full, sizeof(full), "%s%s", strncmp(path, "/_fake", 6) == 0 ? "" : "/_fake/",
                  path);
-        e = do_request(kf, KUBEFAKE_AUTH_NONE, NULL, method, full, json_body, &r);
+        e = do_request(kf, KUBEFAKE_AUTH_NONE, NULL, method, full, json_body, NULL, NULL, &r);
         if (e < 0)
                 return e;
         e = (int)r.status;
@@ -683,7 +690,7 @@ int kubefake_watch_open(struct kubefake *kf, const char *path, struct kubefake_w
                 kubefake_watch_close(w);
                 return -ENOMEM;
         }
-        w->hdrs = setup(kf, w->easy, KUBEFAKE_AUTH_TOKEN, NULL, "GET", path, NULL);
+        w->hdrs = setup(kf, w->easy, KUBEFAKE_AUTH_TOKEN, NULL, "GET", path, NULL, NULL, NULL);
         curl_easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, &w->b);
         curl_multi_add_handle(w->multi, w->easy);

@@ -98,6 +98,10 @@ int kubefake_request(struct kubefake *kf, enum kubefake_auth auth, const char *m
 /* Same with an explicit bearer token (a stale one, say). */
 int kubefake_request_token(struct kubefake *kf, const char *token, const char *method,
                            const char *path, const char *body, struct kubefake_resp *ret);
+/* Same with another client certificate and key (PEM paths). */
+int kubefake_request_cert(struct kubefake *kf, const char *cert, const char *key,
+                          const char *method, const char *path, const char *body,
+                          struct kubefake_resp *ret);
 
 /* A streaming watch (path carries ?watch=1...), with the current token.
  * Returns once the response's headers arrived (the watch is registered on
