@@ -246,10 +246,23 @@ static void unschedulable_until_allowed(void **state)
                                       "cpu.\"}", NULL), 200);
         assert_int_equal(kfx_post(JOBS, job, NULL), 201);
         free(job);
+        pod = NULL;
+        for (int i = 0; i < 150; i++) {
+                json_decref(pod);
+                pod = kfx_wait_pod(NS, "unsched", "Pending", 2000);
+                assert_non_null(pod);
+                c = json_array_get(json_object_get(json_object_get(pod, "status"), "conditions"),
+                                   0);
+                if (c)
+                        break;
+                kfx_sleep_ms(20);
+        }
+        snprintf(podname, sizeof(podname), "%s", str(pod, "metadata", "name", NULL));
+        /* It stays so. */
         kfx_sleep_ms(300);
+        json_decref(pod);
         pod = kfx_wait_pod(NS, "unsched", "Pending", 2000);
         assert_non_null(pod);
-        snprintf(podname, sizeof(podname), "%s", str(pod, "metadata", "name", NULL));
         c = json_array_get(json_object_get(json_object_get(pod, "status"), "conditions"), 0);
         assert_string_equal(json_string_value(json_object_get(c, "type")), "PodScheduled");
         assert_string_equal(json_string_value(json_object_get(c, "status")), "False");
@@ -293,11 +306,25 @@ static void missing_image_never_starts(void **state)
         }
         assert_string_equal(str(cstate(pod), "waiting", "reason", NULL), "ErrImagePull");
         json_decref(pod);
-        kfx_sleep_ms(1300);
-        pod = kfx_wait_pod(NS, "noimage", "Pending", 2000);
+        pod = NULL;
+        for (int i = 0; i < 250; i++) {
+                json_decref(pod);
+                pod = kfx_wait_pod(NS, "noimage", "Pending", 2000);
+                assert_non_null(pod);
+                const char *wr = str(cstate(pod), "waiting", "reason", NULL);
+                if (wr && strcmp(wr, "ImagePullBackOff") == 0)
+                        break;
+                assert_string_equal(wr, "ErrImagePull");
+                kfx_sleep_ms(20);
+        }
         assert_string_equal(str(cstate(pod), "waiting", "reason", NULL), "ImagePullBackOff");
         assert_string_equal(str(cstate(pod), "waiting", "message", NULL),
                             "Back-off pulling image \"missing/runner:1\"");
+        json_t *fp = fake_pod(json_string_value(json_object_get(json_object_get(pod, "metadata"),
+                                                                "name")));
+        assert_int_equal(json_integer_value(json_object_get(fp, "pid")), 0);
+        assert_string_equal(json_string_value(json_object_get(fp, "phase")), "Pending");
+        json_decref(fp);
         json_decref(pod);
 }
 
