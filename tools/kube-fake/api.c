@@ -79,7 +79,7 @@ static bool parse_u64(const char *s, uint64_t *ret)
         return true;
 }
 
-void api_version(struct kreq *rq, struct kresp *rs)
+void api_version(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         (void)rq;
         rs->status = 200;
@@ -88,7 +88,7 @@ void api_version(struct kreq *rq, struct kresp *rs)
                              "goVersion", "none", "compiler", "kube-fake");
 }
 
-void api_namespace(struct kreq *rq, struct kresp *rs)
+void api_namespace(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         const char *ns = rq->params[0];
 
@@ -600,7 +600,7 @@ ssize_t kstream_read(struct kstream *s, char *buf, size_t max)
         return n > 0 ? n : -1;
 }
 
-void api_pod_log(struct kreq *rq, struct kresp *rs)
+void api_pod_log(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         struct kf *kf = rq->kf;
         json_t *pod = store_get(kf, KR_POD, rq->params[0], rq->params[1]);
@@ -686,7 +686,7 @@ static json_t *ctl_body(struct kreq *rq, struct kresp *rs)
         return b;
 }
 
-void ctl_faults(struct kreq *rq, struct kresp *rs)
+void ctl_faults(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         json_t *b = ctl_body(rq, rs);
         const char *method = NULL, *prefix = NULL, *msg = NULL;
@@ -724,7 +724,7 @@ void ctl_faults(struct kreq *rq, struct kresp *rs)
         rs->json = json_pack("{s:b}", "ok", 1);
 }
 
-void ctl_scheduling(struct kreq *rq, struct kresp *rs)
+void ctl_scheduling(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         json_t *b = ctl_body(rq, rs);
         int sched = 1;
@@ -745,7 +745,7 @@ void ctl_scheduling(struct kreq *rq, struct kresp *rs)
         rs->json = json_pack("{s:b}", "schedulable", sched);
 }
 
-void ctl_compact(struct kreq *rq, struct kresp *rs)
+void ctl_compact(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         char rv[32];
 
@@ -755,7 +755,7 @@ void ctl_compact(struct kreq *rq, struct kresp *rs)
         rs->json = json_pack("{s:s}", "compacted", rv);
 }
 
-void ctl_drop_watches(struct kreq *rq, struct kresp *rs)
+void ctl_drop_watches(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         json_error_t jerr;
         json_t *b = rq->body_len ? json_loadb(rq->body, rq->body_len, 0, &jerr) : NULL;
@@ -768,14 +768,14 @@ void ctl_drop_watches(struct kreq *rq, struct kresp *rs)
         rs->json = json_pack("{s:I}", "dropped", (json_int_t)n);
 }
 
-void ctl_stats(struct kreq *rq, struct kresp *rs)
+void ctl_stats(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         rs->status = 200;
         rs->json = json_pack("{s:O,s:I,s:O}", "requests", rq->kf->stats, "watches_open",
                              (json_int_t)rq->kf->watches_open, "rejected", rq->kf->rejected);
 }
 
-void ctl_pods(struct kreq *rq, struct kresp *rs)
+void ctl_pods(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         json_t *arr = json_array();
         const char *k;

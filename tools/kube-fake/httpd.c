@@ -43,19 +43,9 @@ struct route {
 #define CORE "/api/v1" NS
 #define BATCH "/apis/batch/v1" NS
 
-static void r_version(struct kreq *rq, struct kresp *rs, enum kres r) { (void)r; api_version(rq, rs); }
-static void r_namespace(struct kreq *rq, struct kresp *rs, enum kres r) { (void)r; api_namespace(rq, rs); }
-static void r_log(struct kreq *rq, struct kresp *rs, enum kres r) { (void)r; api_pod_log(rq, rs); }
-static void r_faults(struct kreq *rq, struct kresp *rs, enum kres r) { (void)r; ctl_faults(rq, rs); }
-static void r_sched(struct kreq *rq, struct kresp *rs, enum kres r) { (void)r; ctl_scheduling(rq, rs); }
-static void r_compact(struct kreq *rq, struct kresp *rs, enum kres r) { (void)r; ctl_compact(rq, rs); }
-static void r_drop(struct kreq *rq, struct kresp *rs, enum kres r) { (void)r; ctl_drop_watches(rq, rs); }
-static void r_stats(struct kreq *rq, struct kresp *rs, enum kres r) { (void)r; ctl_stats(rq, rs); }
-static void r_pods(struct kreq *rq, struct kresp *rs, enum kres r) { (void)r; ctl_pods(rq, rs); }
-
 static const struct route routes[] = {
-        { "GET", "/version", r_version, 0, RK_API },
-        { "GET", "/api/v1/namespaces/{namespace}", r_namespace, 0, RK_API },
+        { "GET", "/version", api_version, 0, RK_API },
+        { "GET", "/api/v1/namespaces/{namespace}", api_namespace, 0, RK_API },
         { "GET", CORE "/secrets", api_list, KR_SECRET, RK_API },
         { "POST", CORE "/secrets", api_create, KR_SECRET, RK_API },
         { "GET", CORE "/secrets/{name}", api_get, KR_SECRET, RK_API },
@@ -69,14 +59,14 @@ static const struct route routes[] = {
         { "GET", CORE "/pods", api_list, KR_POD, RK_API },
         { "GET", CORE "/pods/{name}", api_get, KR_POD, RK_API },
         { "DELETE", CORE "/pods/{name}", api_delete, KR_POD, RK_API },
-        { "GET", CORE "/pods/{name}/log", r_log, KR_POD, RK_API },
+        { "GET", CORE "/pods/{name}/log", api_pod_log, KR_POD, RK_API },
         { "GET", "/api/v1/pods", api_list, KR_POD, RK_API },
-        { "POST", "/_fake/faults", r_faults, 0, RK_CTL },
-        { "POST", "/_fake/scheduling", r_sched, 0, RK_CTL },
-        { "POST", "/_fake/compact", r_compact, 0, RK_CTL },
-        { "POST", "/_fake/drop-watches", r_drop, 0, RK_CTL },
-        { "GET", "/_fake/stats", r_stats, 0, RK_CTL },
-        { "GET", "/_fake/pods", r_pods, 0, RK_CTL },
+        { "POST", "/_fake/faults", ctl_faults, 0, RK_CTL },
+        { "POST", "/_fake/scheduling", ctl_scheduling, 0, RK_CTL },
+        { "POST", "/_fake/compact", ctl_compact, 0, RK_CTL },
+        { "POST", "/_fake/drop-watches", ctl_drop_watches, 0, RK_CTL },
+        { "GET", "/_fake/stats", ctl_stats, 0, RK_CTL },
+        { "GET", "/_fake/pods", ctl_pods, 0, RK_CTL },
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -418,7 +408,8 @@ static enum MHD_Result handle(struct httpd *h, struct MHD_Connection *c, const c
 
         memcpy(rq.params, cr->params, sizeof(rq.params));
         if (!cr->route) {
-                api_status(&rs, 404, "NotFound", "the server could not find the requested resource");
+                api_status(&rs, 404, "NotFound",
+                           "the server could not find the requested resource");
                 goto send;
         }
         if (cr->route->kind == RK_API) {

@@ -165,19 +165,19 @@ struct kresp {
 };
 void api_status(struct kresp *rs, int code, const char *reason, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
-void api_version(struct kreq *rq, struct kresp *rs);
-void api_namespace(struct kreq *rq, struct kresp *rs);
+void api_version(struct kreq *rq, struct kresp *rs, enum kres r);
+void api_namespace(struct kreq *rq, struct kresp *rs, enum kres r);
 void api_list(struct kreq *rq, struct kresp *rs, enum kres r);
 void api_create(struct kreq *rq, struct kresp *rs, enum kres r);
 void api_get(struct kreq *rq, struct kresp *rs, enum kres r);
 void api_delete(struct kreq *rq, struct kresp *rs, enum kres r);
-void api_pod_log(struct kreq *rq, struct kresp *rs);
-void ctl_faults(struct kreq *rq, struct kresp *rs);
-void ctl_scheduling(struct kreq *rq, struct kresp *rs);
-void ctl_compact(struct kreq *rq, struct kresp *rs);
-void ctl_drop_watches(struct kreq *rq, struct kresp *rs);
-void ctl_stats(struct kreq *rq, struct kresp *rs);
-void ctl_pods(struct kreq *rq, struct kresp *rs);
+void api_pod_log(struct kreq *rq, struct kresp *rs, enum kres r);
+void ctl_faults(struct kreq *rq, struct kresp *rs, enum kres r);
+void ctl_scheduling(struct kreq *rq, struct kresp *rs, enum kres r);
+void ctl_compact(struct kreq *rq, struct kresp *rs, enum kres r);
+void ctl_drop_watches(struct kreq *rq, struct kresp *rs, enum kres r);
+void ctl_stats(struct kreq *rq, struct kresp *rs, enum kres r);
+void ctl_pods(struct kreq *rq, struct kresp *rs, enum kres r);
 
 /* A followed pod log: reads the log file from off while the pod runs. */
 struct kstream {

@@ -48,7 +48,8 @@ static void usage(FILE *f)
 {
         fprintf(f,
                 "usage: kube-fake serve --listen 127.0.0.1:0 --root DIR --token-file FILE\n"
-                "                       --tls-cert CERT.pem --tls-key KEY.pem [--client-ca CA.pem]\n"
+                "                       --tls-cert CERT.pem --tls-key KEY.pem\n"
+                "                       [--client-ca CA.pem]\n"
                 "                       [--log-level error|warn|info|debug]\n"
                 "\n"
                 "A strict fake Kubernetes API server (Secrets, batch/v1 Jobs, Pods) for tests:\n"

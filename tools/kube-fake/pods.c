@@ -463,7 +463,8 @@ void pods_delete_job(struct kf *kf, json_t *job, const char *policy)
                         json_object_set_new(md, "deletionTimestamp",
                                             json_string(kf_timestamp(ts, sizeof(ts))));
                         json_object_set_new(md, "deletionGracePeriodSeconds", json_integer(0));
-                        json_object_set_new(md, "finalizers", json_pack("[s]", "foregroundDeletion"));
+                        json_object_set_new(md, "finalizers",
+                                            json_pack("[s]", "foregroundDeletion"));
                         store_modified(kf, KR_JOB, job);
                 }
                 n = job_pods(kf, job, false, pods, 256);
@@ -699,8 +700,7 @@ static void free_strv(char **v, size_t n)
                 free(v[i]);
 }
 
-static void pod_terminated(struct kf *kf, json_t *pod, int code, const char *reason,
-                           const char *message)
+static void pod_terminated(json_t *pod, int code, const char *reason, const char *message)
 {
         char ts[40];
         json_t *t = json_pack("{s:i,s:s,s:s,s:s}", "exitCode", code, "reason", reason,
@@ -717,7 +717,6 @@ static void pod_terminated(struct kf *kf, json_t *pod, int code, const char *rea
         json_object_set_new(st, "phase", json_string(code == 0 ? "Succeeded" : "Failed"));
         set_condition(st, "Ready", "False", "PodCompleted", NULL);
         set_condition(st, "ContainersReady", "False", "PodCompleted", NULL);
-        (void)kf;
 }
 
 /* Starts the pod's container. Returns 0 when it runs, 1 when the pod must
@@ -725,7 +724,8 @@ static void pod_terminated(struct kf *kf, json_t *pod, int code, const char *rea
 static int pod_start(struct kf *kf, json_t *pod, struct podrt *rt)
 {
         json_t *spec = json_object_get(pod, "spec"), *c = container0(pod);
-        json_t *vols = json_object_get(spec, "volumes"), *mounts = json_object_get(c, "volumeMounts");
+        json_t *vols = json_object_get(spec, "volumes");
+        json_t *mounts = json_object_get(c, "volumeMounts");
         struct mount mt[MAX_MOUNTS];
         size_t nmt = 0, nenv = 0, nargv = 0, i;
         char *env[MAX_ENV + 8], *argv[MAX_ARGV + 1], exe[4096], buf[4096], msg[600];
@@ -750,9 +750,10 @@ static int pod_start(struct kf *kf, json_t *pod, struct podrt *rt)
                 const char *key = obj_str(e, "valueFrom.secretKeyRef.key");
                 json_t *s = sn ? store_get(kf, KR_SECRET, ns, sn) : NULL;
                 if (sn && (!s || !json_object_get(json_object_get(s, "data"), key ?: ""))) {
-                        snprintf(msg, sizeof(msg), s ? "couldn't find key %s in Secret %s/%s"
-                                 : "secret \"%s\" not found", s ? key : sn, ns, sn);
-                        if (!s)
+                        if (s)
+                                snprintf(msg, sizeof(msg), "couldn't find key %s in Secret %s/%s",
+                                         key ? key : "", ns, sn);
+                        else
                                 snprintf(msg, sizeof(msg), "secret \"%s\" not found", sn);
                         set_waiting(pod, "CreateContainerConfigError", msg);
                         return 1;
@@ -860,7 +861,7 @@ static int pod_start(struct kf *kf, json_t *pod, struct podrt *rt)
         }
         argv[nargv] = NULL;
         if (nargv == 0) {
-                pod_terminated(kf, pod, 128, "StartError", "kube-fake runs no images: the "
+                pod_terminated(pod, 128, "StartError", "kube-fake runs no images: the "
                                "container needs a command");
                 ret = -1;
                 goto out;
@@ -868,7 +869,7 @@ static int pod_start(struct kf *kf, json_t *pod, struct podrt *rt)
         if (!find_exe(argv[0], exe, sizeof(exe))) {
                 snprintf(msg, sizeof(msg), "failed to create containerd task: exec: \"%s\": "
                          "executable file not found in $PATH", argv[0]);
-                pod_terminated(kf, pod, 128, "StartError", msg);
+                pod_terminated(pod, 128, "StartError", msg);
                 ret = -1;
                 goto out;
         }
@@ -1019,7 +1020,7 @@ void pods_reaped(struct kf *kf, pid_t pid, int status)
                 rt_drop(kf, rt);
                 return;
         }
-        pod_terminated(kf, pod, code, code == 0 ? "Completed" : "Error", NULL);
+        pod_terminated(pod, code, code == 0 ? "Completed" : "Error", NULL);
         store_modified(kf, KR_POD, pod);
         job_pod_done(kf, pod, code == 0);
         if (rt->terminating)

@@ -172,8 +172,8 @@ static void check_value(struct vctx *c, enum kschema_kind k, const char *ref, js
         case KS_TIME:
                 ok = json_is_string(v);
                 want = "RFC 3339 time string";
-                if (ok && rfc3339_parse(json_string_value(v), strlen(json_string_value(v)), &(int64_t){0},
-                                        &(int32_t){0}) < 0) {
+                if (ok && rfc3339_parse(json_string_value(v), strlen(json_string_value(v)),
+                                        &(int64_t){ 0 }, &(int32_t){ 0 }) < 0) {
                         fail(c->bad, c->path, "not an RFC 3339 time: \"%s\"",
                              json_string_value(v));
                         return;
@@ -349,7 +349,8 @@ static void check_job(struct vctx *c, json_t *job)
                         fail(c->invalid, p, "Invalid value: \"%s\": must be a DNS label",
                              vn ? vn : "");
                 for (j = 0; j < i; j++)
-                        if (vn && strcmp(vn, obj_str(json_array_get(volumes, j), "name") ?: "") == 0)
+                        if (vn && strcmp(vn, obj_str(json_array_get(volumes, j), "name") ?: "") ==
+                                          0)
                                 fail(c->invalid, p, "Duplicate value: \"%s\"", vn);
                 if (sec) {
                         const char *sn = json_string_value(json_object_get(sec, "secretName"));
@@ -371,7 +372,8 @@ static void check_job(struct vctx *c, json_t *job)
         json_array_foreach(containers, i, ct) {
                 const char *cn = json_string_value(json_object_get(ct, "name"));
                 const char *img = json_string_value(json_object_get(ct, "image"));
-                json_t *mounts = json_object_get(ct, "volumeMounts"), *env = json_object_get(ct, "env");
+                json_t *mounts = json_object_get(ct, "volumeMounts");
+                json_t *env = json_object_get(ct, "env");
                 json_t *m, *e;
                 size_t k;
                 snprintf(p, sizeof(p), "spec.template.spec.containers[%zu].name", i);
@@ -388,7 +390,8 @@ static void check_job(struct vctx *c, json_t *job)
                         const char *mp = json_string_value(json_object_get(m, "mountPath"));
                         bool found = false;
                         json_array_foreach(volumes, j, vol)
-                                found = found || (mn && strcmp(mn, obj_str(vol, "name") ?: "") == 0);
+                                found = found ||
+                                        (mn && strcmp(mn, obj_str(vol, "name") ?: "") == 0);
                         snprintf(p, sizeof(p),
                                  "spec.template.spec.containers[%zu].volumeMounts[%zu].name", i, k);
                         if (!found)
