@@ -19,7 +19,8 @@ static void assert_unauthorized(const struct kubefake_resp *r)
         assert_int_equal(r->status, 401);
         assert_non_null(r->json);
         assert_string_equal(json_string_value(json_object_get(r->json, "kind")), "Status");
-        assert_string_equal(json_string_value(json_object_get(r->json, "reason")), "Unauthorized");
+        assert_string_equal(json_string_value(json_object_get(r->json, "reason")),
+                            "Unauthorized");
         assert_int_equal(json_integer_value(json_object_get(r->json, "code")), 401);
 }
 
@@ -28,7 +29,8 @@ static void token_accepted(void **state)
         struct kubefake_resp r;
 
         (void)state;
-        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "GET", "/version", NULL, &r), 0);
+        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "GET", "/version", NULL, &r),
+                         0);
         assert_int_equal(r.status, 200);
         assert_string_equal(json_string_value(json_object_get(r.json, "major")), "1");
         kubefake_resp_done(&r);
@@ -68,7 +70,8 @@ static void rotated_token(void **state)
         assert_int_equal(kubefake_request_token(kfx, old, "GET", "/version", NULL, &r), 0);
         assert_unauthorized(&r);
         kubefake_resp_done(&r);
-        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "GET", "/version", NULL, &r), 0);
+        assert_int_equal(kubefake_request(kfx, KUBEFAKE_AUTH_TOKEN, "GET", "/version", NULL, &r),
+                         0);
         assert_int_equal(r.status, 200);
         kubefake_resp_done(&r);
         assert_int_equal(kubefake_rotate_token(kfx, old), 0);

@@ -348,10 +348,11 @@ static void check_job(struct vctx *c, json_t *job)
                 if (!validate_dns_label(vn))
                         fail(c->invalid, p, "Invalid value: \"%s\": must be a DNS label",
                              vn ? vn : "");
-                for (j = 0; j < i; j++)
-                        if (vn && strcmp(vn, obj_str(json_array_get(volumes, j), "name") ?: "") ==
-                                          0)
+                for (j = 0; j < i; j++) {
+                        const char *other = obj_str(json_array_get(volumes, j), "name");
+                        if (vn && other && strcmp(vn, other) == 0)
                                 fail(c->invalid, p, "Duplicate value: \"%s\"", vn);
+                }
                 if (sec) {
                         const char *sn = json_string_value(json_object_get(sec, "secretName"));
                         json_t *dm = json_object_get(sec, "defaultMode");
