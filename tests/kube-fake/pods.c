@@ -488,6 +488,14 @@ static void backoff_limit_retries(void **state)
         assert_int_equal(kfx_get(PODS "?labelSelector=job-name%3Dretry", &list), 200);
         assert_int_equal(json_array_size(json_object_get(list, "items")), 2);
         json_decref(list);
+        assert_int_equal(kfx_get(PODS "?labelSelector=job-name%3Dretry&fieldSelector="
+                                 "status.phase%21%3DFailed", &list), 200);
+        assert_int_equal(json_array_size(json_object_get(list, "items")), 0);
+        json_decref(list);
+        assert_int_equal(kfx_get(PODS "?labelSelector=job-name%3Dretry&fieldSelector="
+                                 "status.phase%3DFailed,metadata.namespace%3D" NS, &list), 200);
+        assert_int_equal(json_array_size(json_object_get(list, "items")), 2);
+        json_decref(list);
 }
 
 int main(void)

@@ -95,7 +95,7 @@ void ksel_free(struct ksel *sel);
 /* Field selectors: metadata.name, metadata.namespace, status.phase. */
 struct kfsel {
         char name[254], ns[254], phase[32];
-        bool not_name;
+        bool not_name, not_ns, not_phase;   /* "!=" instead of "=" */
 };
 int kfsel_parse(const char *s, struct kfsel *ret, char *why, size_t whylen);
 bool kfsel_match(const struct kfsel *fs, json_t *obj);

@@ -542,10 +542,12 @@ int kfsel_parse(const char *s, struct kfsel *ret, char *why, size_t whylen)
                 if (strcmp(part, "metadata.name") == 0) {
                         snprintf(fs.name, sizeof(fs.name), "%s", val);
                         fs.not_name = ne;
-                } else if (strcmp(part, "metadata.namespace") == 0 && !ne) {
+                } else if (strcmp(part, "metadata.namespace") == 0) {
                         snprintf(fs.ns, sizeof(fs.ns), "%s", val);
-                } else if (strcmp(part, "status.phase") == 0 && !ne) {
+                        fs.not_ns = ne;
+                } else if (strcmp(part, "status.phase") == 0) {
                         snprintf(fs.phase, sizeof(fs.phase), "%s", val);
+                        fs.not_phase = ne;
                 } else {
                         snprintf(why, whylen, "field label not supported: %s", part);
                         return -EINVAL;
@@ -562,9 +564,11 @@ bool kfsel_match(const struct kfsel *fs, json_t *obj)
                 if (eq == fs->not_name)
                         return false;
         }
-        if (fs->ns[0] && strcmp(fs->ns, obj_str(obj, "metadata.namespace") ?: "") != 0)
+        if (fs->ns[0] &&
+            (strcmp(fs->ns, obj_str(obj, "metadata.namespace") ?: "") == 0) == fs->not_ns)
                 return false;
-        if (fs->phase[0] && strcmp(fs->phase, obj_str(obj, "status.phase") ?: "") != 0)
+        if (fs->phase[0] &&
+            (strcmp(fs->phase, obj_str(obj, "status.phase") ?: "") == 0) == fs->not_phase)
                 return false;
         return true;
 }
