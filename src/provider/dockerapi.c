@@ -57,6 +57,10 @@ int dockerapi_create_body(const struct dockerapi_create *c, char **ret)
             set_new(labels, DOCKERAPI_LABEL_POOL, json_string(c->pool ? c->pool : "")) < 0 ||
             set_new(labels, DOCKERAPI_LABEL_MANAGED, json_string("1")) < 0)
                 goto out;
+        if (c->log_path && set_new(labels, "forgescale.log", json_string(c->log_path)) < 0)
+                goto out;
+        if (c->log_max && set_new(labels, "forgescale.log_max", json_string(c->log_max)) < 0)
+                goto out;
         if (c->user && *c->user && set_new(root, "User", json_string(c->user)) < 0)
                 goto out;
         /* No TTY: the log stream is then framed, stdout and stderr apart. */
@@ -183,8 +187,12 @@ int dockerapi_parse_inspect(const char *body, size_t len, struct dockerapi_inspe
         state = json_object_get(root, "State");
         if (!json_is_object(state))
                 goto out;
-        if (get_str(root, "Name", name, sizeof(name)))
-                snprintf(in.name, sizeof(in.name), "%s", name[0] == '/' ? name + 1 : name);
+        if (get_str(root, "Name", name, sizeof(name))) {
+                const char *nm = name[0] == '/' ? name + 1 : name;
+                size_t l = strlen(nm);
+                if (l < sizeof(in.name))
+                        memcpy(in.name, nm, l + 1);
+        }
         cfg = json_object_get(root, "Config");
         if (json_is_object(cfg))
                 read_labels(json_object_get(cfg, "Labels"), in.instance, sizeof(in.instance),
@@ -206,6 +214,20 @@ int dockerapi_parse_inspect(const char *body, size_t len, struct dockerapi_inspe
 out:
         json_decref(root);
         return r;
+}
+
+const char *dockerapi_inspect_label(const char *body, size_t len, const char *name,
+                                    char *buf, size_t n)
+{
+        json_t *root = load(body, len);
+        json_t *labels = json_object_get(json_object_get(root, "Config"), "Labels");
+
+        if (n == 0)
+                return buf;
+        if (!json_is_object(labels) || !get_str(labels, name, buf, n))
+                buf[0] = '\0';
+        json_decref(root);
+        return buf;
 }
 
 int dockerapi_parse_list(const char *body, size_t len, const char *prefix,

@@ -44,6 +44,8 @@ struct dockerapi_create {
         const char *runtime;            /* NULL: the engine's default */
         const char *user;               /* NULL: the image's */
         bool init;                      /* an init process as PID 1 */
+        const char *log_path;           /* label forgescale.log, NULL: none */
+        const char *log_max;            /* label forgescale.log_max, NULL: none */
 };
 
 /* The JSON body of POST /containers/create. Returns 0 with *ret (malloc'd,
@@ -70,6 +72,11 @@ struct dockerapi_inspect {
 /* 0, or -EBADMSG when the body is no container object (an id or a state
  * missing or of the wrong type). */
 int dockerapi_parse_inspect(const char *body, size_t len, struct dockerapi_inspect *ret);
+
+/* The value of label `name` of an inspect answer (Config.Labels) into
+ * buf[n]; "" when absent, not a string or too long. Returns buf. */
+const char *dockerapi_inspect_label(const char *body, size_t len, const char *name,
+                                    char *buf, size_t n);
 
 /* One entry of GET /containers/json. */
 struct dockerapi_listed {
