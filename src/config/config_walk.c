@@ -649,12 +649,24 @@ static void check_variants(struct walk *w, const struct section *sec, void *obj,
                 return;
         for (size_t i = 0; i < sec->n_keys; i++) {
                 const struct key *k = &sec->keys[i];
+                unsigned bits = k->variants;
+                bool first = true;
                 if (!seen_k[i] || !seen_v[i] || seen_v[i]->kind == YN_NULL ||
                     config__key_applies(sec, k, obj) || shadowed(sec, k, obj))
                         continue;
+                /* One message per name, naming every variant it has. */
+                for (size_t j = 0; j < sec->n_keys; j++) {
+                        if (strcmp(sec->keys[j].name, k->name) != 0)
+                                continue;
+                        if (j < i)
+                                first = false;
+                        bits |= sec->keys[j].variants;
+                }
+                if (!first)
+                        continue;
                 config__werr(w, seen_k[i], "key \"%s%s\" is only for %ss of %s %s",
                              w->path, k->name, sec->name, sec->variant->name,
-                             variant_names(sec->variant, k->variants, names, sizeof(names)));
+                             variant_names(sec->variant, bits, names, sizeof(names)));
         }
 }
 
