@@ -116,6 +116,7 @@ struct bg_req {
         struct bg_req *next, *prev;
         struct ctr *c;
         struct hmulti_xfer *xfer;
+        char *instance;                 /* whose container may be deleted */
 };
 
 struct ctr {
@@ -379,29 +380,20 @@ static void fail(struct cinst *i, int err, long status, const char *body, size_t
 
 /* ---- exit --------------------------------------------------------------------- */
 
-/* The rule (docs/providers.md): an engine reports a death by signal N as
- * exit code 128+N, which a worker's own `exit 137` also gives. It is a
- * signal only when the provider sent that very signal, or when the engine
- * says it killed the worker for memory. */
+/* The exit rule is dockerapi_exit()'s (docs/providers.md). */
 static void set_exit(struct cinst *i, const struct dockerapi_inspect *in)
 {
-        int code = in->exit_code;
+        bool oom;
 
         i->outcome = PROVIDER_EV_EXITED;
-        if (in->oom_killed) {
-                i->exit = (struct provider_exit){ .kind = PROVIDER_EXIT_SIGNAL, .signal = SIGKILL };
+        dockerapi_exit(in, i->sent, &i->exit, &oom);
+        if (oom) {
                 i->failure = PROVIDER_FAIL_QUOTA;
                 set_detail(i, "OOMKilled: the container went over its memory limit (%lld bytes)",
                            (long long)i->c->memory);
-        } else if (code > 128 && code < 128 + 32 && (i->sent & (1u << (code - 128)))) {
-                i->exit = (struct provider_exit){ .kind = PROVIDER_EXIT_SIGNAL, .signal = code - 128 };
-        } else if (code >= 0 && code <= 255) {
-                i->exit = (struct provider_exit){ .kind = PROVIDER_EXIT_CODE, .code = code };
-        } else {
-                i->exit = (struct provider_exit){ .kind = PROVIDER_EXIT_UNKNOWN };
-        }
-        if (!in->oom_killed && in->error[0])
+        } else if (in->error[0]) {
                 set_detail(i, "the container engine says: %s", in->error);
+        }
 }
 
 static void on_drain_timer(struct loop *l, void *ud)
@@ -1227,6 +1219,8 @@ static void list_req_free(struct list_req *q)
         free(q);
 }
 
+static void delete_leftover(struct ctr *c, const char *id);
+
 static void on_listed(void *ud, int err, long status, const char *body, size_t len,
                       long long total)
 {
@@ -1254,6 +1248,14 @@ static void on_listed(void *ud, int err, long status, const char *body, size_t l
                         };
                 }
         }
+        /* Exited containers of this controller that no instance of this
+         * run watches are what a lost delete left (the provider removes a
+         * container before its EXITED): removed now, so the orphan sweep
+         * that asks for this listing leaves nothing behind. Only with a
+         * prefix: another controller's containers are never touched. */
+        for (size_t k = 0; r == 0 && q->prefix && k < n; k++)
+                if (!v[k].running && !inst_find(q->c, v[k].instance))
+                        delete_leftover(q->c, v[k].id);
         provider_list_cb cb = q->cb;
         void *cud = q->ud;
         list_req_free(q);
@@ -1320,6 +1322,7 @@ static void bg_free(struct bg_req *b)
                 c->bgs = b->next;
         if (b->next)
                 b->next->prev = b->prev;
+        free(b->instance);
         free(b);
 }
 
@@ -1329,10 +1332,54 @@ static void on_bg_done(void *ud, int err, long status, const char *body, size_t 
         bg_free(ud);
 }
 
+/* Deletes the container only when it carries this provider's labels for
+ * exactly that instance: a name or ref never reaches another's container. */
+static void on_bg_inspected(void *ud, int err, long status, const char *body, size_t len,
+                            long long total)
+{
+        struct bg_req *b = ud;
+        struct dockerapi_inspect in;
+        char path[256];
+
+        b->xfer = NULL;
+        if (err || status != 200 || dockerapi_parse_inspect(body, len, &in) < 0 || !in.managed ||
+            strcmp(in.instance, b->instance) != 0 ||
+            id_path(path, sizeof(path), in.id, "?force=true") < 0) {
+                bg_free(b);
+                return;
+        }
+        struct call k = { .method = "DELETE", .timeout_ms = SHORT_TIMEOUT_MS };
+        if (start_call(b->c, &k, path, on_bg_done, b, &b->xfer) < 0)
+                bg_free(b);
+}
+
+/* A fire-and-forget delete of a container known to be this
+ * controller's (from a filtered listing). */
+static void delete_leftover(struct ctr *c, const char *id)
+{
+        char path[256];
+        struct bg_req *b;
+
+        if (id_path(path, sizeof(path), id, "?force=true") < 0 || !(b = calloc(1, sizeof(*b))))
+                return;
+        b->c = c;
+        struct call k = { .method = "DELETE", .timeout_ms = SHORT_TIMEOUT_MS };
+        if (start_call(c, &k, path, on_bg_done, b, &b->xfer) < 0) {
+                free(b);
+                return;
+        }
+        b->next = c->bgs;
+        if (b->next)
+                b->next->prev = b;
+        c->bgs = b;
+}
+
 /* The token file goes at once; the container normally went before EXITED
  * (remove_then_deliver), so the delete here is for what a lost answer or
- * an adoption that found it gone left: fired, not awaited (404 is fine).
- * Whatever it fails to remove, the orphan sweep finds through list(). */
+ * an adoption that found it gone left: an inspect, then a delete of what
+ * is verifiably this instance's, fired and not awaited (cleanup() is
+ * synchronous; 404 is fine). Whatever it fails to remove, the orphan
+ * sweep finds through list(). */
 static int ctr_cleanup(struct provider *p, const char *instance, const char *ref,
                        const char *workdir)
 {
@@ -1353,15 +1400,17 @@ static int ctr_cleanup(struct provider *p, const char *instance, const char *ref
         /* By name only when no ref was saved: a ref is this instance's
          * container for sure, and names are unique per instance. */
         const char *target = ref && *ref ? ref : instance;
-        r = id_path(path, sizeof(path), target, "?force=true");
+        r = id_path(path, sizeof(path), target, "/json");
         if (r < 0 || strlen(instance) >= DOCKERAPI_NAME_MAX)
                 return 0;
         struct bg_req *b = calloc(1, sizeof(*b));
         if (!b)
                 return 0;
         b->c = c;
-        struct call k = { .method = "DELETE", .timeout_ms = SHORT_TIMEOUT_MS };
-        if (start_call(c, &k, path, on_bg_done, b, &b->xfer) < 0) {
+        b->instance = strdup(instance);
+        struct call k = { .method = "GET", .timeout_ms = SHORT_TIMEOUT_MS };
+        if (!b->instance || start_call(c, &k, path, on_bg_inspected, b, &b->xfer) < 0) {
+                free(b->instance);
                 free(b);
                 return 0;
         }

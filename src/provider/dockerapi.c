@@ -3,9 +3,11 @@
  * uses, the engine's error text and the log stream's frame decoder. Never
  * does I/O, never logs, never trusts a length or a type it did not check. */
 #include "provider/dockerapi.h"
+#include "provider/provider.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +230,22 @@ const char *dockerapi_inspect_label(const char *body, size_t len, const char *na
                 buf[0] = '\0';
         json_decref(root);
         return buf;
+}
+
+void dockerapi_exit(const struct dockerapi_inspect *in, unsigned sent,
+                    struct provider_exit *ret, bool *ret_oom)
+{
+        int code = in->exit_code;
+
+        *ret_oom = in->oom_killed;
+        if (in->oom_killed)
+                *ret = (struct provider_exit){ .kind = PROVIDER_EXIT_SIGNAL, .signal = SIGKILL };
+        else if (code > 128 && code < 128 + 32 && (sent & (1u << (code - 128))))
+                *ret = (struct provider_exit){ .kind = PROVIDER_EXIT_SIGNAL, .signal = code - 128 };
+        else if (code >= 0 && code <= 255)
+                *ret = (struct provider_exit){ .kind = PROVIDER_EXIT_CODE, .code = code };
+        else
+                *ret = (struct provider_exit){ .kind = PROVIDER_EXIT_UNKNOWN };
 }
 
 int dockerapi_parse_list(const char *body, size_t len, const char *prefix,

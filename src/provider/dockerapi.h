@@ -78,6 +78,15 @@ int dockerapi_parse_inspect(const char *body, size_t len, struct dockerapi_inspe
 const char *dockerapi_inspect_label(const char *body, size_t len, const char *name,
                                     char *buf, size_t n);
 
+/* How a container ended, as the provider reports it (docs/providers.md):
+ * an engine gives a death by signal N as exit code 128+N, which a
+ * worker's own `exit 137` also gives, so it is a signal only when sent
+ * has bit (1u << N) (the provider sent N) or the engine says OOMKilled
+ * (then SIGKILL, *ret_oom true). Codes outside 0..255 are UNKNOWN. */
+struct provider_exit;
+void dockerapi_exit(const struct dockerapi_inspect *in, unsigned sent,
+                    struct provider_exit *ret, bool *ret_oom);
+
 /* One entry of GET /containers/json. */
 struct dockerapi_listed {
         char id[DOCKERAPI_ID_MAX];

@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "provider/dockerapi.h"
+#include "provider/provider.h"
+
+#include <signal.h>
 
 #define ID64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -276,6 +279,39 @@ static void escape(void **state)
         assert_int_equal(dockerapi_escape("abcdefgh/", buf, 10), -ENAMETOOLONG);
 }
 
+/* 128+N is a signal only when the provider sent N or the engine says
+ * OOMKilled; a worker's own `exit 137` stays a code. */
+static void exit_rule(void **state)
+{
+        struct dockerapi_inspect in = { .exit_code = 143 };
+        struct provider_exit e;
+        bool oom = true;
+
+        dockerapi_exit(&in, 1u << SIGTERM, &e, &oom);
+        assert_int_equal(e.kind, PROVIDER_EXIT_SIGNAL);
+        assert_int_equal(e.signal, SIGTERM);
+        assert_false(oom);
+        in.exit_code = 137;
+        dockerapi_exit(&in, 1u << SIGTERM, &e, &oom);
+        assert_int_equal(e.kind, PROVIDER_EXIT_CODE);
+        assert_int_equal(e.code, 137);
+        dockerapi_exit(&in, 1u << SIGTERM | 1u << SIGKILL, &e, &oom);
+        assert_int_equal(e.kind, PROVIDER_EXIT_SIGNAL);
+        assert_int_equal(e.signal, SIGKILL);
+        in.oom_killed = true;
+        dockerapi_exit(&in, 0, &e, &oom);
+        assert_int_equal(e.kind, PROVIDER_EXIT_SIGNAL);
+        assert_int_equal(e.signal, SIGKILL);
+        assert_true(oom);
+        in = (struct dockerapi_inspect){ .exit_code = 3 };
+        dockerapi_exit(&in, 1u << SIGTERM, &e, &oom);
+        assert_int_equal(e.kind, PROVIDER_EXIT_CODE);
+        assert_int_equal(e.code, 3);
+        in.exit_code = -1;
+        dockerapi_exit(&in, 0, &e, &oom);
+        assert_int_equal(e.kind, PROVIDER_EXIT_UNKNOWN);
+}
+
 int main(void)
 {
         static const struct CMUnitTest tests[] = {
@@ -287,6 +323,7 @@ int main(void)
                 cmocka_unit_test(demux_any_cut),
                 cmocka_unit_test(demux_refuses_garbage),
                 cmocka_unit_test(escape),
+                cmocka_unit_test(exit_rule),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
