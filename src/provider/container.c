@@ -623,6 +623,8 @@ static void stopped_before_start(struct cinst *i)
         remove_then_deliver(i);
 }
 
+static int begin_stop(struct cinst *i);
+
 static void on_started(void *ud, int err, long status, const char *body, size_t len,
                        long long total)
 {
@@ -638,6 +640,9 @@ static void on_started(void *ud, int err, long status, const char *body, size_t 
         };
         watch(i);
         i->cb(i->ud, &ev);
+        /* A stop() that came while the start was on its way. */
+        if (i->stop_requested && i->phase == PH_RUN)
+                (void)begin_stop(i);
 }
 
 static void do_start(struct cinst *i)
@@ -1068,24 +1073,14 @@ static void on_kill_timer(struct loop *l, void *ud)
                 (void)send_signal(i, SIGKILL);
 }
 
-static int ctr_stop(struct provider *p, const char *instance)
+/* TERM now, KILL after the grace (read at every stop). */
+static int begin_stop(struct cinst *i)
 {
-        struct ctr *c = p->ctx;
+        struct ctr *c = i->c;
+        struct provider *p = c->p;
         int64_t grace_ms = p->stop_grace_ms > 0 ? p->stop_grace_ms : PROVIDER_STOP_GRACE_DEFAULT_MS;
-        struct cinst *i;
         int r;
 
-        if (!instance)
-                return -EINVAL;
-        i = inst_find(c, instance);
-        if (!i)
-                return -ENOENT;
-        if (i->phase < PH_RUN) {
-                i->stop_requested = true;       /* it will never start */
-                return 0;
-        }
-        if (i->phase > PH_RUN)
-                return 0;                       /* exited; EXITED is on its way */
         r = send_signal(i, SIGTERM);
         if (r < 0)
                 return r;
@@ -1099,6 +1094,26 @@ static int ctr_stop(struct provider *p, const char *instance)
         i->kill_timer = t;
         i->kill_deadline = deadline;
         return 0;
+}
+
+static int ctr_stop(struct provider *p, const char *instance)
+{
+        struct cinst *i;
+
+        if (!instance)
+                return -EINVAL;
+        i = inst_find(p->ctx, instance);
+        if (!i)
+                return -ENOENT;
+        if (i->phase < PH_RUN) {
+                /* Not started: never started (before the start call), or
+                 * stopped as soon as the start answers. */
+                i->stop_requested = true;
+                return 0;
+        }
+        if (i->phase > PH_RUN)
+                return 0;                       /* exited; EXITED is on its way */
+        return begin_stop(i);
 }
 
 /* One blocking inspect: adopt() must answer at once (-ESRCH or the ref),

@@ -586,6 +586,26 @@ static void oom_killed(void **state)
         free(log);
 }
 
+/* stop() before the container started: it never starts, EXITED (no
+ * STARTED) follows, nothing is left in the engine. */
+static void stop_before_start(void **state)
+{
+        struct fx *f = *state;
+        char name[96];
+
+        assert_int_equal(launch(f, "early", "echo should-not-run; sleep 30", "t", name, sizeof(name)), 0);
+        assert_int_equal(f->prov.ops->stop(&f->prov, name), 0);
+        assert_true(run_until(f, &f->nend, 1, 15000));
+        const struct rec *e = last_end(f, name);
+        assert_int_equal(e->type, PROVIDER_EV_EXITED);
+        assert_int_equal(f->nstarted, 0);
+        assert_int_equal(f->prov.ops->stop(&f->prov, name), -ENOENT);
+        assert_int_equal(podman_count_managed(pm, f->prefix), 0);
+        char *log = read_log(f, name, NULL);
+        assert_true(!log || !strstr(log, "should-not-run"));
+        free(log);
+}
+
 /* After a restart the log goes on where it stopped. */
 static void adopt_resumes_log(void **state)
 {
@@ -620,6 +640,7 @@ int main(void)
                 T(logs_demuxed_and_capped),
                 T(oom_killed),
                 T(adopt_resumes_log),
+                T(stop_before_start),
                 T(engine_gone_and_back),
 #undef T
         };
