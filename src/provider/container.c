@@ -192,21 +192,6 @@ static const char *errtext(int err)
         }
 }
 
-/* An engine's answer as a category (see docs/providers.md). */
-static enum provider_failure classify(int err, long status, const char *msg)
-{
-        if (err)
-                return PROVIDER_FAIL_UNREACHABLE;
-        if (status == 404 && strcasestr(msg, "image"))
-                return PROVIDER_FAIL_IMAGE;
-        if (strcasestr(msg, "quota") || strcasestr(msg, "limit exceeded") ||
-            strcasestr(msg, "insufficient"))
-                return PROVIDER_FAIL_QUOTA;
-        if (status >= 400 && status < 500)
-                return PROVIDER_FAIL_REJECTED;
-        return PROVIDER_FAIL_ENGINE;
-}
-
 static int failure_errno(enum provider_failure f, int err)
 {
         switch (f) {
@@ -365,7 +350,7 @@ static void fail(struct cinst *i, int err, long status, const char *body, size_t
         else
                 dockerapi_error_message(body, len, msg, sizeof(msg));
         i->outcome = PROVIDER_EV_FAILED;
-        i->failure = classify(err, status, msg);
+        i->failure = dockerapi_classify(err, status, msg);
         i->error = failure_errno(i->failure, err);
         if (err)
                 set_detail(i, "the container engine at %s did not answer while %s (%s); is it running?",
@@ -814,7 +799,7 @@ static void on_pulled(void *ud, int err, long status, const char *body, size_t l
                 dockerapi_error_message(body, len, msg, sizeof(msg));
                 i->outcome = PROVIDER_EV_FAILED;
                 i->failure = status >= 500 || status == 404 || status == 403 || status == 401
-                                     ? PROVIDER_FAIL_IMAGE : classify(0, status, msg);
+                                     ? PROVIDER_FAIL_IMAGE : dockerapi_classify(0, status, msg);
                 i->error = failure_errno(i->failure, 0);
                 set_detail(i, "image %s cannot be pulled (HTTP %ld): %s", i->c->image, status, msg);
                 remove_then_deliver(i);

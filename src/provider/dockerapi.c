@@ -248,6 +248,22 @@ void dockerapi_exit(const struct dockerapi_inspect *in, unsigned sent,
                 *ret = (struct provider_exit){ .kind = PROVIDER_EXIT_UNKNOWN };
 }
 
+int dockerapi_classify(int err, long status, const char *msg)
+{
+        if (!msg)
+                msg = "";
+        if (err)
+                return PROVIDER_FAIL_UNREACHABLE;
+        if (status == 404 && strcasestr(msg, "image"))
+                return PROVIDER_FAIL_IMAGE;
+        if (strcasestr(msg, "quota") || strcasestr(msg, "limit exceeded") ||
+            strcasestr(msg, "insufficient"))
+                return PROVIDER_FAIL_QUOTA;
+        if (status >= 400 && status < 500)
+                return PROVIDER_FAIL_REJECTED;
+        return PROVIDER_FAIL_ENGINE;
+}
+
 int dockerapi_parse_list(const char *body, size_t len, const char *prefix,
                          struct dockerapi_listed **ret, size_t *ret_n)
 {

@@ -87,6 +87,12 @@ struct provider_exit;
 void dockerapi_exit(const struct dockerapi_inspect *in, unsigned sent,
                     struct provider_exit *ret, bool *ret_oom);
 
+/* An engine's refusal as a provider failure (enum provider_failure):
+ * err (a transport error) -> UNREACHABLE; 404 naming an image -> IMAGE; a
+ * message naming a quota, an exceeded limit or insufficient resources ->
+ * QUOTA; other 4xx -> REJECTED; anything else -> ENGINE. */
+int dockerapi_classify(int err, long status, const char *msg);
+
 /* One entry of GET /containers/json. */
 struct dockerapi_listed {
         char id[DOCKERAPI_ID_MAX];

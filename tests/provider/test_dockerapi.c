@@ -312,6 +312,17 @@ static void exit_rule(void **state)
         assert_int_equal(e.kind, PROVIDER_EXIT_UNKNOWN);
 }
 
+static void classify(void **state)
+{
+        assert_int_equal(dockerapi_classify(-ECONNREFUSED, 0, NULL), PROVIDER_FAIL_UNREACHABLE);
+        assert_int_equal(dockerapi_classify(0, 404, "localhost/x:1: image not known"), PROVIDER_FAIL_IMAGE);
+        assert_int_equal(dockerapi_classify(0, 404, "no such container"), PROVIDER_FAIL_REJECTED);
+        assert_int_equal(dockerapi_classify(0, 409, "name is already in use"), PROVIDER_FAIL_REJECTED);
+        assert_int_equal(dockerapi_classify(0, 403, "disk quota exceeded"), PROVIDER_FAIL_QUOTA);
+        assert_int_equal(dockerapi_classify(0, 500, "insufficient memory"), PROVIDER_FAIL_QUOTA);
+        assert_int_equal(dockerapi_classify(0, 500, "OCI runtime error"), PROVIDER_FAIL_ENGINE);
+}
+
 int main(void)
 {
         static const struct CMUnitTest tests[] = {
@@ -324,6 +335,7 @@ int main(void)
                 cmocka_unit_test(demux_refuses_garbage),
                 cmocka_unit_test(escape),
                 cmocka_unit_test(exit_rule),
+                cmocka_unit_test(classify),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
