@@ -1,13 +1,9 @@
-/* container.c: the `container` provider: each worker is a container made
- * through the Docker Engine API on a unix socket (Docker, or `podman system
- * service`). Owns the calls (hmulti, on the loop: pull, create, start, wait,
- * logs, kill, delete, list), the token file bind-mounted read-only, the
- * worker log (the engine's framed stream, demultiplexed, capped), the
- * TERM-then-KILL stop, the exit rule and the mapping of engine answers to
- * provider failures. Never touches a container without the
- * forgescale.managed label and an instance label of its caller's prefix,
- * never blocks the loop except in adopt() (one inspect, at daemon start),
- * never logs. */
+/* container.c: the `container` provider: workers are containers made through
+ * the Docker Engine API on a unix socket (Docker, `podman system service`).
+ * Owns the calls on the loop (hmulti), the read-only token bind, the worker
+ * log (framed stream, demultiplexed, capped), TERM-then-KILL, the exit rule
+ * and the failure categories. Never touches a container without this
+ * provider's labels, never blocks except in adopt(), never logs. */
 #include "provider/provider.h"
 #include "provider/dockerapi.h"
 #include "config/config.h"
