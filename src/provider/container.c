@@ -1215,8 +1215,6 @@ static void list_req_free(struct list_req *q)
         free(q);
 }
 
-static void delete_leftover(struct ctr *c, const char *id);
-
 static void on_listed(void *ud, int err, long status, const char *body, size_t len,
                       long long total)
 {
@@ -1244,14 +1242,6 @@ static void on_listed(void *ud, int err, long status, const char *body, size_t l
                         };
                 }
         }
-        /* Exited containers of this controller that no instance of this
-         * run watches are what a lost delete left (the provider removes a
-         * container before its EXITED): removed now, so the orphan sweep
-         * that asks for this listing leaves nothing behind. Only with a
-         * prefix: another controller's containers are never touched. */
-        for (size_t k = 0; r == 0 && q->prefix && k < n; k++)
-                if (!v[k].running && !inst_find(q->c, v[k].instance))
-                        delete_leftover(q->c, v[k].id);
         provider_list_cb cb = q->cb;
         void *cud = q->ud;
         list_req_free(q);
@@ -1347,27 +1337,6 @@ static void on_bg_inspected(void *ud, int err, long status, const char *body, si
         struct call k = { .method = "DELETE", .timeout_ms = SHORT_TIMEOUT_MS };
         if (start_call(b->c, &k, path, on_bg_done, b, &b->xfer) < 0)
                 bg_free(b);
-}
-
-/* A fire-and-forget delete of a container known to be this
- * controller's (from a filtered listing). */
-static void delete_leftover(struct ctr *c, const char *id)
-{
-        char path[256];
-        struct bg_req *b;
-
-        if (id_path(path, sizeof(path), id, "?force=true") < 0 || !(b = calloc(1, sizeof(*b))))
-                return;
-        b->c = c;
-        struct call k = { .method = "DELETE", .timeout_ms = SHORT_TIMEOUT_MS };
-        if (start_call(c, &k, path, on_bg_done, b, &b->xfer) < 0) {
-                free(b);
-                return;
-        }
-        b->next = c->bgs;
-        if (b->next)
-                b->next->prev = b;
-        c->bgs = b;
 }
 
 /* The token file goes at once; the container normally went before EXITED

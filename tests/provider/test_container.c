@@ -342,6 +342,7 @@ struct listing {
         int calls, error;
         size_t n;
         char names[8][96];
+        char refs[8][80];
         bool running[8];
 };
 
@@ -354,6 +355,7 @@ static void on_list(void *ud, int error, const struct provider_listing *items, s
         l->n = n;
         for (size_t k = 0; k < n && k < 8; k++) {
                 snprintf(l->names[k], sizeof(l->names[k]), "%s", items[k].instance);
+                snprintf(l->refs[k], sizeof(l->refs[k]), "%s", items[k].ref ? items[k].ref : "");
                 l->running[k] = items[k].running;
         }
 }
@@ -414,12 +416,13 @@ static void foreign_containers_untouched(void **state)
         assert_int_equal(podman_count_managed(pm, f->prefix), 0);
 }
 
-/* An exited container of ours that no instance watches (a lost delete)
- * is removed by the next prefixed listing. */
-static void listing_removes_exited_leftovers(void **state)
+/* An exited container of ours that no instance watches (a lost delete):
+ * listed as not running, and removed by cleanup() (the orphan sweep's
+ * call for an ended worker no row owns). */
+static void exited_leftover_listed_and_cleaned(void **state)
 {
         struct fx *f = *state;
-        char mine[96], lab[512], path[256];
+        char mine[96], lab[512], path[256], wd[PATH_MAX];
         struct listing l = { 0 };
         long st = 0;
 
@@ -430,11 +433,14 @@ static void listing_removes_exited_leftovers(void **state)
         assert_int_equal(podman_api(pm, "POST", path, NULL, &st, NULL), 0);
         snprintf(path, sizeof(path), "/containers/%s/wait", mine);
         assert_int_equal(podman_api(pm, "POST", path, NULL, &st, NULL), 0);
-        assert_int_equal(podman_count_managed(pm, f->prefix), 1);
         assert_int_equal(f->prov.ops->list(&f->prov, f->prefix, on_list, &l), 0);
         assert_true(run_until(f, &l.calls, 1, 10000));
         assert_int_equal(l.n, 1);
         assert_false(l.running[0]);
+        spin(f, 300);
+        assert_int_equal(podman_count_managed(pm, f->prefix), 1);      /* a listing changes nothing */
+        snprintf(wd, sizeof(wd), "%s/nowhere", f->dir);
+        assert_int_equal(f->prov.ops->cleanup(&f->prov, mine, l.refs[0], wd), 0);
         int64_t end = now_ms() + 5000;
         while (podman_count_managed(pm, f->prefix) != 0 && now_ms() < end)
                 spin(f, 50);
@@ -635,7 +641,7 @@ int main(void)
                 T(labels_limits_and_token),
                 T(numeric_user_owns_the_token),
                 T(foreign_containers_untouched),
-                T(listing_removes_exited_leftovers),
+                T(exited_leftover_listed_and_cleaned),
                 T(pull_policies_and_missing_image),
                 T(logs_demuxed_and_capped),
                 T(oom_killed),
