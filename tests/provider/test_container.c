@@ -612,6 +612,28 @@ static void stop_before_start(void **state)
         free(log);
 }
 
+/* stop() while the start call is on its way (the ref is known once the
+ * create answered): STARTED, then the stop goes out at once. */
+static void stop_during_start(void **state)
+{
+        struct fx *f = *state;
+        char name[96];
+
+        assert_int_equal(launch(f, "mid", "exec sleep 30", "t", name, sizeof(name)), 0);
+        int64_t end = now_ms() + 15000;
+        while (!f->prov.ops->ref(&f->prov, name) && now_ms() < end)
+                assert_int_equal(loop_run_once(f->loop, 1), 0);
+        assert_non_null(f->prov.ops->ref(&f->prov, name));
+        assert_int_equal(f->nstarted, 0);
+        f->prov.stop_grace_ms = 20000;
+        assert_int_equal(f->prov.ops->stop(&f->prov, name), 0);
+        assert_true(run_until(f, &f->nend, 1, 8000));
+        assert_int_equal(f->nstarted, 1);
+        const struct rec *e = last_end(f, name);
+        assert_int_equal(e->exit.kind, PROVIDER_EXIT_SIGNAL);
+        assert_int_equal(e->exit.signal, SIGTERM);
+}
+
 /* After a restart the log goes on where it stopped. */
 static void adopt_resumes_log(void **state)
 {
@@ -647,6 +669,7 @@ int main(void)
                 T(oom_killed),
                 T(adopt_resumes_log),
                 T(stop_before_start),
+                T(stop_during_start),
                 T(engine_gone_and_back),
 #undef T
         };
