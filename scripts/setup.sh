@@ -1,7 +1,9 @@
 #!/bin/sh
 # setup.sh: installs the Debian packages forgescale needs to build and test.
 # Idempotent and quiet when nothing is missing; needs root (or sudo) only
-# when something has to be installed.
+# when something has to be installed. Podman (with runc, catatonit as the
+# containers' init, and busybox for the test image) serves the container
+# provider's tests, which run it with private storage only.
 set -eu
 
 PKGS="build-essential pkg-config meson ninja-build
@@ -9,7 +11,8 @@ libcurl4-openssl-dev libjansson-dev libfyaml-dev libsqlite3-dev
 libmicrohttpd-dev libcmocka-dev libgnutls28-dev
 libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
 clang libclang-rt-dev llvm
-curl jq wrk prometheus"
+curl jq wrk prometheus
+podman runc catatonit busybox-static uidmap"
 
 missing=""
 for p in $PKGS; do

@@ -125,11 +125,43 @@ static bool same_str(const char *a, const char *b)
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static bool same_strv(const struct config_strv *a, const struct config_strv *b)
+{
+        if (a->n != b->n)
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (!same_str(a->v[i], b->v[i]))
+                        return false;
+        return true;
+}
+
+static bool same_envv(const struct config_envv *a, const struct config_envv *b)
+{
+        if (a->n != b->n)
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (!same_str(a->v[i].name, b->v[i].name) || !same_str(a->v[i].value, b->v[i].value))
+                        return false;
+        return true;
+}
+
+static bool container_same(const struct config_provider_container *a,
+                           const struct config_provider_container *b)
+{
+        return same_str(a->socket, b->socket) && same_str(a->image, b->image) &&
+               a->pull == b->pull && same_str(a->network, b->network) &&
+               same_str(a->cpus, b->cpus) && same_str(a->memory, b->memory) &&
+               a->pids_limit == b->pids_limit && same_envv(&a->ulimits, &b->ulimits) &&
+               same_str(a->runtime, b->runtime) && same_strv(&a->extra_mounts, &b->extra_mounts) &&
+               same_envv(&a->env, &b->env) && same_str(a->user, b->user);
+}
+
 bool config_provider_same(const struct config_provider *a, const struct config_provider *b)
 {
         return same_str(a->name, b->name) && a->type == b->type &&
                a->max_instances == b->max_instances && a->stop_grace_ms == b->stop_grace_ms &&
-               same_str(a->local.user, b->local.user) && same_str(a->local.group, b->local.group);
+               same_str(a->local.user, b->local.user) && same_str(a->local.group, b->local.group) &&
+               container_same(&a->container, &b->container);
 }
 
 bool config_broker_same(const struct config_broker *a, const struct config_broker *b)

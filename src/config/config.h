@@ -132,12 +132,41 @@ struct config_provider_local {
         struct config_pos group_pos;
 };
 
+/* The numeric values are the index of the name in the key table. */
+enum config_container_pull {
+        CONFIG_PULL_IF_MISSING = 0,
+        CONFIG_PULL_ALWAYS,
+        CONFIG_PULL_NEVER,
+};
+
+/* Keys of `type: container` providers (Docker Engine API: Docker or
+ * `podman system service`). Strings are owned; NULL when unset. */
+struct config_provider_container {
+        char *socket;                   /* the engine's API socket, an absolute path */
+        char *image;                    /* required for this type */
+        enum config_container_pull pull;
+        char *network;                  /* NetworkMode, or NULL: the engine's default */
+        char *cpus;                     /* as written, or NULL */
+        char *memory;                   /* as written, or NULL */
+        int64_t pids_limit;             /* 0 = unset */
+        struct config_envv ulimits;     /* name -> "soft:hard" or "N", checked */
+        char *runtime;                  /* OCI runtime, or NULL: the engine's default */
+        struct config_strv extra_mounts;/* "host:container[:ro|rw]", checked */
+        struct config_envv env;         /* added to every worker's environment */
+        char *user;                     /* "user[:group]" inside the image, or NULL */
+
+        /* Derived. */
+        int64_t nano_cpus;              /* cpus in 1e-9 CPUs; 0 = unset */
+        int64_t memory_bytes;           /* memory in bytes; 0 = unset */
+};
+
 struct config_provider {
         char *name;
         enum config_provider_type type;
         int64_t max_instances;          /* 0 = unlimited */
         int64_t stop_grace_ms;          /* SIGTERM (or equivalent) to forced kill, 0..10m */
         struct config_provider_local local;
+        struct config_provider_container container;
 
         bool implicit;                  /* the built-in "local" provider */
         struct config_pos pos;

@@ -8,6 +8,7 @@
 #include "config/config_internal.h"
 
 #include "util/secret.h"
+#include "util/strutil.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -467,6 +468,232 @@ static bool check_account(struct walk *w, const struct key *k, const struct ynod
         return true;
 }
 
+/* ---- keys of container providers --------------------------------------------- */
+
+/* sun_path holds 108 bytes with the NUL (hmulti.h: HMULTI_UNIX_PATH_MAX). */
+#define CTR_SOCKET_MAX 107
+
+static bool check_ctr_socket(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)config__field(obj, k);
+
+        if (s[0] != '/' || strlen(s) > CTR_SOCKET_MAX) {
+                config__werr(w, v, "%s %s must be an absolute path of at most %d bytes (the engine's unix socket, e.g. /var/run/docker.sock)",
+                             config__kp(w, k), Q(s), CTR_SOCKET_MAX);
+                return false;
+        }
+        return true;
+}
+
+/* Printable, no blanks, non-empty, at most max bytes. */
+static bool token_ok(const char *s, size_t max)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > max)
+                return false;
+        for (const char *c = s; *c; c++)
+                if ((unsigned char)*c <= ' ' || *c == 0x7f)
+                        return false;
+        return true;
+}
+
+static bool check_ctr_image(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)config__field(obj, k);
+
+        if (!token_ok(s, 255)) {
+                config__werr(w, v, "%s %s is not an image reference; e.g. docker.io/library/debian:bookworm (no blanks, at most 255 bytes)",
+                             config__kp(w, k), Q(s));
+                return false;
+        }
+        return true;
+}
+
+/* Network and runtime names: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64. */
+static bool check_ctr_name(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)config__field(obj, k);
+        bool ok = token_ok(s, 64) && isalnum((unsigned char)s[0]);
+
+        for (const char *c = s; ok && *c; c++)
+                ok = isalnum((unsigned char)*c) || *c == '_' || *c == '.' || *c == '-';
+        if (!ok) {
+                config__werr(w, v, "%s %s is not a valid name; use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)%s",
+                             config__kp(w, k), Q(s),
+                             strcmp(k->name, "network") == 0 ? ", or none, host or bridge" : "");
+                return false;
+        }
+        return true;
+}
+
+/* "1", "0.5", "2.25": at most 9 decimals, above 0, at most 1024. */
+static bool check_ctr_cpus(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_provider_container *c = (void *)((char *)obj + offsetof(struct config_provider, container));
+        const char *s = c->cpus, *p = s;
+        int64_t whole = 0, frac = 0, scale = 1000000000;
+        int ndig = 0;
+
+        while (isdigit((unsigned char)*p) && ndig < 5) {
+                whole = whole * 10 + (*p++ - '0');
+                ndig++;
+        }
+        if (ndig && *p == '.') {
+                int nf = 0;
+                p++;
+                while (isdigit((unsigned char)*p) && nf < 9) {
+                        scale /= 10;
+                        frac += (*p++ - '0') * scale;
+                        nf++;
+                }
+                if (nf == 0)
+                        ndig = 0;
+        }
+        int64_t nano = whole * 1000000000 + frac;
+        if (!ndig || *p || nano <= 0 || nano > 1024LL * 1000000000) {
+                config__werr(w, v, "%s %s is not a CPU count; use a decimal number above 0 and at most 1024 with at most 9 decimals, e.g. 1.5",
+                             config__kp(w, k), Q(s));
+                return false;
+        }
+        c->nano_cpus = nano;
+        return true;
+}
+
+/* Bytes with an optional k, m, g or t (powers of 1024) and an optional b. */
+static bool check_ctr_memory(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        struct config_provider_container *c = (void *)((char *)obj + offsetof(struct config_provider, container));
+        const char *s = c->memory, *p = s;
+        int64_t n = 0, mult = 1;
+        int ndig = 0;
+
+        while (isdigit((unsigned char)*p) && ndig < 16) {
+                n = n * 10 + (*p++ - '0');
+                ndig++;
+        }
+        switch (tolower((unsigned char)*p)) {
+        case 'k': mult = 1LL << 10; p++; break;
+        case 'm': mult = 1LL << 20; p++; break;
+        case 'g': mult = 1LL << 30; p++; break;
+        case 't': mult = 1LL << 40; p++; break;
+        default: break;
+        }
+        if (tolower((unsigned char)*p) == 'b')
+                p++;
+        if (!ndig || *p || n > (INT64_MAX >> 40) || n * mult < (6LL << 20)) {
+                config__werr(w, v, "%s %s is not a memory size of at least 6m; use bytes with an optional k, m, g or t suffix (powers of 1024), e.g. 512m",
+                             config__kp(w, k), Q(s));
+                return false;
+        }
+        c->memory_bytes = n * mult;
+        return true;
+}
+
+static const char *const ulimit_names[] = {
+        "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+        "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", NULL,
+};
+
+/* "N" or "SOFT:HARD", non-negative decimals, soft <= hard. */
+static bool ulimit_value_ok(const char *s)
+{
+        const char *colon = strchr(s, ':');
+        char soft[24];
+        int64_t a, b;
+
+        if (!colon)
+                return strutil_parse_i64(s, &a) == 0 && a >= 0;
+        if ((size_t)(colon - s) >= sizeof(soft))
+                return false;
+        memcpy(soft, s, (size_t)(colon - s));
+        soft[colon - s] = '\0';
+        return strutil_parse_i64(soft, &a) == 0 && strutil_parse_i64(colon + 1, &b) == 0 &&
+               a >= 0 && b >= a;
+}
+
+static bool check_ctr_ulimits(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const struct config_envv *e = config__field(obj, k);
+        bool ok = true;
+
+        for (size_t i = 0; i < e->n; i++) {
+                const struct ynode *at = v->kind == YN_MAP && 2 * i + 1 < v->n ? v->kids[2 * i] : v;
+                size_t j;
+                for (j = 0; ulimit_names[j]; j++)
+                        if (strcmp(ulimit_names[j], e->v[i].name) == 0)
+                                break;
+                if (!ulimit_names[j]) {
+                        const char *sug = config_suggest(e->v[i].name, ulimit_names, sizeof(ulimit_names) / sizeof(ulimit_names[0]) - 1);
+                        config__werr(w, at, "%s: unknown limit %s%s%s%s", config__kp(w, k), Q(e->v[i].name),
+                                     sug ? "; did you mean \"" : "; use one of core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending or stack",
+                                     sug ? sug : "", sug ? "\"?" : "");
+                        ok = false;
+                        continue;
+                }
+                if (!ulimit_value_ok(e->v[i].value)) {
+                        const struct ynode *val = v->kind == YN_MAP && 2 * i + 1 < v->n ? v->kids[2 * i + 1] : v;
+                        config__werr(w, val, "%s.%s %s is not a limit; use a number or SOFT:HARD with SOFT at most HARD, e.g. 1024:4096",
+                                     config__kp(w, k), e->v[i].name, Q(e->v[i].value));
+                        ok = false;
+                }
+        }
+        return ok;
+}
+
+/* "HOST:CONTAINER" or "HOST:CONTAINER:ro|rw", both absolute paths. */
+static bool check_ctr_mounts(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const struct config_strv *l = config__field(obj, k);
+        bool ok = true;
+
+        for (size_t i = 0; i < l->n; i++) {
+                const char *s = l->v[i], *c1 = strchr(s, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                const struct ynode *at = v->kind == YN_SEQ && i < v->n ? v->kids[i] : v;
+                bool good = token_ok(s, 4096) && s[0] == '/' && c1 && c1[1] == '/' &&
+                            (!c2 || ((strcmp(c2 + 1, "ro") == 0 || strcmp(c2 + 1, "rw") == 0)));
+                if (!good) {
+                        config__werr(w, at, "%s item %s is not a mount; use HOST:CONTAINER or HOST:CONTAINER:ro (or :rw), both absolute paths without blanks",
+                                     config__kp(w, k), Q(s));
+                        ok = false;
+                }
+        }
+        return ok;
+}
+
+static bool check_ctr_env(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const struct config_envv *e = config__field(obj, k);
+
+        if (e->n > CONFIG_MAX_RUNNER_ENV) {
+                config__werr(w, v, "%s has %zu entries; at most %d", config__kp(w, k), e->n, CONFIG_MAX_RUNNER_ENV);
+                return false;
+        }
+        return true;
+}
+
+/* "USER" or "USER:GROUP", names or numeric ids inside the image. */
+static bool check_ctr_user(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)config__field(obj, k), *colon = strchr(s, ':');
+        char user[40];
+        bool numeric, ok;
+
+        if (colon && (size_t)(colon - s) < sizeof(user)) {
+                memcpy(user, s, (size_t)(colon - s));
+                user[colon - s] = '\0';
+                ok = config__account_ok(user, &numeric) && config__account_ok(colon + 1, &numeric);
+        } else {
+                ok = !colon && config__account_ok(s, &numeric);
+        }
+        if (!ok) {
+                config__werr(w, v, "%s %s is not USER or USER:GROUP; each a name (letters, digits, '_', '.' and '-', at most 32) or a numeric id",
+                             config__kp(w, k), Q(s));
+                return false;
+        }
+        return true;
+}
+
 static void forge_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                          const struct ynode *const *sv, const struct ynode *where);
 static void forge_done(void *obj);
@@ -655,7 +882,15 @@ static const struct section forge_section = {
         .finish = forge_finish, .done = forge_done,
 };
 
-enum { PRK_TYPE, PRK_MAX_INSTANCES, PRK_STOP_GRACE, PRK_USER, PRK_GROUP };
+enum {
+        PRK_TYPE, PRK_MAX_INSTANCES, PRK_STOP_GRACE, PRK_USER, PRK_GROUP,
+        /* type container */
+        PRK_C_SOCKET, PRK_C_IMAGE, PRK_C_PULL, PRK_C_NETWORK, PRK_C_CPUS, PRK_C_MEMORY,
+        PRK_C_PIDS, PRK_C_ULIMITS, PRK_C_RUNTIME, PRK_C_MOUNTS, PRK_C_ENV, PRK_C_USER,
+};
+
+static const char *const container_pulls[] = { "if-missing", "always", "never", NULL };
+_Static_assert(sizeof(enum config_container_pull) == sizeof(int), "enums are stored as int");
 
 static const struct key provider_keys[] = {
         [PRK_TYPE] = { .name = "type", .type = KT_ENUM, .flags = KF_REQUIRED, ENTRY(struct config_provider, type),
@@ -673,6 +908,48 @@ static const struct key provider_keys[] = {
         [PRK_GROUP] = { .name = "group", .type = KT_STR, ENTRY(struct config_provider, local.group),
           .check = check_account, .variants = KV(CONFIG_PROVIDER_LOCAL), .type_doc = "group",
           .doc = "Run workers with this group, a group name or a numeric gid. Unset: the primary group of `user`. `check` verifies that a named group exists on the machine." },
+#define CTR KV(CONFIG_PROVIDER_CONTAINER)
+        [PRK_C_SOCKET] = { .name = "socket", .type = KT_STR, .def = "/var/run/docker.sock",
+          ENTRY(struct config_provider, container.socket), .check = check_ctr_socket, .variants = CTR,
+          .type_doc = "path",
+          .doc = "The unix socket of the Docker Engine API: Docker's, or that of `podman system service`. Absolute, at most 107 bytes." },
+        [PRK_C_IMAGE] = { .name = "image", .type = KT_STR, .flags = KF_REQUIRED,
+          ENTRY(struct config_provider, container.image), .check = check_ctr_image, .variants = CTR,
+          .type_doc = "image", .example = "image: code.forgejo.org/forgejo/runner:11",
+          .doc = "Image every worker container runs; it must hold the runner command (`pools.NAME.runner.command`), which replaces the image's entrypoint." },
+        [PRK_C_PULL] = { .name = "pull", .type = KT_ENUM, .def = "if-missing",
+          ENTRY(struct config_provider, container.pull), .enums = container_pulls, .variants = CTR,
+          .doc = "When the image is pulled before a container is made: if-missing, always (every launch), or never (a missing image fails the launch with result `image`)." },
+        [PRK_C_NETWORK] = { .name = "network", .type = KT_STR, ENTRY(struct config_provider, container.network),
+          .check = check_ctr_name, .variants = CTR, .type_doc = "network",
+          .doc = "Network the containers join: none, host, bridge or a network's name. Unset: the engine's default." },
+        [PRK_C_CPUS] = { .name = "cpus", .type = KT_STR, ENTRY(struct config_provider, container.cpus),
+          .check = check_ctr_cpus, .variants = CTR, .type_doc = "decimal",
+          .doc = "CPU limit of each container (NanoCpus), e.g. 1.5. Unset: no limit." },
+        [PRK_C_MEMORY] = { .name = "memory", .type = KT_STR, ENTRY(struct config_provider, container.memory),
+          .check = check_ctr_memory, .variants = CTR, .type_doc = "size",
+          .doc = "Memory limit of each container, bytes with an optional k, m, g or t (powers of 1024), at least 6m. A container killed for it ends with detail `OOMKilled`. Unset: no limit." },
+        [PRK_C_PIDS] = { .name = "pids_limit", .type = KT_INT, .flags = KF_ZERO_UNSET,
+          ENTRY(struct config_provider, container.pids_limit), .min = 1, .max = 4194304, .variants = CTR,
+          .doc = "Most processes in each container. Unset: no limit." },
+        [PRK_C_ULIMITS] = { .name = "ulimits", .type = KT_ENV, .def = "{}",
+          ENTRY(struct config_provider, container.ulimits), .check = check_ctr_ulimits, .variants = CTR,
+          .type_doc = "mapping of limit: SOFT:HARD",
+          .doc = "Resource limits (setrlimit) of each container: nofile, nproc, core... each a number or SOFT:HARD. Unset limits are the engine's defaults." },
+        [PRK_C_RUNTIME] = { .name = "runtime", .type = KT_STR, ENTRY(struct config_provider, container.runtime),
+          .check = check_ctr_name, .variants = CTR, .type_doc = "name",
+          .doc = "OCI runtime of the containers (runc, crun, runsc...). Unset: the engine's default." },
+        [PRK_C_MOUNTS] = { .name = "extra_mounts", .type = KT_LIST, .def = "[]",
+          ENTRY(struct config_provider, container.extra_mounts), .check = check_ctr_mounts, .variants = CTR,
+          .type_doc = "list of HOST:CONTAINER[:ro]",
+          .doc = "Host paths bind-mounted into every container, `HOST:CONTAINER`, with `:ro` for read-only (or `:rw`). Everything mounted is readable by every job." },
+        [PRK_C_ENV] = { .name = "env", .type = KT_ENV, .def = "{}",
+          ENTRY(struct config_provider, container.env), .check = check_ctr_env, .variants = CTR,
+          .doc = "Variables added to every worker's environment, after the runner's own (at most 48). Never put a secret here: every job step sees it." },
+        [PRK_C_USER] = { .name = "user", .type = KT_STR, ENTRY(struct config_provider, container.user),
+          .check = check_ctr_user, .variants = CTR, .type_doc = "USER[:GROUP]",
+          .doc = "User (and group) the worker runs as inside the container, names of the image or numeric ids. With a numeric uid the token file is handed to that uid. Unset: the image's user." },
+#undef CTR
 };
 
 static const struct section provider_section = {

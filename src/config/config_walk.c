@@ -601,6 +601,19 @@ bool config__key_applies(const struct section *sec, const struct key *k, const v
         return v >= 0 && v < 32 && (k->variants & KV(v));
 }
 
+/* True when k does not apply to obj and another key of the same name
+ * does: that key takes the value, k neither converts nor complains. */
+static bool shadowed(const struct section *sec, const struct key *k, const void *obj)
+{
+        if (config__key_applies(sec, k, obj))
+                return false;
+        for (size_t i = 0; i < sec->n_keys; i++)
+                if (&sec->keys[i] != k && strcmp(sec->keys[i].name, k->name) == 0 &&
+                    config__key_applies(sec, &sec->keys[i], obj))
+                        return true;
+        return false;
+}
+
 /* "local", "local or ssh": the variant values a key is for. */
 static const char *variant_names(const struct key *var, unsigned bits, char *buf, size_t n)
 {
@@ -636,12 +649,24 @@ static void check_variants(struct walk *w, const struct section *sec, void *obj,
                 return;
         for (size_t i = 0; i < sec->n_keys; i++) {
                 const struct key *k = &sec->keys[i];
+                unsigned bits = k->variants;
+                bool first = true;
                 if (!seen_k[i] || !seen_v[i] || seen_v[i]->kind == YN_NULL ||
-                    config__key_applies(sec, k, obj))
+                    config__key_applies(sec, k, obj) || shadowed(sec, k, obj))
+                        continue;
+                /* One message per name, naming every variant it has. */
+                for (size_t j = 0; j < sec->n_keys; j++) {
+                        if (strcmp(sec->keys[j].name, k->name) != 0)
+                                continue;
+                        if (j < i)
+                                first = false;
+                        bits |= sec->keys[j].variants;
+                }
+                if (!first)
                         continue;
                 config__werr(w, seen_k[i], "key \"%s%s\" is only for %ss of %s %s",
                              w->path, k->name, sec->name, sec->variant->name,
-                             variant_names(sec->variant, k->variants, names, sizeof(names)));
+                             variant_names(sec->variant, bits, names, sizeof(names)));
         }
 }
 
@@ -679,21 +704,27 @@ void config__walk_map(struct walk *w, const struct section *sec, void *obj,
                 }
                 if (dup)
                         continue;
-                for (idx = 0; idx < sec->n_keys; idx++)
-                        if (strcmp(sec->keys[idx].name, ky->s) == 0)
-                                break;
-                if (idx == sec->n_keys) {
-                        unknown_key(w, sec, ky);
-                        continue;
+                /* A name may have one key per variant (`user` of local
+                 * and of container providers): each sees the value, and
+                 * the one that applies converts it. */
+                bool known = false;
+                for (idx = 0; idx < sec->n_keys; idx++) {
+                        if (strcmp(sec->keys[idx].name, ky->s) != 0)
+                                continue;
+                        seen_k[idx] = ky;
+                        seen_v[idx] = vy;
+                        known = true;
                 }
-                seen_k[idx] = ky;
-                seen_v[idx] = vy;
+                if (!known)
+                        unknown_key(w, sec, ky);
         }
 
         for (size_t idx = 0; idx < sec->n_keys; idx++) {
                 const struct key *k = &sec->keys[idx];
                 const struct ynode *vy = seen_v[idx];
 
+                if (shadowed(sec, k, obj))
+                        continue;
                 if (k->type == KT_REFUSED) {
                         if (seen_k[idx])
                                 config__werr(w, seen_v[idx]->kind == YN_NULL ? seen_k[idx] : seen_v[idx],
@@ -710,7 +741,7 @@ void config__walk_map(struct walk *w, const struct section *sec, void *obj,
                         memcpy(w->path, saved, sizeof(saved));
                 } else if (k->def) {
                         converted[idx] = apply_default(w, k, obj);
-                } else if (k->flags & KF_REQUIRED) {
+                } else if ((k->flags & KF_REQUIRED) && config__key_applies(sec, k, obj)) {
                         if (seen_k[idx])
                                 config__werr(w, seen_k[idx], "%s has no value; e.g. %s", config__kp(w, k), k->example);
                         else

@@ -138,6 +138,8 @@ int httpc_do(struct httpc *h, const struct httpc_req *req, struct httpc_resp *re
 
         curl_easy_reset(c);
         curl_easy_setopt(c, CURLOPT_URL, req->url);
+        if (req->unix_socket)
+                curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 10000L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms > 0 && req->timeout_ms < 5000 ? req->timeout_ms : 5000L);

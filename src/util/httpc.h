@@ -22,6 +22,8 @@ struct httpc_req {
         size_t max_response;             /* HTTPC_DEFAULT_MAX_RESPONSE when 0 */
         const char *ca_file;             /* optional */
         bool insecure;                   /* skip TLS verification */
+        const char *unix_socket;         /* connect to this unix socket instead
+                                          * of the URL's host (http:// only) */
 };
 
 struct httpc_resp {

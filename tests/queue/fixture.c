@@ -585,3 +585,28 @@ char *wait_log(struct fx *fx, int start, const char *needle, double timeout_s)
                 usleep(50000);
         }
 }
+
+void write_config_broker_provider(struct fx *fx, const char *forge_timeout, const char *provider,
+                                  const char *broker_extra, const char *pools, int broker_port)
+{
+        char cfg[PATH_MAX], text[16384];
+
+        snprintf(text, sizeof(text),
+                 "listen: 127.0.0.1:0\n"
+                 "state_dir: %s\n"
+                 "forges:\n"
+                 "  sim:\n"
+                 "    url: %s\n"
+                 "    token_env: FS_TEST_TOKEN\n"
+                 "    timeout: %s\n"
+                 "providers:\n"
+                 "  here: %s\n"
+                 "broker:\n"
+                 "  listen: 127.0.0.1:%d\n"
+                 "%s"
+                 "pools:\n%s",
+                 fx->state, fx->sim->base_url, forge_timeout, provider, broker_port,
+                 broker_extra ? broker_extra : "", pools);
+        snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
+        write_file(cfg, text);
+}

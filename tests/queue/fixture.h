@@ -75,3 +75,7 @@ void make_jobs(struct fx *fx, int n, const char *owner, const char *repo, const 
 void check_placement(struct fx *fx, int *ret_ours, int *ret_untouched);
 void assert_promtool_accepts(struct fx *fx);
 char *wait_log(struct fx *fx, int start, const char *needle, double timeout_s);
+/* write_config_broker with another provider than the local one (provider
+ * is the flow mapping after "here: "). */
+void write_config_broker_provider(struct fx *fx, const char *forge_timeout, const char *provider,
+                                  const char *broker_extra, const char *pools, int broker_port);
