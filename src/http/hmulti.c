@@ -74,6 +74,7 @@ struct hmulti_xfer {
         size_t body_len;
         bool has_body;
         char *ca_file;
+        struct curl_blob blob[3];        /* CA, client certificate, client key */
         bool insecure;
         long timeout_ms;
         struct curl_slist *hdrs;
@@ -354,6 +355,12 @@ static void xfer_free(struct hmulti_xfer *x)
                         explicit_bzero(x->sbuf, x->scap);
                 if (x->body)
                         explicit_bzero(x->body, x->body_len);
+        }
+        for (size_t i = 0; i < 3; i++) {
+                /* Keys are secret whatever the request says. */
+                if (x->blob[i].data)
+                        explicit_bzero(x->blob[i].data, x->blob[i].len);
+                free(x->blob[i].data);
         }
         curl_slist_free_all(x->hdrs);
         free(x->url);
@@ -927,6 +934,19 @@ static int admit(struct hmulti_xfer *x)
         }
         if (x->ca_file)
                 curl_easy_setopt(c, CURLOPT_CAINFO, x->ca_file);
+        /* x owns the blobs until it is freed (after the handle): no copy. */
+        if (x->blob[0].data && curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &x->blob[0]) != CURLE_OK)
+                goto oom;
+        if (x->blob[1].data) {
+                if (curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &x->blob[1]) != CURLE_OK)
+                        goto oom;
+                curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+        }
+        if (x->blob[2].data) {
+                if (curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &x->blob[2]) != CURLE_OK)
+                        goto oom;
+                curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+        }
         if (x->insecure) {
                 curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
                 curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -1017,6 +1037,21 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
         x->ca_file = req->ca_file ? strdup(req->ca_file) : NULL;
         x->unix_path = req->unix_socket ? strdup(req->unix_socket) : NULL;
         oom = !x->url || (req->ca_file && !x->ca_file) || (req->unix_socket && !x->unix_path);
+        {
+                const char *src[3] = { req->ca_pem, req->cert_pem, req->key_pem };
+                size_t len[3] = { req->ca_pem_len, req->cert_pem_len, req->key_pem_len };
+                for (size_t i = 0; i < 3 && !oom; i++) {
+                        if (!len[i] || !src[i])
+                                continue;
+                        if (!(x->blob[i].data = malloc(len[i]))) {
+                                oom = true;
+                                break;
+                        }
+                        memcpy(x->blob[i].data, src[i], len[i]);
+                        x->blob[i].len = len[i];
+                        x->blob[i].flags = CURL_BLOB_NOCOPY;
+                }
+        }
         if (req->body || strcmp(m, "POST") == 0) {
                 x->has_body = true;
                 x->body_len = req->body ? req->body_len : 0;
