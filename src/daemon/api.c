@@ -214,7 +214,9 @@ int api_init(struct daemon *d)
                                         3, (const char *[]){ "forge", "route", "code" });
         d->m_launches = metrics_counter(d->metrics, "forgescale_launches_total",
                                         "Finished launches by outcome: claimed (ran its job), wasted "
-                                        "(stopped unused: timeout, job gone or taken), failed.",
+                                        "(stopped unused: timeout, job gone or taken), failed, or the "
+                                        "engine's refusal: unreachable, image, quota, rejected, "
+                                        "unschedulable, engine.",
                                         2, (const char *[]){ "pool", "result" });
         d->m_btasks = metrics_gauge(d->metrics, "forgescale_broker_tasks",
                                     "Tasks a broker pool holds, by state: held (no worker took it yet), running, "

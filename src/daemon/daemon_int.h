@@ -115,6 +115,8 @@ struct inst {
         int64_t job_gone_since;      /* monotonic, 0 = listed (or unknown) */
         bool save_failing;           /* its latest save failed (logged once) */
         struct loop_timer *retry;    /* a RETRY the state machine asked for */
+        enum provider_failure failure; /* the engine's refusal, if any: the
+                                        * launch's metric result */
         bool counted;                /* launches_total recorded */
 };
 

@@ -229,9 +229,11 @@ static int start_worker(struct daemon *d, struct inst *in, const char *token)
                 .log_path = logpath, .log_max = WORKER_LOG_MAX,
         };
         r = prov->ops->create(prov, &spec, on_provider, in);
-        if (r < 0)
+        if (r < 0) {
+                in->failure = prov->failure;
                 log_warn("instance", "worker could not be started", KS("instance", in->row.name),
                          KS("pool", pc->name), KS("reason", prov->error), KERR(r));
+        }
         workerspec_done(&ws);
         return r;
 }
@@ -254,14 +256,22 @@ static void finish(struct daemon *d, struct inst *in)
                 fs_rm_rf(dir);
         if (!in->counted) {
                 const char *res = inst_launch_result(in);
+                /* An engine's refusal names itself in the metric (bounded:
+                 * a closed set of categories); a worker that claimed its
+                 * job counts as claimed whatever came after. */
+                bool engine_failed = in->failure != PROVIDER_FAIL_NONE && strcmp(res, "claimed") != 0;
+                if (engine_failed)
+                        res = provider_failure_name(in->failure);
                 in->counted = true;
                 api_count_launch(d, in, res);
-                /* Only the workers' own failures pause the pool; a forge
-                 * that refuses or times out registrations is already paced
-                 * by the per-job backoff and the listing's backoff. */
-                bool worker_failed = strcmp(res, "failed") == 0 &&
-                                     (strcmp(in->row.reason, "start_failed") == 0 ||
-                                      strcmp(in->row.reason, "exited_unclaimed") == 0);
+                /* Only the workers' own failures and the engine's refusals
+                 * pause the pool; a forge that refuses or times out
+                 * registrations is already paced by the per-job backoff and
+                 * the listing's backoff. */
+                bool worker_failed = engine_failed ||
+                                     (strcmp(res, "failed") == 0 &&
+                                      (strcmp(in->row.reason, "start_failed") == 0 ||
+                                       strcmp(in->row.reason, "exited_unclaimed") == 0));
                 if (in->pool >= 0 && (worker_failed || strcmp(res, "claimed") == 0))
                         daemon_pool_outcome(d, in->pool, worker_failed);
         }
@@ -399,11 +409,23 @@ static void on_provider(void *ud, const struct provider_event *pe)
                 ev.ref = pe->ref;
                 break;
         case PROVIDER_EV_FAILED:
+                in->failure = pe->failure;
                 log_warn("instance", "worker could not be started", KS("instance", in->row.name),
-                         KS("pool", in->row.pool), KERR(pe->error));
+                         KS("pool", in->row.pool), KS("reason", pe->detail ? pe->detail : ""),
+                         KERR(pe->error));
                 ev.type = LIFECYCLE_EV_START_FAILED;
                 break;
         case PROVIDER_EV_EXITED:
+                if (pe->failure != PROVIDER_FAIL_NONE) {
+                        in->failure = pe->failure;
+                        log_warn("instance", "the engine ended the worker",
+                                 KS("instance", in->row.name), KS("pool", in->row.pool),
+                                 KS("failure", provider_failure_name(pe->failure)),
+                                 KS("reason", pe->detail ? pe->detail : ""));
+                } else if (pe->detail) {
+                        log_info("instance", "worker exited", KS("instance", in->row.name),
+                                 KS("pool", in->row.pool), KS("reason", pe->detail));
+                }
                 ev.type = LIFECYCLE_EV_EXITED;
                 ev.exit = pe->exit;
                 break;

@@ -22,6 +22,17 @@ const struct provider_ops *provider_ops_find(const char *type)
         return NULL;
 }
 
+const char *provider_failure_name(enum provider_failure f)
+{
+        static const char *const names[] = {
+                [PROVIDER_FAIL_UNREACHABLE] = "unreachable", [PROVIDER_FAIL_IMAGE] = "image",
+                [PROVIDER_FAIL_QUOTA] = "quota", [PROVIDER_FAIL_REJECTED] = "rejected",
+                [PROVIDER_FAIL_UNSCHEDULABLE] = "unschedulable", [PROVIDER_FAIL_ENGINE] = "engine",
+        };
+
+        return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : NULL;
+}
+
 /* A config without the key (or a parser that does not fill it yet) gives
  * 0, which means the default, as a negative value would. */
 void provider_init_common(struct provider *p, const struct config_provider *cfg)
@@ -32,4 +43,5 @@ void provider_init_common(struct provider *p, const struct config_provider *cfg)
         p->stop_grace_ms = grace > 0 ? grace : PROVIDER_STOP_GRACE_DEFAULT_MS;
         p->max_instances = max <= 0 ? 0 : max > INT_MAX ? INT_MAX : (int)max;
         p->error[0] = '\0';
+        p->failure = PROVIDER_FAIL_NONE;
 }

@@ -39,12 +39,32 @@ struct provider_exit {
         int signal;               /* SIGNAL only, else 0 */
 };
 
+/* Why an engine would not run a worker, as a category the core counts
+ * (forgescale_launches_total{result=NAME}) and a person acts on with the
+ * event's detail. A closed set so the metric's cardinality stays bounded. */
+enum provider_failure {
+        PROVIDER_FAIL_NONE = 0,
+        PROVIDER_FAIL_UNREACHABLE,   /* the engine did not answer: socket gone,
+                                      * connection refused, timeout */
+        PROVIDER_FAIL_IMAGE,         /* image missing or cannot be pulled */
+        PROVIDER_FAIL_QUOTA,         /* a quota or resource limit refused it */
+        PROVIDER_FAIL_REJECTED,      /* the engine refused the request (4xx) */
+        PROVIDER_FAIL_UNSCHEDULABLE, /* accepted but never placed */
+        PROVIDER_FAIL_ENGINE,        /* anything else the engine reported */
+};
+
 struct provider_event {
         enum provider_event_type type;
         const char *instance;     /* instance name */
         const char *ref;          /* provider reference to persist */
         struct provider_exit exit;/* EXITED */
         int error;                /* FAILED: -errno */
+        /* FAILED: why it could not start. EXITED: set when the provider
+         * knows the worker never ran or the engine ended it (a pod still
+         * pending when stopped, OOMKilled); NONE otherwise. */
+        enum provider_failure failure;
+        const char *detail;       /* one sentence for the log, the engine's
+                                   * message included, or NULL; borrowed */
 };
 
 typedef void (*provider_event_cb)(void *ud, const struct provider_event *ev);
@@ -161,11 +181,18 @@ struct provider {
         /* Why the last init(), create() or adopt() failed, for the
          * caller's log line; "" when -errno says it all. */
         char error[PROVIDER_ERROR_MAX];
+        enum provider_failure failure;  /* with error, when create() returns
+                                         * -errno; NONE when it is not an
+                                         * engine's refusal */
         void *ctx;
 };
 
 /* Registered provider types. */
 extern const struct provider_ops provider_local_ops;
+
+/* The metric label of a failure: "unreachable", "image", "quota",
+ * "rejected", "unschedulable", "engine"; NULL for NONE. */
+const char *provider_failure_name(enum provider_failure f);
 
 /* Looks a type up by name; NULL when unknown. */
 const struct provider_ops *provider_ops_find(const char *type);

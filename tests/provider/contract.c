@@ -1,9 +1,10 @@
-/* contract.c: the provider contract (provider.h) as one suite run against
- * every provider type in `factories` (local now; container, ssh... add a
- * row). It drives each provider only through its ops on a real loop and
- * watches workers only through what the contract gives: events, refs, the
- * worker's log and list(). Never uses a provider's internals, never
- * assumes a worker is a process of this machine. */
+/* contract.c: the provider contract (provider.h) as one suite, linked into
+ * one test binary per provider type with that type's contract_factory
+ * (contract_<type>.c, see contract.h). It drives a provider only through
+ * its ops on a real loop and watches workers only through what the
+ * contract gives: events, refs, the worker's log, what the worker itself
+ * prints, and list(). Never uses a provider's internals, never assumes a
+ * worker is a process of this machine. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,35 +22,13 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "contract.h"
 #include "loop/loop.h"
 #include "provider/provider.h"
 #include "util/fsutil.h"
 
-/* ---- the provider types under test ---------------------------------------- */
-
-struct factory {
-        const char *name;
-        const struct provider_ops *ops;
-        enum config_provider_type type;
-        /* What a provider leaves of an instance after it exited that
-         * cleanup() must remove; 0 when nothing is left. */
-        int (*leftovers)(const char *workdir, const char *instance);
-};
-
-static int local_leftovers(const char *workdir, const char *instance)
-{
-        char path[PATH_MAX];
-        struct stat st;
-
-        snprintf(path, sizeof(path), "%s/token", workdir);
-        return lstat(path, &st) == 0 ? 1 : 0;
-}
-
-static const struct factory factories[] = {
-        { "local", &provider_local_ops, CONFIG_PROVIDER_LOCAL, local_leftovers },
-};
-
-static const struct factory *current;
+static const struct contract_factory *const fac = &contract_factory;
+static struct contract_env cenv;
 
 /* ---- fixture ---------------------------------------------------------------- */
 
@@ -64,7 +43,7 @@ struct rec {
 };
 
 struct cfx {
-        const struct factory *fac;
+        const struct contract_factory *fac;
         struct config_provider cfg;
         char dir[64];
         char prefix[32];                /* unique per run: other tests list too */
@@ -141,9 +120,15 @@ static int launch(struct cfx *f, const char *name, const char *script,
         return r;
 }
 
+/* Every wait of the suite allows for the engine's own latency. */
+static int64_t slack(int n)
+{
+        return fac->slow_ms * (n > 0 ? n : 1);
+}
+
 static bool run_until_exited(struct cfx *f, int n, int64_t timeout_ms)
 {
-        int64_t end = now_ms() + timeout_ms;
+        int64_t end = now_ms() + timeout_ms + slack(n);
 
         while (f->nexited < n) {
                 if (now_ms() >= end)
@@ -155,7 +140,7 @@ static bool run_until_exited(struct cfx *f, int n, int64_t timeout_ms)
 
 static bool run_until_started(struct cfx *f, int n, int64_t timeout_ms)
 {
-        int64_t end = now_ms() + timeout_ms;
+        int64_t end = now_ms() + timeout_ms + slack(n);
 
         while (f->nstarted < n) {
                 if (now_ms() >= end)
@@ -187,7 +172,7 @@ static char *read_log(const struct cfx *f, const char *name)
 
 static bool wait_log(struct cfx *f, const char *name, const char *needle, int64_t timeout_ms)
 {
-        int64_t end = now_ms() + timeout_ms;
+        int64_t end = now_ms() + timeout_ms + slack(1);
 
         for (;;) {
                 char *log = read_log(f, name);
@@ -226,7 +211,7 @@ static void on_list(void *ud, int error, const struct provider_listing *items, s
 
 static void list_now(struct cfx *f, const char *prefix, struct listing *l)
 {
-        int64_t end = now_ms() + 5000;
+        int64_t end = now_ms() + 5000 + slack(1);
 
         memset(l, 0, sizeof(*l));
         assert_int_equal(f->prov.ops->list(&f->prov, prefix, on_list, l), 0);
@@ -250,7 +235,8 @@ static int setup(void **state)
         struct cfx *f = calloc(1, sizeof(*f));
 
         assert_non_null(f);
-        f->fac = current;
+        f->fac = fac;
+        f->cfg = cenv.cfg;
         f->cfg.name = (char *)"contract";
         f->cfg.type = f->fac->type;
         snprintf(f->prefix, sizeof(f->prefix), "ct%d-", (int)getpid());
@@ -328,9 +314,116 @@ static void exit_by_signal_is_data(void **state)
         assert_int_equal(launch(f, name, "kill -USR1 $$; sleep 5", NULL, NULL), 0);
         assert_true(run_until_exited(f, 1, 5000));
         const struct rec *e = find_rec(f, PROVIDER_EV_EXITED, name);
-        assert_int_equal(e->exit.kind, PROVIDER_EXIT_SIGNAL);
-        assert_int_equal(e->exit.signal, SIGUSR1);
-        assert_int_equal(e->exit.code, 0);
+        if (fac->foreign_signal_seen) {
+                assert_int_equal(e->exit.kind, PROVIDER_EXIT_SIGNAL);
+                assert_int_equal(e->exit.signal, SIGUSR1);
+                assert_int_equal(e->exit.code, 0);
+        } else {
+                assert_int_equal(e->exit.kind, PROVIDER_EXIT_CODE);
+                assert_int_equal(e->exit.code, 128 + SIGUSR1);
+                assert_int_equal(e->exit.signal, 0);
+        }
+}
+
+/* A worker killed behind the provider's back (OOM killer, an operator, a
+ * node going away) ends with EXITED like any other, never silently. */
+static void killed_from_outside_is_an_exit(void **state)
+{
+        struct cfx *f = *state;
+        char name[96], ref[64];
+
+        name_of(f, "outside", name, sizeof(name));
+        assert_int_equal(launch(f, name, "echo ready; exec sleep 100", NULL, NULL), 0);
+        assert_true(run_until_started(f, 1, 5000));
+        assert_true(wait_log(f, name, "ready\n", 5000));
+        snprintf(ref, sizeof(ref), "%s", find_rec(f, PROVIDER_EV_STARTED, name)->ref);
+        assert_int_equal(fac->kill_worker(&cenv, name, ref, SIGKILL), 0);
+        assert_true(run_until_exited(f, 1, 5000));
+        const struct rec *e = find_rec(f, PROVIDER_EV_EXITED, name);
+        assert_string_equal(e->ref, ref);
+        if (fac->foreign_signal_seen) {
+                assert_int_equal(e->exit.kind, PROVIDER_EXIT_SIGNAL);
+                assert_int_equal(e->exit.signal, SIGKILL);
+        } else {
+                assert_int_equal(e->exit.kind, PROVIDER_EXIT_CODE);
+                assert_int_equal(e->exit.code, 128 + SIGKILL);
+        }
+        assert_int_equal(f->prov.ops->stop(&f->prov, name), -ENOENT);
+}
+
+/* stop() of a name never created, or of a worker already reported
+ * exited, is -ENOENT and sends nothing. */
+static void stop_of_unknown_or_finished(void **state)
+{
+        struct cfx *f = *state;
+        char name[96], never[96];
+
+        name_of(f, "done", name, sizeof(name));
+        name_of(f, "never", never, sizeof(never));
+        assert_int_equal(f->prov.ops->stop(&f->prov, never), -ENOENT);
+        assert_int_equal(launch(f, name, "exit 0", NULL, NULL), 0);
+        assert_true(run_until_exited(f, 1, 5000));
+        int before = f->nev;
+        assert_int_equal(f->prov.ops->stop(&f->prov, name), -ENOENT);
+        for (int k = 0; k < 10; k++)
+                assert_int_equal(loop_run_once(f->loop, 10), 0);
+        assert_int_equal(f->nev, before);
+}
+
+/* The worker's environment holds every entry of spec->env, unchanged
+ * (spaces, '=' in values), and nothing of the daemon's own. */
+static void env_is_the_spec(void **state)
+{
+        struct cfx *f = *state;
+        char name[96];
+        const char *wenv[] = { "FORGESCALE_POOL=contract", "FS_CT_SPACES=two words  here",
+                               "FS_CT_EQ=a=b=c", "FS_CT_EMPTY=", NULL };
+
+        name_of(f, "env", name, sizeof(name));
+        assert_int_equal(setenv("FS_CONTRACT_DAEMON_ONLY", "daemon-only-93d1", 1), 0);
+        int r = launch(f, name, "tr '\\0' '\\n' < /proc/$$/environ", wenv, NULL);
+        unsetenv("FS_CONTRACT_DAEMON_ONLY");
+        assert_int_equal(r, 0);
+        assert_true(run_until_exited(f, 1, 5000));
+        assert_int_equal(find_rec(f, PROVIDER_EV_EXITED, name)->exit.code, 0);
+        char *log = read_log(f, name);
+        assert_non_null(log);
+        for (int k = 0; wenv[k]; k++) {
+                char line[128];
+                snprintf(line, sizeof(line), "%s\n", wenv[k]);
+                if (!strstr(log, line))
+                        fail_msg("%s missing from the worker's environment:\n%s", wenv[k], log);
+        }
+        assert_null(strstr(log, "daemon-only-93d1"));
+        free(log);
+}
+
+/* `forgescale check` refuses each bad configuration of this type, at the
+ * line and column of the offending value. */
+static void bad_config_refused_with_position(void **state)
+{
+        (void)state;
+        for (const struct contract_bad_config *b = fac->bad_configs; b && b->yaml; b++) {
+                struct config *cfg = NULL;
+                struct config_diag diag = { 0 };
+                int r = config_parse("t.yaml", b->yaml, strlen(b->yaml), "/tmp", &cfg, &diag);
+                if (r == 0)
+                        r = config_check_files(cfg, &diag);
+                char want[64];
+                snprintf(want, sizeof(want), "t.yaml:%d:%d: ", b->line, b->col);
+                bool found = false;
+                for (size_t k = 0; k < diag.n; k++)
+                        if (!diag.msgs[k].warning && strncmp(diag.msgs[k].text, want, strlen(want)) == 0 &&
+                            strstr(diag.msgs[k].text, b->says))
+                                found = true;
+                if (r == 0 || !found) {
+                        for (size_t k = 0; k < diag.n; k++)
+                                print_message("  %s\n", diag.msgs[k].text);
+                        fail_msg("not refused at %s with \"%s\":\n%s", want, b->says, b->yaml);
+                }
+                config_diag_done(&diag);
+                config_free(cfg);
+        }
 }
 
 /* A failed create() reports nothing, ever: not even later from the loop. */
@@ -354,7 +447,7 @@ static void failed_create_sends_no_event(void **state)
                 assert_int_equal(loop_run_once(f->loop, 10), 0);
         if (r < 0) {
                 assert_int_equal(f->nev, 0);
-                assert_int_equal(f->fac->leftovers(wd, name), 0);
+                assert_int_equal(f->fac->leftovers(&cenv, wd, name), 0);
         } else {
                 /* Providers that learn it later say FAILED (or EXITED). */
                 assert_true(run_until_exited(f, 1, 5000));
@@ -392,7 +485,7 @@ static void stop_is_term_then_kill_after_grace(void **state)
         assert_true(run_until_exited(f, 2, 5000));
         int64_t took = now_ms() - t0;
         assert_true(took >= 490);
-        assert_true(took < 4000);
+        assert_true(took < 4000 + slack(1));
         e = find_rec(f, PROVIDER_EV_EXITED, stubborn);
         assert_int_equal(e->exit.kind, PROVIDER_EXIT_SIGNAL);
         assert_int_equal(e->exit.signal, SIGKILL);
@@ -528,7 +621,8 @@ static void token_placed_not_in_argv_or_env(void **state)
         assert_int_equal(setenv("FS_CONTRACT_DAEMON_SECRET", "daemon-secret-41c2", 1), 0);
         int r = launch(f, name,
                        "tr '\\0' '\\n' < /proc/$$/environ; echo ---; "
-                       "tr '\\0' ' ' < /proc/$$/cmdline; echo; echo ---; cat \"$1\"; echo; "
+                       "tr '\\0' ' ' < /proc/$$/cmdline; echo; echo ---; "
+                       "echo mode=$(stat -c %a \"$1\"); cat \"$1\"; echo; "
                        "cat \"$FORGESCALE_RUNNER_TOKEN_FILE\"",
                        env, token);
         unsetenv("FS_CONTRACT_DAEMON_SECRET");
@@ -548,9 +642,17 @@ static void token_placed_not_in_argv_or_env(void **state)
         assert_null(strstr(log, token));                /* environ and cmdline */
         assert_null(strstr(log, "daemon-secret-41c2"));
         assert_non_null(strstr(log, tokenv));           /* the path is given */
+        /* Readable by the worker, by nobody else: no bit for group or
+         * others, as the worker sees the file. */
+        const char *m = sep2 + 4;
+        assert_true(strncmp(m, "mode=", 5) == 0);
+        char *nl = strchr(m, '\n');
+        assert_non_null(nl);
+        unsigned long mode = strtoul(m + 5, NULL, 8);
+        assert_true(mode != 0 && (mode & 077) == 0 && (mode & 0400));
         char want[128];
         snprintf(want, sizeof(want), "%s\n%s", token, token);
-        assert_string_equal(sep2 + 4, want);
+        assert_string_equal(nl + 1, want);
         free(log);
 }
 
@@ -573,9 +675,9 @@ static void cleanup_removes_leftovers(void **state)
         assert_int_equal(o->stop(&f->prov, name), 0);
         assert_true(run_until_exited(f, 1, 5000));
         snprintf(ref, sizeof(ref), "%s", find_rec(f, PROVIDER_EV_EXITED, name)->ref);
-        assert_true(f->fac->leftovers(wd, name) > 0);
+        assert_true(f->fac->leftovers(&cenv, wd, name) > 0);
         assert_int_equal(o->cleanup(&f->prov, name, ref, wd), 0);
-        assert_int_equal(f->fac->leftovers(wd, name), 0);
+        assert_int_equal(f->fac->leftovers(&cenv, wd, name), 0);
         assert_int_equal(o->cleanup(&f->prov, name, ref, wd), 0);
 }
 
@@ -612,21 +714,40 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
                 T(exit_code_is_data),
                 T(exit_by_signal_is_data),
+                T(killed_from_outside_is_an_exit),
                 T(failed_create_sends_no_event),
                 T(stop_is_term_then_kill_after_grace),
+                T(stop_of_unknown_or_finished),
                 T(adopt_after_restart_by_ref_and_by_name),
                 T(list_sees_prefix_only_across_restart),
                 T(token_placed_not_in_argv_or_env),
+                T(env_is_the_spec),
                 T(cleanup_removes_leftovers),
                 T(init_reads_its_keys),
 #undef T
+                cmocka_unit_test(bad_config_refused_with_position),
         };
-        int failed = 0;
+        int failed;
 
-        for (size_t k = 0; k < sizeof(factories) / sizeof(factories[0]); k++) {
-                current = &factories[k];
-                failed += _cmocka_run_group_tests(factories[k].name, tests,
-                                                  sizeof(tests) / sizeof(tests[0]), NULL, NULL);
+        snprintf(cenv.dir, sizeof(cenv.dir), "/tmp/fs-contract-env-XXXXXX");
+        if (!mkdtemp(cenv.dir)) {
+                perror("mkdtemp");
+                return 1;
         }
+        cenv.cfg.type = fac->type;
+        if (fac->up) {
+                int r = fac->up(&cenv);
+                if (r < 0) {
+                        fprintf(stderr, "%s: cannot start the engine: %s\n", fac->name, strerror(-r));
+                        if (fac->down)
+                                fac->down(&cenv);
+                        fs_rm_rf(cenv.dir);
+                        return 1;
+                }
+        }
+        failed = _cmocka_run_group_tests(fac->name, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
+        if (fac->down)
+                fac->down(&cenv);
+        fs_rm_rf(cenv.dir);
         return failed ? 1 : 0;
 }

@@ -18,6 +18,7 @@
 
 #include "daemon/daemon_int.h"
 #include "http/hmulti.h"
+#include "http/metrics.h"
 #include "sim.h"
 #include "util/fsutil.h"
 #include "util/httpc.h"
@@ -99,6 +100,15 @@ static void emit(enum provider_event_type type, struct provider_exit exit)
         fake.cb(fake.ud, &ev);
 }
 
+static void emit_failure(enum provider_event_type type, enum provider_failure f, const char *detail)
+{
+        struct provider_event ev = { .type = type, .instance = fake.instance, .ref = "fake:1",
+                                     .exit = { .kind = PROVIDER_EXIT_UNKNOWN }, .error = -EIO,
+                                     .failure = f, .detail = detail };
+
+        fake.cb(fake.ud, &ev);
+}
+
 /* ---- fixture ------------------------------------------------------------ */
 
 static struct config *cfg_of(const char *url)
@@ -155,6 +165,9 @@ static int setup(void **state)
         assert_int_equal(store_open(path, &d->store), 0);
         assert_int_equal(pools_init(d), 0);
         pools_enable(d, &d->pools[0]);
+        assert_non_null(d->metrics = metrics_new());
+        assert_non_null(d->m_launches = metrics_counter(d->metrics, "forgescale_launches_total", "t",
+                                                        2, (const char *[]){ "pool", "result" }));
         *state = e;
         return 0;
 }
@@ -176,6 +189,7 @@ static int teardown(void **state)
         struct daemon *d = &e->d;
 
         inst_free_all(d);
+        metrics_free(d->metrics);
         free_notes(&d->backoff);
         free_notes(&d->finished);
         forgejo_free(e->forge.client);
@@ -375,6 +389,54 @@ static void stop_of_a_running_worker(void **state)
         assert_int_equal(live_registrations(e), 0);
 }
 
+static double launches(struct env *e, const char *result)
+{
+        double v = 0;
+
+        metrics_get(e->d.m_launches, (const char *[]){ "linux", result }, &v);
+        return v;
+}
+
+/* An engine that refuses the worker (image missing): the launch counts
+ * under the engine's category, not as a plain failure, and pauses the
+ * pool like a worker's own failure does. */
+static void engine_refusal_is_counted_by_its_category(void **state)
+{
+        struct env *e = *state;
+        struct sim_job job;
+        char name[STORE_NAME_MAX];
+
+        launch(e, &job, name);
+        run_until(e, created, "the worker's create()");
+        emit_failure(PROVIDER_EV_FAILED, PROVIDER_FAIL_IMAGE, "no such image: localhost/nope");
+        run_until(e, gone, "the instance's end");
+        assert_int_equal(row_of(e, name).state, STORE_FAILED);
+        assert_true(launches(e, "image") == 1);
+        assert_true(launches(e, "failed") == 0);
+        assert_int_equal(e->d.pools[0].failures, 1);
+        assert_int_equal(live_registrations(e), 0);
+}
+
+/* A worker the engine never placed, stopped by the core: its exit names
+ * the engine's reason, and the launch counts as unschedulable rather than
+ * wasted. */
+static void never_placed_worker_stopped_counts_unschedulable(void **state)
+{
+        struct env *e = *state;
+        struct sim_job job;
+        char name[STORE_NAME_MAX];
+
+        struct inst *in = launch(e, &job, name);
+        worker_started(e);
+        inst_stop(&e->d, in, "bootstrap_timeout", STORE_FAILED);
+        assert_int_equal(fake.stopped, 1);
+        emit_failure(PROVIDER_EV_EXITED, PROVIDER_FAIL_UNSCHEDULABLE, "0/3 nodes are available");
+        run_until(e, gone, "the instance's end");
+        assert_true(launches(e, "unschedulable") == 1);
+        assert_true(launches(e, "failed") == 0 && launches(e, "wasted") == 0);
+        assert_int_equal(e->d.pools[0].failures, 1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -382,6 +444,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(worker_quits_before_its_claim, setup, teardown),
                 cmocka_unit_test_setup_teardown(stop_while_registering, setup, teardown),
                 cmocka_unit_test_setup_teardown(stop_of_a_running_worker, setup, teardown),
+                cmocka_unit_test_setup_teardown(engine_refusal_is_counted_by_its_category, setup, teardown),
+                cmocka_unit_test_setup_teardown(never_placed_worker_stopped_counts_unschedulable, setup,
+                                                teardown),
         };
         httpc_global_init();
         return cmocka_run_group_tests(tests, NULL, NULL);
