@@ -689,6 +689,7 @@ static bool label_key_ok(const char *s)
 static bool check_k8s_node_selector(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
 {
         bool ok = true;
+        char what[160];
 
         if (!need_map(w, config__kp(w, k), v))
                 return false;
@@ -703,7 +704,8 @@ static bool check_k8s_node_selector(struct walk *w, const struct key *k, const s
                                      config__kp(w, k), Q(ky->s));
                         ok = false;
                 }
-                if (!need_scalar(w, config__kp(w, k), val)) {
+                snprintf(what, sizeof(what), "%s.%s", config__kp(w, k), B(ky->s));
+                if (!need_scalar(w, what, val)) {
                         ok = false;
                 } else if (!label_value_ok(val->s, val->len)) {
                         config__werr(w, val, "%s.%s: %s is not a label value; use at most 63 of letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
