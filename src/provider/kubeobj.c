@@ -142,6 +142,31 @@ static json_t *load(const char *text, bool *bad)
         return j;
 }
 
+/* A kubelet expands $(VAR) in a container's command and env values and
+ * turns "$$" into "$": every '$' is doubled so the worker gets its argv and
+ * environment byte for byte. NULL on OOM. */
+static json_t *literal(const char *s, size_t n)
+{
+        size_t dollars = 0, o = 0;
+        json_t *j;
+        char *buf;
+
+        for (size_t i = 0; i < n; i++)
+                dollars += s[i] == '$';
+        if (!dollars)
+                return json_stringn(s, n);
+        if (!(buf = malloc(n + dollars)))
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                buf[o++] = s[i];
+                if (s[i] == '$')
+                        buf[o++] = '$';
+        }
+        j = json_stringn(buf, o);
+        free(buf);
+        return j;
+}
+
 int kubeobj_job(const struct kubeobj_params *kp, const char *instance, const char *pool,
                 const char *const *argv, const char *const *env, json_t **ret)
 {
@@ -166,7 +191,7 @@ int kubeobj_job(const struct kubeobj_params *kp, const char *instance, const cha
         if (!spec || !(cmd = json_array()) || !(envs = json_array()))
                 goto out;
         for (const char *const *a = argv; *a; a++)
-                if (json_array_append_new(cmd, json_string(*a)) < 0)
+                if (json_array_append_new(cmd, literal(*a, strlen(*a))) < 0)
                         goto out;
         for (const char *const *e = env; e && *e; e++) {
                 const char *eq = strchr(*e, '=');
@@ -174,8 +199,8 @@ int kubeobj_job(const struct kubeobj_params *kp, const char *instance, const cha
                         r = -EINVAL;
                         goto out;
                 }
-                if (json_array_append_new(envs, json_pack("{s:s%, s:s}", "name", *e, (size_t)(eq - *e),
-                                                          "value", eq + 1)) < 0)
+                if (json_array_append_new(envs, json_pack("{s:s%, s:o}", "name", *e, (size_t)(eq - *e),
+                                                          "value", literal(eq + 1, strlen(eq + 1)))) < 0)
                         goto out;
         }
         ctr = json_pack("{s:s, s:s, s:O, s:O, s:[{s:s, s:s, s:b}]}", "name", KUBEOBJ_CONTAINER, "image",

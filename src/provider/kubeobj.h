@@ -49,7 +49,8 @@ int kubeobj_name(const char *instance, char *buf, size_t n);
  * template whose spec is pod_template overlaid with what forgescale sets
  * (see kubeobj_merge): container "runner" with image, command = argv, env,
  * resources; restartPolicy Never; the token Secret (same name) mounted
- * read-only at KUBEOBJ_TOKEN_DIR with defaultMode 0400. argv and env
+ * read-only at KUBEOBJ_TOKEN_DIR with defaultMode 0400. Every '$' of argv
+ * and of env values is sent as "$$" (a kubelet expands $(VAR)). argv and env
  * ("K=V") are NULL-terminated. Returns 0 with *ret (a new reference),
  * -EINVAL (a JSON text that does not parse, an env entry without '='), or
  * -ENOMEM. */

@@ -824,9 +824,22 @@ static void job_deleted_cb(struct kube *k, void *ud, int err, long status, const
 {
 }
 
+static void jobs_forget(struct kube *k, const char *kname)
+{
+        for (size_t x = 0; x < k->njobs; x++) {
+                if (strcmp(k->jobs[x].name, kname) == 0) {
+                        k->jobs[x] = k->jobs[--k->njobs];
+                        return;
+                }
+        }
+}
+
 static void job_delete(struct kube *k, const char *kname, int64_t grace_s)
 {
         char path[512];
+
+        /* adopt() must not find it again from the last listing. */
+        jobs_forget(k, kname);
 
         snprintf(path, sizeof(path),
                  "/apis/batch/v1/namespaces/%s/jobs/%s?propagationPolicy=Background&gracePeriodSeconds=%lld", k->ns,
@@ -1168,6 +1181,14 @@ static void on_job_list(struct kube *k, void *ud, int err, long status, const ch
                         continue;
                 if (l->prefix && strncmp(jb->instance, l->prefix, strlen(l->prefix)) != 0)
                         continue;
+                /* A finished Job no instance of this run tracks is what a
+                 * lost cleanup() left (the orphan sweep ignores workers that
+                 * do not run): deleted here, its Secret with it. Only with a
+                 * prefix: never another controller's. */
+                if (jb->finished && l->prefix && !find_kname(k, jb->name)) {
+                        job_delete(k, jb->name, 0);
+                        continue;
+                }
                 v[n] = (struct provider_listing){ .instance = jb->instance, .ref = jb->uid, .running = !jb->finished };
                 n++;
         }
@@ -1239,10 +1260,14 @@ static int kube_adopt(struct provider *p, const char *instance, const char *ref,
         struct kinst *i;
         int r;
 
-        if (find(k, instance))
+        i = find(k, instance);
+        if (i && i->st != K_EXITED)
                 return -EEXIST;
         if (kubeobj_name(instance, kname, sizeof(kname)) < 0)
                 return -EINVAL;
+        /* An instance that ended is known only to cleanup() now. */
+        if (i)
+                inst_free(i);
         for (size_t x = 0; x < k->njobs; x++)
                 if (strcmp(k->jobs[x].name, kname) == 0 && strcmp(k->jobs[x].instance, instance) == 0 &&
                     (!ref || !*ref || strcmp(k->jobs[x].uid, ref) == 0))

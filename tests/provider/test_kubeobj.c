@@ -82,6 +82,15 @@ static void job_is_built_exactly(void **state)
         assert_string_equal(js(job, "spec.template.metadata.annotations.forgescale.io/pool"), "linux");
         json_decref(job);
 
+        /* '$' reaches the worker as written: a kubelet expands $(VAR) and
+         * turns $$ into $, so every '$' is sent doubled. */
+        const char *dargv[] = { "sh", "-c", "kill -USR1 $$; echo $(HOME) $", NULL };
+        const char *denv[] = { "P=a$b$$", NULL };
+        assert_int_equal(kubeobj_job(&base, "x", "p", dargv, denv, &job), 0);
+        assert_string_equal(js(job, "spec.template.spec.containers.0.command.2"), "kill -USR1 $$$$; echo $$(HOME) $$");
+        assert_string_equal(js(job, "spec.template.spec.containers.0.env.0.value"), "a$$b$$$$");
+        json_decref(job);
+
         /* An env entry without '=' is refused, not sent. */
         const char *bad[] = { "NOEQUALS", NULL };
         assert_int_equal(kubeobj_job(&base, "x", "p", argv, bad, &job), -EINVAL);
