@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config meson ninja-build
 libcurl4-openssl-dev libjansson-dev libfyaml-dev libsqlite3-dev
-libmicrohttpd-dev libcmocka-dev
+libmicrohttpd-dev libcmocka-dev libgnutls28-dev
 libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
 clang libclang-rt-dev llvm
 curl jq wrk prometheus"
