@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "provider/kubeobj.h"
-#include "support/kubefake.h"
+#include "kubefake.h"
 
 #define NS "contract"
 

@@ -23,7 +23,7 @@
 #include "loop/loop.h"
 #include "provider/kubeobj.h"
 #include "provider/provider.h"
-#include "support/kubefake.h"
+#include "kubefake.h"
 #include "util/fsutil.h"
 #include "util/httpc.h"
 

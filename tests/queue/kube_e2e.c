@@ -12,10 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "support/kubefake.h"
+#include "kubefake.h"
 #include "util/httpc.h"
 
 #define NS "fs-e2e"
@@ -114,26 +113,12 @@ static void kubeconfig_auth(struct fx *fx, char *buf, size_t n, bool client_cert
         snprintf(buf, n, "    kubeconfig: %s\n", path);
 }
 
-/* The worker command: forgejo-sim-runner behind a shim, because kube-fake
- * remaps a mount path only where an argument starts with it (its README)
- * and the core passes "--token-url file:PATH"; a kubelet mounts the
- * volume at the path itself. */
 static const char *runner(struct fx *fx)
 {
-        static char path[PATH_MAX];
-        char text[PATH_MAX + 512];
         const char *r = getenv("FORGEJO_SIM_RUNNER");
 
         assert_non_null(r);
-        snprintf(path, sizeof(path), "%s/bin/kube-runner", fx->dir);
-        snprintf(text, sizeof(text),
-                 "#!/bin/sh\n"
-                 "for a; do shift; case $a in file:/var/run/forgescale/*) a=\"file:$FORGESCALE_RUNNER_TOKEN_FILE\";; esac; "
-                 "set -- \"$@\" \"$a\"; done\n"
-                 "exec %s \"$@\"\n", r);
-        write_file(path, text);
-        assert_int_equal(chmod(path, 0755), 0);
-        return path;
+        return r;
 }
 
 static int scaled(int n)
