@@ -1124,7 +1124,7 @@ static int jobs_store(struct kube *k, const json_t *items)
                 struct kubeobj_job j;
                 if (kubeobj_parse_job(it, &j) < 0 || !j.managed || strlen(j.name) > KUBEOBJ_NAME_MAX)
                         continue;
-                snprintf(v[o].name, sizeof(v[o].name), "%s", j.name);
+                memcpy(v[o].name, j.name, strlen(j.name) + 1); /* length checked above */
                 snprintf(v[o].uid, sizeof(v[o].uid), "%s", j.uid);
                 snprintf(v[o].instance, sizeof(v[o].instance), "%s", j.instance);
                 o++;
