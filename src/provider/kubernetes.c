@@ -449,15 +449,16 @@ static void send_failed(struct kinst *i, int error, enum provider_failure why, c
 
 static void job_delete(struct kube *k, const char *kname, int64_t grace_s);
 
-/* EXITED once the container ended and its log is complete. */
-static void maybe_exit(struct kinst *i)
+/* EXITED once the container ended and its log is complete. Returns true
+ * when it was sent: i may be gone then (the callback may clean it up). */
+static bool maybe_exit(struct kinst *i)
 {
         struct provider_exit ex = { .kind = PROVIDER_EXIT_UNKNOWN };
         enum provider_failure why = PROVIDER_FAIL_NONE;
         char detail[DETAIL_MAX] = "";
 
         if (i->st == K_EXITED || !i->terminated || (!i->log_done && i->started))
-                return;
+                return false;
         if (i->exit_known) {
                 if (i->stop_requested && i->exit_code > 128 && i->exit_code < 128 + 65) {
                         ex.kind = PROVIDER_EXIT_SIGNAL;
@@ -476,6 +477,7 @@ static void maybe_exit(struct kinst *i)
                 snprintf(detail, sizeof(detail), "%s", i->detail);
         }
         send_exited(i, ex, why, detail);
+        return true;
 }
 
 /* ---- the log stream ------------------------------------------------------------ */
@@ -634,8 +636,7 @@ again:
                         i->terminated = true;
                         if (!i->logc)
                                 i->log_done = true;
-                        maybe_exit(i);
-                        if (i->st == K_EXITED)
+                        if (maybe_exit(i))
                                 goto again;
                 }
         }
@@ -752,8 +753,14 @@ static void on_watch_end(struct kube *k, void *ud, int err, long status, const c
         if (err == 0 && status == 200) {
                 /* The server ended the stream (timeout, restart, a dropped
                  * connection): resume from the last resourceVersion. */
-                watch_schedule(k, k->backoff_ms);
-                k->backoff_ms = k->backoff_ms ? k->backoff_ms : BACKOFF_MIN_MS / 5;
+                int64_t delay = k->backoff_ms;
+                /* A stream that keeps ending without an event must not
+                 * turn into a loop of reconnects: each such end waits
+                 * longer (an event resets it). */
+                k->backoff_ms = delay ? delay * 2 : BACKOFF_MIN_MS / 5;
+                if (k->backoff_ms > BACKOFF_MAX_MS)
+                        k->backoff_ms = BACKOFF_MAX_MS;
+                watch_schedule(k, delay);
                 return;
         }
         watch_backoff(k);

@@ -43,6 +43,7 @@ struct ev {
 };
 
 struct kt {
+        bool cleanup_in_cb;             /* as the core may: cleanup() from EXITED */
         struct loop *loop;
         struct provider prov;
         struct config_provider cfg;
@@ -73,6 +74,8 @@ static void on_event(void *ud, const struct provider_event *e)
         r->error = e->error;
         r->failure = e->failure;
         snprintf(r->detail, sizeof(r->detail), "%s", e->detail ? e->detail : "");
+        if (t->cleanup_in_cb && e->type != PROVIDER_EV_STARTED)
+                assert_int_equal(t->prov.ops->cleanup(&t->prov, e->instance, e->ref, tmp), 0);
 }
 
 static const struct ev *find_ev(struct kt *t, enum provider_event_type type, const char *name)
@@ -483,6 +486,46 @@ static void job_and_secret_as_made(void **state)
         kt_free(t);
 }
 
+/* A pod gone while the watch was down, and its history compacted: the
+ * relist finds it missing and the worker ends as exited, unknown how. */
+static void pod_gone_during_outage_found_by_relist(void **state)
+{
+        struct kt *t = kt_new(false);
+        char kname[KUBEOBJ_NAME_MAX + 1], path[256];
+        struct kubefake_resp r;
+
+        t->cleanup_in_cb = true;
+        kt_init(t);
+        assert_int_equal(launch(t, "kt-vanish", "exec sleep 100", "tk"), 0);
+        assert_non_null(wait_ev(t, PROVIDER_EV_STARTED, "kt-vanish", 10000));
+        ctl("/_fake/drop-watches", NULL);
+        assert_int_equal(kubeobj_name("kt-vanish", kname, sizeof(kname)), 0);
+        snprintf(path, sizeof(path),
+                 "/apis/batch/v1/namespaces/" NS "/jobs/%s?propagationPolicy=Background&gracePeriodSeconds=0", kname);
+        assert_int_equal(kubefake_request(kf, KUBEFAKE_AUTH_TOKEN, "DELETE", path, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        kubefake_resp_done(&r);
+        /* Wait (without running the provider's loop) until the pod is gone. */
+        for (int k = 0; k < 100; k++) {
+                json_t *pods = NULL;
+                bool there = false;
+                size_t x;
+                json_t *it;
+                assert_int_equal(kubefake_ctl(kf, "GET", "/_fake/pods", NULL, &pods), 200);
+                json_array_foreach(json_object_get(pods, "pods"), x, it)
+                        there = there || strcmp(json_string_value(json_object_get(it, "job")) ?: "", kname) == 0;
+                json_decref(pods);
+                if (!there)
+                        break;
+                usleep(50000);
+        }
+        ctl("/_fake/compact", NULL);
+        const struct ev *e = wait_ev(t, PROVIDER_EV_EXITED, "kt-vanish", 10000);
+        assert_non_null(e);
+        assert_int_equal(e->exit.kind, PROVIDER_EXIT_UNKNOWN);
+        kt_free(t);
+}
+
 static void on_list(void *ud, int error, const struct provider_listing *items, size_t n)
 {
         int *calls = ud;
@@ -566,6 +609,7 @@ int main(void)
                 cmocka_unit_test(missing_image_stopped_with_reason),
                 cmocka_unit_test(job_and_secret_as_made),
                 cmocka_unit_test(lost_cleanup_found_by_list),
+                cmocka_unit_test(pod_gone_during_outage_found_by_relist),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
