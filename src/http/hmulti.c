@@ -82,6 +82,8 @@ struct hmulti_xfer {
         char *buf;
         size_t len, cap, max;
         long long total_count;
+        long retry_after;                /* Retry-After seconds, -1 when absent */
+        long *retry_after_out;
         bool overflow;
         bool oom;
         bool sensitive;
@@ -467,6 +469,8 @@ static void complete(struct hmulti_xfer *x, int err)
                 if (!x->buf)
                         err = -ENOMEM;
         }
+        if (x->retry_after_out)
+                *x->retry_after_out = err == 0 ? x->retry_after : -1;
         if (err == 0)
                 x->cb(x->ud, 0, status, x->buf, x->len, x->total_count);
         else
@@ -808,10 +812,12 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
         struct hmulti_xfer *x = ud;
         size_t n = sz * nm;
         static const char tc[] = "x-total-count:";
+        static const char ra[] = "retry-after:";
 
         /* A new status line starts a new response (e.g. after a 100). */
         if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
                 x->total_count = -1;
+                x->retry_after = -1;
         } else if (x->cls == Q_LONG && x->deadline && (p[0] == '\r' || p[0] == '\n')) {
                 /* The end of a header block: once a final answer is in, a
                  * long-lived transfer runs until it ends or is cancelled. */
@@ -824,6 +830,11 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
         }
         else if (n > sizeof(tc) - 1 && strncasecmp(p, tc, sizeof(tc) - 1) == 0)
                 x->total_count = parse_count(p + sizeof(tc) - 1, n - (sizeof(tc) - 1));
+        else if (n > sizeof(ra) - 1 && strncasecmp(p, ra, sizeof(ra) - 1) == 0) {
+                /* Only the delta-seconds form; an HTTP date counts as absent. */
+                long long v = parse_count(p + sizeof(ra) - 1, n - (sizeof(ra) - 1));
+                x->retry_after = v < 0 ? -1 : v > 86400 ? 86400 : (long)v;
+        }
         return n;
 }
 
@@ -1016,6 +1027,8 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
         x->cb = cb;
         x->ud = ud;
         x->total_count = -1;
+        x->retry_after = -1;
+        x->retry_after_out = req->retry_after_s;
         x->sensitive = req->sensitive;
         x->cls = req->urgent ? Q_URGENT : req->long_lived ? Q_LONG : Q_NORMAL;
         x->timeout_ms = timeout;

@@ -110,6 +110,10 @@ struct hmulti_req {
         size_t chunk_max;                /* most bytes per on_data call (also the
                                           * only buffer held); HMULTI_DEFAULT_CHUNK
                                           * when 0, HMULTI_MIN_CHUNK at least */
+        long *retry_after_s;             /* optional: set before the completion
+                                          * callback to the answer's Retry-After
+                                          * in seconds (delta form), -1 when absent;
+                                          * must stay valid until then */
 };
 
 /* Completion. err is 0 when an HTTP response arrived (any status; status

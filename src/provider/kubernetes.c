@@ -70,6 +70,7 @@ struct kcall {
         hmulti_data_cb on_data;
         void *data_ud;
         struct hmulti_xfer *x;
+        long retry_after;               /* of the answer, -1 when absent */
         kcall_cb cb;
         void *ud;
         void (*ud_free)(void *ud);      /* when cancelled before its callback */
@@ -150,6 +151,7 @@ struct kube {
         size_t llen, lcap;
         int64_t backoff_ms;
         bool relist;                    /* the stream said 410 */
+        long retry_after;               /* of the answer being handled, -1 when absent */
 };
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -244,6 +246,7 @@ static void on_kcall(void *ud, int err, long status, const char *body, size_t le
         }
         kcall_cb cb = c->cb;
         void *cud = c->ud;
+        k->retry_after = c->retry_after;
         kcall_free(c);
         cb(k, cud, err, status, body, len);
 }
@@ -288,6 +291,7 @@ static int kcall_send(struct kcall *c)
                 .sensitive = true,      /* the Authorization header */
                 .long_lived = c->long_lived,
                 .on_data = c->on_data,
+                .retry_after_s = &c->retry_after,
         };
         r = hmulti_start(k->hm, &req, on_kcall, c, &c->x);
         explicit_bzero(authz, sizeof(authz));
@@ -648,11 +652,17 @@ static void watch_schedule(struct kube *k, int64_t delay_ms);
 static void watch_list(struct kube *k);
 static void watch_start(struct kube *k);
 
-static void watch_backoff(struct kube *k)
+/* After a failed list or watch: the server's Retry-After when it gave one
+ * (429, 503), else doubling from BACKOFF_MIN_MS up to BACKOFF_MAX_MS. */
+static void watch_backoff(struct kube *k, long status)
 {
         k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (k->backoff_ms > BACKOFF_MAX_MS)
                 k->backoff_ms = BACKOFF_MAX_MS;
+        if ((status == 429 || status == 503) && k->retry_after > 0) {
+                watch_schedule(k, (int64_t)k->retry_after * 1000);
+                return;
+        }
         watch_schedule(k, k->backoff_ms);
 }
 
@@ -763,7 +773,7 @@ static void on_watch_end(struct kube *k, void *ud, int err, long status, const c
                 watch_schedule(k, delay);
                 return;
         }
-        watch_backoff(k);
+        watch_backoff(k, err < 0 ? 0 : status);
 }
 
 static void watch_start(struct kube *k)
@@ -777,7 +787,7 @@ static void watch_start(struct kube *k)
         k->ws = W_WATCHING;
         k->wc = kcall_stream(k, path, on_watch_data, k, 0, on_watch_end, k, &r);
         if (!k->wc)
-                watch_backoff(k);
+                watch_backoff(k, 0);
 }
 
 static void on_pod_list(struct kube *k, void *ud, int err, long status, const char *body, size_t len)
@@ -788,7 +798,7 @@ static void on_pod_list(struct kube *k, void *ud, int err, long status, const ch
 
         k->wc = NULL;
         if (err < 0 || status != 200) {
-                watch_backoff(k);
+                watch_backoff(k, err < 0 ? 0 : status);
                 return;
         }
         j = json_loadb(body, len, 0, NULL);
@@ -796,7 +806,7 @@ static void on_pod_list(struct kube *k, void *ud, int err, long status, const ch
         rv = json_string_value(json_object_get(json_object_get(j, "metadata"), "resourceVersion"));
         if (!json_is_array(items) || !rv || strlen(rv) >= sizeof(k->rv)) {
                 json_decref(j);
-                watch_backoff(k);
+                watch_backoff(k, 0);
                 return;
         }
         snprintf(k->rv, sizeof(k->rv), "%s", rv);
@@ -822,7 +832,7 @@ static void watch_list(struct kube *k)
         k->ws = W_LISTING;
         k->wc = kcall_start(k, "GET", path, NULL, 0, false, on_pod_list, k, &r);
         if (!k->wc)
-                watch_backoff(k);
+                watch_backoff(k, 0);
 }
 
 /* ---- create ------------------------------------------------------------------ */

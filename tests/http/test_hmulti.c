@@ -168,6 +168,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 MHD_destroy_response(r);
                 return ret;
         }
+        if (strcmp(url, "/throttle") == 0) {
+                struct MHD_Response *r = MHD_create_response_from_buffer(4, (void *)"slow",
+                                                                         MHD_RESPMEM_PERSISTENT);
+                enum MHD_Result ret;
+                MHD_add_response_header(r, "Retry-After", qnum(c, "date", 0) ? "Wed, 21 Oct 2026 07:28:00 GMT" : " 7");
+                ret = MHD_queue_response(c, 429, r);
+                MHD_destroy_response(r);
+                return ret;
+        }
         if (strcmp(url, "/status") == 0) {
                 size_t n = (size_t)qnum(c, "size", 10);
                 char *b = malloc(n + 1);
@@ -921,6 +930,29 @@ static void test_tls_material_in_memory(void **state)
         assert_int_equal(system(cmd), 0);
 }
 
+/* Retry-After's seconds reach the caller; a date form and its absence are -1. */
+static void test_retry_after(void **state)
+{
+        char url[128];
+        long ra[3] = { 0, 0, 0 };
+        struct tls_res r[3] = { 0 };
+        const char *paths[3] = { "/throttle", "/throttle?date=1", "/hello" };
+
+        for (int i = 0; i < 3; i++) {
+                snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)tcp.port, paths[i]);
+                struct hmulti_req req = { .url = url, .retry_after_s = &ra[i] };
+                assert_int_equal(hmulti_start(HM, &req, on_tls_done, &r[i], NULL), 0);
+        }
+        assert_true(run_until(&r[0].done, 1, 5000));
+        assert_true(run_until(&r[1].done, 1, 5000));
+        assert_true(run_until(&r[2].done, 1, 5000));
+        assert_int_equal(r[0].status, 429);
+        assert_int_equal(ra[0], 7);
+        assert_int_equal(ra[1], -1);
+        assert_int_equal(r[2].status, 200);
+        assert_int_equal(ra[2], -1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -934,6 +966,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_origin_config_live, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_origin_config_invalid, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tls_material_in_memory, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -327,6 +327,37 @@ static void gone_410_relists(void **state)
         kt_free(t);
 }
 
+/* A throttled list is retried when the server's Retry-After says, not
+ * sooner and not in a loop. */
+static void throttled_list_honours_retry_after(void **state)
+{
+        struct kt *t = kt_new(false);
+        json_t *s0 = stats(), *s1 = NULL;
+        const char *list = "GET /api/v1/namespaces/{namespace}/pods";
+        const char *watch = "WATCH /api/v1/namespaces/{namespace}/pods";
+
+        ctl("/_fake/faults", "{\"method\":\"GET\",\"path_prefix\":\"/api/v1/namespaces/" NS "/pods\","
+                             "\"status\":429,\"count\":2,\"message\":\"too many requests\"}");
+        int64_t t0 = now_ms();
+        kt_init(t);
+        for (;;) {
+                spin(t, 50);
+                json_decref(s1);
+                s1 = stats();
+                if (count(s1, watch) > count(s0, watch) || now_ms() - t0 > 10000)
+                        break;
+        }
+        int64_t took = now_ms() - t0;
+        assert_true(count(s1, watch) > count(s0, watch));
+        /* Retry-After: 1 twice: about 2 s (doubling from 250 ms would take
+         * 0.75 s), and exactly three lists. */
+        assert_true(took >= 1900);
+        assert_int_equal(count(s1, list) - count(s0, list), 3);
+        json_decref(s0);
+        json_decref(s1);
+        kt_free(t);
+}
+
 /* ---- API faults ------------------------------------------------------------------ */
 
 static void faults_become_failed_launches(void **state)
@@ -604,6 +635,7 @@ int main(void)
                 cmocka_unit_test(in_cluster_with_token_rotation),
                 cmocka_unit_test(dropped_watch_resumes_without_polling),
                 cmocka_unit_test(gone_410_relists),
+                cmocka_unit_test(throttled_list_honours_retry_after),
                 cmocka_unit_test(faults_become_failed_launches),
                 cmocka_unit_test(unschedulable_pod_stopped_with_reason),
                 cmocka_unit_test(missing_image_stopped_with_reason),
