@@ -107,6 +107,7 @@ struct kinst {
         bool exit_known;
         int exit_code;
         char reason[64];
+        bool job_checked;               /* the Job was asked why it ended */
         /* The log. */
         struct kcall *logc;
         int logfd;
@@ -453,6 +454,8 @@ static void send_failed(struct kinst *i, int error, enum provider_failure why, c
 
 static void job_delete(struct kube *k, const char *kname, int64_t grace_s);
 
+static void job_check(struct kinst *i);
+
 /* EXITED once the container ended and its log is complete. Returns true
  * when it was sent: i may be gone then (the callback may clean it up). */
 static bool maybe_exit(struct kinst *i)
@@ -461,9 +464,21 @@ static bool maybe_exit(struct kinst *i)
         enum provider_failure why = PROVIDER_FAIL_NONE;
         char detail[DETAIL_MAX] = "";
 
-        if (i->st == K_EXITED || !i->terminated || (!i->log_done && i->started))
+        if (i->st == K_EXITED || !i->terminated || (!i->log_done && i->started) || i->reqc)
                 return false;
-        if (i->exit_known) {
+        /* Ended by a signal we did not send, or its pod deleted: the Job
+         * says whether Kubernetes did it (activeDeadlineSeconds). */
+        if (!i->stop_requested && !i->job_checked && (i->started || i->adopted) &&
+            (!i->exit_known || i->exit_code > 128) && (!i->reason[0] || strcmp(i->reason, "Error") == 0)) {
+                job_check(i);
+                if (i->reqc)
+                        return false;
+        }
+        if (strcmp(i->reason, "DeadlineExceeded") == 0 && !i->exit_known) {
+                why = PROVIDER_FAIL_ENGINE;
+                snprintf(detail, sizeof(detail), "Job %s: Kubernetes ended the worker: DeadlineExceeded (active_deadline)",
+                         i->kname);
+        } else if (i->exit_known) {
                 if (i->stop_requested && i->exit_code > 128 && i->exit_code < 128 + 65) {
                         ex.kind = PROVIDER_EXIT_SIGNAL;
                         ex.signal = i->exit_code - 128;
@@ -482,6 +497,31 @@ static bool maybe_exit(struct kinst *i)
         }
         send_exited(i, ex, why, detail);
         return true;
+}
+
+static void on_job_checked(struct kube *k, void *ud, int err, long status, const char *body, size_t len)
+{
+        struct kinst *i = ud;
+        struct kubeobj_job jb;
+
+        i->reqc = NULL;
+        if (err == 0 && status == 200) {
+                json_t *j = json_loadb(body, len, 0, NULL);
+                if (kubeobj_parse_job(j, &jb) == 0 && strcmp(jb.failed_reason, "DeadlineExceeded") == 0)
+                        snprintf(i->reason, sizeof(i->reason), "%s", jb.failed_reason);
+                json_decref(j);
+        }
+        maybe_exit(i);
+}
+
+static void job_check(struct kinst *i)
+{
+        struct kube *k = i->k;
+        char path[512];
+
+        i->job_checked = true;
+        snprintf(path, sizeof(path), "/apis/batch/v1/namespaces/%s/jobs/%s", k->ns, i->kname);
+        i->reqc = kcall_start(k, "GET", path, NULL, 0, false, on_job_checked, i, NULL);
 }
 
 /* ---- the log stream ------------------------------------------------------------ */

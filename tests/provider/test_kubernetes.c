@@ -451,6 +451,24 @@ static void missing_image_stopped_with_reason(void **state)
         kt_free(t);
 }
 
+/* active_deadline: Kubernetes ends the worker, and the exit says so. */
+static void deadline_exceeded_in_the_detail(void **state)
+{
+        struct kt *t = kt_new(false);
+
+        t->cfg.kubernetes.active_deadline_ms = 1000;
+        kt_init(t);
+        assert_int_equal(launch(t, "kt-deadline", "exec sleep 30", "tk"), 0);
+        const struct ev *e = wait_ev(t, PROVIDER_EV_EXITED, "kt-deadline", 15000);
+        assert_non_null(e);
+        assert_non_null(find_ev(t, PROVIDER_EV_STARTED, "kt-deadline"));
+        assert_int_equal(e->failure, PROVIDER_FAIL_ENGINE);
+        if (!strstr(e->detail, "DeadlineExceeded"))
+                fail_msg("detail: %s", e->detail);
+        finish(t, "kt-deadline");
+        kt_free(t);
+}
+
 /* ---- the objects ------------------------------------------------------------------ */
 
 static void job_and_secret_as_made(void **state)
@@ -640,6 +658,7 @@ int main(void)
                 cmocka_unit_test(unschedulable_pod_stopped_with_reason),
                 cmocka_unit_test(missing_image_stopped_with_reason),
                 cmocka_unit_test(job_and_secret_as_made),
+                cmocka_unit_test(deadline_exceeded_in_the_detail),
                 cmocka_unit_test(lost_cleanup_found_by_list),
                 cmocka_unit_test(pod_gone_during_outage_found_by_relist),
         };
