@@ -33,6 +33,11 @@ void api_observe_wait(struct daemon *d, const struct inst *in, double seconds)
         metrics_observe(d->m_wait, (const char *[]){ in->row.pool }, seconds);
 }
 
+void api_observe_worker_start(struct daemon *d, const struct inst *in, double seconds)
+{
+        metrics_observe(d->m_wstart, (const char *[]){ in->row.provider }, seconds);
+}
+
 void api_count_rejected(struct daemon *d, const char *forge, const char *what)
 {
         metrics_inc(d->m_rejected, (const char *[]){ forge, what }, 1);
@@ -190,6 +195,7 @@ static void access_log(const struct http_access *a, void *ud)
 int api_init(struct daemon *d)
 {
         static const double wait_buckets[] = { 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120, 300, 600 };
+        static const double start_buckets[] = { 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300 };
         char listen[300];
         int r;
 
@@ -209,6 +215,12 @@ int api_init(struct daemon *d)
                                       "Time from a job first seen waiting to its claim by our runner.",
                                       1, (const char *[]){ "pool" },
                                       sizeof(wait_buckets) / sizeof(wait_buckets[0]), wait_buckets);
+        d->m_wstart = metrics_histogram(d->metrics, "forgescale_worker_start_seconds",
+                                        "Time from asking a provider for a worker to its start being "
+                                        "reported (process spawned, container started, pod running): "
+                                        "the provider's own part of a launch.",
+                                        1, (const char *[]){ "provider" },
+                                        sizeof(start_buckets) / sizeof(start_buckets[0]), start_buckets);
         d->m_requests = metrics_counter(d->metrics, "forgescale_forge_requests_total",
                                         "Requests made to the forge API, by route pattern and HTTP status.",
                                         3, (const char *[]){ "forge", "route", "code" });
@@ -246,7 +258,7 @@ int api_init(struct daemon *d)
                                         "shape it cannot run (each counted once), job listings over the "
                                         "size cap (each time; demand then stays at its last value).",
                                         2, (const char *[]){ "forge", "what" });
-        if (!d->m_rejected || !d->m_demand_age || !d->m_demand_stale || !d->m_waiting || !d->m_desired || !d->m_runners || !d->m_wait || !d->m_requests ||
+        if (!d->m_rejected || !d->m_demand_age || !d->m_demand_stale || !d->m_waiting || !d->m_desired || !d->m_runners || !d->m_wait || !d->m_wstart || !d->m_requests ||
             !d->m_launches || !d->m_forge_up)
                 return -ENOMEM;
 

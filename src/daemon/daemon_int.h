@@ -115,6 +115,7 @@ struct inst {
         int64_t job_gone_since;      /* monotonic, 0 = listed (or unknown) */
         bool save_failing;           /* its latest save failed (logged once) */
         struct loop_timer *retry;    /* a RETRY the state machine asked for */
+        int64_t create_mono;         /* when create() was called (loop ms), 0 */
         enum provider_failure failure; /* the engine's refusal, if any: the
                                         * launch's metric result */
         bool counted;                /* launches_total recorded */
@@ -132,7 +133,7 @@ struct daemon {
         struct metrics *metrics;
         struct metric *m_waiting, *m_runners, *m_wait, *m_requests, *m_launches,
                       *m_forge_up, *m_desired, *m_demand_age, *m_demand_stale, *m_rejected,
-                      *m_btasks, *m_brunner, *m_brelay_failed;
+                      *m_btasks, *m_brunner, *m_brelay_failed, *m_wstart;
 
         struct dforge *forges;
         size_t n_forges;
@@ -297,6 +298,8 @@ int api_init(struct daemon *d);
 void api_done(struct daemon *d);
 void api_count_launch(struct daemon *d, const struct inst *in, const char *result);
 void api_observe_wait(struct daemon *d, const struct inst *in, double seconds);
+/* create() to STARTED: the provider's own part of a launch. */
+void api_observe_worker_start(struct daemon *d, const struct inst *in, double seconds);
 /* what: "job" (a listed job skipped) or "listing_too_large". */
 void api_count_rejected(struct daemon *d, const char *forge, const char *what);
 void api_forge_hook(void *ud, const struct forgejo_event *ev);

@@ -228,6 +228,7 @@ static int start_worker(struct daemon *d, struct inst *in, const char *token)
                 .token = token, .token_len = strlen(token),
                 .log_path = logpath, .log_max = WORKER_LOG_MAX,
         };
+        in->create_mono = loop_now_ms(d->loop);
         r = prov->ops->create(prov, &spec, on_provider, in);
         if (r < 0) {
                 in->failure = prov->failure;
@@ -405,6 +406,9 @@ static void on_provider(void *ud, const struct provider_event *pe)
 
         switch (pe->type) {
         case PROVIDER_EV_STARTED:
+                if (in->create_mono)
+                        api_observe_worker_start(in->d, in,
+                                                 (double)(loop_now_ms(in->d->loop) - in->create_mono) / 1000.0);
                 ev.type = LIFECYCLE_EV_STARTED;
                 ev.ref = pe->ref;
                 break;

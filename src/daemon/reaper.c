@@ -2,8 +2,9 @@
  * controller's prefix whose id no row holds (a lost POST answer, a crash
  * between POST and save) are deleted. On each provider that can list its
  * instances: workers of this controller that no row owns are stopped and
- * their leftovers removed. Never touches an instance that a row owns:
- * those follow their own state machine. */
+ * their leftovers removed, and what such a worker left after it ended (an
+ * exited container, a finished Job) is removed. Never touches an instance
+ * that a row owns: those follow their own state machine. */
 #include "daemon/daemon_int.h"
 
 #include <errno.h>
@@ -261,9 +262,26 @@ static void on_provider_list(void *ud, int error, const struct provider_listing 
                 /* Rows of this run own their workers; so do rows still
                  * between insert and create(), which the listing may not
                  * show yet but never lists without a row. */
-                if (in || !items[i].running)
+                if (in)
                         continue;
-                reap_worker(d, pi, &items[i]);
+                if (items[i].running) {
+                        reap_worker(d, pi, &items[i]);
+                        continue;
+                }
+                /* Ended, and no row will ever clean it up: a container or
+                 * Job kept by its engine after the exit, whose row finished
+                 * while its removal failed, or that a previous run made
+                 * and lost track of. */
+                struct provider *p = &d->providers[pi];
+                char dir[PATH_MAX];
+                orphan_workdir(d, items[i].instance, dir, sizeof(dir));
+                int r = p->ops->cleanup ? p->ops->cleanup(p, items[i].instance, items[i].ref, dir) : 0;
+                if (r < 0)
+                        log_warn("reaper", "cannot remove what an ended worker left",
+                                 KS("instance", items[i].instance), KS("provider", p->name), KERR(r));
+                else
+                        log_info("reaper", "removed what an ended worker no row owns left",
+                                 KS("instance", items[i].instance), KS("provider", p->name));
         }
         d->next_psweep[pi] = loop_now_ms(d->loop) + PROVIDER_SWEEP_MS;
 }

@@ -33,6 +33,10 @@ struct fake {
         provider_event_cb cb;
         void *ud;
         char instance[STORE_NAME_MAX];
+        provider_list_cb list_cb;
+        void *list_ud;
+        char list_prefix[64];
+        char cleaned_name[STORE_NAME_MAX];
 };
 
 static struct fake fake;
@@ -87,6 +91,28 @@ static int fake_cleanup(struct provider *p, const char *instance, const char *re
         fake.cleaned++;
         return 0;
 }
+
+static int fake_cleanup_named(struct provider *p, const char *instance, const char *ref, const char *workdir)
+{
+        fake.cleaned++;
+        snprintf(fake.cleaned_name, sizeof(fake.cleaned_name), "%s", instance);
+        return 0;
+}
+
+static int fake_list(struct provider *p, const char *prefix, provider_list_cb cb, void *ud)
+{
+        fake.list_cb = cb;
+        fake.list_ud = ud;
+        snprintf(fake.list_prefix, sizeof(fake.list_prefix), "%s", prefix ? prefix : "");
+        return 0;
+}
+
+/* A provider that can list: the orphan sweep's view. */
+static const struct provider_ops fake_list_ops = {
+        .type = "fake", .caps = PROVIDER_CAP_LIST, .token_path = fake_token_path,
+        .create = fake_create, .stop = fake_stop, .ref = fake_ref, .cleanup = fake_cleanup_named,
+        .list = fake_list,
+};
 
 static const struct provider_ops fake_ops = {
         .type = "fake", .token_path = fake_token_path, .create = fake_create, .stop = fake_stop,
@@ -165,9 +191,14 @@ static int setup(void **state)
         assert_int_equal(store_open(path, &d->store), 0);
         assert_int_equal(pools_init(d), 0);
         pools_enable(d, &d->pools[0]);
+        assert_non_null(d->psweep_inflight = calloc(1, sizeof(*d->psweep_inflight)));
+        assert_non_null(d->next_psweep = calloc(1, sizeof(*d->next_psweep)));
         assert_non_null(d->metrics = metrics_new());
         assert_non_null(d->m_launches = metrics_counter(d->metrics, "forgescale_launches_total", "t",
                                                         2, (const char *[]){ "pool", "result" }));
+        assert_non_null(d->m_wstart = metrics_histogram(d->metrics, "forgescale_worker_start_seconds", "t",
+                                                        1, (const char *[]){ "provider" }, 1,
+                                                        (const double[]){ 1 }));
         *state = e;
         return 0;
 }
@@ -190,6 +221,8 @@ static int teardown(void **state)
 
         inst_free_all(d);
         metrics_free(d->metrics);
+        free(d->psweep_inflight);
+        free(d->next_psweep);
         free_notes(&d->backoff);
         free_notes(&d->finished);
         forgejo_free(e->forge.client);
@@ -308,6 +341,9 @@ static void job_runs_and_the_instance_ends_done(void **state)
 
         emit(PROVIDER_EV_STARTED, (struct provider_exit){ 0 });
         assert_int_equal(row_of(e, name).state, STORE_WAITING);
+        double starts = 0;      /* the provider's part of the launch, by provider */
+        assert_int_equal(metrics_get(e->d.m_wstart, (const char *[]){ "local" }, &starts), 0);
+        assert_true(starts == 1);
         emit(PROVIDER_EV_EXITED, (struct provider_exit){ .kind = PROVIDER_EXIT_CODE, .code = 0 });
         run_until(e, gone, "the instance's end");
         struct store_instance row = row_of(e, name);
@@ -389,6 +425,32 @@ static void stop_of_a_running_worker(void **state)
         assert_int_equal(live_registrations(e), 0);
 }
 
+/* The orphan sweep: an ended worker that no row owns (an exited container
+ * its engine keeps) is removed through cleanup(); a worker a row of this
+ * run owns is never touched, running or not. */
+static void sweep_removes_ended_workers_no_row_owns(void **state)
+{
+        struct env *e = *state;
+        struct sim_job job;
+        char name[STORE_NAME_MAX];
+
+        launch(e, &job, name);
+        run_until(e, created, "the worker's create()");
+        e->prov.ops = &fake_list_ops;
+        reaper_provider_sweep(&e->d, 0);
+        assert_non_null(fake.list_cb);
+        assert_string_equal(fake.list_prefix, "fs-0000test-");
+        const struct provider_listing items[] = {
+                { .instance = "fs-0000test-gone-1", .ref = "c1", .running = false },
+                { .instance = name, .ref = "fake:1", .running = false },
+        };
+        fake.list_cb(fake.list_ud, 0, items, 2);
+        assert_int_equal(fake.cleaned, 1);
+        assert_string_equal(fake.cleaned_name, "fs-0000test-gone-1");
+        assert_int_equal(fake.stopped, 0);
+        e->prov.ops = &fake_ops;
+}
+
 static double launches(struct env *e, const char *result)
 {
         double v = 0;
@@ -445,6 +507,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(stop_while_registering, setup, teardown),
                 cmocka_unit_test_setup_teardown(stop_of_a_running_worker, setup, teardown),
                 cmocka_unit_test_setup_teardown(engine_refusal_is_counted_by_its_category, setup, teardown),
+                cmocka_unit_test_setup_teardown(sweep_removes_ended_workers_no_row_owns, setup, teardown),
                 cmocka_unit_test_setup_teardown(never_placed_worker_stopped_counts_unschedulable, setup,
                                                 teardown),
         };
