@@ -1238,14 +1238,6 @@ static void on_job_list(struct kube *k, void *ud, int err, long status, const ch
                         continue;
                 if (l->prefix && strncmp(jb->instance, l->prefix, strlen(l->prefix)) != 0)
                         continue;
-                /* A finished Job no instance of this run tracks is what a
-                 * lost cleanup() left (the orphan sweep ignores workers that
-                 * do not run): deleted here, its Secret with it. Only with a
-                 * prefix: never another controller's. */
-                if (jb->finished && l->prefix && !find_kname(k, jb->name)) {
-                        job_delete(k, jb->name, 0);
-                        continue;
-                }
                 v[n] = (struct provider_listing){ .instance = jb->instance, .ref = jb->uid, .running = !jb->finished };
                 n++;
         }
