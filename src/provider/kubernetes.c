@@ -121,11 +121,16 @@ struct kinst {
         struct kcall *reqc;             /* create/secret/adopt-check request */
 };
 
+struct kname_rec {
+        char name[KUBEOBJ_NAME_MAX + 1];
+};
+
 /* A Job this provider saw in a listing: adopt() answers from these. */
 struct kjob {
         char name[KUBEOBJ_NAME_MAX + 1];
         char uid[64];
         char instance[128];
+        bool finished;
 };
 
 enum wstate { W_IDLE, W_LISTING, W_WATCHING, W_WAITING };
@@ -143,6 +148,10 @@ struct kube {
         struct kjob *jobs;
         size_t njobs;
         bool jobs_known;
+        /* Secrets seen at start (names only). */
+        struct kname_rec *secrets;
+        size_t nsecrets;
+        bool secrets_known;
         /* The pod watch. */
         enum wstate ws;
         struct kcall *wc;
@@ -1184,6 +1193,7 @@ static int jobs_store(struct kube *k, const json_t *items)
                 memcpy(v[o].name, j.name, strlen(j.name) + 1); /* length checked above */
                 snprintf(v[o].uid, sizeof(v[o].uid), "%s", j.uid);
                 snprintf(v[o].instance, sizeof(v[o].instance), "%s", j.instance);
+                v[o].finished = j.finished;
                 o++;
         }
         free(k->jobs);
@@ -1323,6 +1333,17 @@ static int kube_adopt(struct provider *p, const char *instance, const char *ref,
                         jb = &k->jobs[x];
         if (k->jobs_known && !jb)
                 return -ESRCH;
+        if (jb && !jb->finished && k->secrets_known) {
+                bool has = false;
+                for (size_t x = 0; x < k->nsecrets; x++)
+                        has = has || strcmp(k->secrets[x].name, kname) == 0;
+                if (!has) {
+                        /* Its token never reached the cluster: its pod can
+                         * never start. Gone, and the core starts another. */
+                        job_delete(k, kname, 0);
+                        return -ESRCH;
+                }
+        }
         if (!(i = inst_new(k, instance, cb, ud)))
                 return -ENOMEM;
         i->adopted = true;
@@ -1343,21 +1364,65 @@ static int kube_adopt(struct provider *p, const char *instance, const char *ref,
 
 struct sync_list {
         bool done;
+        bool secrets;                   /* listing Secrets, not Jobs */
         int err;
 };
+
+/* Zeroes every string under each item's "data": a Secret listing holds
+ * runner tokens, and jansson frees its strings without wiping them. */
+static void wipe_secret_data(json_t *items)
+{
+        size_t x;
+        json_t *it, *v;
+        const char *key;
+
+        json_array_foreach(items, x, it) {
+                json_object_foreach(json_object_get(it, "data"), key, v) {
+                        const char *sv = json_string_value(v);
+                        if (sv)
+                                explicit_bzero((char *)sv, json_string_length(v));
+                }
+        }
+}
+
+static void secrets_store(struct kube *k, const json_t *items)
+{
+        size_t n = json_array_size(items), x, o = 0;
+        struct kname_rec *v = calloc(n ? n : 1, sizeof(*v));
+        json_t *it;
+
+        if (!v)
+                return;
+        json_array_foreach(items, x, it) {
+                const char *nm = json_string_value(json_object_get(json_object_get(it, "metadata"), "name"));
+                if (nm && strlen(nm) <= KUBEOBJ_NAME_MAX)
+                        memcpy(v[o++].name, nm, strlen(nm) + 1);
+        }
+        free(k->secrets);
+        k->secrets = v;
+        k->nsecrets = o;
+        k->secrets_known = true;
+}
 
 static void on_sync_list(struct kube *k, void *ud, int err, long status, const char *body, size_t len)
 {
         struct sync_list *s = ud;
-        json_t *j;
+        json_t *j, *items;
 
         s->done = true;
         s->err = err < 0 ? err : status == 200 ? 0 : -EIO;
         if (s->err)
                 return;
         j = json_loadb(body, len, 0, NULL);
-        if (json_is_array(json_object_get(j, "items")))
-                jobs_store(k, json_object_get(j, "items"));
+        items = json_object_get(j, "items");
+        if (json_is_array(items)) {
+                if (s->secrets) {
+                        secrets_store(k, items);
+                        wipe_secret_data(items);
+                } else {
+                        jobs_store(k, items);
+                }
+        }
         json_decref(j);
 }
 
@@ -1379,13 +1444,20 @@ static void sync_list_jobs(struct kube *k)
                 goto out;
         k->loop = l;
         k->hm = hm;
-        snprintf(path, sizeof(path), "/apis/batch/v1/namespaces/%s/jobs?labelSelector=" KUBEOBJ_LABEL_MANAGED "%%3Dtrue",
-                 k->ns);
-        struct kcall *c = kcall_start(k, "GET", path, NULL, 0, false, on_sync_list, &s, &r);
-        while (c && !s.done && loop_run_once(l, 100) == 0)
-                ;
-        if (c && !s.done)
-                kcall_cancel(c);
+        /* Jobs, then Secrets: a Job whose Secret was never made (the daemon
+         * died between the two POSTs) can never start. */
+        for (int pass = 0; pass < 2; pass++) {
+                snprintf(path, sizeof(path), "/%s/namespaces/%s/%s?labelSelector=" KUBEOBJ_LABEL_MANAGED "%%3Dtrue",
+                         pass ? "api/v1" : "apis/batch/v1", k->ns, pass ? "secrets" : "jobs");
+                s = (struct sync_list){ .secrets = pass == 1 };
+                struct kcall *c = kcall_start(k, "GET", path, NULL, 0, false, on_sync_list, &s, &r);
+                while (c && !s.done && loop_run_once(l, 100) == 0)
+                        ;
+                if (c && !s.done)
+                        kcall_cancel(c);
+                if (!s.done || s.err)
+                        break;
+        }
 out:
         k->loop = main_loop;
         k->hm = main_hm;
@@ -1416,6 +1488,7 @@ static void kube_done(struct provider *p)
         free((char *)k->kp.tolerations);
         free((char *)k->kp.pod_template);
         free(k->jobs);
+        free(k->secrets);
         free(k->line);
         free(k);
         p->ctx = NULL;

@@ -535,6 +535,41 @@ static void job_and_secret_as_made(void **state)
         kt_free(t);
 }
 
+/* The daemon died between the Job's POST and its Secret's: after the
+ * restart the Job is not adopted (its pod could never start) but deleted,
+ * so the core starts another worker. */
+static void job_without_secret_not_adopted(void **state)
+{
+        struct kt *t = kt_new(false);
+        struct kubeobj_params kp = { .namespace = NS, .image = "registry.example/runner:11", .grace_s = 1 };
+        const char *argv[] = { "sh", "-c", "exit 0", NULL };
+        char kname[KUBEOBJ_NAME_MAX + 1], path[256];
+        struct kubefake_resp r;
+        json_t *job;
+
+        assert_int_equal(kubeobj_job(&kp, "kt-nosecret", "kt", argv, NULL, &job), 0);
+        char *body = json_dumps(job, JSON_COMPACT);
+        json_decref(job);
+        assert_int_equal(kubefake_request(kf, KUBEFAKE_AUTH_TOKEN, "POST", "/apis/batch/v1/namespaces/" NS "/jobs",
+                                          body, &r), 0);
+        free(body);
+        assert_int_equal(r.status, 201);
+        kubefake_resp_done(&r);
+        kt_init(t);
+        assert_int_equal(t->prov.ops->adopt(&t->prov, "kt-nosecret", "", on_event, t), -ESRCH);
+        assert_int_equal(kubeobj_name("kt-nosecret", kname, sizeof(kname)), 0);
+        snprintf(path, sizeof(path), "/apis/batch/v1/namespaces/" NS "/jobs/%s", kname);
+        int64_t end = now_ms() + 5000;
+        long st;
+        do {
+                spin(t, 50);
+                st = api_get(path, NULL);
+        } while (st != 404 && now_ms() < end);
+        assert_int_equal(st, 404);
+        assert_int_equal(t->nev, 0);
+        kt_free(t);
+}
+
 /* A pod gone while the watch was down, and its history compacted: the
  * relist finds it missing and the worker ends as exited, unknown how. */
 static void pod_gone_during_outage_found_by_relist(void **state)
@@ -680,6 +715,7 @@ int main(void)
                 cmocka_unit_test(deadline_exceeded_in_the_detail),
                 cmocka_unit_test(lost_cleanup_found_by_list),
                 cmocka_unit_test(pod_gone_during_outage_found_by_relist),
+                cmocka_unit_test(job_without_secret_not_adopted),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
