@@ -139,7 +139,7 @@ static const struct contract_bad_config k_bad[] = {
         { HEAD "  p: {type: kubernetes, image: x, pod_template: {restartPolicy: Always}}\n", 4, 65,
           "restartPolicy must be Never" },
         { HEAD "  p: {type: kubernetes, image: x, tolerations: [{effect: Sometimes}]}\n", 4, 58, "effect" },
-        { HEAD "  p: {type: local, image: x}\n", 4, 20, "only for providers of type kubernetes" },
+        { HEAD "  p: {type: local, image: x}\n", 4, 20, "only for providers of type container or kubernetes" },
         { NULL, 0, 0, NULL },
 };
 
