@@ -129,7 +129,18 @@ bool config_provider_same(const struct config_provider *a, const struct config_p
 {
         return same_str(a->name, b->name) && a->type == b->type &&
                a->max_instances == b->max_instances && a->stop_grace_ms == b->stop_grace_ms &&
-               same_str(a->local.user, b->local.user) && same_str(a->local.group, b->local.group);
+               same_str(a->local.user, b->local.user) && same_str(a->local.group, b->local.group) &&
+               same_str(a->kubernetes.kubeconfig_path, b->kubernetes.kubeconfig_path) &&
+               same_str(a->kubernetes.context, b->kubernetes.context) &&
+               same_str(a->kubernetes.namespace, b->kubernetes.namespace) &&
+               same_str(a->kubernetes.image, b->kubernetes.image) &&
+               same_str(a->kubernetes.service_account, b->kubernetes.service_account) &&
+               same_str(a->kubernetes.resources, b->kubernetes.resources) &&
+               same_str(a->kubernetes.node_selector, b->kubernetes.node_selector) &&
+               same_str(a->kubernetes.tolerations, b->kubernetes.tolerations) &&
+               same_str(a->kubernetes.pod_template, b->kubernetes.pod_template) &&
+               a->kubernetes.ttl_after_finished_ms == b->kubernetes.ttl_after_finished_ms &&
+               a->kubernetes.active_deadline_ms == b->kubernetes.active_deadline_ms;
 }
 
 bool config_broker_same(const struct config_broker *a, const struct config_broker *b)

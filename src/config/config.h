@@ -132,12 +132,32 @@ struct config_provider_local {
         struct config_pos group_pos;
 };
 
+/* Keys of `type: kubernetes` providers. The mapping-valued keys are kept as
+ * compact JSON text (KT_JSON), already checked; NULL when unset. */
+struct config_provider_kubernetes {
+        char *kubeconfig;               /* as written, or NULL: in-cluster service account */
+        char *context;                  /* kubeconfig context, or NULL: current-context */
+        char *namespace;                /* or NULL: the kubeconfig's/service account's, else "default" */
+        char *image;                    /* required for this type */
+        char *service_account;          /* or NULL */
+        char *resources;                /* JSON {"requests":{...},"limits":{...}} */
+        char *node_selector;            /* JSON object of strings */
+        char *tolerations;              /* JSON array of objects */
+        char *pod_template;             /* JSON object merged into the pod spec */
+        int64_t ttl_after_finished_ms;  /* 0: unset */
+        int64_t active_deadline_ms;     /* 0: unset */
+
+        /* Derived. */
+        char *kubeconfig_path;          /* kubeconfig resolved against the config's folder */
+};
+
 struct config_provider {
         char *name;
         enum config_provider_type type;
         int64_t max_instances;          /* 0 = unlimited */
         int64_t stop_grace_ms;          /* SIGTERM (or equivalent) to forced kill, 0..10m */
         struct config_provider_local local;
+        struct config_provider_kubernetes kubernetes;
 
         bool implicit;                  /* the built-in "local" provider */
         struct config_pos pos;

@@ -117,10 +117,14 @@ enum key_type {
         KT_SECTION,     /* a nested mapping, embedded struct described by sub */
         KT_NAMED,       /* NAME -> mapping; array of sub->size at off, count at count_off */
         KT_REFUSED,     /* never accepted; doc is the reason and the fix */
+        KT_JSON,        /* char *: any YAML value as compact JSON text (quoted
+                         * scalars are strings; plain ones null, true/false,
+                         * integers or strings); check validates the nodes */
 };
 
 #define KF_REQUIRED   (1u << 0)
 #define KF_ZERO_UNSET (1u << 1)  /* KT_INT: 0 means "not set" and is not printed */
+#define KF_STRINGS    (1u << 2)  /* KT_JSON: every scalar becomes a string */
 
 struct walk;
 struct ynode;

@@ -95,6 +95,8 @@ static void print_section(FILE *f, const struct section *sec, const void *obj, i
                         break;
                 }
                 case KT_DURATION:
+                        if ((k->flags & KF_ZERO_UNSET) && *(const int64_t *)v == 0)
+                                break;
                         duration_format(*(const int64_t *)v, buf, sizeof(buf));
                         fprintf(f, "%*s%s: %s\n", indent, "", k->name, buf);
                         break;
@@ -145,6 +147,13 @@ static void print_section(FILE *f, const struct section *sec, const void *obj, i
                                 fputs(":\n", f);
                                 print_section(f, k->sub, entry, indent + 4);
                         }
+                        break;
+                }
+                case KT_JSON: {
+                        /* JSON is YAML flow style: it parses back as is. */
+                        const char *s = *(char *const *)v;
+                        if (s)
+                                fprintf(f, "%*s%s: %s\n", indent, "", k->name, s);
                         break;
                 }
                 case KT_REFUSED:
@@ -211,6 +220,9 @@ static void md_type(FILE *f, const struct key *k)
                 break;
         case KT_NAMED:
                 fprintf(f, "mapping of NAME: %s", k->sub->name);
+                break;
+        case KT_JSON:
+                fputs("YAML value", f);
                 break;
         default:
                 break;

@@ -467,11 +467,399 @@ static bool check_account(struct walk *w, const struct key *k, const struct ynod
         return true;
 }
 
+
+/* ---- kubernetes provider values ------------------------------------------ */
+
+/* RFC 1123 label (namespaces): lower-case alphanumerics and '-', at most
+ * 63, alphanumeric at both ends. */
+static bool dns_label_ok(const char *s, size_t n)
+{
+        if (n == 0 || n > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+                        return false;
+        return true;
+}
+
+/* RFC 1123 subdomain (service accounts): dot-separated labels, at most 253. */
+static bool dns_subdomain_ok(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > 253)
+                return false;
+        while (*s) {
+                size_t l = strcspn(s, ".");
+                if (!dns_label_ok(s, l))
+                        return false;
+                s += l;
+                if (*s == '.' && !*++s)
+                        return false;
+        }
+        return true;
+}
+
+static bool check_k8s_namespace(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)config__field(obj, k);
+
+        if (!dns_label_ok(s, strlen(s))) {
+                config__werr(w, v, "%s %s is not a Kubernetes namespace name; use lower-case letters, digits and '-' (at most 63, starting and ending with a letter or digit)",
+                             config__kp(w, k), Q(s));
+                return false;
+        }
+        return true;
+}
+
+static bool check_k8s_subdomain(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)config__field(obj, k);
+
+        if (!dns_subdomain_ok(s)) {
+                config__werr(w, v, "%s %s is not a Kubernetes object name; use lower-case letters, digits, '-' and '.' (at most 253)",
+                             config__kp(w, k), Q(s));
+                return false;
+        }
+        return true;
+}
+
+static bool check_k8s_image(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        const char *s = *(char **)config__field(obj, k);
+
+        for (const char *c = s; *c; c++) {
+                if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c)) {
+                        config__werr(w, v, "%s %s contains white space; give an image reference such as code.forgejo.org/forgejo/runner:11",
+                                     config__kp(w, k), Q(s));
+                        return false;
+                }
+        }
+        return true;
+}
+
+/* A Kubernetes quantity: a decimal number, then an optional suffix (Ki..Ei,
+ * n u m k M G T P E, or an exponent). */
+static bool quantity_ok(const char *s)
+{
+        static const char *const suffixes[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m",
+                                                "k", "M", "G", "T", "P", "E", NULL };
+        bool digits = false;
+
+        if (*s == '+' || *s == '-')
+                s++;
+        while (isdigit((unsigned char)*s)) {
+                s++;
+                digits = true;
+        }
+        if (*s == '.') {
+                s++;
+                while (isdigit((unsigned char)*s)) {
+                        s++;
+                        digits = true;
+                }
+        }
+        if (!digits)
+                return false;
+        if (*s == 'e' || *s == 'E') {
+                const char *e = s + 1;
+                if (*e == '+' || *e == '-')
+                        e++;
+                if (isdigit((unsigned char)*e)) {
+                        while (isdigit((unsigned char)*e))
+                                e++;
+                        return *e == '\0';
+                }
+        }
+        for (size_t i = 0; suffixes[i]; i++)
+                if (strcmp(s, suffixes[i]) == 0)
+                        return true;
+        return false;
+}
+
+static bool need_map(struct walk *w, const char *what, const struct ynode *v)
+{
+        if (v->kind == YN_MAP)
+                return true;
+        config__werr(w, v, "%s must be a mapping, got %s", what, DESC(v));
+        return false;
+}
+
+static bool need_scalar(struct walk *w, const char *what, const struct ynode *v)
+{
+        if (v->kind == YN_SCALAR)
+                return true;
+        config__werr(w, v, "%s must be a string, got %s", what, DESC(v));
+        return false;
+}
+
+/* Keys of a nested mapping: plain strings, one of names (NULL: any). */
+static bool map_key_ok(struct walk *w, const char *what, const struct ynode *ky,
+                       const char *const *names, const char *hint)
+{
+        if (ky->kind != YN_SCALAR || ky->len == 0 || ky->len != strlen(ky->s)) {
+                config__werr(w, ky, "%s: keys must be plain strings, got %s", what, DESC(ky));
+                return false;
+        }
+        if (!names)
+                return true;
+        for (size_t i = 0; names[i]; i++)
+                if (strcmp(names[i], ky->s) == 0)
+                        return true;
+        config__werr(w, ky, "%s: unknown key %s; use %s", what, Q(ky->s), hint);
+        return false;
+}
+
+static bool check_k8s_resources(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        static const char *const top[] = { "requests", "limits", NULL };
+        bool ok = true;
+        char what[160];
+
+        if (!need_map(w, config__kp(w, k), v))
+                return false;
+        for (size_t i = 0; i + 1 < v->n; i += 2) {
+                const struct ynode *ky = v->kids[i], *m = v->kids[i + 1];
+                if (!map_key_ok(w, config__kp(w, k), ky, top, "requests or limits")) {
+                        ok = false;
+                        continue;
+                }
+                snprintf(what, sizeof(what), "%s.%s", config__kp(w, k), ky->s);
+                if (!need_map(w, what, m)) {
+                        ok = false;
+                        continue;
+                }
+                for (size_t j = 0; j + 1 < m->n; j += 2) {
+                        const struct ynode *rk = m->kids[j], *q = m->kids[j + 1];
+                        if (!map_key_ok(w, what, rk, NULL, NULL)) {
+                                ok = false;
+                                continue;
+                        }
+                        /* Extended resources (vendor.example/gpu) carry a '/'. */
+                        if (strcmp(rk->s, "cpu") != 0 && strcmp(rk->s, "memory") != 0 &&
+                            strcmp(rk->s, "ephemeral-storage") != 0 && !strchr(rk->s, '/')) {
+                                config__werr(w, rk, "%s: unknown resource %s; use cpu, memory, ephemeral-storage or an extended resource such as example.com/gpu",
+                                             what, Q(rk->s));
+                                ok = false;
+                                continue;
+                        }
+                        if (q->kind != YN_SCALAR || !quantity_ok(q->s)) {
+                                config__werr(w, q, "%s.%s must be a quantity such as 500m, 2 or 1Gi, got %s",
+                                             what, B(rk->s), DESC(q));
+                                ok = false;
+                        }
+                }
+        }
+        return ok;
+}
+
+/* Label values: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends. */
+static bool label_value_ok(const char *s, size_t n)
+{
+        if (n == 0)
+                return true;
+        if (n > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!(isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+                        return false;
+        return true;
+}
+
+/* Label keys: [prefix/]name, the prefix a DNS subdomain, the name a label
+ * value that is not empty. */
+static bool label_key_ok(const char *s)
+{
+        const char *slash = strchr(s, '/');
+        const char *name = slash ? slash + 1 : s;
+
+        if (slash) {
+                char pfx[254];
+                size_t pn = (size_t)(slash - s);
+                if (pn == 0 || pn >= sizeof(pfx))
+                        return false;
+                memcpy(pfx, s, pn);
+                pfx[pn] = '\0';
+                if (!dns_subdomain_ok(pfx))
+                        return false;
+        }
+        return *name && label_value_ok(name, strlen(name));
+}
+
+static bool check_k8s_node_selector(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        bool ok = true;
+        char what[160];
+
+        if (!need_map(w, config__kp(w, k), v))
+                return false;
+        for (size_t i = 0; i + 1 < v->n; i += 2) {
+                const struct ynode *ky = v->kids[i], *val = v->kids[i + 1];
+                if (!map_key_ok(w, config__kp(w, k), ky, NULL, NULL)) {
+                        ok = false;
+                        continue;
+                }
+                if (!label_key_ok(ky->s)) {
+                        config__werr(w, ky, "%s: %s is not a label key; use [prefix/]name, the name at most 63 of letters, digits, '-', '_' and '.'",
+                                     config__kp(w, k), Q(ky->s));
+                        ok = false;
+                }
+                snprintf(what, sizeof(what), "%s.%s", config__kp(w, k), B(ky->s));
+                if (!need_scalar(w, what, val)) {
+                        ok = false;
+                } else if (!label_value_ok(val->s, val->len)) {
+                        config__werr(w, val, "%s.%s: %s is not a label value; use at most 63 of letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+                                     config__kp(w, k), B(ky->s), Q(val->s));
+                        ok = false;
+                }
+        }
+        return ok;
+}
+
+static bool check_k8s_tolerations(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        static const char *const keys[] = { "key", "operator", "value", "effect", "tolerationSeconds", NULL };
+        static const char *const ops[] = { "Exists", "Equal", NULL };
+        static const char *const effects[] = { "NoSchedule", "PreferNoSchedule", "NoExecute", NULL };
+        bool ok = true;
+        char what[160];
+
+        if (v->kind != YN_SEQ) {
+                config__werr(w, v, "%s must be a list of mappings, got %s", config__kp(w, k), DESC(v));
+                return false;
+        }
+        for (size_t i = 0; i < v->n; i++) {
+                const struct ynode *t = v->kids[i];
+                snprintf(what, sizeof(what), "%s[%zu]", config__kp(w, k), i);
+                if (!need_map(w, what, t)) {
+                        ok = false;
+                        continue;
+                }
+                for (size_t j = 0; j + 1 < t->n; j += 2) {
+                        const struct ynode *ky = t->kids[j], *val = t->kids[j + 1];
+                        const char *const *allowed = NULL;
+                        if (!map_key_ok(w, what, ky, keys, "key, operator, value, effect or tolerationSeconds")) {
+                                ok = false;
+                                continue;
+                        }
+                        if (strcmp(ky->s, "tolerationSeconds") == 0) {
+                                if (val->kind != YN_SCALAR || val->quoted || !*val->s ||
+                                    strspn(val->s, "0123456789") != val->len || val->len > 9) {
+                                        config__werr(w, val, "%s.tolerationSeconds must be a whole number of seconds, got %s",
+                                                     what, DESC(val));
+                                        ok = false;
+                                }
+                                continue;
+                        }
+                        if (!need_scalar(w, what, val)) {
+                                ok = false;
+                                continue;
+                        }
+                        if (strcmp(ky->s, "operator") == 0)
+                                allowed = ops;
+                        else if (strcmp(ky->s, "effect") == 0)
+                                allowed = effects;
+                        if (allowed) {
+                                bool found = false;
+                                for (size_t a = 0; allowed[a]; a++)
+                                        found = found || strcmp(allowed[a], val->s) == 0;
+                                if (!found) {
+                                        config__werr(w, val, "%s.%s %s is invalid; use %s", what, ky->s, Q(val->s),
+                                                     allowed == ops ? "Exists or Equal"
+                                                                    : "NoSchedule, PreferNoSchedule or NoExecute");
+                                        ok = false;
+                                }
+                        }
+                }
+        }
+        return ok;
+}
+
+/* The fields of a core/v1 PodSpec: a typo is caught by `check`, not by the
+ * API server at the first launch. */
+static const char *const podspec_fields[] = {
+        "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "containers",
+        "dnsConfig", "dnsPolicy", "enableServiceLinks", "ephemeralContainers", "hostAliases",
+        "hostIPC", "hostNetwork", "hostPID", "hostUsers", "hostname", "imagePullSecrets",
+        "initContainers", "nodeName", "nodeSelector", "os", "overhead", "preemptionPolicy",
+        "priority", "priorityClassName", "readinessGates", "resourceClaims", "resources",
+        "restartPolicy", "runtimeClassName", "schedulerName", "schedulingGates", "securityContext",
+        "serviceAccount", "serviceAccountName", "setHostnameAsFQDN", "shareProcessNamespace",
+        "subdomain", "terminationGracePeriodSeconds", "tolerations", "topologySpreadConstraints",
+        "volumes", NULL,
+};
+
+static bool check_k8s_pod_template(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
+{
+        bool ok = true;
+
+        if (!need_map(w, config__kp(w, k), v))
+                return false;
+        for (size_t i = 0; i + 1 < v->n; i += 2) {
+                const struct ynode *ky = v->kids[i], *val = v->kids[i + 1];
+                const char *sug;
+                bool known = false;
+                if (!map_key_ok(w, config__kp(w, k), ky, NULL, NULL)) {
+                        ok = false;
+                        continue;
+                }
+                for (size_t j = 0; podspec_fields[j]; j++)
+                        known = known || strcmp(podspec_fields[j], ky->s) == 0;
+                if (!known) {
+                        sug = config_suggest(ky->s, podspec_fields,
+                                             sizeof(podspec_fields) / sizeof(podspec_fields[0]) - 1);
+                        if (sug)
+                                config__werr(w, ky, "%s: %s is not a field of a pod spec; did you mean \"%s\"?",
+                                             config__kp(w, k), Q(ky->s), sug);
+                        else
+                                config__werr(w, ky, "%s: %s is not a field of a pod spec (pod_template holds fields of spec.template.spec, e.g. securityContext or affinity)",
+                                             config__kp(w, k), Q(ky->s));
+                        ok = false;
+                        continue;
+                }
+                if (strcmp(ky->s, "restartPolicy") == 0 &&
+                    !(val->kind == YN_SCALAR && strcmp(val->s, "Never") == 0)) {
+                        config__werr(w, val, "%s.restartPolicy must be Never (a worker runs one job; its Job has backoffLimit 0)",
+                                     config__kp(w, k));
+                        ok = false;
+                }
+                if ((strcmp(ky->s, "containers") == 0 || strcmp(ky->s, "volumes") == 0 ||
+                     strcmp(ky->s, "initContainers") == 0 || strcmp(ky->s, "tolerations") == 0) &&
+                    val->kind != YN_SEQ) {
+                        config__werr(w, val, "%s.%s must be a list, got %s", config__kp(w, k), ky->s, DESC(val));
+                        ok = false;
+                }
+                if (strcmp(ky->s, "containers") == 0 && val->kind == YN_SEQ) {
+                        for (size_t c = 0; c < val->n; c++) {
+                                const struct ynode *ct = val->kids[c];
+                                bool named = false;
+                                if (ct->kind != YN_MAP) {
+                                        config__werr(w, ct, "%s.containers[%zu] must be a mapping, got %s",
+                                                     config__kp(w, k), c, DESC(ct));
+                                        ok = false;
+                                        continue;
+                                }
+                                for (size_t j = 0; j + 1 < ct->n; j += 2)
+                                        named = named || (ct->kids[j]->kind == YN_SCALAR &&
+                                                          strcmp(ct->kids[j]->s, "name") == 0 &&
+                                                          ct->kids[j + 1]->kind == YN_SCALAR);
+                                if (!named) {
+                                        config__werr(w, ct, "%s.containers[%zu] has no name; name it runner to add to the worker's container, or give a sidecar its own name",
+                                                     config__kp(w, k), c);
+                                        ok = false;
+                                }
+                        }
+                }
+        }
+        return ok;
+}
+
 static void forge_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                          const struct ynode *const *sv, const struct ynode *where);
 static void forge_done(void *obj);
 static void provider_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                             const struct ynode *const *sv, const struct ynode *where);
+static void provider_done(void *obj);
 static void pool_finish(struct walk *w, void *obj, const struct ynode *const *sk,
                         const struct ynode *const *sv, const struct ynode *where);
 static void pool_done(void *obj);
@@ -655,7 +1043,11 @@ static const struct section forge_section = {
         .finish = forge_finish, .done = forge_done,
 };
 
-enum { PRK_TYPE, PRK_MAX_INSTANCES, PRK_STOP_GRACE, PRK_USER, PRK_GROUP };
+enum { PRK_TYPE, PRK_MAX_INSTANCES, PRK_STOP_GRACE, PRK_USER, PRK_GROUP,
+       PRK_KUBECONFIG, PRK_CONTEXT, PRK_NAMESPACE, PRK_IMAGE, PRK_SERVICE_ACCOUNT, PRK_RESOURCES,
+       PRK_NODE_SELECTOR, PRK_TOLERATIONS, PRK_POD_TEMPLATE, PRK_TTL, PRK_DEADLINE };
+
+#define K8S KV(CONFIG_PROVIDER_KUBERNETES)
 
 static const struct key provider_keys[] = {
         [PRK_TYPE] = { .name = "type", .type = KT_ENUM, .flags = KF_REQUIRED, ENTRY(struct config_provider, type),
@@ -673,6 +1065,43 @@ static const struct key provider_keys[] = {
         [PRK_GROUP] = { .name = "group", .type = KT_STR, ENTRY(struct config_provider, local.group),
           .check = check_account, .variants = KV(CONFIG_PROVIDER_LOCAL), .type_doc = "group",
           .doc = "Run workers with this group, a group name or a numeric gid. Unset: the primary group of `user`. `check` verifies that a named group exists on the machine." },
+        [PRK_KUBECONFIG] = { .name = "kubeconfig", .type = KT_STR, ENTRY(struct config_provider, kubernetes.kubeconfig),
+          .variants = K8S, .type_doc = "path",
+          .doc = "kubeconfig file to reach the cluster with (relative to the configuration's folder): its context's server, certificate authority and user (token, token file or client certificate). Unset: in-cluster, with the pod's service account (token re-read when it rotates)." },
+        [PRK_CONTEXT] = { .name = "context", .type = KT_STR, ENTRY(struct config_provider, kubernetes.context),
+          .variants = K8S, .doc = "Context of the kubeconfig to use. Unset: its current-context." },
+        [PRK_NAMESPACE] = { .name = "namespace", .type = KT_STR, ENTRY(struct config_provider, kubernetes.namespace),
+          .check = check_k8s_namespace, .variants = K8S,
+          .doc = "Namespace of the workers' Jobs and Secrets. Unset: the context's namespace (kubeconfig) or the service account's (in-cluster), else default." },
+        [PRK_IMAGE] = { .name = "image", .type = KT_STR, ENTRY(struct config_provider, kubernetes.image),
+          .check = check_k8s_image, .variants = K8S, .type_doc = "image reference",
+          .doc = "Container image of the workers (required for type kubernetes); the pool's runner.command runs in it." },
+        [PRK_SERVICE_ACCOUNT] = { .name = "service_account", .type = KT_STR,
+          ENTRY(struct config_provider, kubernetes.service_account), .check = check_k8s_subdomain, .variants = K8S,
+          .doc = "Service account of the worker pods. Unset: the namespace's default." },
+        [PRK_RESOURCES] = { .name = "resources", .type = KT_JSON, .flags = KF_STRINGS,
+          ENTRY(struct config_provider, kubernetes.resources), .check = check_k8s_resources, .variants = K8S,
+          .type_doc = "mapping of requests/limits: {cpu, memory, ephemeral-storage: quantity}",
+          .doc = "Requests and limits of the worker container, e.g. {requests: {cpu: 500m, memory: 1Gi}, limits: {memory: 2Gi}}." },
+        [PRK_NODE_SELECTOR] = { .name = "node_selector", .type = KT_JSON, .flags = KF_STRINGS,
+          ENTRY(struct config_provider, kubernetes.node_selector), .check = check_k8s_node_selector, .variants = K8S,
+          .type_doc = "mapping of label: value", .doc = "Node labels a worker pod must be placed on." },
+        [PRK_TOLERATIONS] = { .name = "tolerations", .type = KT_JSON,
+          ENTRY(struct config_provider, kubernetes.tolerations), .check = check_k8s_tolerations, .variants = K8S,
+          .type_doc = "list of {key, operator, value, effect, tolerationSeconds}",
+          .doc = "Taints the worker pods tolerate." },
+        [PRK_POD_TEMPLATE] = { .name = "pod_template", .type = KT_JSON,
+          ENTRY(struct config_provider, kubernetes.pod_template), .check = check_k8s_pod_template, .variants = K8S,
+          .type_doc = "mapping (fields of a pod spec)",
+          .doc = "Fields of the worker pods' spec (spec.template.spec of the Job), e.g. securityContext, affinity, sidecar containers. It is the base the provider builds on: mappings merge recursively, lists are replaced, except containers, volumes, env and volumeMounts, merged by name (mountPath for volumeMounts); what forgescale sets (the runner container's image, command, env and token mount, the token volume, restartPolicy Never, terminationGracePeriodSeconds, and the keys above) wins." },
+        [PRK_TTL] = { .name = "ttl_after_finished", .type = KT_DURATION, .flags = KF_ZERO_UNSET,
+          ENTRY(struct config_provider, kubernetes.ttl_after_finished_ms), .min = 1000, .max = DURATION_MAX,
+          .variants = K8S,
+          .doc = "ttlSecondsAfterFinished of the Jobs: Kubernetes deletes a finished Job (and its Secret) this long after it ended even if forgescale could not. Unset: forgescale deletes them itself." },
+        [PRK_DEADLINE] = { .name = "active_deadline", .type = KT_DURATION, .flags = KF_ZERO_UNSET,
+          ENTRY(struct config_provider, kubernetes.active_deadline_ms), .min = 1000, .max = DURATION_MAX,
+          .variants = K8S,
+          .doc = "activeDeadlineSeconds of the Jobs: Kubernetes ends a worker running longer (the instance ends with DeadlineExceeded). Unset: no limit." },
 };
 
 static const struct section provider_section = {
@@ -680,7 +1109,7 @@ static const struct section provider_section = {
         .doc = "Where runner instances are created. When `providers` is absent, one provider named `local` of type local exists.",
         .keys = provider_keys, .n_keys = sizeof(provider_keys) / sizeof(provider_keys[0]),
         .size = sizeof(struct config_provider), .pos_off = offsetof(struct config_provider, pos),
-        .finish = provider_finish, .variant = &provider_keys[PRK_TYPE],
+        .finish = provider_finish, .done = provider_done, .variant = &provider_keys[PRK_TYPE],
 };
 
 static const struct key runner_keys[] = {
@@ -844,6 +1273,26 @@ static void provider_finish(struct walk *w, void *obj, const struct ynode *const
         p->type_pos = pos_of_value(sv, PRK_TYPE);
         p->local.user_pos = pos_of_value(sv, PRK_USER);
         p->local.group_pos = pos_of_value(sv, PRK_GROUP);
+        if (p->type != CONFIG_PROVIDER_KUBERNETES || !sv[PRK_TYPE] || sv[PRK_TYPE]->kind != YN_SCALAR)
+                return;
+        if (!p->kubernetes.image && !(sv[PRK_IMAGE] && sv[PRK_IMAGE]->kind != YN_NULL))
+                config__werr(w, sk[PRK_IMAGE] ? sk[PRK_IMAGE] : where,
+                             "missing required key \"image\" for type kubernetes; e.g. image: code.forgejo.org/forgejo/runner:11");
+        if (p->kubernetes.context && !p->kubernetes.kubeconfig)
+                config__werr(w, sv[PRK_CONTEXT], "context needs kubeconfig (in-cluster access has no contexts)");
+        if (p->kubernetes.kubeconfig) {
+                p->kubernetes.kubeconfig_path = resolve(w->dir, p->kubernetes.kubeconfig);
+                if (!p->kubernetes.kubeconfig_path)
+                        w->errs->oom = true;
+        }
+}
+
+static void provider_done(void *obj)
+{
+        struct config_provider *p = obj;
+
+        free(p->kubernetes.kubeconfig_path);
+        p->kubernetes.kubeconfig_path = NULL;
 }
 
 static char *names_list(const void *arr, size_t n, size_t size, char *buf, size_t cap)

@@ -8,6 +8,8 @@
 
 #include "util/duration.h"
 
+#include <jansson.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -379,6 +381,74 @@ bad:
                 w->broken[w->n_broken++] = sub;
 }
 
+/* A YAML value as JSON: quoted scalars are strings; plain ones are null
+ * (null, ~, empty), true/false, a decimal integer, or else a string (a
+ * Kubernetes quantity such as 0.5 stays the string "0.5", which the API
+ * accepts). With strings, every scalar is a string. NULL on OOM. */
+static json_t *ynode_json(const struct ynode *y, bool strings)
+{
+        json_t *o;
+        bool b;
+
+        switch (y->kind) {
+        case YN_SCALAR:
+                if (strings || y->quoted)
+                        return json_stringn(y->s, y->len);
+                if (y->len == 0 || strcmp(y->s, "~") == 0 || strcmp(y->s, "null") == 0 ||
+                    strcmp(y->s, "Null") == 0 || strcmp(y->s, "NULL") == 0)
+                        return json_null();
+                if (is_bool_text(y->s, &b))
+                        return json_boolean(b);
+                if (is_int_text(y->s) && y->s[0] != '+') {
+                        char *end;
+                        long long n;
+                        errno = 0;
+                        n = strtoll(y->s, &end, 10);
+                        if (errno == 0 && !*end)
+                                return json_integer(n);
+                }
+                return json_stringn(y->s, y->len);
+        case YN_SEQ:
+                if (!(o = json_array()))
+                        return NULL;
+                for (size_t i = 0; i < y->n; i++)
+                        if (json_array_append_new(o, ynode_json(y->kids[i], strings)) < 0)
+                                goto oom;
+                return o;
+        case YN_MAP:
+                if (!(o = json_object()))
+                        return NULL;
+                for (size_t i = 0; i + 1 < y->n; i += 2) {
+                        const struct ynode *ky = y->kids[i];
+                        if (ky->kind != YN_SCALAR)
+                                continue; /* the key's check reports it */
+                        if (json_object_set_new(o, ky->s, ynode_json(y->kids[i + 1], strings)) < 0)
+                                goto oom;
+                }
+                return o;
+        default:
+                return json_null();
+        }
+oom:
+        json_decref(o);
+        return NULL;
+}
+
+static bool convert_json(struct walk *w, const struct key *k, const struct ynode *v, void *f)
+{
+        json_t *j = ynode_json(v, k->flags & KF_STRINGS);
+        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
+
+        json_decref(j);
+        if (!s) {
+                w->errs->oom = true;
+                return false;
+        }
+        free(*(char **)f);
+        *(char **)f = s;
+        return true;
+}
+
 static bool convert(struct walk *w, const struct key *k, const struct ynode *v, void *obj)
 {
         void *f = config__field(obj, k);
@@ -519,6 +589,10 @@ static bool convert(struct walk *w, const struct key *k, const struct ynode *v, 
                 return true;
         case KT_REFUSED:
                 return false;
+        case KT_JSON:
+                if (!convert_json(w, k, v, f))
+                        return false;
+                break;
         }
         return k->check ? k->check(w, k, v, obj) : true;
 }
@@ -735,6 +809,7 @@ void config__section_done(const struct section *sec, void *obj)
 
                 switch (k->type) {
                 case KT_STR:
+                case KT_JSON:
                         free(*(char **)f);
                         *(char **)f = NULL;
                         break;

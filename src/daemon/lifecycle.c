@@ -239,6 +239,7 @@ static bool apply(struct lifecycle *lc, const struct lifecycle_event *ev, struct
                 break;
         case LIFECYCLE_EV_CREATED:
                 set_ref(lc, ev->ref);
+                lc->created = true;
                 break;
         case LIFECYCLE_EV_STARTED:
                 lc->worker = LIFECYCLE_WORKER_LIVE;
@@ -385,7 +386,11 @@ static void plan(struct lifecycle *lc, const struct lifecycle_event *ev, struct 
                  * after a restart, for one that finished its job. An
                  * acquire or a create in flight continues here when it
                  * answers. */
-                if (lc->worker == LIFECYCLE_WORKER_LIVE) {
+                /* A worker created but not started yet (a pod pending
+                 * for a node or an image) is stopped too: STARTED may
+                 * never come, and EXITED then says why. */
+                if (lc->worker == LIFECYCLE_WORKER_LIVE ||
+                    (lc->worker == LIFECYCLE_WORKER_STARTING && lc->created)) {
                         act(lc, c, LIFECYCLE_DO_STOP_WORKER);
                         lc->worker = LIFECYCLE_WORKER_STOPPING;
                 }

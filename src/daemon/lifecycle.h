@@ -50,6 +50,8 @@ struct lifecycle {
         enum lifecycle_op op;
         enum lifecycle_worker worker;
         bool ran;                      /* a worker ran (or may have, before a restart) */
+        bool created;                  /* create() returned 0: stop() may come before
+                                        * STARTED (a pod that is never placed) */
         enum store_state final;        /* DONE or FAILED, once stopping completes */
         struct provider_exit exit;     /* how the worker ended (UNKNOWN until then) */
         int release_failures;          /* consecutive */

@@ -74,6 +74,7 @@ struct hmulti_xfer {
         size_t body_len;
         bool has_body;
         char *ca_file;
+        struct curl_blob blob[3];        /* CA, client certificate, client key */
         bool insecure;
         long timeout_ms;
         struct curl_slist *hdrs;
@@ -81,6 +82,8 @@ struct hmulti_xfer {
         char *buf;
         size_t len, cap, max;
         long long total_count;
+        long retry_after;                /* Retry-After seconds, -1 when absent */
+        long *retry_after_out;
         bool overflow;
         bool oom;
         bool sensitive;
@@ -355,6 +358,12 @@ static void xfer_free(struct hmulti_xfer *x)
                 if (x->body)
                         explicit_bzero(x->body, x->body_len);
         }
+        for (size_t i = 0; i < 3; i++) {
+                /* Keys are secret whatever the request says. */
+                if (x->blob[i].data)
+                        explicit_bzero(x->blob[i].data, x->blob[i].len);
+                free(x->blob[i].data);
+        }
         curl_slist_free_all(x->hdrs);
         free(x->url);
         free(x->unix_path);
@@ -460,6 +469,8 @@ static void complete(struct hmulti_xfer *x, int err)
                 if (!x->buf)
                         err = -ENOMEM;
         }
+        if (x->retry_after_out)
+                *x->retry_after_out = err == 0 ? x->retry_after : -1;
         if (err == 0)
                 x->cb(x->ud, 0, status, x->buf, x->len, x->total_count);
         else
@@ -801,10 +812,12 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
         struct hmulti_xfer *x = ud;
         size_t n = sz * nm;
         static const char tc[] = "x-total-count:";
+        static const char ra[] = "retry-after:";
 
         /* A new status line starts a new response (e.g. after a 100). */
         if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
                 x->total_count = -1;
+                x->retry_after = -1;
         } else if (x->cls == Q_LONG && x->deadline && (p[0] == '\r' || p[0] == '\n')) {
                 /* The end of a header block: once a final answer is in, a
                  * long-lived transfer runs until it ends or is cancelled. */
@@ -817,6 +830,11 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
         }
         else if (n > sizeof(tc) - 1 && strncasecmp(p, tc, sizeof(tc) - 1) == 0)
                 x->total_count = parse_count(p + sizeof(tc) - 1, n - (sizeof(tc) - 1));
+        else if (n > sizeof(ra) - 1 && strncasecmp(p, ra, sizeof(ra) - 1) == 0) {
+                /* Only the delta-seconds form; an HTTP date counts as absent. */
+                long long v = parse_count(p + sizeof(ra) - 1, n - (sizeof(ra) - 1));
+                x->retry_after = v < 0 ? -1 : v > 86400 ? 86400 : (long)v;
+        }
         return n;
 }
 
@@ -927,6 +945,19 @@ static int admit(struct hmulti_xfer *x)
         }
         if (x->ca_file)
                 curl_easy_setopt(c, CURLOPT_CAINFO, x->ca_file);
+        /* x owns the blobs until it is freed (after the handle): no copy. */
+        if (x->blob[0].data && curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &x->blob[0]) != CURLE_OK)
+                goto oom;
+        if (x->blob[1].data) {
+                if (curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &x->blob[1]) != CURLE_OK)
+                        goto oom;
+                curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+        }
+        if (x->blob[2].data) {
+                if (curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &x->blob[2]) != CURLE_OK)
+                        goto oom;
+                curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+        }
         if (x->insecure) {
                 curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
                 curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -996,6 +1027,8 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
         x->cb = cb;
         x->ud = ud;
         x->total_count = -1;
+        x->retry_after = -1;
+        x->retry_after_out = req->retry_after_s;
         x->sensitive = req->sensitive;
         x->cls = req->urgent ? Q_URGENT : req->long_lived ? Q_LONG : Q_NORMAL;
         x->timeout_ms = timeout;
@@ -1017,6 +1050,21 @@ int hmulti_start(struct hmulti *hm, const struct hmulti_req *req, hmulti_cb cb, 
         x->ca_file = req->ca_file ? strdup(req->ca_file) : NULL;
         x->unix_path = req->unix_socket ? strdup(req->unix_socket) : NULL;
         oom = !x->url || (req->ca_file && !x->ca_file) || (req->unix_socket && !x->unix_path);
+        {
+                const char *src[3] = { req->ca_pem, req->cert_pem, req->key_pem };
+                size_t len[3] = { req->ca_pem_len, req->cert_pem_len, req->key_pem_len };
+                for (size_t i = 0; i < 3 && !oom; i++) {
+                        if (!len[i] || !src[i])
+                                continue;
+                        if (!(x->blob[i].data = malloc(len[i]))) {
+                                oom = true;
+                                break;
+                        }
+                        memcpy(x->blob[i].data, src[i], len[i]);
+                        x->blob[i].len = len[i];
+                        x->blob[i].flags = CURL_BLOB_NOCOPY;
+                }
+        }
         if (req->body || strcmp(m, "POST") == 0) {
                 x->has_body = true;
                 x->body_len = req->body ? req->body_len : 0;

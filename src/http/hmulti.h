@@ -79,6 +79,16 @@ struct hmulti_req {
         size_t max_response;             /* buffered: HMULTI_DEFAULT_MAX_RESPONSE when 0;
                                           * streamed: total cap, none when 0 */
         const char *ca_file;             /* optional CA bundle */
+        /* TLS material in memory, PEM (a kubeconfig's *-data fields, read
+         * once): copied, and zeroed before the copy is freed. Each is used
+         * when its length is not 0. ca_pem replaces ca_file; cert_pem and
+         * key_pem are the client certificate and its private key. */
+        const char *ca_pem;
+        size_t ca_pem_len;
+        const char *cert_pem;
+        size_t cert_pem_len;
+        const char *key_pem;
+        size_t key_pem_len;
         bool insecure;                   /* skip TLS verification */
         bool sensitive;                  /* zero headers, body and the
                                           * response before they are freed */
@@ -100,6 +110,10 @@ struct hmulti_req {
         size_t chunk_max;                /* most bytes per on_data call (also the
                                           * only buffer held); HMULTI_DEFAULT_CHUNK
                                           * when 0, HMULTI_MIN_CHUNK at least */
+        long *retry_after_s;             /* optional: set before the completion
+                                          * callback to the answer's Retry-After
+                                          * in seconds (delta form), -1 when absent;
+                                          * must stay valid until then */
 };
 
 /* Completion. err is 0 when an HTTP response arrived (any status; status

@@ -10,6 +10,7 @@
 
 static const struct provider_ops *const provider_types[] = {
         &provider_local_ops,
+        &provider_kubernetes_ops,
 };
 
 const struct provider_ops *provider_ops_find(const char *type)

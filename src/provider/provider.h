@@ -189,6 +189,7 @@ struct provider {
 
 /* Registered provider types. */
 extern const struct provider_ops provider_local_ops;
+extern const struct provider_ops provider_kubernetes_ops;   /* kubernetes.c */
 
 /* The metric label of a failure: "unreachable", "image", "quota",
  * "rejected", "unschedulable", "engine"; NULL for NONE. */

@@ -4,7 +4,9 @@
  * thread per connection, so a handler may sleep or stream slowly); hmulti
  * runs in a real event loop on the test's thread. Covers unix-socket
  * origins, streamed bodies (chunk bound, total cap, abort, cancel, error
- * answers), per-origin admission and the long-lived class. */
+ * answers), per-origin admission, the long-lived class, and TLS material
+ * given in memory (CA, client certificate and key) against a TLS server
+ * that checks client certificates (certificates made with `openssl`). */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -25,6 +27,8 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 
 #include "http/hmulti.h"
@@ -161,6 +165,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st,
                                                       stream_free);
                 ret = MHD_queue_response(c, 200, r);
+                MHD_destroy_response(r);
+                return ret;
+        }
+        if (strcmp(url, "/throttle") == 0) {
+                struct MHD_Response *r = MHD_create_response_from_buffer(4, (void *)"slow",
+                                                                         MHD_RESPMEM_PERSISTENT);
+                enum MHD_Result ret;
+                MHD_add_response_header(r, "Retry-After", qnum(c, "date", 0) ? "Wed, 21 Oct 2026 07:28:00 GMT" : " 7");
+                ret = MHD_queue_response(c, 429, r);
                 MHD_destroy_response(r);
                 return ret;
         }
@@ -782,6 +795,164 @@ static void test_origin_config_invalid(void **state)
         assert_int_equal(hmulti_start(HM, &both, on_never, NULL, NULL), -EINVAL);
 }
 
+/* ---- TLS with a client certificate ------------------------------------ */
+
+/* Answers "client CN" when the peer showed a certificate the server's trust
+ * list verifies, 403 otherwise. */
+static enum MHD_Result on_tls_request(void *cls, struct MHD_Connection *c, const char *url,
+                                      const char *method, const char *version, const char *data,
+                                      size_t *size, void **con_cls)
+{
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        gnutls_session_t tls = ci ? (gnutls_session_t)ci->tls_session : NULL;
+        const gnutls_datum_t *peers;
+        unsigned n = 0, status = 1;
+        char cn[128] = "", body[160];
+        size_t cnlen = sizeof(cn) - 1;
+        gnutls_x509_crt_t crt;
+
+        if (tls && (peers = gnutls_certificate_get_peers(tls, &n)) && n > 0 &&
+            gnutls_certificate_verify_peers2(tls, &status) == 0 && status == 0 &&
+            gnutls_x509_crt_init(&crt) == 0) {
+                if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) == 0)
+                        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cnlen);
+                gnutls_x509_crt_deinit(crt);
+        }
+        if (!cn[0])
+                return answer(c, 403, "no client certificate", 21);
+        snprintf(body, sizeof(body), "client %s", cn);
+        return answer(c, 200, body, strlen(body));
+}
+
+static char *slurp(const char *dir, const char *name, size_t *len)
+{
+        char p[256];
+        FILE *f;
+        char *buf = calloc(1, 1 << 16);
+
+        snprintf(p, sizeof(p), "%s/%s", dir, name);
+        f = fopen(p, "re");
+        assert_non_null(f);
+        *len = fread(buf, 1, (1 << 16) - 1, f);
+        fclose(f);
+        return buf;
+}
+
+struct tls_res {
+        int done, err;
+        long status;
+        char body[128];
+};
+
+static void on_tls_done(void *ud, int err, long status, const char *body, size_t len, long long tc)
+{
+        struct tls_res *r = ud;
+
+        r->done++;
+        r->err = err;
+        r->status = status;
+        snprintf(r->body, sizeof(r->body), "%s", body ? body : "");
+}
+
+static void test_tls_material_in_memory(void **state)
+{
+        char dir[96], cmd[2048], url[64];
+        size_t ca_len, crt_len, key_len, scrt_len, skey_len;
+
+        snprintf(dir, sizeof(dir), "%s/tls", tmpdir);
+        snprintf(cmd, sizeof(cmd),
+                 "set -e; mkdir -p %s; cd %s; exec >/dev/null 2>&1; "
+                 "k='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; "
+                 "openssl req -x509 $k -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca; "
+                 "printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext; "
+                 "openssl req $k -keyout srv.key -out srv.csr -subj /CN=127.0.0.1; "
+                 "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 -extfile srv.ext; "
+                 "openssl req $k -keyout cli.key -out cli.csr -subj /CN=forgescale; "
+                 "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem -days 1",
+                 dir, dir);
+        assert_int_equal(system(cmd), 0);
+        char *ca = slurp(dir, "ca.pem", &ca_len), *crt = slurp(dir, "cli.pem", &crt_len);
+        char *key = slurp(dir, "cli.key", &key_len), *scrt = slurp(dir, "srv.pem", &scrt_len);
+        char *skey = slurp(dir, "srv.key", &skey_len);
+
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t alen = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+        assert_int_equal(listen(fd, 16), 0);
+        struct MHD_Daemon *d = MHD_start_daemon(
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_TLS, 0, NULL, NULL,
+                on_tls_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_HTTPS_MEM_KEY, skey,
+                MHD_OPTION_HTTPS_MEM_CERT, scrt, MHD_OPTION_HTTPS_MEM_TRUST, ca, MHD_OPTION_END);
+        assert_non_null(d);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/who", (unsigned)ntohs(a.sin_port));
+
+        /* The CA and the client identity from memory: verified both ways. */
+        struct tls_res r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+        struct hmulti_req req = { .url = url, .ca_pem = ca, .ca_pem_len = ca_len, .cert_pem = crt,
+                                  .cert_pem_len = crt_len, .key_pem = key, .key_pem_len = key_len };
+        assert_int_equal(hmulti_start(HM, &req, on_tls_done, &r1, NULL), 0);
+        /* The copies are hmulti's: the caller's buffers may go at once. */
+        char *key_copy = strdup(key);
+        memset(key, 'x', key_len);
+        assert_true(run_until(&r1.done, 1, 10000));
+        assert_int_equal(r1.err, 0);
+        assert_int_equal(r1.status, 200);
+        assert_string_equal(r1.body, "client forgescale");
+
+        /* Without the client certificate the server refuses. */
+        struct hmulti_req noid = { .url = url, .ca_pem = ca, .ca_pem_len = ca_len };
+        assert_int_equal(hmulti_start(HM, &noid, on_tls_done, &r2, NULL), 0);
+        assert_true(run_until(&r2.done, 1, 10000));
+        assert_int_equal(r2.err, 0);
+        assert_int_equal(r2.status, 403);
+
+        /* Without the CA the server's certificate is not trusted. */
+        struct hmulti_req noca = { .url = url, .cert_pem = crt, .cert_pem_len = crt_len, .key_pem = key_copy,
+                                   .key_pem_len = key_len };
+        assert_int_equal(hmulti_start(HM, &noca, on_tls_done, &r3, NULL), 0);
+        assert_true(run_until(&r3.done, 1, 10000));
+        assert_int_equal(r3.err, -EPROTO);
+
+        hmulti_free(HM);
+        HM = NULL;
+        assert_int_equal(hmulti_new(L, NULL, &HM), 0);
+        MHD_stop_daemon(d);
+        free(ca);
+        free(crt);
+        free(key);
+        free(key_copy);
+        free(scrt);
+        free(skey);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
+/* Retry-After's seconds reach the caller; a date form and its absence are -1. */
+static void test_retry_after(void **state)
+{
+        char url[128];
+        long ra[3] = { 0, 0, 0 };
+        struct tls_res r[3] = { 0 };
+        const char *paths[3] = { "/throttle", "/throttle?date=1", "/hello" };
+
+        for (int i = 0; i < 3; i++) {
+                snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)tcp.port, paths[i]);
+                struct hmulti_req req = { .url = url, .retry_after_s = &ra[i] };
+                assert_int_equal(hmulti_start(HM, &req, on_tls_done, &r[i], NULL), 0);
+        }
+        assert_true(run_until(&r[0].done, 1, 5000));
+        assert_true(run_until(&r[1].done, 1, 5000));
+        assert_true(run_until(&r[2].done, 1, 5000));
+        assert_int_equal(r[0].status, 429);
+        assert_int_equal(ra[0], 7);
+        assert_int_equal(ra[1], -1);
+        assert_int_equal(r[2].status, 200);
+        assert_int_equal(ra[2], -1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -794,6 +965,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_default_budgets, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_origin_config_live, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_origin_config_invalid, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tls_material_in_memory, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

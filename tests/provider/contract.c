@@ -641,6 +641,11 @@ static void token_placed_not_in_argv_or_env(void **state)
         *sep2 = '\0';
         assert_null(strstr(log, token));                /* environ and cmdline */
         assert_null(strstr(log, "daemon-secret-41c2"));
+        if (fac->worker_path) {
+                char seen[PATH_MAX];
+                assert_int_equal(fac->worker_path(&cenv, name, tok, seen, sizeof(seen)), 0);
+                snprintf(tokenv, sizeof(tokenv), "FORGESCALE_RUNNER_TOKEN_FILE=%s", seen);
+        }
         assert_non_null(strstr(log, tokenv));           /* the path is given */
         /* Readable by the worker, by nobody else: no bit for group or
          * others, as the worker sees the file. */
@@ -654,6 +659,20 @@ static void token_placed_not_in_argv_or_env(void **state)
         snprintf(want, sizeof(want), "%s\n%s", token, token);
         assert_string_equal(nl + 1, want);
         free(log);
+}
+
+/* cleanup() of an engine's objects finishes on the loop (its API calls
+ * are asynchronous); a file is gone when it returns. */
+static bool no_leftovers_soon(struct cfx *f, const char *wd, const char *name)
+{
+        int64_t end = now_ms() + 2000 + slack(1);
+
+        while (f->fac->leftovers(&cenv, wd, name) > 0) {
+                if (now_ms() >= end)
+                        return false;
+                assert_int_equal(loop_run_once(f->loop, 20), 0);
+        }
+        return true;
 }
 
 /* cleanup() removes what the provider left (-EBUSY while the worker
@@ -675,10 +694,11 @@ static void cleanup_removes_leftovers(void **state)
         assert_int_equal(o->stop(&f->prov, name), 0);
         assert_true(run_until_exited(f, 1, 5000));
         snprintf(ref, sizeof(ref), "%s", find_rec(f, PROVIDER_EV_EXITED, name)->ref);
-        assert_true(f->fac->leftovers(&cenv, wd, name) > 0);
+        assert_true(f->fac->stop_removes_leftovers || f->fac->leftovers(&cenv, wd, name) > 0);
         assert_int_equal(o->cleanup(&f->prov, name, ref, wd), 0);
-        assert_int_equal(f->fac->leftovers(&cenv, wd, name), 0);
+        assert_true(no_leftovers_soon(f, wd, name));
         assert_int_equal(o->cleanup(&f->prov, name, ref, wd), 0);
+        assert_true(no_leftovers_soon(f, wd, name));
 }
 
 /* init() reads the provider's keys: max_instances caps create(), the

@@ -59,6 +59,18 @@ struct contract_factory {
          * cannot tell a signal from `exit 137`). */
         bool foreign_signal_seen;
 
+        /* true: stop() itself removes the engine's objects (kubernetes:
+         * deleting its Job is the only stop after which no new pod is
+         * made), so nothing is left for cleanup() after a stop. */
+        bool stop_removes_leftovers;
+
+        /* The path a worker sees for path, given to it by the provider
+         * (token_path()), when the engine maps paths (kube-fake puts a
+         * volume's files under its own folder); NULL: the same path. 0 or
+         * -errno. */
+        int (*worker_path)(const struct contract_env *e, const char *instance, const char *path,
+                           char *buf, size_t n);
+
         /* Refused configurations, ending with { NULL }. */
         const struct contract_bad_config *bad_configs;
 };

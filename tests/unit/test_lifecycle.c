@@ -206,6 +206,33 @@ static void stop_while_starting(void **state)
         assert_string_equal(m.row.reason, "job_taken");
 }
 
+/* A worker created but never started (a pod pending for a node or an
+ * image: STARTED never comes) is stopped when asked, and ends. */
+static void stop_of_created_worker_that_never_starts(void **state)
+{
+        struct m m;
+
+        m_init(&m, false);
+        step(&m, ev(LIFECYCLE_EV_LAUNCH));
+        EXPECT(&m, "acquire");
+        struct lifecycle_event e = ev(LIFECYCLE_EV_ACQUIRED);
+        e.runner_id = 4;
+        step(&m, e);
+        EXPECT(&m, "save,start_worker");
+        step(&m, ev(LIFECYCLE_EV_CREATED));
+        EXPECT(&m, "");
+        struct lifecycle_event s = ev(LIFECYCLE_EV_STOP);
+        s.reason = "bootstrap_timeout";
+        step(&m, s);
+        EXPECT(&m, "save,stop_worker");
+        assert_int_equal(m.row.state, STORE_STOPPING);
+        step(&m, ev(LIFECYCLE_EV_EXITED));
+        EXPECT(&m, "save,release");
+        step(&m, ev(LIFECYCLE_EV_RELEASED));
+        EXPECT(&m, "save,finish");
+        assert_string_equal(m.row.reason, "bootstrap_timeout");
+}
+
 /* A stop whose STOPPING row cannot be saved stops nothing until it is. */
 static void stop_waits_for_its_row(void **state)
 {
@@ -581,6 +608,7 @@ int main(void)
                 cmocka_unit_test(save_failure_before_start_undoes),
                 cmocka_unit_test(stop_while_acquiring),
                 cmocka_unit_test(stop_while_starting),
+                cmocka_unit_test(stop_of_created_worker_that_never_starts),
                 cmocka_unit_test(stop_waits_for_its_row),
                 cmocka_unit_test(exit_unclaimed_with_check_in_flight),
                 cmocka_unit_test(acquire_failure),
