@@ -257,6 +257,10 @@ static void validated_kinds_are_strict(void **state)
         refused("/api/v1/namespaces/disc/services", "{\"metadata\":{\"name\":\"s\"},"
                 "\"spec\":{\"ports\":[{\"port\":\"80\"}]}}", 400,
                 ".spec.ports[0].port: expected integer");
+        refused("/api/v1/namespaces", "{\"metadata\":{\"name\":\"team.a\"}}", 422,
+                "metadata.name: Invalid value: \"team.a\": a lowercase RFC 1123 label");
+        refused("/api/v1/namespaces/disc/services", "{\"metadata\":{\"name\":\"9web\"}}", 422,
+                "a DNS-1035 label must start with an alphabetic character");
         refused("/api/v1/namespaces/disc/configmaps", "{\"metadata\":{\"name\":\"c\"},"
                 "\"data\":{\"a/b\":\"x\"}}", 422, "data[a/b]");
         refused("/api/v1/namespaces/disc/persistentvolumeclaims", "{\"metadata\":"

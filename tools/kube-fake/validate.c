@@ -3,7 +3,7 @@
  * declare, values of the wrong JSON type, missing required fields; then the
  * semantic rules a real apiserver applies to Jobs and Secrets (names,
  * labels, containers, restartPolicy, volumes), and to every other kind's
- * metadata (and a ConfigMap's keys). Pure: never stores, never
+ * metadata (a ConfigMap's keys, Namespace and Service names). Pure: never stores, never
  * logs; the answer names the field path. */
 #include "kfake.h"
 #include "schema.h"
@@ -450,6 +450,25 @@ static void check_keys(struct vctx *c, json_t *s, const char *const maps[2])
         }
 }
 
+/* Namespaces and Services are named by a DNS label, not a subdomain; a
+ * Service's must also start with a letter (RFC 1035): it becomes a DNS
+ * name and an environment variable prefix. */
+static void check_label_name(struct vctx *c, json_t *obj, bool rfc1035)
+{
+        const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"),
+                                                             "name"));
+
+        if (!name || !*name)
+                return;         /* check_meta said so */
+        if (!validate_dns_label(name))
+                fail(c->invalid, "metadata.name", "Invalid value: \"%s\": a lowercase RFC 1123 "
+                     "label must consist of lower case alphanumeric characters or '-', and must "
+                     "start and end with an alphanumeric character (at most 63)", name);
+        else if (rfc1035 && !(name[0] >= 'a' && name[0] <= 'z'))
+                fail(c->invalid, "metadata.name", "Invalid value: \"%s\": a DNS-1035 label must "
+                     "start with an alphabetic character", name);
+}
+
 static int verdict(struct vctx *c, char *why, size_t n, const char **ret_reason)
 {
         if (c->bad[0]) {
@@ -498,6 +517,8 @@ int validate_object(enum kres what, json_t *obj, char *why, size_t whylen,
                         check_keys(&c, obj, secret_maps);
                 else if (what == KR_CONFIGMAP)
                         check_keys(&c, obj, configmap_maps);
+                else if (what == KR_NAMESPACE || what == KR_SERVICE)
+                        check_label_name(&c, obj, what == KR_SERVICE);
         }
         return verdict(&c, why, whylen, ret_reason);
 }
