@@ -93,3 +93,10 @@ sed "s#token_file: /etc/forgescale/forge/token\$#token_file: $tmp/token#" \
         { cat "$tmp/check.out"; fail "forgescale check -c refused configmap.yaml's configuration"; }
 cat "$tmp/check.out"
 echo "ok: forgescale check accepts configmap.yaml's configuration"
+
+# The fake ends cleanly when its launcher's stdin closes (an ASan build of
+# it reports leaks and errors through this exit status).
+exec 7>&-
+wait "$kfpid" || { cat "$tmp/kferr"; kfpid=; fail "kube-fake did not end cleanly"; }
+kfpid=
+echo "ok: kube-fake ended cleanly"
