@@ -1,8 +1,10 @@
 /* schema.c: the generated schema table (tools/kube-fake/schema_gen.c) is
  * closed and covers what the issue names: every type a field refers to is
  * in it, the roots and the types of Job, JobSpec, PodTemplateSpec, PodSpec,
- * Container, Volume, Secret and ObjectMeta are present with their
- * well-known fields, and required flags came through. */
+ * Container, Volume, Secret and ObjectMeta, and of the validated-only
+ * kinds (Deployment, Service, ConfigMap, PVC, ServiceAccount, Namespace,
+ * Role, RoleBinding, NetworkPolicy) are present with their well-known
+ * fields, and required flags came through. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,6 +78,18 @@ static void named_types_have_their_fields(void **state)
         field("io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions", "propagationPolicy",
               KS_STRING, false);
         field("io.k8s.api.core.v1.HTTPGetAction", "port", KS_INT_OR_STRING, true);
+        /* The validated-only kinds of deploy/kubernetes/. */
+        field("io.k8s.api.apps.v1.DeploymentSpec", "selector", KS_OBJECT, true);
+        field("io.k8s.api.apps.v1.DeploymentSpec", "replicas", KS_INTEGER, false);
+        field("io.k8s.api.core.v1.ServicePort", "targetPort", KS_INT_OR_STRING, false);
+        field("io.k8s.api.core.v1.ConfigMap", "data", KS_MAP, false);
+        field("io.k8s.api.core.v1.PersistentVolumeClaimSpec", "accessModes", KS_ARRAY, false);
+        field("io.k8s.api.core.v1.ServiceAccount", "automountServiceAccountToken", KS_BOOLEAN,
+              false);
+        field("io.k8s.api.core.v1.Namespace", "spec", KS_OBJECT, false);
+        field("io.k8s.api.rbac.v1.PolicyRule", "verbs", KS_ARRAY, true);
+        field("io.k8s.api.rbac.v1.RoleBinding", "roleRef", KS_OBJECT, true);
+        field("io.k8s.api.networking.v1.NetworkPolicySpec", "policyTypes", KS_ARRAY, false);
         const struct kschema_field *lim = kschema_field(
                 kschema_type("io.k8s.api.core.v1.ResourceRequirements"), "limits");
         assert_non_null(lim);

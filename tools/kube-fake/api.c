@@ -1,5 +1,6 @@
 /* api.c: kube-fake's Kubernetes resources (Secrets, Jobs, Pods: create,
- * get, list, watch, delete, pod logs) and the /_fake/ control API, as
+ * get, list, watch, delete, pod logs; the validated-only kinds: create with
+ * dryRun=All, get always NotFound) and the /_fake/ control API, as
  * handlers from a parsed request to a response object. Owns the answers'
  * shapes (Status objects, lists, defaults a real apiserver fills in) and
  * the query parameters' meaning. Never runs a process (pods.c does) and
@@ -39,20 +40,15 @@ static void status_details(struct kresp *rs, enum kres r, const char *name)
 {
         json_t *d = json_pack("{s:s,s:s}", "name", name ? name : "", "kind", kres_name(r));
 
-        if (d && r == KR_JOB)
-                json_object_set_new(d, "group", json_string("batch"));
+        if (d && kres_group(r)[0])
+                json_object_set_new(d, "group", json_string(kres_group(r)));
         if (d)
                 json_object_set_new(rs->json, "details", d);
 }
 
-static const char *qualified(enum kres r)
-{
-        return r == KR_JOB ? "jobs.batch" : kres_name(r);
-}
-
 static void not_found(struct kresp *rs, enum kres r, const char *name)
 {
-        api_status(rs, 404, "NotFound", "%s \"%s\" not found", qualified(r), name);
+        api_status(rs, 404, "NotFound", "%s \"%s\" not found", kres_qualified(r), name);
         status_details(rs, r, name);
 }
 
@@ -88,17 +84,11 @@ void api_version(struct kreq *rq, struct kresp *rs, enum kres r)
                              "goVersion", "none", "compiler", "kube-fake");
 }
 
-void api_namespace(struct kreq *rq, struct kresp *rs, enum kres r)
+void api_absent(struct kreq *rq, struct kresp *rs, enum kres r)
 {
-        const char *ns = rq->params[0];
-
-        if (!validate_dns_label(ns)) {
-                api_status(rs, 404, "NotFound", "namespaces \"%s\" not found", ns);
-                return;
-        }
-        rs->status = 200;
-        rs->json = json_pack("{s:s,s:s,s:{s:s},s:{s:s}}", "kind", "Namespace", "apiVersion", "v1",
-                             "metadata", "name", ns, "status", "phase", "Active");
+        /* Validated-only kinds are never stored, so none exists: kubectl
+         * apply then creates (with dryRun=All) instead of patching. */
+        not_found(rs, r, kres_namespaced(r) ? rq->params[1] : rq->params[0]);
 }
 
 /* ---- list and watch ----------------------------------------------------- */
@@ -345,6 +335,37 @@ static void job_defaults(json_t *o, const char *uid, const char *name)
         json_object_set_new(o, "status", json_object());
 }
 
+/* An Invalid answer names its field in details.causes, as an apiserver's
+ * does: kubectl prints those ("The RoleBinding "x" is invalid: roleRef:
+ * Required value"), not the message. why is "path: message". */
+static void invalid_causes(struct kresp *rs, const char *kind, const char *why)
+{
+        static const struct { const char *prefix, *reason; } reasons[] = {
+                { "Required value", "FieldValueRequired" },
+                { "Unsupported value", "FieldValueNotSupported" },
+                { "Not found", "FieldValueNotFound" },
+                { "Duplicate value", "FieldValueDuplicate" },
+                { "Forbidden", "FieldValueForbidden" },
+                { "Too many", "FieldValueTooMany" },
+                { "Too long", "FieldValueTooLong" },
+        };
+        json_t *d = json_object_get(rs->json, "details");
+        const char *sep = strstr(why, ": ");
+        const char *msg = sep ? sep + 2 : why, *reason = "FieldValueInvalid";
+        char field[512];
+
+        if (!d)
+                return;
+        snprintf(field, sizeof(field), "%.*s", sep ? (int)(sep - why) : 0, why);
+        for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+                if (strncmp(msg, reasons[i].prefix, strlen(reasons[i].prefix)) == 0)
+                        reason = reasons[i].reason;
+        json_object_set_new(d, "kind", json_string(kind));
+        json_object_set_new(d, "causes", json_pack("[{s:s,s:s,s:s}]", "reason", reason,
+                                                   "message", msg, "field",
+                                                   field[0] == '.' ? field + 1 : field));
+}
+
 static void reject(struct kreq *rq, struct kresp *rs, int code, const char *reason,
                    enum kres r, const char *name, const char *why)
 {
@@ -358,19 +379,30 @@ static void reject(struct kreq *rq, struct kresp *rs, int code, const char *reas
                 api_status(rs, code, reason, "%s in version \"%s\" cannot be handled as a %s: %s",
                            kind, kres_api_version(r), kind, why);
         status_details(rs, r, name);
+        if (code == 422)
+                invalid_causes(rs, kind, why);
         httpd_reject(rq->kf, rq->path, why);
 }
 
 void api_create(struct kreq *rq, struct kresp *rs, enum kres r)
 {
         struct kf *kf = rq->kf;
-        const char *ns = rq->params[0];
+        const char *ns = kres_namespaced(r) ? rq->params[0] : NULL;
         json_error_t jerr;
         json_t *o, *md;
         char why[1024], uid[40], ts[40], namebuf[300];
         const char *reason = "BadRequest", *name, *dry = q(rq, "dryRun");
+        bool dry_run = dry && strcmp(dry, "All") == 0;
         int code;
 
+        if (r >= KR_N && !dry_run) {
+                /* Said before the body is read: no body makes it work. */
+                api_status(rs, 405, "MethodNotAllowed", "kube-fake does not run %s: it creates "
+                           "%s only with dryRun=All (validates the object strictly, stores "
+                           "nothing)", kres_qualified(r), kres_qualified(r));
+                httpd_reject(kf, rq->path, "create without dryRun=All of a validated-only kind");
+                return;
+        }
         o = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
         if (!o || !json_is_object(o)) {
                 snprintf(why, sizeof(why), "the body is not a JSON object: %s",
@@ -392,7 +424,7 @@ void api_create(struct kreq *rq, struct kresp *rs, enum kres r)
                 json_object_set_new(o, "metadata", md);
         }
         const char *bns = json_string_value(json_object_get(md, "namespace"));
-        if (bns && *bns && strcmp(bns, ns) != 0) {
+        if (ns && bns && *bns && strcmp(bns, ns) != 0) {
                 snprintf(why, sizeof(why), "the namespace of the provided object does not match "
                          "the namespace sent on the request");
                 reject(rq, rs, 400, "BadRequest", r, name, why);
@@ -415,8 +447,8 @@ void api_create(struct kreq *rq, struct kresp *rs, enum kres r)
                 json_object_set_new(md, "name", json_string(namebuf));
                 name = json_string_value(json_object_get(md, "name"));
         }
-        if (store_get(kf, r, ns, name)) {
-                api_status(rs, 409, "AlreadyExists", "%s \"%s\" already exists", qualified(r),
+        if (r < KR_N && store_get(kf, r, ns, name)) {
+                api_status(rs, 409, "AlreadyExists", "%s \"%s\" already exists", kres_qualified(r),
                            name);
                 status_details(rs, r, name);
                 json_decref(o);
@@ -425,7 +457,10 @@ void api_create(struct kreq *rq, struct kresp *rs, enum kres r)
         json_object_set_new(o, "kind", json_string(kres_kind(r)));
         json_object_set_new(o, "apiVersion", json_string(kres_api_version(r)));
         new_uid(uid, sizeof(uid));
-        json_object_set_new(md, "namespace", json_string(ns));
+        if (ns)
+                json_object_set_new(md, "namespace", json_string(ns));
+        else
+                json_object_del(md, "namespace");       /* cluster-scoped: cleared */
         json_object_set_new(md, "uid", json_string(uid));
         json_object_set_new(md, "creationTimestamp", json_string(kf_timestamp(ts, sizeof(ts))));
         if (r == KR_SECRET) {
@@ -440,7 +475,7 @@ void api_create(struct kreq *rq, struct kresp *rs, enum kres r)
                 json_object_set_new(md, "generation", json_integer(1));
                 job_defaults(o, uid, name);
         }
-        if (dry && strcmp(dry, "All") == 0) {
+        if (dry_run) {
                 rs->status = 201;
                 rs->json = o;
                 return;
@@ -522,7 +557,7 @@ void api_delete(struct kreq *rq, struct kresp *rs, enum kres r)
             (prv && strcmp(prv, obj_str(o, "metadata.resourceVersion")) != 0)) {
                 api_status(rs, 409, "Conflict", "Operation cannot be fulfilled on %s \"%s\": "
                            "Precondition failed: UID in precondition: %s, UID in object meta: %s",
-                           qualified(r), rq->params[1], puid ? puid : "",
+                           kres_qualified(r), rq->params[1], puid ? puid : "",
                            obj_str(o, "metadata.uid"));
                 json_decref(opts);
                 return;

@@ -42,10 +42,38 @@ struct route {
 #define NS "/namespaces/{namespace}"
 #define CORE "/api/v1" NS
 #define BATCH "/apis/batch/v1" NS
+#define APPS "/apis/apps/v1" NS
+#define RBAC "/apis/rbac.authorization.k8s.io/v1" NS
+#define NETWORKING "/apis/networking.k8s.io/v1" NS
 
 static const struct route routes[] = {
         { "GET", "/version", api_version, 0, RK_API },
-        { "GET", "/api/v1/namespaces/{namespace}", api_namespace, 0, RK_API },
+        { "GET", "/api", api_core_versions, 0, RK_API },
+        { "GET", "/apis", api_groups, 0, RK_API },
+        { "GET", "/api/v1", api_resources, 0, RK_API },
+        { "GET", "/apis/{group}/{version}", api_resources, 0, RK_API },
+        { "GET", "/openapi/v3", api_openapi_index, 0, RK_API },
+        { "GET", "/openapi/v3/api/v1", api_openapi_gv, 0, RK_API },
+        { "GET", "/openapi/v3/apis/{group}/{version}", api_openapi_gv, 0, RK_API },
+        /* Validated-only kinds: create with dryRun=All, get is NotFound. */
+        { "POST", "/api/v1/namespaces", api_create, KR_NAMESPACE, RK_API },
+        { "GET", "/api/v1/namespaces/{name}", api_absent, KR_NAMESPACE, RK_API },
+        { "POST", CORE "/serviceaccounts", api_create, KR_SERVICEACCOUNT, RK_API },
+        { "GET", CORE "/serviceaccounts/{name}", api_absent, KR_SERVICEACCOUNT, RK_API },
+        { "POST", CORE "/configmaps", api_create, KR_CONFIGMAP, RK_API },
+        { "GET", CORE "/configmaps/{name}", api_absent, KR_CONFIGMAP, RK_API },
+        { "POST", CORE "/services", api_create, KR_SERVICE, RK_API },
+        { "GET", CORE "/services/{name}", api_absent, KR_SERVICE, RK_API },
+        { "POST", CORE "/persistentvolumeclaims", api_create, KR_PVC, RK_API },
+        { "GET", CORE "/persistentvolumeclaims/{name}", api_absent, KR_PVC, RK_API },
+        { "POST", APPS "/deployments", api_create, KR_DEPLOYMENT, RK_API },
+        { "GET", APPS "/deployments/{name}", api_absent, KR_DEPLOYMENT, RK_API },
+        { "POST", RBAC "/roles", api_create, KR_ROLE, RK_API },
+        { "GET", RBAC "/roles/{name}", api_absent, KR_ROLE, RK_API },
+        { "POST", RBAC "/rolebindings", api_create, KR_ROLEBINDING, RK_API },
+        { "GET", RBAC "/rolebindings/{name}", api_absent, KR_ROLEBINDING, RK_API },
+        { "POST", NETWORKING "/networkpolicies", api_create, KR_NETWORKPOLICY, RK_API },
+        { "GET", NETWORKING "/networkpolicies/{name}", api_absent, KR_NETWORKPOLICY, RK_API },
         { "GET", CORE "/secrets", api_list, KR_SECRET, RK_API },
         { "POST", CORE "/secrets", api_create, KR_SECRET, RK_API },
         { "GET", CORE "/secrets/{name}", api_get, KR_SECRET, RK_API },

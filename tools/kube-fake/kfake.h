@@ -17,7 +17,14 @@
 #define KF_REJECTED_KEEP 50
 #define KF_NODE_NAME "kube-fake-node"
 
-enum kres { KR_SECRET = 0, KR_JOB, KR_POD, KR_N };
+/* Resources below KR_N are stored and simulated; the others (the rest of
+ * what deploy/kubernetes/ applies) are only validated on create with
+ * dryRun=All, never stored: a GET of one is always 404. */
+enum kres {
+        KR_SECRET = 0, KR_JOB, KR_POD, KR_N,
+        KR_NAMESPACE = KR_N, KR_SERVICEACCOUNT, KR_CONFIGMAP, KR_SERVICE, KR_PVC,
+        KR_DEPLOYMENT, KR_ROLE, KR_ROLEBINDING, KR_NETWORKPOLICY, KR_ALL
+};
 
 struct kwatch;
 struct podrt;
@@ -68,10 +75,17 @@ int64_t kf_now_ms(void);                /* monotonic */
 /* The wall clock as RFC 3339 ("2026-01-02T03:04:05Z") into buf[32]. */
 const char *kf_timestamp(char *buf, size_t n);
 
+/* ---- discovery.c: the resource table and API discovery ---- */
+const char *kres_name(enum kres r);     /* "secrets" "jobs" "pods" ... */
+const char *kres_kind(enum kres r);     /* "Secret" "Job" "Pod" ... */
+const char *kres_group(enum kres r);    /* "" for core, "batch" ... */
+const char *kres_api_version(enum kres r);      /* "v1" "batch/v1" ... */
+/* "jobs.batch", "secrets": how an apiserver names it in messages. */
+const char *kres_qualified(enum kres r);
+bool kres_namespaced(enum kres r);
+const char *kres_schema(enum kres r);   /* its type in schema_gen.c */
+
 /* ---- store.c: objects, resourceVersions, history, watches ---- */
-const char *kres_name(enum kres r);     /* "secrets" "jobs" "pods" */
-const char *kres_kind(enum kres r);     /* "Secret" "Job" "Pod" */
-const char *kres_api_version(enum kres r);
 json_t *store_get(struct kf *kf, enum kres r, const char *ns, const char *name); /* borrowed */
 json_t *store_by_uid(struct kf *kf, enum kres r, const char *uid);               /* borrowed */
 /* Takes obj; fills resourceVersion and emits ADDED. Returns the stored
@@ -166,7 +180,17 @@ struct kresp {
 void api_status(struct kresp *rs, int code, const char *reason, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 void api_version(struct kreq *rq, struct kresp *rs, enum kres r);
-void api_namespace(struct kreq *rq, struct kresp *rs, enum kres r);
+/* Discovery (discovery.c): GET /api, /apis, /api/v1, /apis/{group}/{version}
+ * in the legacy JSON form (no aggregated discovery: a client falls back). */
+void api_core_versions(struct kreq *rq, struct kresp *rs, enum kres r);
+void api_groups(struct kreq *rq, struct kresp *rs, enum kres r);
+void api_resources(struct kreq *rq, struct kresp *rs, enum kres r);
+/* GET /openapi/v3 and /openapi/v3/{api/v1|apis/{group}/{version}}: only
+ * what tells kubectl that the server validates fields (discovery.c). */
+void api_openapi_index(struct kreq *rq, struct kresp *rs, enum kres r);
+void api_openapi_gv(struct kreq *rq, struct kresp *rs, enum kres r);
+/* GET of a validated-only kind: 404 NotFound, nothing is stored. */
+void api_absent(struct kreq *rq, struct kresp *rs, enum kres r);
 void api_list(struct kreq *rq, struct kresp *rs, enum kres r);
 void api_create(struct kreq *rq, struct kresp *rs, enum kres r);
 void api_get(struct kreq *rq, struct kresp *rs, enum kres r);

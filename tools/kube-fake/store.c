@@ -10,14 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const res_names[KR_N] = { "secrets", "jobs", "pods" };
-static const char *const res_kinds[KR_N] = { "Secret", "Job", "Pod" };
-static const char *const res_api[KR_N] = { "v1", "batch/v1", "v1" };
-
-const char *kres_name(enum kres r) { return res_names[r]; }
-const char *kres_kind(enum kres r) { return res_kinds[r]; }
-const char *kres_api_version(enum kres r) { return res_api[r]; }
-
 static json_t *path_get(json_t *obj, const char *path)
 {
         char seg[128];

@@ -2,7 +2,8 @@
  * fieldValidation=Strict: fields the OpenAPI schema (schema_gen.c) does not
  * declare, values of the wrong JSON type, missing required fields; then the
  * semantic rules a real apiserver applies to Jobs and Secrets (names,
- * labels, containers, restartPolicy, volumes). Pure: never stores, never
+ * labels, containers, restartPolicy, volumes), and to every other kind's
+ * metadata (a ConfigMap's keys, Namespace and Service names). Pure: never stores, never
  * logs; the answer names the field path. */
 #include "kfake.h"
 #include "schema.h"
@@ -424,27 +425,48 @@ static void check_job(struct vctx *c, json_t *job)
                      "Forbidden: kube-fake runs no init containers");
 }
 
-static void check_secret(struct vctx *c, json_t *s)
+/* The keys of a Secret's data and stringData, or a ConfigMap's data and
+ * binaryData. */
+static void check_keys(struct vctx *c, json_t *s, const char *const maps[2])
 {
         const char *k;
         json_t *v;
         char p[PATH_MAX_LEN];
 
         for (int pass = 0; pass < 2; pass++) {
-                json_t *m = json_object_get(s, pass ? "stringData" : "data");
+                json_t *m = json_object_get(s, maps[pass]);
                 json_object_foreach(m, k, v) {
                         size_t n = strlen(k);
                         bool ok = n > 0 && n <= 253 && strcmp(k, ".") != 0 && strcmp(k, "..") != 0;
                         for (size_t i = 0; ok && i < n; i++)
                                 ok = isalnum((unsigned char)k[i]) || k[i] == '-' || k[i] == '_' ||
                                      k[i] == '.';
-                        snprintf(p, sizeof(p), "%s[%s]", pass ? "stringData" : "data", k);
+                        snprintf(p, sizeof(p), "%s[%s]", maps[pass], k);
                         if (!ok)
                                 fail(c->invalid, p, "Invalid value: \"%s\": a valid config key "
                                      "must consist of alphanumeric characters, '-', '_' or '.'",
                                      k);
                 }
         }
+}
+
+/* Namespaces and Services are named by a DNS label, not a subdomain; a
+ * Service's must also start with a letter (RFC 1035): it becomes a DNS
+ * name and an environment variable prefix. */
+static void check_label_name(struct vctx *c, json_t *obj, bool rfc1035)
+{
+        const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"),
+                                                             "name"));
+
+        if (!name || !*name)
+                return;         /* check_meta said so */
+        if (!validate_dns_label(name))
+                fail(c->invalid, "metadata.name", "Invalid value: \"%s\": a lowercase RFC 1123 "
+                     "label must consist of lower case alphanumeric characters or '-', and must "
+                     "start and end with an alphanumeric character (at most 63)", name);
+        else if (rfc1035 && !(name[0] >= 'a' && name[0] <= 'z'))
+                fail(c->invalid, "metadata.name", "Invalid value: \"%s\": a DNS-1035 label must "
+                     "start with an alphabetic character", name);
 }
 
 static int verdict(struct vctx *c, char *why, size_t n, const char **ret_reason)
@@ -465,12 +487,14 @@ static int verdict(struct vctx *c, char *why, size_t n, const char **ret_reason)
 int validate_object(enum kres what, json_t *obj, char *why, size_t whylen,
                     const char **ret_reason)
 {
+        static const char *const secret_maps[2] = { "data", "stringData" };
+        static const char *const configmap_maps[2] = { "data", "binaryData" };
         struct vctx c = { .path = "" };
-        const char *type = what == KR_JOB ? "io.k8s.api.batch.v1.Job" : "io.k8s.api.core.v1.Secret";
+        const char *type = kres_schema(what);
         const char *api = json_string_value(json_object_get(obj, "apiVersion"));
         const char *kind = json_string_value(json_object_get(obj, "kind"));
 
-        if (what == KR_POD) {
+        if (what == KR_POD || !type) {
                 snprintf(why, whylen, "pods are created by Jobs in kube-fake");
                 *ret_reason = "MethodNotAllowed";
                 return 405;
@@ -489,8 +513,12 @@ int validate_object(enum kres what, json_t *obj, char *why, size_t whylen,
                 check_meta(&c, json_object_get(obj, "metadata"), "", what == KR_JOB);
                 if (what == KR_JOB)
                         check_job(&c, obj);
-                else
-                        check_secret(&c, obj);
+                else if (what == KR_SECRET)
+                        check_keys(&c, obj, secret_maps);
+                else if (what == KR_CONFIGMAP)
+                        check_keys(&c, obj, configmap_maps);
+                else if (what == KR_NAMESPACE || what == KR_SERVICE)
+                        check_label_name(&c, obj, what == KR_SERVICE);
         }
         return verdict(&c, why, whylen, ret_reason);
 }
