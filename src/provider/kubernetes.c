@@ -119,6 +119,8 @@ struct kinst {
         enum provider_failure why;
         char detail[DETAIL_MAX];
         struct kcall *reqc;             /* create/secret/adopt-check request */
+        struct loop_timer *adopt_retry; /* the adopt check again, after it failed */
+        int adopt_backoff_ms;
 };
 
 struct kname_rec {
@@ -1028,6 +1030,8 @@ static void inst_free(struct kinst *i)
                 i->next->prev = i->prev;
         kcall_cancel(i->logc);
         kcall_cancel(i->reqc);
+        if (i->adopt_retry)
+                loop_timer_cancel(k->loop, i->adopt_retry);
         log_close(i);
         drop_token(i);
         free(i->name);
@@ -1286,6 +1290,18 @@ fail:
         return r;
 }
 
+static int adopt_check_start(struct kinst *i);
+static void adopt_check(struct kinst *i);
+
+static void on_adopt_retry(struct loop *l, void *ud)
+{
+        struct kinst *i = ud;
+
+        i->adopt_retry = NULL;
+        if (i->st != K_EXITED && !i->reqc)
+                adopt_check(i);
+}
+
 static void on_adopt_pods(struct kube *k, void *ud, int err, long status, const char *body, size_t len)
 {
         struct kinst *i = ud;
@@ -1293,8 +1309,19 @@ static void on_adopt_pods(struct kube *k, void *ud, int err, long status, const 
         size_t x;
 
         i->reqc = NULL;
-        if (err < 0 || status != 200)
-                return; /* the watch reports it */
+        if (err < 0 || status != 200) {
+                /* Asked again, not left to the watch: a pod that ended
+                 * while the daemon was down changes no more, so no watch
+                 * event would ever report it, and the watch's listing may
+                 * have come before this instance was tracked. */
+                if (i->st != K_EXITED && !i->adopt_retry) {
+                        i->adopt_backoff_ms = i->adopt_backoff_ms ? i->adopt_backoff_ms * 2 : BACKOFF_MIN_MS;
+                        if (i->adopt_backoff_ms > BACKOFF_MAX_MS)
+                                i->adopt_backoff_ms = BACKOFF_MAX_MS;
+                        i->adopt_retry = loop_timer_add(k->loop, i->adopt_backoff_ms, on_adopt_retry, i);
+                }
+                return;
+        }
         j = json_loadb(body, len, 0, NULL);
         items = json_object_get(j, "items");
         json_array_foreach(items, x, it) {
@@ -1314,7 +1341,7 @@ static void on_adopt_pods(struct kube *k, void *ud, int err, long status, const 
 static int kube_adopt(struct provider *p, const char *instance, const char *ref, provider_event_cb cb, void *ud)
 {
         struct kube *k = p->ctx;
-        char kname[KUBEOBJ_NAME_MAX + 1], path[512];
+        char kname[KUBEOBJ_NAME_MAX + 1];
         const struct kjob *jb = NULL;
         struct kinst *i;
         int r;
@@ -1350,14 +1377,32 @@ static int kube_adopt(struct provider *p, const char *instance, const char *ref,
         i->st = K_PENDING;
         i->log_max = 0;
         snprintf(i->uid, sizeof(i->uid), "%s", jb ? jb->uid : ref ? ref : "");
-        snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods?labelSelector=" KUBEOBJ_LABEL_INSTANCE "%%3D%s",
-                 k->ns, kname);
-        i->reqc = kcall_start(k, "GET", path, NULL, 0, false, on_adopt_pods, i, &r);
-        if (!i->reqc) {
+        r = adopt_check_start(i);
+        if (r < 0) {
                 inst_free(i);
                 return r;
         }
         return 0;
+}
+
+/* The pods of an adopted worker, asked once: what the watch cannot tell
+ * about a pod that changes no more. */
+static int adopt_check_start(struct kinst *i)
+{
+        struct kube *k = i->k;
+        char path[512];
+        int r = 0;
+
+        snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods?labelSelector=" KUBEOBJ_LABEL_INSTANCE "%%3D%s",
+                 k->ns, i->kname);
+        i->reqc = kcall_start(k, "GET", path, NULL, 0, false, on_adopt_pods, i, &r);
+        return i->reqc ? 0 : r < 0 ? r : -ENOMEM;
+}
+
+static void adopt_check(struct kinst *i)
+{
+        if (adopt_check_start(i) < 0 && !i->adopt_retry)
+                i->adopt_retry = loop_timer_add(i->k->loop, BACKOFF_MAX_MS, on_adopt_retry, i);
 }
 
 /* ---- init and done ----------------------------------------------------------- */

@@ -610,6 +610,43 @@ static void pod_gone_during_outage_found_by_relist(void **state)
         kt_free(t);
 }
 
+/* A worker whose pod ended while the daemon was down changes no more, so
+ * no watch event will ever report it: when adopt()'s own look at its pods
+ * fails, the provider asks again rather than wait for the watch. */
+static void failed_adopt_check_is_asked_again(void **state)
+{
+        struct kt *t = kt_new(false);
+
+        kt_init(t);
+        assert_int_equal(launch(t, "kt-ended", "sleep 1; exit 4", "tk"), 0);
+        assert_non_null(wait_ev(t, PROVIDER_EV_STARTED, "kt-ended", 10000));
+        t->prov.ops->done(&t->prov);            /* the daemon is gone */
+        usleep(2500000);                        /* the pod ends meanwhile */
+        t->nev = 0;
+        kt_init(t);
+        /* The new watch is up (its listing is done) before the fault. */
+        int64_t end = now_ms() + 10000;
+        for (;;) {
+                json_t *st = stats();
+                long long open = json_integer_value(json_object_get(st, "watches_open"));
+                json_decref(st);
+                if (open > 0)
+                        break;
+                if (now_ms() > end)
+                        fail_msg("no watch");
+                spin(t, 50);
+        }
+        ctl("/_fake/faults", "{\"method\":\"GET\",\"path_prefix\":\"/api/v1/namespaces/" NS "/pods\","
+                             "\"status\":500,\"count\":1}");
+        assert_int_equal(t->prov.ops->adopt(&t->prov, "kt-ended", "", on_event, t), 0);
+        const struct ev *e = wait_ev(t, PROVIDER_EV_EXITED, "kt-ended", 10000);
+        assert_non_null(e);
+        assert_int_equal(e->exit.kind, PROVIDER_EXIT_CODE);
+        assert_int_equal(e->exit.code, 4);
+        finish(t, "kt-ended");
+        kt_free(t);
+}
+
 struct listed {
         int calls;
         bool found, running;
@@ -715,6 +752,7 @@ int main(void)
                 cmocka_unit_test(deadline_exceeded_in_the_detail),
                 cmocka_unit_test(lost_cleanup_found_by_list),
                 cmocka_unit_test(pod_gone_during_outage_found_by_relist),
+                cmocka_unit_test(failed_adopt_check_is_asked_again),
                 cmocka_unit_test(job_without_secret_not_adopted),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
