@@ -39,6 +39,7 @@
 #define ADOPT_TIMEOUT_MS 5000L
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
+#define KILL_RETRY_MS 1000              /* a kill the engine did not take */
 #define LOG_GRACE_MS 3000               /* for the log stream's end after the exit */
 #define PULL_MAX_RESPONSE (8u << 20)
 #define LIST_MAX_RESPONSE (32u << 20)
@@ -1019,6 +1020,8 @@ err:
         return r;
 }
 
+static void on_kill_timer(struct loop *l, void *ud);
+
 static void on_kill_sent(void *ud, int err, long status, const char *body, size_t len,
                          long long total)
 {
@@ -1026,6 +1029,12 @@ static void on_kill_sent(void *ud, int err, long status, const char *body, size_
 
         /* 404/409: already gone or not running; the wait says the rest. */
         i->xfer = NULL;
+        /* No answer, or the engine failed: a stop asked for must not be
+         * lost with the call (the engine restarting, the socket gone).
+         * The KILL pending at the grace's end, if any, stays the next
+         * step; otherwise the KILL is asked again. */
+        if ((err < 0 || status >= 500) && i->phase == PH_RUN && !i->kill_timer)
+                i->kill_timer = loop_timer_add(i->c->loop, KILL_RETRY_MS, on_kill_timer, i);
 }
 
 static int send_signal(struct cinst *i, int sig)

@@ -531,6 +531,29 @@ static void engine_gone_and_back(void **state)
         assert_int_equal(e->exit.code, 4);
 }
 
+/* A stop asked while the engine is away is not lost with its calls: once
+ * the engine is back, the worker is killed and its exit reported. */
+static void stop_during_engine_outage_not_lost(void **state)
+{
+        struct fx *f = *state;
+        char name[96];
+
+        assert_int_equal(launch(f, "outage", "exec sleep 100", "t", name, sizeof(name)), 0);
+        assert_true(run_until(f, &f->nstarted, 1, 15000));
+        f->prov.stop_grace_ms = 500;
+        podman_service_stop(pm);
+        assert_int_equal(f->prov.ops->stop(&f->prov, name), 0);
+        int ends = f->nend;
+        spin(f, 2000);                  /* TERM and KILL both fail meanwhile */
+        assert_int_equal(f->nend, ends);
+        assert_int_equal(podman_service_start(pm), 0);
+        assert_true(run_until(f, &f->nend, ends + 1, 20000));
+        const struct rec *e = last_end(f, name);
+        assert_int_equal(e->type, PROVIDER_EV_EXITED);
+        assert_int_equal(e->exit.kind, PROVIDER_EXIT_SIGNAL);
+        assert_int_equal(e->exit.signal, SIGKILL);
+}
+
 /* stdout and stderr, demultiplexed, in the log; capped at log_max. */
 static void logs_demuxed_and_capped(void **state)
 {
@@ -671,6 +694,7 @@ int main(void)
                 T(stop_before_start),
                 T(stop_during_start),
                 T(engine_gone_and_back),
+                T(stop_during_engine_outage_not_lost),
 #undef T
         };
         int failed, r;
