@@ -28,6 +28,7 @@
 #include "util/secret.h"
 
 #define WORKER_LOG_MAX (4u << 20)
+#define WORKER_LOG "worker.log"
 
 /* The forge client rejects longer handles, so a row never cuts one. */
 _Static_assert(sizeof(((struct store_instance *)0)->handle) > FORGEJO_HANDLE_MAX, "handle fits a row");
@@ -189,7 +190,7 @@ static int start_worker(struct daemon *d, struct inst *in, const char *token)
         int r;
 
         inst_dir(d, in, dir, sizeof(dir));
-        snprintf(logpath, sizeof(logpath), "%s/worker.log", dir);
+        snprintf(logpath, sizeof(logpath), "%s/" WORKER_LOG, dir);
         /* The instances folder exists: one mkdir. The provider places the
          * token and says where the worker reads it. */
         if (mkdir(dir, 0700) < 0 && errno != EEXIST && (r = fs_mkdir_p(dir, 0700)) < 0) {
@@ -559,8 +560,11 @@ int inst_resume(struct daemon *d, int pool, const struct store_instance *row)
                 return r;
         }
         struct provider *p = inst_provider(d, in);
+        char dir[PATH_MAX - 32], logpath[PATH_MAX];
+        inst_dir(d, in, dir, sizeof(dir));
+        snprintf(logpath, sizeof(logpath), "%s/" WORKER_LOG, dir);
         if (p && (p->ops->caps & PROVIDER_CAP_ADOPT) && lifecycle_wants_adopt(&in->row) &&
-            p->ops->adopt(p, in->row.name, in->row.provider_ref, on_provider, in) == 0) {
+            p->ops->adopt(p, in->row.name, in->row.provider_ref, logpath, WORKER_LOG_MAX, on_provider, in) == 0) {
                 ev.adopted = true;
                 ev.ref = p->ops->ref ? p->ops->ref(p, in->row.name) : NULL;
                 log_debug("instance", "adopted", KS("instance", in->row.name),

@@ -222,7 +222,7 @@ static void reap_worker(struct daemon *d, size_t pi, const struct provider_listi
                 orphan_free(o);
                 return;
         }
-        r = p->ops->adopt(p, o->name, o->ref, on_orphan_event, o);
+        r = p->ops->adopt(p, o->name, o->ref, NULL, 0, on_orphan_event, o);
         if (r < 0) {
                 if (r != -ESRCH)  /* -ESRCH: gone meanwhile */
                         log_warn("reaper", "cannot take over an orphaned worker", KS("instance", it->instance),

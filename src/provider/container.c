@@ -1167,13 +1167,13 @@ static void reopen_log(struct cinst *i, const char *path, size_t log_max)
 }
 
 static int ctr_adopt(struct provider *p, const char *instance, const char *ref,
-                     provider_event_cb cb, void *ud)
+                     const char *log_path, size_t log_max, provider_event_cb cb, void *ud)
 {
         struct ctr *c = p->ctx;
         struct dockerapi_inspect in;
         struct cinst *i;
-        char log_path[PATH_MAX] = "";
-        size_t log_max = 0;
+        char label_log[PATH_MAX] = "";
+        size_t label_max = 0;
         long status = 0;
         int r;
 
@@ -1183,7 +1183,7 @@ static int ctr_adopt(struct provider *p, const char *instance, const char *ref,
                 return -EINVAL;
         if (inst_find(c, instance))
                 return -EEXIST;
-        r = inspect_now(c, *ref ? ref : instance, &in, &status, log_path, sizeof(log_path), &log_max);
+        r = inspect_now(c, *ref ? ref : instance, &in, &status, label_log, sizeof(label_log), &label_max);
         if (r < 0 && r != -EBADMSG) {
                 p->failure = PROVIDER_FAIL_UNREACHABLE;
                 set_error(p, "the container engine at %s did not answer (%s)", c->socket, errtext(r));
@@ -1204,7 +1204,12 @@ static int ctr_adopt(struct provider *p, const char *instance, const char *ref,
                 return -ENOMEM;
         snprintf(i->id, sizeof(i->id), "%.*s", REF_LEN, in.id);
         i->adopted = true;
-        reopen_log(i, log_path, log_max);
+        /* The core's word wins; the container's labels (the log it was
+         * made with) serve a caller that gives none. */
+        if (log_path && *log_path)
+                reopen_log(i, log_path, log_max);
+        else if (label_log[0])
+                reopen_log(i, label_log, label_max);
         inst_insert(c, i);
         watch(i);
         return 0;

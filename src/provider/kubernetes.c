@@ -1338,7 +1338,8 @@ static void on_adopt_pods(struct kube *k, void *ud, int err, long status, const 
         json_decref(j);
 }
 
-static int kube_adopt(struct provider *p, const char *instance, const char *ref, provider_event_cb cb, void *ud)
+static int kube_adopt(struct provider *p, const char *instance, const char *ref, const char *log_path,
+                      size_t log_max, provider_event_cb cb, void *ud)
 {
         struct kube *k = p->ctx;
         char kname[KUBEOBJ_NAME_MAX + 1];
@@ -1375,7 +1376,13 @@ static int kube_adopt(struct provider *p, const char *instance, const char *ref,
                 return -ENOMEM;
         i->adopted = true;
         i->st = K_PENDING;
-        i->log_max = 0;
+        /* The pod's log holds everything since its start: it is fetched
+         * again whole into the instance log (rewritten, not appended). */
+        i->log_max = log_path ? log_max : 0;
+        if (log_path && *log_path && !(i->log_path = strdup(log_path))) {
+                inst_free(i);
+                return -ENOMEM;
+        }
         snprintf(i->uid, sizeof(i->uid), "%s", jb ? jb->uid : ref ? ref : "");
         r = adopt_check_start(i);
         if (r < 0) {

@@ -1366,7 +1366,7 @@ static int find_by_name(const struct local *lc, const char *instance, char *ref,
 }
 
 static int local_adopt(struct provider *p, const char *instance, const char *ref,
-                       provider_event_cb cb, void *ud)
+                       const char *log_path, size_t log_max, provider_event_cb cb, void *ud)
 {
         struct local *lc = p->ctx;
         char found[REF_MAX];

@@ -143,9 +143,12 @@ struct provider_ops {
          * follow (no STARTED); -ESRCH: it is gone (no event follows). An
          * empty ref asks the provider to find the instance by name (the
          * daemon died before saving the ref); ref() then gives the ref
-         * found. Optional (caps ADOPT). */
+         * found. log_path and log_max are the worker log's as create() was
+         * given them (NULL: none, for a worker only to be stopped): a
+         * provider that copies the worker's output goes on writing there.
+         * Optional (caps ADOPT). */
         int (*adopt)(struct provider *p, const char *instance, const char *ref,
-                     provider_event_cb cb, void *ud);
+                     const char *log_path, size_t log_max, provider_event_cb cb, void *ud);
 
         /* Enumerates, from the loop, the instances of this provider whose
          * name starts with prefix ("" or NULL: all), including those no

@@ -269,7 +269,7 @@ static int teardown(void **state)
                 int want = f->nexited;
                 f->prov.stop_grace_ms = 200;
                 for (size_t k = 0; k < l.n; k++) {
-                        int r = o->adopt ? o->adopt(&f->prov, l.names[k], l.refs[k], on_event, f) : -ENOTSUP;
+                        int r = o->adopt ? o->adopt(&f->prov, l.names[k], l.refs[k], NULL, 0, on_event, f) : -ENOTSUP;
                         if ((r == 0 || r == -EEXIST) && o->stop(&f->prov, l.names[k]) == 0)
                                 want++;
                 }
@@ -521,19 +521,19 @@ static void adopt_after_restart_by_ref_and_by_name(void **state)
         assert_int_equal(o->init(&f->prov, f->loop, &f->cfg), 0);
         assert_int_equal(o->stop(&f->prov, by_ref), -ENOENT);   /* forgotten */
 
-        assert_int_equal(o->adopt(&f->prov, by_ref, ref1, on_event, f), 0);
-        assert_int_equal(o->adopt(&f->prov, by_ref, ref1, on_event, f), -EEXIST);
+        assert_int_equal(o->adopt(&f->prov, by_ref, ref1, NULL, 0, on_event, f), 0);
+        assert_int_equal(o->adopt(&f->prov, by_ref, ref1, NULL, 0, on_event, f), -EEXIST);
         /* The marker is in the worker's environment once exec has set it up. */
         int r = -ESRCH;
         for (int k = 0; k < 200 && r == -ESRCH; k++) {
-                r = o->adopt(&f->prov, by_name, "", on_event, f);
+                r = o->adopt(&f->prov, by_name, "", NULL, 0, on_event, f);
                 if (r == -ESRCH)
                         usleep(10000);
         }
         assert_int_equal(r, 0);
         if (o->ref)
                 assert_string_equal(o->ref(&f->prov, by_name), ref2);
-        assert_int_equal(o->adopt(&f->prov, ghost, "", on_event, f), -ESRCH);
+        assert_int_equal(o->adopt(&f->prov, ghost, "", NULL, 0, on_event, f), -ESRCH);
 
         int before = f->nev;
         f->prov.stop_grace_ms = 5000;
@@ -549,7 +549,7 @@ static void adopt_after_restart_by_ref_and_by_name(void **state)
         }
         assert_string_equal(find_rec(f, PROVIDER_EV_EXITED, by_ref)->ref, ref1);
         /* Gone: its ref adopts no more. */
-        assert_int_equal(o->adopt(&f->prov, by_ref, ref1, on_event, f), -ESRCH);
+        assert_int_equal(o->adopt(&f->prov, by_ref, ref1, NULL, 0, on_event, f), -ESRCH);
 }
 
 /* list(prefix) shows this controller's live workers with that prefix and

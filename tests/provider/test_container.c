@@ -385,7 +385,7 @@ static void foreign_containers_untouched(void **state)
         assert_string_equal(l.names[0], mine);
         assert_true(l.running[0]);
 
-        assert_int_equal(f->prov.ops->adopt(&f->prov, unmanaged, "", on_event, f), -ESRCH);
+        assert_int_equal(f->prov.ops->adopt(&f->prov, unmanaged, "", NULL, 0, on_event, f), -ESRCH);
         assert_int_equal(f->prov.ops->stop(&f->prov, unmanaged), -ENOENT);
         char wd[PATH_MAX];
         snprintf(wd, sizeof(wd), "%s/nowhere", f->dir);
@@ -396,7 +396,7 @@ static void foreign_containers_untouched(void **state)
         snprintf(lab, sizeof(lab), "{\"forgescale.instance\":\"%s\",\"forgescale.managed\":\"1\"}", other);
         create_foreign(imposter, lab);
         assert_int_equal(f->prov.ops->cleanup(&f->prov, imposter, "", wd), 0);
-        assert_int_equal(f->prov.ops->adopt(&f->prov, imposter, "", on_event, f), -ESRCH);
+        assert_int_equal(f->prov.ops->adopt(&f->prov, imposter, "", NULL, 0, on_event, f), -ESRCH);
         spin(f, 1000);
         json_t *j = inspect(unmanaged);
         assert_non_null(j);
@@ -408,7 +408,7 @@ static void foreign_containers_untouched(void **state)
         json_decref(j);
 
         /* Ours (an orphan of a previous run): adopted and stopped. */
-        assert_int_equal(f->prov.ops->adopt(&f->prov, mine, "", on_event, f), 0);
+        assert_int_equal(f->prov.ops->adopt(&f->prov, mine, "", NULL, 0, on_event, f), 0);
         f->prov.stop_grace_ms = 3000;
         assert_int_equal(f->prov.ops->stop(&f->prov, mine), 0);
         assert_true(run_until(f, &f->nend, 1, 15000));
@@ -668,7 +668,7 @@ static void adopt_resumes_log(void **state)
         assert_true(wait_log(f, name, "first\n", 10000));
         snprintf(ref, sizeof(ref), "%s", f->ev[0].ref);
         reinit(f);
-        assert_int_equal(f->prov.ops->adopt(&f->prov, name, ref, on_event, f), 0);
+        assert_int_equal(f->prov.ops->adopt(&f->prov, name, ref, NULL, 0, on_event, f), 0);
         assert_true(run_until(f, &f->nend, 1, 15000));
         assert_int_equal(last_end(f, name)->exit.code, 0);
         char *log = read_log(f, name, NULL);

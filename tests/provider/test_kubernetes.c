@@ -556,7 +556,7 @@ static void job_without_secret_not_adopted(void **state)
         assert_int_equal(r.status, 201);
         kubefake_resp_done(&r);
         kt_init(t);
-        assert_int_equal(t->prov.ops->adopt(&t->prov, "kt-nosecret", "", on_event, t), -ESRCH);
+        assert_int_equal(t->prov.ops->adopt(&t->prov, "kt-nosecret", "", NULL, 0, on_event, t), -ESRCH);
         assert_int_equal(kubeobj_name("kt-nosecret", kname, sizeof(kname)), 0);
         snprintf(path, sizeof(path), "/apis/batch/v1/namespaces/" NS "/jobs/%s", kname);
         int64_t end = now_ms() + 5000;
@@ -638,12 +638,40 @@ static void failed_adopt_check_is_asked_again(void **state)
         }
         ctl("/_fake/faults", "{\"method\":\"GET\",\"path_prefix\":\"/api/v1/namespaces/" NS "/pods\","
                              "\"status\":500,\"count\":1}");
-        assert_int_equal(t->prov.ops->adopt(&t->prov, "kt-ended", "", on_event, t), 0);
+        assert_int_equal(t->prov.ops->adopt(&t->prov, "kt-ended", "", NULL, 0, on_event, t), 0);
         const struct ev *e = wait_ev(t, PROVIDER_EV_EXITED, "kt-ended", 10000);
         assert_non_null(e);
         assert_int_equal(e->exit.kind, PROVIDER_EXIT_CODE);
         assert_int_equal(e->exit.code, 4);
         finish(t, "kt-ended");
+        kt_free(t);
+}
+
+/* After a restart the adopted worker's output still reaches the instance
+ * log, the lines from before the restart included. */
+static void adopted_worker_log_copied(void **state)
+{
+        struct kt *t = kt_new(false);
+        char log[PATH_MAX];
+
+        kt_init(t);
+        assert_int_equal(launch(t, "kt-adlog", "echo before-restart; sleep 2; echo after-restart", "tk"), 0);
+        assert_non_null(wait_ev(t, PROVIDER_EV_STARTED, "kt-adlog", 10000));
+        t->prov.ops->done(&t->prov);
+        snprintf(log, sizeof(log), "%s/kt-adlog.log", tmp);
+        unlink(log);                            /* only the adopted copy can fill it */
+        t->nev = 0;
+        kt_init(t);
+        assert_int_equal(t->prov.ops->adopt(&t->prov, "kt-adlog", "", log, 1 << 20, on_event, t), 0);
+        const struct ev *e = wait_ev(t, PROVIDER_EV_EXITED, "kt-adlog", 15000);
+        assert_non_null(e);
+        assert_int_equal(e->exit.code, 0);
+        char *text = read_log("kt-adlog");
+        assert_non_null(text);
+        assert_non_null(strstr(text, "before-restart\n"));
+        assert_non_null(strstr(text, "after-restart\n"));
+        free(text);
+        finish(t, "kt-adlog");
         kt_free(t);
 }
 
@@ -753,6 +781,7 @@ int main(void)
                 cmocka_unit_test(lost_cleanup_found_by_list),
                 cmocka_unit_test(pod_gone_during_outage_found_by_relist),
                 cmocka_unit_test(failed_adopt_check_is_asked_again),
+                cmocka_unit_test(adopted_worker_log_copied),
                 cmocka_unit_test(job_without_secret_not_adopted),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -789,7 +789,7 @@ static void adopt_reports_exit_and_checks_start_time(void **state)
         f->detached[f->ndetached].pid = pid;
         f->detached[f->ndetached++].start = start;
         snprintf(bad, sizeof(bad), "%d:%llu", (int)pid, start + 1);
-        assert_int_equal(o->adopt(&f->prov, "a1", bad, on_event, f), -ESRCH);
+        assert_int_equal(o->adopt(&f->prov, "a1", bad, NULL, 0, on_event, f), -ESRCH);
 
         FILE *fp = fopen("/proc/sys/kernel/pid_max", "re");
         long pid_max = 0;
@@ -797,18 +797,18 @@ static void adopt_reports_exit_and_checks_start_time(void **state)
         assert_int_equal(fscanf(fp, "%ld", &pid_max), 1);
         fclose(fp);
         snprintf(gone, sizeof(gone), "%ld:%llu", pid_max, start);
-        assert_int_equal(o->adopt(&f->prov, "a1", gone, on_event, f), -ESRCH);
+        assert_int_equal(o->adopt(&f->prov, "a1", gone, NULL, 0, on_event, f), -ESRCH);
 
         /* An empty ref means "find it by name": nothing carries this one. */
-        assert_int_equal(o->adopt(&f->prov, "a1", "", on_event, f), -ESRCH);
+        assert_int_equal(o->adopt(&f->prov, "a1", "", NULL, 0, on_event, f), -ESRCH);
         const char *malformed[] = { "abc", "12", "12:", "12:x", "-1:5", "12:5x",
                                     " 12:5", "12: 5", "99999999999:1", NULL };
         for (int k = 0; malformed[k]; k++)
-                assert_int_equal(o->adopt(&f->prov, "a1", malformed[k], on_event, f), -EINVAL);
-        assert_int_equal(o->adopt(&f->prov, "a1", NULL, on_event, f), -EINVAL);
+                assert_int_equal(o->adopt(&f->prov, "a1", malformed[k], NULL, 0, on_event, f), -EINVAL);
+        assert_int_equal(o->adopt(&f->prov, "a1", NULL, NULL, 0, on_event, f), -EINVAL);
 
-        assert_int_equal(o->adopt(&f->prov, "a1", ref, on_event, f), 0);
-        assert_int_equal(o->adopt(&f->prov, "a1", ref, on_event, f), -EEXIST);
+        assert_int_equal(o->adopt(&f->prov, "a1", ref, NULL, 0, on_event, f), 0);
+        assert_int_equal(o->adopt(&f->prov, "a1", ref, NULL, 0, on_event, f), -EEXIST);
         int64_t t0 = now_ms();
         assert_true(wait_exited(f, 1, 5000));
         assert_true(now_ms() - t0 < 2000);
@@ -819,7 +819,7 @@ static void adopt_reports_exit_and_checks_start_time(void **state)
         assert_exit_unknown(&f->ev[0]);
         /* Ended: its ref no longer adopts. */
         assert_true(run_until(f, gone_pred, &pid, 2000));
-        assert_int_equal(o->adopt(&f->prov, "a1", ref, on_event, f), -ESRCH);
+        assert_int_equal(o->adopt(&f->prov, "a1", ref, NULL, 0, on_event, f), -ESRCH);
 }
 
 /* The daemon died between spawning a worker and saving its ref: the
@@ -856,8 +856,8 @@ static void adopt_without_ref_finds_worker_by_name(void **state)
         detached_ref(pid, ref, sizeof(ref), &start);
         f->detached[f->ndetached].pid = pid;
         f->detached[f->ndetached++].start = start;
-        assert_int_equal(o->adopt(&f->prov, "lost-ref-2", "", on_event, f), -ESRCH);
-        assert_int_equal(o->adopt(&f->prov, "lost-ref-1", "", on_event, f), 0);
+        assert_int_equal(o->adopt(&f->prov, "lost-ref-2", "", NULL, 0, on_event, f), -ESRCH);
+        assert_int_equal(o->adopt(&f->prov, "lost-ref-1", "", NULL, 0, on_event, f), 0);
         assert_non_null(o->ref);
         assert_string_equal(o->ref(&f->prov, "lost-ref-1"), ref);
         assert_true(wait_exited(f, 1, 8000));
@@ -920,7 +920,7 @@ static void adopted_worker_stops_and_lists(void **state)
         detached_ref(pid, ref, sizeof(ref), &start);
         f->detached[f->ndetached].pid = pid;
         f->detached[f->ndetached++].start = start;
-        assert_int_equal(o->adopt(&f->prov, "a2", ref, on_event, f), 0);
+        assert_int_equal(o->adopt(&f->prov, "a2", ref, NULL, 0, on_event, f), 0);
         assert_int_equal(o->list(&f->prov, "a2", on_list, &r), 0);
         assert_int_equal(r.calls, 0);
         assert_true(run_until(f, list_done, &r, 2000));
@@ -1015,7 +1015,7 @@ static void done_keeps_workers_for_adoption(void **state)
         assert_false(proc_gone(pid, start));
 
         assert_int_equal(o->init(&f->prov, f->loop, NULL), 0);
-        assert_int_equal(o->adopt(&f->prov, "w-keep", ref, on_event, f), 0);
+        assert_int_equal(o->adopt(&f->prov, "w-keep", ref, NULL, 0, on_event, f), 0);
         f->prov.stop_grace_ms = 100;
         assert_int_equal(o->stop(&f->prov, "w-keep"), 0);
         assert_true(wait_exited(f, 1, 3000));
