@@ -265,25 +265,7 @@ void write_config_full(struct fx *fx, const char *timeout, const char *provider,
 void write_config_broker(struct fx *fx, const char *forge_timeout, const char *broker_extra, const char *pools,
                          int broker_port)
 {
-        char cfg[PATH_MAX], text[16384];
-
-        snprintf(text, sizeof(text),
-                 "listen: 127.0.0.1:0\n"
-                 "state_dir: %s\n"
-                 "forges:\n"
-                 "  sim:\n"
-                 "    url: %s\n"
-                 "    token_env: FS_TEST_TOKEN\n"
-                 "    timeout: %s\n"
-                 "providers:\n"
-                 "  here: {type: local}\n"
-                 "broker:\n"
-                 "  listen: 127.0.0.1:%d\n"
-                 "%s"
-                 "pools:\n%s",
-                 fx->state, fx->sim->base_url, forge_timeout, broker_port, broker_extra ? broker_extra : "", pools);
-        snprintf(cfg, sizeof(cfg), "%s/fs.yaml", fx->dir);
-        write_file(cfg, text);
+        write_config_broker_provider(fx, forge_timeout, "{type: local}", broker_extra, pools, broker_port);
 }
 
 void write_config_t(struct fx *fx, const char *timeout, const char *pools)
