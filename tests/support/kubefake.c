@@ -1,7 +1,7 @@
-/* kubefake.c: see kubefake.h. Owns the kube-fake child processes of a test
- * binary (recorded so an atexit hook kills them; each asks the kernel to
- * kill it when the test process dies), their temp folders and TLS material,
- * and the libcurl handles of the helpers. Never asserts. */
+/* kubefake.c: see kubefake.h. Owns kube-fake's temp folders and TLS
+ * material and the libcurl handles of the helpers; the child process
+ * itself is child.c's (killed with the test process, whatever ends it).
+ * Never asserts. */
 #include "kubefake.h"
 
 #include <curl/curl.h>
@@ -11,25 +11,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "util/base64.h"
 #include "util/fsutil.h"
 
-#define MAX_CHILDREN 8
 #define LISTEN_PREFIX "listening on https://127.0.0.1:"
 #define MAX_BODY (16u << 20)
 
 struct kubefake {
-        pid_t pid;
-        bool died;
+        struct child proc;
         int port;
-        int out_fd;
         char dir[256];
         char url[64];
         char root[300], ca[300], ca_key[300], cert[300], key[300], client_cert[300];
@@ -39,60 +36,14 @@ struct kubefake {
         CURL *curl;             /* kept alive for the helpers */
 };
 
-static pid_t children[MAX_CHILDREN];
 static bool hooks_installed;
-
-static void kill_children(void)
-{
-        for (size_t i = 0; i < MAX_CHILDREN; i++) {
-                if (children[i] > 0) {
-                        kill(children[i], SIGKILL);
-                        waitpid(children[i], NULL, 0);
-                        children[i] = 0;
-                }
-        }
-}
 
 static void install_hooks(void)
 {
         if (hooks_installed)
                 return;
         hooks_installed = true;
-        atexit(kill_children);
         curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void track(pid_t pid)
-{
-        for (size_t i = 0; i < MAX_CHILDREN; i++) {
-                if (children[i] == 0) {
-                        children[i] = pid;
-                        return;
-                }
-        }
-}
-
-static void untrack(pid_t pid)
-{
-        for (size_t i = 0; i < MAX_CHILDREN; i++)
-                if (children[i] == pid)
-                        children[i] = 0;
-}
-
-static double now_s(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
 }
 
 /* Runs argv (openssl) quietly; 0 when it exited 0. */
@@ -147,28 +98,6 @@ static int make_certs(struct kubefake *kf)
         return 0;
 }
 
-static int scan_port(int fd)
-{
-        char buf[4096];
-        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-        const char *p;
-        char *end;
-        long port;
-
-        if (n <= 0)
-                return 0;
-        buf[n] = '\0';
-        p = strstr(buf, LISTEN_PREFIX);
-        if (!p)
-                return 0;
-        p += strlen(LISTEN_PREFIX);
-        errno = 0;
-        port = strtol(p, &end, 10);
-        if (errno || end == p || *end != '\n' || port <= 0 || port > 65535)
-                return 0;
-        return (int)port;
-}
-
 static void random_token(char *buf, size_t n)
 {
         unsigned char b[16];
@@ -193,7 +122,8 @@ int kubefake_start(const struct kubefake_opts *opts, struct kubefake **ret)
         kf = calloc(1, sizeof(*kf));
         if (!kf)
                 return -ENOMEM;
-        kf->out_fd = -1;
+        kf->proc.name = "kube-fake";
+        kf->proc.out_fd = -1;
         snprintf(kf->dir, sizeof(kf->dir), "/tmp/kubefake.XXXXXX");
         if (!mkdtemp(kf->dir)) {
                 r = -errno;
@@ -227,8 +157,8 @@ int kubefake_start(const struct kubefake_opts *opts, struct kubefake **ret)
                 goto err;
         }
         snprintf(out, sizeof(out), "%s/stdout", kf->dir);
-        kf->out_fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (kf->out_fd < 0) {
+        kf->proc.out_fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (kf->proc.out_fd < 0) {
                 r = -errno;
                 goto err;
         }
@@ -254,45 +184,17 @@ int kubefake_start(const struct kubefake_opts *opts, struct kubefake **ret)
         argv[argc++] = opts && opts->log_level ? opts->log_level : "info";
         argv[argc] = NULL;
 
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid < 0) {
-                r = -errno;
+        r = child_start(&kf->proc, exe, argv);
+        if (r < 0)
+                goto err;
+        long timeout = opts && opts->start_timeout_ms > 0 ? opts->start_timeout_ms : 10000;
+        r = child_wait_port(&kf->proc, LISTEN_PREFIX, timeout);
+        if (r < 0) {
+                fprintf(stderr, "kubefake: %s\n",
+                        r == -ECHILD ? "kube-fake exited before listening" : "no listening line in time");
                 goto err;
         }
-        if (pid == 0) {
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                        _exit(127);
-                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(kf->out_fd, 1) < 0)
-                        _exit(127);
-                signal(SIGTERM, SIG_DFL);
-                signal(SIGINT, SIG_DFL);
-                execv(exe, (char *const *)argv);
-                _exit(127);
-        }
-        kf->pid = pid;
-        track(pid);
-        long timeout = opts && opts->start_timeout_ms > 0 ? opts->start_timeout_ms : 10000;
-        double deadline = now_s() + (double)timeout / 1000.0;
-        for (;;) {
-                int port = scan_port(kf->out_fd);
-                if (port > 0) {
-                        kf->port = port;
-                        break;
-                }
-                if (!kubefake_alive(kf)) {
-                        fprintf(stderr, "kubefake: kube-fake exited before listening\n");
-                        r = -ECHILD;
-                        goto err;
-                }
-                if (now_s() > deadline) {
-                        fprintf(stderr, "kubefake: no listening line in time\n");
-                        r = -ETIMEDOUT;
-                        goto err;
-                }
-                sleep_ms(5);
-        }
+        kf->port = r;
         snprintf(kf->url, sizeof(kf->url), "https://127.0.0.1:%d", kf->port);
         *ret = kf;
         return 0;
@@ -303,68 +205,28 @@ err:
 
 bool kubefake_alive(struct kubefake *kf)
 {
-        int st;
-        pid_t w;
-
-        if (!kf || kf->pid <= 0)
-                return false;
-        w = waitpid(kf->pid, &st, WNOHANG);
-        if (w == 0)
-                return true;
-        if (w == kf->pid) {
-                if (WIFSIGNALED(st))
-                        fprintf(stderr, "kube-fake (pid %d) died with signal %d\n", (int)kf->pid,
-                                WTERMSIG(st));
-                else
-                        fprintf(stderr, "kube-fake (pid %d) exited with status %d\n",
-                                (int)kf->pid, WEXITSTATUS(st));
-        }
-        untrack(kf->pid);
-        kf->pid = 0;
-        kf->died = true;
-        return false;
+        return kf && child_alive(&kf->proc);
 }
 
 int kubefake_stop(struct kubefake *kf)
 {
-        int r = 0, st = 0;
+        int r;
 
         if (!kf)
                 return 0;
         if (kf->curl)
                 curl_easy_cleanup(kf->curl);
         kf->curl = NULL;
-        if (kf->died || (kf->pid > 0 && !kubefake_alive(kf))) {
-                r = -ESRCH;
-        } else if (kf->pid > 0) {
-                pid_t w;
-                double deadline = now_s() + 5.0;
-                kill(kf->pid, SIGTERM);
-                while ((w = waitpid(kf->pid, &st, WNOHANG)) == 0 && now_s() < deadline)
-                        sleep_ms(5);
-                if (w == 0) {
-                        fprintf(stderr, "kube-fake (pid %d) ignored SIGTERM for 5 s; killing\n",
-                                (int)kf->pid);
-                        kill(kf->pid, SIGKILL);
-                        waitpid(kf->pid, &st, 0);
-                        r = -ETIMEDOUT;
-                } else if (w == kf->pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0) &&
-                           !(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM)) {
-                        fprintf(stderr, "kube-fake ended badly after SIGTERM (status 0x%x)\n", st);
-                        r = -EPROTO;
-                }
-                untrack(kf->pid);
-                kf->pid = 0;
-        }
-        if (kf->out_fd >= 0)
-                close(kf->out_fd);
+        r = child_stop(&kf->proc, 5.0);
+        if (kf->proc.out_fd >= 0)
+                close(kf->proc.out_fd);
         if (kf->dir[0] && !getenv("KUBEFAKE_KEEP"))
                 fs_rm_rf(kf->dir);
         free(kf);
         return r;
 }
 
-pid_t kubefake_pid(const struct kubefake *kf) { return kf->pid; }
+pid_t kubefake_pid(const struct kubefake *kf) { return kf->proc.pid; }
 int kubefake_port(const struct kubefake *kf) { return kf->port; }
 const char *kubefake_url(const struct kubefake *kf) { return kf->url; }
 const char *kubefake_dir(const struct kubefake *kf) { return kf->dir; }
@@ -696,11 +558,11 @@ int kubefake_watch_open(struct kubefake *kf, const char *path, struct kubefake_w
         curl_multi_add_handle(w->multi, w->easy);
         /* Return once the answer's headers came: the watch is registered on
          * the server then, so a change made next is never missed. */
-        double deadline = now_s() + 5.0;
+        double deadline = child_now_s() + 5.0;
         while (!w->done && kubefake_watch_status(w) == 0) {
                 int running = 0, nfds = 0, q;
                 CURLMsg *m;
-                if (now_s() > deadline) {
+                if (child_now_s() > deadline) {
                         kubefake_watch_close(w);
                         return -ETIMEDOUT;
                 }
@@ -729,7 +591,7 @@ long kubefake_watch_status(struct kubefake_watch *w)
 
 int kubefake_watch_next(struct kubefake_watch *w, long timeout_ms, json_t **ret_event)
 {
-        double deadline = now_s() + (double)timeout_ms / 1000.0;
+        double deadline = child_now_s() + (double)timeout_ms / 1000.0;
 
         for (;;) {
                 char *nl = w->b.p ? memchr(w->b.p + w->off, '\n', w->b.len - w->off) : NULL;
@@ -754,7 +616,7 @@ int kubefake_watch_next(struct kubefake_watch *w, long timeout_ms, json_t **ret_
                 }
                 if (w->done)
                         return w->result == CURLE_OK ? -EPIPE : -ECONNRESET;
-                double left = deadline - now_s();
+                double left = deadline - child_now_s();
                 if (left <= 0)
                         return -ETIMEDOUT;
                 int running = 0, nfds = 0;

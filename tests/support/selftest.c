@@ -198,7 +198,7 @@ static void start_and_stop(void **state)
         need_sim();
         CK_OK(sim_start(NULL, &sim));
         assert_true(sim->port > 0);
-        pid_t pid = sim->pid;
+        pid_t pid = sim->proc.pid;
         CK_OK(sim_rpc(sim, "ping.v1.PingService/Ping", NULL, NULL, NULL, "{\"data\":\"x\"}", &r));
         CK_STATUS(&r, 200);
         sim_resp_done(&r);
@@ -255,7 +255,7 @@ static void crash_detected(void **state)
 
         need_sim();
         CK_OK(sim_start(NULL, &sim));
-        kill(sim->pid, SIGKILL);
+        kill(sim->proc.pid, SIGKILL);
         ck_sleep_ms(50);
         assert_false(sim_alive(sim));
         assert_int_equal(sim_stop(sim), -ESRCH);
@@ -277,7 +277,7 @@ static void sim_dies_with_test_process(void **state)
                 close(p[0]);
                 if (sim_start(NULL, &sim) < 0)
                         _exit(1);
-                pid_t sp = sim->pid;
+                pid_t sp = sim->proc.pid;
                 if (write(p[1], &sp, sizeof(sp)) != sizeof(sp))
                         _exit(1);
                 for (;;)

@@ -1,7 +1,6 @@
-/* sim.c: see sim.h. Owns the simulator child processes of a test binary:
- * every started pid is recorded so that an atexit hook can kill it, and the
- * child asks the kernel to kill it when the test process dies. Never
- * asserts; the checks live in check.c. */
+/* sim.c: see sim.h. Owns the simulator's start options and the HTTP
+ * helpers; the child process itself is child.c's (killed with the test
+ * process, whatever ends it). Never asserts; the checks live in check.c. */
 #include "sim.h"
 
 #include "util/httpc.h"
@@ -13,116 +12,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CHILDREN 32
 #define LISTEN_PREFIX "listening on http://127.0.0.1:"
 
-static pid_t children[MAX_CHILDREN];
 static bool hooks_installed;
-
-static void kill_children(void)
-{
-        for (size_t i = 0; i < MAX_CHILDREN; i++) {
-                if (children[i] > 0) {
-                        kill(children[i], SIGKILL);
-                        waitpid(children[i], NULL, 0);
-                        children[i] = 0;
-                }
-        }
-}
-
-static void on_fatal_signal(int sig)
-{
-        /* Only async-signal-safe calls: kill() and then re-raise. */
-        for (size_t i = 0; i < MAX_CHILDREN; i++)
-                if (children[i] > 0)
-                        kill(children[i], SIGKILL);
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
 
 static void install_hooks(void)
 {
         if (hooks_installed)
                 return;
         hooks_installed = true;
-        atexit(kill_children);
-        /* SIGTERM/SIGINT come from the test runner's timeout or a user;
-         * the crash signals are handled by cmocka while a test runs. */
-        signal(SIGTERM, on_fatal_signal);
-        signal(SIGINT, on_fatal_signal);
-        signal(SIGHUP, on_fatal_signal);
         httpc_global_init();
-}
-
-static void track(pid_t pid)
-{
-        for (size_t i = 0; i < MAX_CHILDREN; i++) {
-                if (children[i] == 0) {
-                        children[i] = pid;
-                        return;
-                }
-        }
-}
-
-static void untrack(pid_t pid)
-{
-        for (size_t i = 0; i < MAX_CHILDREN; i++)
-                if (children[i] == pid)
-                        children[i] = 0;
-}
-
-static double now_s(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
 }
 
 static void dump_output(const struct sim *sim, const char *why)
 {
         char buf[4096];
-        ssize_t n = pread(sim->out_fd, buf, sizeof(buf) - 1, 0);
+        ssize_t n = pread(sim->proc.out_fd, buf, sizeof(buf) - 1, 0);
 
         if (n < 0)
                 n = 0;
         buf[n] = '\0';
         fprintf(stderr, "forgejo-sim: %s; its stdout was:\n%s\n", why, buf);
-}
-
-/* Looks for the listening line in the captured stdout. Returns the port,
- * 0 when the line is not complete yet. */
-static int scan_port(int fd)
-{
-        char buf[4096];
-        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-
-        if (n <= 0)
-                return 0;
-        buf[n] = '\0';
-        const char *p = strstr(buf, LISTEN_PREFIX);
-        if (!p)
-                return 0;
-        p += strlen(LISTEN_PREFIX);
-        char *end;
-        errno = 0;
-        long port = strtol(p, &end, 10);
-        if (errno || end == p || (*end != '\n' && *end != '\r') || port <= 0 || port > 65535)
-                return 0;
-        return (int)port;
 }
 
 int sim_start(const struct sim_opts *opts, struct sim **ret)
@@ -138,7 +51,8 @@ int sim_start(const struct sim_opts *opts, struct sim **ret)
         sim = calloc(1, sizeof(*sim));
         if (!sim)
                 return -ENOMEM;
-        sim->out_fd = -1;
+        sim->proc.name = "forgejo-sim";
+        sim->proc.out_fd = -1;
         sim->http = httpc_new();
         if (!sim->http) {
                 r = -ENOMEM;
@@ -146,8 +60,8 @@ int sim_start(const struct sim_opts *opts, struct sim **ret)
         }
         /* A file, not a pipe: the simulator may write more than a pipe holds
          * and must never block on a reader that stopped reading. */
-        sim->out_fd = mkostemp(tmpl, O_CLOEXEC);
-        if (sim->out_fd < 0) {
+        sim->proc.out_fd = mkostemp(tmpl, O_CLOEXEC);
+        if (sim->proc.out_fd < 0) {
                 r = -errno;
                 goto err;
         }
@@ -171,48 +85,16 @@ int sim_start(const struct sim_opts *opts, struct sim **ret)
                 argv[argc++] = "--test-clock";
         argv[argc] = NULL;
 
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid < 0) {
-                r = -errno;
+        r = child_start(&sim->proc, exe, argv);
+        if (r < 0)
+                goto err;
+        long timeout = opts && opts->start_timeout_ms > 0 ? opts->start_timeout_ms : 10000;
+        r = child_wait_port(&sim->proc, LISTEN_PREFIX, timeout);
+        if (r < 0) {
+                dump_output(sim, r == -ECHILD ? "exited before listening" : "no listening line in time");
                 goto err;
         }
-        if (pid == 0) {
-                /* Die with the test process, whatever kills it. */
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                        _exit(127);
-                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(sim->out_fd, 1) < 0)
-                        _exit(127);
-                signal(SIGTERM, SIG_DFL);
-                signal(SIGINT, SIG_DFL);
-                signal(SIGHUP, SIG_DFL);
-                execv(exe, (char *const *)argv);
-                _exit(127);
-        }
-        sim->pid = pid;
-        track(pid);
-
-        long timeout = opts && opts->start_timeout_ms > 0 ? opts->start_timeout_ms : 10000;
-        double deadline = now_s() + (double)timeout / 1000.0;
-        for (;;) {
-                int port = scan_port(sim->out_fd);
-                if (port > 0) {
-                        sim->port = port;
-                        break;
-                }
-                if (!sim_alive(sim)) {
-                        dump_output(sim, "exited before listening");
-                        r = -ECHILD;
-                        goto err;
-                }
-                if (now_s() > deadline) {
-                        dump_output(sim, "no listening line in time");
-                        r = -ETIMEDOUT;
-                        goto err;
-                }
-                sleep_ms(5);
-        }
+        sim->port = r;
         snprintf(sim->base_url, sizeof(sim->base_url), "http://127.0.0.1:%d", sim->port);
         *ret = sim;
         return 0;
@@ -223,30 +105,12 @@ err:
 
 bool sim_alive(struct sim *sim)
 {
-        int st;
-
-        if (!sim || sim->pid <= 0)
-                return false;
-        pid_t w = waitpid(sim->pid, &st, WNOHANG);
-        if (w == 0)
-                return true;
-        if (w == sim->pid) {
-                if (WIFSIGNALED(st))
-                        fprintf(stderr, "forgejo-sim (pid %d) died with signal %d\n",
-                                (int)sim->pid, WTERMSIG(st));
-                else
-                        fprintf(stderr, "forgejo-sim (pid %d) exited with status %d\n",
-                                (int)sim->pid, WEXITSTATUS(st));
-        }
-        untrack(sim->pid);
-        sim->pid = 0;
-        sim->died = true;
-        return false;
+        return sim && child_alive(&sim->proc);
 }
 
 int sim_stop(struct sim *sim)
 {
-        int r = 0, st = 0;
+        int r;
 
         if (!sim)
                 return 0;
@@ -254,37 +118,9 @@ int sim_stop(struct sim *sim)
          * wait for it to drain when it stops. */
         httpc_free(sim->http);
         sim->http = NULL;
-        if (sim->died || (sim->pid > 0 && !sim_alive(sim))) {
-                r = -ESRCH;
-        } else if (sim->pid > 0) {
-                kill(sim->pid, SIGTERM);
-                double deadline = now_s() + 3.0;
-                pid_t w;
-                while ((w = waitpid(sim->pid, &st, WNOHANG)) == 0 && now_s() < deadline)
-                        sleep_ms(5);
-                if (w == 0) {
-                        fprintf(stderr, "forgejo-sim (pid %d) ignored SIGTERM for 3 s; killing\n",
-                                (int)sim->pid);
-                        kill(sim->pid, SIGKILL);
-                        waitpid(sim->pid, &st, 0);
-                        r = -ETIMEDOUT;
-                } else if (w == sim->pid) {
-                        if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
-                                fprintf(stderr, "forgejo-sim exited with status %d after SIGTERM\n",
-                                        WEXITSTATUS(st));
-                                r = -EPROTO;
-                        } else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM) {
-                                fprintf(stderr, "forgejo-sim died with signal %d after SIGTERM\n",
-                                        WTERMSIG(st));
-                                r = -EPROTO;
-                        }
-                }
-                untrack(sim->pid);
-                sim->pid = 0;
-        }
-        if (sim->out_fd >= 0)
-                close(sim->out_fd);
-        httpc_free(sim->http);
+        r = child_stop(&sim->proc, 3.0);
+        if (sim->proc.out_fd >= 0)
+                close(sim->proc.out_fd);
         free(sim);
         return r;
 }
@@ -327,9 +163,9 @@ int sim_request(struct sim *sim, const struct sim_req *req, struct sim_resp *ret
                 .body_len = req->body && !req->body_len ? strlen(req->body) : req->body_len,
                 .timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 5000,
         };
-        double t0 = now_s();
+        double t0 = child_now_s();
         r = httpc_do(h, &hq, &hr);
-        ret->elapsed_s = now_s() - t0;
+        ret->elapsed_s = child_now_s() - t0;
         httpc_free(fresh);
         if (r < 0) {
                 fprintf(stderr, "%s %s: transport error %d (%s)\n",

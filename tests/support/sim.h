@@ -11,16 +11,15 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "child.h"
 #include "forge/rpcodec.h"
 
 struct httpc;
 
 struct sim {
-        pid_t pid;               /* 0 once reaped */
-        bool died;               /* reaped before sim_stop() asked it to end */
+        struct child proc;       /* its stdout is an unlinked temp file */
         int port;
         char base_url[64];       /* "http://127.0.0.1:PORT" */
-        int out_fd;              /* the child's stdout (an unlinked temp file) */
         struct httpc *http;      /* kept-alive connection for the helpers */
 };
 
