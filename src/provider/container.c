@@ -39,7 +39,7 @@
 #define ADOPT_TIMEOUT_MS 5000L
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
-#define KILL_RETRY_MS 1000              /* a kill the engine did not take */
+#define KILL_RETRY_MS 1000              /* a kill the engine did not take, doubling */
 #define LOG_GRACE_MS 3000               /* for the log stream's end after the exit */
 #define PULL_MAX_RESPONSE (8u << 20)
 #define LIST_MAX_RESPONSE (32u << 20)
@@ -85,7 +85,7 @@ struct cinst {
         int64_t kill_deadline;
         struct loop_timer *wait_timer;  /* retry of a lost wait */
         struct loop_timer *log_timer;   /* retry of a lost log stream, or the drain's end */
-        int wait_backoff, log_backoff;
+        int wait_backoff, log_backoff, kill_backoff;
         /* The worker log. */
         int log_fd;
         size_t log_len, log_max;
@@ -1033,8 +1033,12 @@ static void on_kill_sent(void *ud, int err, long status, const char *body, size_
          * lost with the call (the engine restarting, the socket gone).
          * The KILL pending at the grace's end, if any, stays the next
          * step; otherwise the KILL is asked again. */
-        if ((err < 0 || status >= 500) && i->phase == PH_RUN && !i->kill_timer)
-                i->kill_timer = loop_timer_add(i->c->loop, KILL_RETRY_MS, on_kill_timer, i);
+        if ((err < 0 || status >= 500) && i->phase == PH_RUN && !i->kill_timer) {
+                i->kill_backoff = i->kill_backoff ? i->kill_backoff * 2 : KILL_RETRY_MS;
+                if (i->kill_backoff > RETRY_MAX_MS)
+                        i->kill_backoff = RETRY_MAX_MS;
+                i->kill_timer = loop_timer_add(i->c->loop, i->kill_backoff, on_kill_timer, i);
+        }
 }
 
 static int send_signal(struct cinst *i, int sig)
